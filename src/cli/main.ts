@@ -1,0 +1,49 @@
+/** The mxstack command line: parsing and printing only; the work is in src/. */
+import { Command, CommanderError } from 'commander';
+import { ValuesError } from '../values/errors.js';
+import { registerValuesCommands } from './values.js';
+import { registerRenderCommand } from './render.js';
+
+/** A failure the user caused by how the command was called: exit 2. */
+export class UsageError extends Error {}
+
+export function buildProgram(): Command {
+  const program = new Command('mxstack')
+    .description('A complete, secure Matrix deployment from one values file.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerValuesCommands(program);
+  registerRenderCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.commands.forEach((c) => c.exitOverride());
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0) return 0;
+    return 2;
+  }
+  if (error instanceof ValuesError) {
+    for (const problem of error.problems) process.stderr.write(`error: ${problem}\n`);
+    return 2;
+  }
+  if (error instanceof UsageError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    return 2;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`error: ${message}\n`);
+  if (process.env.MXSTACK_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  return 1;
+}

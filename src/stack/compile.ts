@@ -1,0 +1,134 @@
+/** Values + placement → Stack. Pure. */
+import type { Values } from '../values/schema.js';
+import { componentVersions } from '../versions.js';
+import type { Placement, SecretRef, Stack, StackSecrets } from './model.js';
+
+export const defaultRelease = 'mxstack';
+export const defaultNamespace = 'matrix';
+
+const ownSecret = (name: string, key: string): SecretRef => ({ name, key, userProvided: false });
+const userSecret = (ref: { name: string; key: string } | undefined, fallback: SecretRef): SecretRef =>
+  ref ? { name: ref.name, key: ref.key, userProvided: true } : fallback;
+
+/** Names of the Secrets the stack reads; the old chart's names where it had one, so migrations keep them. */
+export function deriveSecrets(values: Values, release: string): StackSecrets {
+  const s = values.synapse;
+  const admin = `${release}-admin-credentials`;
+  const oidcClientSecrets: Record<string, SecretRef> = {};
+  for (const provider of s.server.sso.oidc.providers) {
+    oidcClientSecrets[provider.idp_id] = userSecret(provider.clientSecretRef, ownSecret(`${release}-oidc-${provider.idp_id}`, 'client-secret'));
+  }
+  return {
+    postgresPassword: userSecret(s.database.passwordSecretRef, ownSecret(`${release}-postgresql`, 'postgres-password')),
+    adminUsername: ownSecret(admin, 'username'),
+    adminPassword: ownSecret(admin, 'password'),
+    registrationSharedSecret: ownSecret(admin, 'registration-secret'),
+    macaroonSecretKey: ownSecret(`${release}-synapse-keys`, 'macaroon-secret-key'),
+    formSecret: ownSecret(`${release}-synapse-keys`, 'form-secret'),
+    turnSharedSecret: userSecret(s.server.turn.sharedSecretRef, ownSecret(`${release}-turn-credentials`, 'shared-secret')),
+    signingKey: s.signingKey.existingSecret
+      ? { name: s.signingKey.existingSecret, key: s.signingKey.secretKey, userProvided: true }
+      : ownSecret(`${release}-signing-key`, s.signingKey.secretKey),
+    synapseSecretConfig: ownSecret(`${release}-synapse-secret-config`, 'homeserver-secrets.yaml'),
+    ...(s.server.email.enabled
+      ? { smtpPassword: userSecret(s.server.email.smtpPassSecretRef, ownSecret(`${release}-smtp`, 'password')) }
+      : {}),
+    oidcClientSecrets,
+  };
+}
+
+function publicBaseUrl(values: Values, placement: Placement): string {
+  const explicit = values.synapse.server.publicBaseurl;
+  if (explicit) return explicit.endsWith('/') ? explicit : `${explicit}/`;
+  if (placement.target === 'local') return `http://${placement.hosts.router}:${placement.ports.router}/`;
+  const host = values.ingress.synapse.host ?? values.synapse.server.name;
+  return `https://${host}/`;
+}
+
+function elementUrl(values: Values, placement: Placement): string | undefined {
+  if (!values.element.enabled) return undefined;
+  if (placement.target === 'local') {
+    return values.element.webRoot ? `http://${placement.hosts.router}:${placement.ports.router}/` : undefined;
+  }
+  const host = values.ingress.element.host;
+  return host ? `https://${host}/` : undefined;
+}
+
+function federationServer(values: Values, placement: Placement, baseUrl: string): string | undefined {
+  if (!values.synapse.server.federation.enabled) return undefined;
+  if (placement.target === 'local') return `${placement.hosts.router}:${placement.ports.router}`;
+  if (!values.ingress.federation.enabled) return undefined;
+  return `${new URL(baseUrl).hostname}:443`;
+}
+
+/** turn_uris: the configured ones, or derived from coturn's host, ports and TLS. */
+export function deriveTurnUris(values: Values, placement: Placement): string[] {
+  const turn = values.synapse.server.turn;
+  if (!turn.enabled) return [];
+  if (turn.uris.length > 0) return turn.uris;
+  if (!values.coturn.enabled) return [];
+  const host =
+    placement.target === 'local'
+      ? placement.hosts.coturn
+      : values.coturn.hostname ?? values.coturn.service.externalDns.hostname ?? values.coturn.realm ?? values.coturn.externalIP ?? values.synapse.server.name;
+  const { turn: turnPort, turns: turnsPort } = placement.ports;
+  const uris = [`turn:${host}:${turnPort}?transport=udp`, `turn:${host}:${turnPort}?transport=tcp`];
+  if (values.coturn.tls.enabled) uris.push(`turns:${host}:${turnsPort}?transport=tcp`);
+  return uris;
+}
+
+export interface CompileOptions {
+  release?: string;
+  namespace?: string;
+}
+
+export function compileStack(values: Values, placement: Placement, options: CompileOptions = {}): Stack {
+  const release = options.release ?? defaultRelease;
+  const namespace = options.namespace ?? defaultNamespace;
+  const baseUrl = publicBaseUrl(values, placement);
+  const selectorLabels = (component: string) => ({
+    'app.kubernetes.io/name': component,
+    'app.kubernetes.io/instance': release,
+  });
+  const versionOf = (component: string): string => {
+    const images: Record<string, { tag: string }> = {
+      synapse: values.synapse.image,
+      element: values.element.image,
+      postgresql: values.postgresql.image,
+      coturn: values.coturn.image,
+      router: values.router.image,
+    };
+    return images[component]?.tag ?? componentVersions.synapse;
+  };
+  return {
+    values,
+    release,
+    namespace,
+    placement,
+    serverName: values.synapse.server.name,
+    publicBaseUrl: baseUrl,
+    elementUrl: elementUrl(values, placement),
+    federationServer: federationServer(values, placement, baseUrl),
+    turnUris: deriveTurnUris(values, placement),
+    turnRealm: values.coturn.realm ?? values.synapse.server.name,
+    database: {
+      host: values.synapse.database.external ? values.synapse.database.host! : placement.hosts.postgresql,
+      port: values.synapse.database.external ? values.synapse.database.port : placement.ports.postgresql,
+      name: values.synapse.database.name ?? values.postgresql.database,
+      user: values.synapse.database.user ?? values.postgresql.username,
+      sslmode: values.synapse.database.external ? values.synapse.database.sslmode : 'disable',
+    },
+    secrets: deriveSecrets(values, release),
+    versions: componentVersions,
+    selectorLabels,
+    labels: (component: string) => ({
+      ...values.global.commonLabels,
+      ...selectorLabels(component),
+      'app.kubernetes.io/component': component,
+      'app.kubernetes.io/part-of': 'mxstack',
+      'app.kubernetes.io/managed-by': 'mxstack',
+      'app.kubernetes.io/version': versionOf(component).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63),
+    }),
+    objectName: (component: string) => `${release}-${component}`,
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * The compiled stack: what every component needs to know about the others, derived once from the
+ * values and a placement. Targets differ only in the placement (addresses, ports, paths), never in
+ * how configuration files are generated.
+ */
+import type { Values } from '../values/schema.js';
+import { componentVersions } from '../versions.js';
+
+export type TargetKind = 'kubernetes' | 'local';
+
+export type ComponentName = 'synapse' | 'postgresql' | 'element' | 'router' | 'coturn';
+
+/** Where a target puts each component: host names, ports and file locations. */
+export interface Placement {
+  target: TargetKind;
+  /** Address servers bind to (0.0.0.0 in pods, 127.0.0.1 locally). */
+  bindAddress: string;
+  /** How each component is reached by the others. */
+  hosts: Record<ComponentName, string>;
+  ports: {
+    synapseHttp: number;
+    synapseMetrics: number;
+    postgresql: number;
+    element: number;
+    router: number;
+    routerMetrics: number;
+    turn: number;
+    turns: number;
+    turnMetrics: number;
+    relayMin: number;
+    relayMax: number;
+  };
+  paths: {
+    /** Directory holding the generated, non-secret Synapse files (homeserver.yaml, log.yaml). */
+    synapseConfigDir: string;
+    /** Directory holding one file per Synapse secret (see SynapseSecretFile). */
+    synapseSecretsDir: string;
+    /** The signing key file. */
+    signingKey: string;
+    mediaStore: string;
+    /** Synapse's data directory (pid file, uploads in flight). */
+    synapseDataDir: string;
+    /** Directory of the router's files (haproxy.cfg, well-known JSON). */
+    routerConfigDir: string;
+    /** Directory of coturn's TLS certificate and key (tls.crt, tls.key), when TLS is on. */
+    coturnTlsDir: string;
+  };
+  /** Address coturn relays from and announces when no externalIP is configured. */
+  coturnRelayAddress?: string;
+}
+
+/** File names inside placement.paths.synapseSecretsDir. */
+export const synapseSecretFiles = {
+  /** YAML with only the `database` and `email` blocks (Synapse has no *_path for them). */
+  secretConfig: 'homeserver-secrets.yaml',
+  registrationSharedSecret: 'registration_shared_secret',
+  macaroonSecretKey: 'macaroon_secret_key',
+  formSecret: 'form_secret',
+  turnSharedSecret: 'turn_shared_secret',
+  oidcClientSecret: (idpId: string) => `oidc_${idpId}_client_secret`,
+} as const;
+
+/** A Kubernetes Secret key the stack reads, and who creates it. */
+export interface SecretRef {
+  name: string;
+  key: string;
+  /** true when values point at a Secret the user manages; false when `mxstack secrets init` creates it. */
+  userProvided: boolean;
+}
+
+export interface StackSecrets {
+  postgresPassword: SecretRef;
+  adminPassword: SecretRef;
+  adminUsername: SecretRef;
+  registrationSharedSecret: SecretRef;
+  macaroonSecretKey: SecretRef;
+  formSecret: SecretRef;
+  turnSharedSecret: SecretRef;
+  signingKey: SecretRef;
+  /** The Secret holding homeserver-secrets.yaml (database and email blocks), assembled by `secrets init`. */
+  synapseSecretConfig: SecretRef;
+  smtpPassword?: SecretRef;
+  oidcClientSecrets: Record<string, SecretRef>;
+}
+
+export interface Stack {
+  values: Values;
+  release: string;
+  namespace: string;
+  placement: Placement;
+  serverName: string;
+  /** Public URL of the Synapse client API, with a trailing slash. */
+  publicBaseUrl: string;
+  /** Public URL of Element Web, when it is deployed and reachable. */
+  elementUrl?: string;
+  /** Host:port announced in /.well-known/matrix/server. */
+  federationServer?: string;
+  turnUris: string[];
+  turnRealm: string;
+  database: { host: string; port: number; name: string; user: string; sslmode: string };
+  secrets: StackSecrets;
+  versions: typeof componentVersions;
+  /** Recommended labels shared by every object, and the selector labels per component. */
+  labels: (component: string) => Record<string, string>;
+  selectorLabels: (component: string) => Record<string, string>;
+  /** `<release>-<component>`: the object name of a component. */
+  objectName: (component: string) => string;
+}

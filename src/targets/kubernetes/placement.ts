@@ -1,0 +1,41 @@
+/** Where the Kubernetes target puts things: Service DNS names, container ports, mount paths. */
+import type { Values } from '../../values/schema.js';
+import type { Placement } from '../../stack/model.js';
+
+export const kubernetesPaths = {
+  synapseConfigDir: '/config',
+  synapseSecretsDir: '/secrets',
+  signingKey: '/keys/signing.key',
+  mediaStore: '/data/media_store',
+  synapseDataDir: '/data',
+  routerConfigDir: '/usr/local/etc/haproxy',
+  coturnTlsDir: '/tls',
+} as const;
+
+export function kubernetesPlacement(values: Values, release: string): Placement {
+  return {
+    target: 'kubernetes',
+    bindAddress: '0.0.0.0',
+    hosts: {
+      synapse: `${release}-synapse`,
+      postgresql: `${release}-postgresql`,
+      element: `${release}-element`,
+      router: `${release}-router`,
+      coturn: `${release}-coturn`,
+    },
+    ports: {
+      synapseHttp: values.synapse.service.targetPort,
+      synapseMetrics: values.synapse.metrics.port,
+      postgresql: 5432,
+      element: 8080,
+      router: values.router.port,
+      routerMetrics: values.router.metricsPort,
+      turn: values.coturn.listeningPort,
+      turns: values.coturn.tlsListeningPort,
+      turnMetrics: values.coturn.prometheusExporter.port,
+      relayMin: values.coturn.relayPortRange.min,
+      relayMax: values.coturn.relayPortRange.max,
+    },
+    paths: { ...kubernetesPaths },
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * Semantic checks after schema validation: settings that are well-typed but that Synapse (or the
+ * stack) cannot honour are refused with a sentence saying why, never silently rendered.
+ */
+import { ValuesError } from './errors.js';
+import type { Values } from './schema.js';
+
+type Check = (values: Values) => string | undefined;
+
+const checks: Check[] = [
+  (v) =>
+    v.synapse.server.mfa.totp.enabled
+      ? 'synapse.server.mfa.totp.enabled: Synapse has no two-factor authentication, so this setting would do nothing (the old chart rendered it anyway). Until mxstack\'s built-in identity provider ships, enforce 2FA in an OIDC provider (synapse.server.sso) and set synapse.server.passwordLogin.enabled: false.'
+      : undefined,
+  (v) =>
+    v.synapse.server.mfa.webauthn.enabled
+      ? 'synapse.server.mfa.webauthn.enabled: Synapse has no WebAuthn or any second factor, so this setting would do nothing. Use an OIDC provider that enforces security keys (synapse.server.sso) until mxstack\'s built-in identity provider ships.'
+      : undefined,
+  (v) => {
+    const mas = v.mas as Record<string, unknown>;
+    const onlyDisabled = Object.keys(mas).every((key) => key === 'enabled') && mas.enabled !== true;
+    return onlyDisabled
+      ? undefined
+      : 'mas: Matrix Authentication Service is not supported by mxstack (the old chart had mas.* keys with nothing behind them, and MAS has no 2FA either). Remove the mas block; use synapse.server.sso for OIDC login.';
+  },
+  (v) =>
+    (v.synapse.server.sso.saml2 as Record<string, unknown>).enabled === true
+      ? 'synapse.server.sso.saml2.enabled: SAML2 needs pysaml2 and xmlsec1, which the Synapse image does not ship. Use an OIDC provider (synapse.server.sso.oidc.providers); most SAML identity providers also speak OIDC.'
+      : undefined,
+  (v) =>
+    v.postgresql.config.walLevel === 'minimal'
+      ? 'postgresql.config.walLevel: minimal rules out replication and point-in-time recovery (a defect of the old chart). Allowed: replica (default) or logical.'
+      : undefined,
+  (v) =>
+    v.element.config.branding.customCssUrl !== undefined
+      ? 'element.config.branding.customCssUrl: Element Web has no custom CSS option. Use element.config.customThemes for colours and element.config.branding for logos and backgrounds.'
+      : undefined,
+  (v) => {
+    const { sso } = v.synapse.server;
+    if (sso.enabled && sso.oidc.enabled && sso.oidc.providers.length === 0)
+      return 'synapse.server.sso.oidc.providers: SSO with OIDC is enabled but no provider is listed. Add at least one provider (idp_id, idp_name, issuer, client_id).';
+    return undefined;
+  },
+  (v) => {
+    const ids = v.synapse.server.sso.oidc.providers.map((p) => p.idp_id);
+    const duplicate = ids.find((id, index) => ids.indexOf(id) !== index);
+    return duplicate ? `synapse.server.sso.oidc.providers: idp_id "${duplicate}" is used twice; each provider needs its own stable idp_id.` : undefined;
+  },
+  (v) => {
+    const problems = v.synapse.server.sso.oidc.providers.flatMap((p, i) => {
+      const at = `synapse.server.sso.oidc.providers[${i}]`;
+      const out: string[] = [];
+      if (p.client_secret !== undefined && p.clientSecretRef !== undefined)
+        out.push(`${at}: give either client_secret or clientSecretRef, not both.`);
+      const discovers = p.discover ?? p.preset !== 'github';
+      if (discovers && !p.issuer) out.push(`${at}.issuer: required when discovery is on (the provider's issuer URL).`);
+      if (!discovers && !(p.authorization_endpoint && p.token_endpoint))
+        out.push(`${at}: with discover: false, authorization_endpoint and token_endpoint are required.`);
+      return out;
+    });
+    return problems.length > 0 ? problems.join('\n') : undefined;
+  },
+  (v) =>
+    !v.synapse.server.passwordLogin.enabled && !(v.synapse.server.sso.enabled && v.synapse.server.sso.oidc.enabled)
+      ? 'synapse.server.passwordLogin.enabled: password login is off and no SSO provider is on, so nobody could sign in. Enable synapse.server.sso with a provider, or keep password login.'
+      : undefined,
+  (v) => {
+    const r = v.synapse.server.registration;
+    if (r.enabled && !r.requireEmail && !r.requireToken && !r.withoutVerification)
+      return 'synapse.server.registration.enabled: open registration needs a verification (Synapse refuses to start otherwise). Set registration.requireEmail or registration.requireToken, or registration.withoutVerification: true if you accept spam sign-ups.';
+    return undefined;
+  },
+  (v) =>
+    v.synapse.server.registration.requireEmail && !v.synapse.server.email.enabled
+      ? 'synapse.server.registration.requireEmail: requires outgoing email; set synapse.server.email.enabled with smtpHost.'
+      : undefined,
+  (v) =>
+    v.synapse.server.email.enabled && !v.synapse.server.email.smtpHost
+      ? 'synapse.server.email.smtpHost: required when synapse.server.email.enabled is true.'
+      : undefined,
+  (v) => {
+    const { smtpPass, smtpPassSecretRef } = v.synapse.server.email;
+    return smtpPass !== undefined && smtpPassSecretRef !== undefined
+      ? 'synapse.server.email: give either smtpPass or smtpPassSecretRef, not both.'
+      : undefined;
+  },
+  (v) =>
+    !v.postgresql.enabled && !v.synapse.database.external
+      ? 'postgresql.enabled: the release PostgreSQL is off but synapse.database.external is false. Set synapse.database.external: true with synapse.database.host, or keep postgresql.enabled.'
+      : undefined,
+  (v) =>
+    v.synapse.database.external && !v.synapse.database.host
+      ? 'synapse.database.host: required when synapse.database.external is true.'
+      : undefined,
+  (v) =>
+    v.synapse.database.external && v.postgresql.enabled
+      ? 'postgresql.enabled: set it to false when synapse.database.external is true (the release PostgreSQL would run unused).'
+      : undefined,
+  (v) =>
+    v.synapse.database.cpMin > v.synapse.database.cpMax
+      ? `synapse.database.cpMin: ${v.synapse.database.cpMin} is larger than cpMax ${v.synapse.database.cpMax}.`
+      : undefined,
+  (v) =>
+    v.coturn.relayPortRange.min > v.coturn.relayPortRange.max
+      ? `coturn.relayPortRange: min ${v.coturn.relayPortRange.min} is larger than max ${v.coturn.relayPortRange.max}.`
+      : undefined,
+  (v) =>
+    v.coturn.tls.enabled && !v.coturn.tls.secretName
+      ? 'coturn.tls.secretName: required when coturn.tls.enabled is true (a kubernetes.io/tls Secret with tls.crt and tls.key).'
+      : undefined,
+  (v) =>
+    v.synapse.server.turn.enabled && !v.coturn.enabled && v.synapse.server.turn.uris.length === 0
+      ? 'synapse.server.turn.uris: TURN is enabled but coturn is off and no URIs are given. List your TURN server\'s URIs, or enable coturn, or set synapse.server.turn.enabled: false.'
+      : undefined,
+  (v) => {
+    const theme = v.element.config.defaultTheme;
+    if (!theme.startsWith('custom-')) return undefined;
+    const names = v.element.config.customThemes.map((t) => t.name);
+    return names.includes(theme.slice('custom-'.length))
+      ? undefined
+      : `element.config.defaultTheme: "${theme}" names no entry of element.config.customThemes (have: ${names.length > 0 ? names.join(', ') : 'none'}).`;
+  },
+  (v) =>
+    v.ingress.enabled && !v.ingress.synapse.host
+      ? 'ingress.synapse.host: required when ingress.enabled is true (the public host of the Synapse client API).'
+      : undefined,
+  (v) =>
+    v.ingress.enabled && v.element.enabled && !v.ingress.element.host
+      ? 'ingress.element.host: required when ingress and element are enabled (the public host of Element Web).'
+      : undefined,
+  (v) =>
+    v.autoscaling.minReplicas > v.autoscaling.maxReplicas
+      ? `autoscaling.minReplicas: ${v.autoscaling.minReplicas} is larger than maxReplicas ${v.autoscaling.maxReplicas}.`
+      : undefined,
+  (v) =>
+    v.gatewayApi.enabled && v.gatewayApi.parentRefs.length === 0
+      ? 'gatewayApi.parentRefs: at least one Gateway is needed when gatewayApi.enabled is true.'
+      : undefined,
+];
+
+/** Throws a ValuesError listing every refusal; returns when the values can be honoured. */
+export function checkValues(values: Values): void {
+  const problems = checks.flatMap((check) => check(values)?.split('\n') ?? []);
+  if (problems.length > 0) throw new ValuesError(problems);
+}

@@ -1,0 +1,471 @@
+/**
+ * The values schema: every key mxstack understands, with its type, default and a one-line description.
+ * The old Helm chart's keys keep their names and meaning (see docs/values.md); keys it did not have are
+ * added beside them.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { defaultImages } from '../versions.js';
+import {
+  bool,
+  freeform,
+  group,
+  int,
+  item,
+  list,
+  optPort,
+  optStr,
+  port,
+  str,
+  strEnum,
+  stringMap,
+  strList,
+} from './schema-builders.js';
+
+
+const resources = (cpuRequest: string, memoryRequest: string, cpuLimit: string, memoryLimit: string) =>
+  group('Kubernetes resource requests and limits for the container.', {
+    requests: group('What the scheduler reserves.', {
+      cpu: Type.Union([Type.String(), Type.Number()], { description: 'CPU request.', default: cpuRequest }),
+      memory: Type.String({ description: 'Memory request.', default: memoryRequest }),
+    }),
+    limits: group('Hard ceilings.', {
+      cpu: Type.Union([Type.String(), Type.Number()], { description: 'CPU limit.', default: cpuLimit }),
+      memory: Type.String({ description: 'Memory limit.', default: memoryLimit }),
+    }),
+  });
+
+const image = (name: keyof typeof defaultImages) =>
+  group('Container image.', {
+    repository: str('Image repository.', defaultImages[name].repository),
+    tag: str('Image tag (pinned to the version mxstack tests).', defaultImages[name].tag),
+    pullPolicy: strEnum('When the kubelet pulls the image.', ['Always', 'IfNotPresent', 'Never'], 'IfNotPresent'),
+  });
+
+const podSettings = () => ({
+  podAnnotations: stringMap('Extra annotations on the pods.'),
+  podSecurityContext: freeform('Pod security context merged over the hardened default (Pod Security "restricted").'),
+  securityContext: freeform('Container security context merged over the hardened default.'),
+});
+
+const secretKeyRef = (description: string) =>
+  Type.Optional(
+    item(description, {
+      name: str('Secret name.'),
+      key: str('Key inside the Secret.'),
+    }),
+  );
+
+const selectorPair = (description: string) =>
+  group(description, {
+    namespaceSelector: stringMap('Labels of the namespaces allowed (matchLabels). Empty with an empty podSelector: not configured.'),
+    podSelector: stringMap('Labels of the pods allowed inside those namespaces (matchLabels).'),
+  });
+
+const ingressHost = (what: string, defaultPaths: string[]) =>
+  group(`Ingress for ${what}.`, {
+    host: optStr(`Public host name of ${what}.`, { format: 'hostname' }),
+    paths: strList('URL path prefixes routed.', defaultPaths),
+    tls: group('TLS for this host.', {
+      enabled: bool('Serve this host over TLS.', true),
+      secretName: optStr('Secret holding the certificate (cert-manager fills it when annotated). Default: <release>-<host part>-tls.'),
+    }),
+  });
+
+export const oidcProviderSchema = item('One OpenID Connect identity provider (Synapse oidc_providers entry).', {
+  idp_id: str('Stable identifier: renaming it orphans every user linked to it.', undefined, { pattern: '^[A-Za-z0-9._~-]+$' }),
+  idp_name: str('Name on the login button.'),
+  idp_icon: optStr('mxc:// URI of the button icon.'),
+  idp_brand: optStr('Brand hint for clients (github, google, ...).'),
+  preset: Type.Optional(
+    Type.Unsafe<string>({
+      type: 'string',
+      enum: ['authelia', 'keycloak', 'google', 'github', 'azuread', 'authentik', 'okta'],
+      description: 'Fill the provider-specific settings that provider needs (see docs/sso.md).',
+    }),
+  ),
+  discover: Type.Optional(Type.Boolean({ description: 'Use OIDC discovery from the issuer.' })),
+  issuer: optStr('Issuer URL.'),
+  client_id: str('OAuth client id.'),
+  client_secret: optStr('Client secret written in values: it goes into a Secret, never a ConfigMap. Prefer clientSecretRef.'),
+  clientSecretRef: secretKeyRef('Secret holding this provider\'s own client secret. Default: <release>-oidc-<idp_id>, key client-secret.'),
+  client_auth_method: Type.Optional(
+    Type.Unsafe<string>({ type: 'string', enum: ['client_secret_basic', 'client_secret_post', 'none'], description: 'How the client authenticates to the token endpoint.' }),
+  ),
+  scopes: Type.Optional(Type.Array(Type.String(), { description: 'Scopes requested.' })),
+  pkce_method: Type.Optional(Type.Unsafe<string>({ type: 'string', enum: ['auto', 'always', 'never'], description: 'PKCE use.' })),
+  user_profile_method: Type.Optional(
+    Type.Unsafe<string>({ type: 'string', enum: ['auto', 'userinfo_endpoint'], description: 'Where claims come from (Authelia needs userinfo_endpoint).' }),
+  ),
+  allow_existing_users: Type.Optional(Type.Boolean({ description: 'Link a login to an existing user of the same localpart.' })),
+  authorization_endpoint: optStr('Authorization endpoint (when discovery is off).'),
+  token_endpoint: optStr('Token endpoint (when discovery is off).'),
+  userinfo_endpoint: optStr('Userinfo endpoint (when discovery is off).'),
+  jwks_uri: optStr('JWKS URI (when discovery is off).'),
+  skip_verification: Type.Optional(Type.Boolean({ description: 'Skip issuer checks (testing only).' })),
+  backchannel_logout_enabled: Type.Optional(Type.Boolean({ description: 'Accept OIDC back-channel logout.' })),
+  attribute_requirements: Type.Optional(
+    Type.Array(item('A claim the user must have.', { attribute: str('Claim name.'), value: optStr('Required value.'), one_of: Type.Optional(Type.Array(Type.String(), { description: 'Any of these values.' })) }), {
+      description: 'Claims a user must have to log in.',
+    }),
+  ),
+  user_mapping_provider: Type.Optional(
+    item('How claims become a Matrix user.', {
+      config: item('Jinja2 templates over the claims (as `user`).', {
+        subject_claim: optStr('Claim holding the stable subject.'),
+        subject_template: optStr('Template of the stable subject.'),
+        localpart_template: optStr('Template of the Matrix localpart.'),
+        display_name_template: optStr('Template of the display name.'),
+        email_template: optStr('Template of the email address.'),
+        picture_claim: optStr('Claim holding the avatar URL.'),
+        confirm_localpart: Type.Optional(Type.Boolean({ description: 'Let the user confirm the localpart.' })),
+        extra_attributes: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Extra attributes for clients.' })),
+      }),
+    }),
+  ),
+});
+
+const customTheme = item('An Element custom theme.', {
+  name: str('Theme name; select it with defaultTheme "custom-<name>".'),
+  is_dark: bool('Dark theme.', false),
+  colors: Type.Record(Type.String(), Type.String(), { description: 'Theme colours (accent-color, primary-color, ...).', default: {} }),
+  fonts: Type.Optional(freeform('Theme fonts (faces, general, monospace).')),
+});
+
+export const valuesSchema = Type.Object(
+  {
+    global: group('Settings for the whole release.', {
+      environment: str('Free label of the environment (production, staging...).', 'production'),
+      commonLabels: stringMap('Labels added to every object.'),
+    }),
+    secrets: group('Where secrets come from.', {
+      autoGenerate: bool('`mxstack secrets init` generates every secret the values do not bring.', true),
+    }),
+
+    synapse: group('The Synapse homeserver.', {
+      image: image('synapse'),
+      replicaCount: int('Synapse main process replicas: exactly 1 (the main process cannot be replicated).', 1, { minimum: 0, maximum: 1 }),
+      serviceAccount: group('Service account of the Synapse pod.', {
+        create: bool('Create a dedicated ServiceAccount.', true),
+        name: optStr('Name of the ServiceAccount (default <release>-synapse).'),
+        annotations: stringMap('Annotations on the ServiceAccount.'),
+      }),
+      ...podSettings(),
+      service: group('Synapse Service.', {
+        type: strEnum('Service type.', ['ClusterIP', 'NodePort', 'LoadBalancer'], 'ClusterIP'),
+        port: port('Client/federation HTTP port of the Service.', 8008),
+        targetPort: port('Port Synapse listens on in the pod.', 8008),
+        federationPort: port('Federation port of the Service (routed to the same listener).', 8448),
+      }),
+      resources: resources('250m', '512Mi', '2', '2Gi'),
+      persistence: group('Media store volume.', {
+        enabled: bool('Keep media on a PersistentVolumeClaim (otherwise an emptyDir: media lost on restart).', true),
+        existingClaim: optStr('Use this existing claim instead of creating one.'),
+        storageClassName: optStr('Storage class of the claim.'),
+        accessMode: strEnum('Access mode of the claim.', ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod'], 'ReadWriteOnce'),
+        size: str('Size of the media claim.', '10Gi'),
+      }),
+      metrics: group('Prometheus metrics listener.', {
+        enabled: bool('Expose Synapse metrics.', true),
+        port: port('Metrics listener port (path /_synapse/metrics).', 9000),
+      }),
+      database: group('How Synapse reaches PostgreSQL.', {
+        external: bool('Use a PostgreSQL server outside the release (set host).', false),
+        host: optStr('Host of the external database (default: the release PostgreSQL).'),
+        port: port('Database port.', 5432),
+        name: optStr('Database name (default postgresql.database).'),
+        user: optStr('Database user (default postgresql.username).'),
+        sslmode: strEnum('libpq sslmode.', ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'], 'prefer'),
+        cpMin: int('Minimum connections in the pool.', 5, { minimum: 1 }),
+        cpMax: int('Maximum connections in the pool.', 10, { minimum: 1 }),
+        passwordSecretRef: secretKeyRef('Secret holding the database password. Default: <release>-postgresql, key postgres-password.'),
+        allowUnsafeLocale: bool('Accept a database whose locale is not C (not recommended).', false),
+      }),
+      signingKey: group('The server\'s federation signing key (its identity: back it up).', {
+        existingSecret: optStr('Secret holding the signing key. Default: <release>-signing-key.'),
+        secretKey: str('Key inside that Secret.', 'signing.key'),
+      }),
+      logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
+      logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
+      extraConfig: freeform('Extra homeserver.yaml keys merged last (no secrets here: it lands in a ConfigMap).'),
+      server: group('Homeserver behaviour.', {
+        name: str('The server name: the part after the colon in @user:name. Cannot change later.', 'localhost', { format: 'hostname' }),
+        publicBaseurl: optStr('Public URL clients reach Synapse at (default https://<ingress.synapse.host>/).'),
+        reportStats: bool('Send anonymous usage statistics to matrix.org.', false),
+        registration: group('Who may create an account.', {
+          enabled: bool('Open public registration.', false),
+          allowGuests: bool('Allow guest access.', false),
+          requireEmail: bool('Require an email address to register.', false),
+          requireToken: bool('Require a registration token (see `mxstack registration-tokens`).', false),
+          withoutVerification: bool('Allow open registration without email or token (spam risk; doctor flags it).', false),
+        }),
+        passwordLogin: group('Password login on Synapse.', {
+          enabled: bool('Allow m.login.password; turn off when an identity provider must enforce its own 2FA.', true),
+        }),
+        adminUser: group('The administrator created at install.', {
+          enabled: bool('Create the admin user (idempotent: an existing user counts as success).', true),
+          username: str('Localpart of the admin user.', 'admin', { pattern: '^[a-z0-9._=/+-]+$' }),
+          password: optStr('Admin password written in values (goes into a Secret). Default: generated by `mxstack secrets init`.'),
+          email: optStr('Admin email address.'),
+          admin: bool('Grant server admin rights.', true),
+          displayName: optStr('Display name of the admin.'),
+          registrationSecret: optStr('Registration shared secret written in values (goes into a Secret). Default: generated.'),
+        }),
+        media: group('Media repository.', {
+          maxUploadSize: str('Largest upload (K/M/G/T suffix).', '50M', { pattern: '^[0-9]+[KMGT]?$' }),
+          maxImagePixels: str('Largest image thumbnailed (K/M/G/T suffix).', '32M', { pattern: '^[0-9]+[KMGT]?$' }),
+          enableAuthenticatedMedia: bool('Require authentication to download media.', true),
+        }),
+        urlPreviews: group('Link previews, fetched by Synapse (SSRF-protected).', {
+          enabled: bool('Fetch URL previews.', true),
+          ipRangeBlacklist: Type.Optional(Type.Array(Type.String(), { description: 'Ranges never fetched (default: the full upstream list).' })),
+          ipRangeWhitelist: strList('Ranges fetched even though blacklisted.'),
+          urlBlacklist: list('URL patterns never fetched (Synapse url_preview_url_blacklist entries).', Type.Record(Type.String(), Type.String())),
+          maxSpiderSize: str('Largest page fetched (K/M/G suffix).', '10M', { pattern: '^[0-9]+[KMGT]?$' }),
+        }),
+        turn: group('TURN for voice and video calls.', {
+          enabled: bool('Hand out TURN credentials (uris derived from coturn when empty).', true),
+          uris: strList('TURN URIs given to clients (default: derived from coturn settings).'),
+          userLifetime: str('How long TURN credentials stay valid.', '1h', { pattern: '^[0-9]+(ms|s|m|h|d|w|y)?$' }),
+          allowGuests: bool('Give TURN credentials to guests.', false),
+          sharedSecretRef: secretKeyRef('Secret holding the TURN shared secret. Default: <release>-turn-credentials, key shared-secret.'),
+        }),
+        email: group('Outgoing email (notifications, password resets).', {
+          enabled: bool('Send email.', false),
+          smtpHost: optStr('SMTP server.'),
+          smtpPort: port('SMTP port.', 587),
+          smtpUser: optStr('SMTP user.'),
+          smtpPass: optStr('SMTP password written in values (goes into a Secret). Prefer smtpPassSecretRef.'),
+          smtpPassSecretRef: secretKeyRef('Secret holding the SMTP password. Default: <release>-smtp, key password.'),
+          requireTransportSecurity: bool('Require STARTTLS.', true),
+          forceTls: bool('Use implicit TLS (port 465).', false),
+          notifFrom: str('Sender of the mails.', 'Matrix <noreply@localhost>'),
+          appName: str('Application name in the mails.', 'Matrix'),
+          enableNotifs: bool('Send notification emails for missed messages.', false),
+          clientBaseUrl: optStr('Web client linked from mails (default: the Element URL).'),
+        }),
+        mfa: group('Two-factor authentication. Synapse has none; mxstack refuses these until its built-in identity provider ships.', {
+          totp: group('TOTP codes.', {
+            enabled: bool('Require TOTP codes (not available yet: refused).', false),
+            algorithm: strEnum('TOTP hash.', ['sha1', 'sha256', 'sha512'], 'sha1'),
+            digits: int('Digits per code.', 6, { minimum: 6, maximum: 8 }),
+            period: int('Seconds per code.', 30, { minimum: 15, maximum: 120 }),
+            issuer: str('Issuer shown in authenticator apps.', 'Matrix'),
+          }),
+          webauthn: group('Security keys and passkeys.', {
+            enabled: bool('Allow WebAuthn (not available yet: refused).', false),
+            rpId: optStr('Relying party id (a domain).'),
+            rpName: str('Relying party name.', 'Matrix'),
+          }),
+        }),
+        sso: group('Single sign-on.', {
+          enabled: bool('Turn SSO on.', false),
+          oidc: group('OpenID Connect.', {
+            enabled: bool('Use the OIDC providers below.', false),
+            providers: list('OIDC providers, each with its own client secret.', oidcProviderSchema),
+          }),
+          saml2: freeform('SAML2 (refused when enabled: the Synapse image lacks pysaml2 and xmlsec1; use OIDC).'),
+          clientWhitelist: strList('Client URLs allowed to receive a login token after SSO (default: the Element URL).'),
+        }),
+        rateLimits: group('Rate limits (Synapse rc_*). Defaults are deliberate; see docs/values.md.', {
+          loginPerSecond: Type.Number({ description: 'Login attempts per second per address and per account.', default: 0.17 }),
+          loginBurst: int('Login attempts allowed in a burst.', 10, { minimum: 1 }),
+          messagePerSecond: Type.Number({ description: 'Messages per second per user.', default: 0.5 }),
+          messageBurst: int('Messages allowed in a burst.', 30, { minimum: 1 }),
+        }),
+        federation: group('Federation with other servers.', {
+          enabled: bool('Federate with other Matrix servers.', true),
+          domainWhitelist: Type.Optional(Type.Array(Type.String(), { description: 'Federate only with these server names.' })),
+          trustedKeyServers: strList('Servers trusted for other servers\' keys.', ['matrix.org']),
+        }),
+      }),
+    }),
+
+    element: group('Element Web client.', {
+      enabled: bool('Deploy Element Web.', true),
+      image: image('element'),
+      replicaCount: int('Element replicas.', 2, { minimum: 1 }),
+      ...podSettings(),
+      service: group('Element Service.', {
+        type: strEnum('Service type.', ['ClusterIP', 'NodePort', 'LoadBalancer'], 'ClusterIP'),
+        port: port('Service port.', 80),
+      }),
+      resources: resources('10m', '32Mi', '500m', '128Mi'),
+      webRoot: optStr('Local target: directory of an Element Web build to serve (none is packaged for this machine).'),
+      config: group('Element config.json.', {
+        defaultServerName: optStr('Server name shown at login (default synapse.server.name).'),
+        defaultServerUrl: optStr('Homeserver URL (default the public Synapse URL).'),
+        brand: str('Product name shown in the UI.', 'Element'),
+        brandingUrl: optStr('Deprecated alias of branding.authHeaderLogoUrl.'),
+        defaultTheme: str('light, dark, or custom-<name> of a customThemes entry.', 'light', { pattern: '^(light|dark|custom-.+)$' }),
+        customThemes: list('Custom colour themes.', customTheme),
+        roomDirectory: group('Room directory.', { servers: strList('Servers listed in the room directory (default: this server).') }),
+        welcomeUserId: optStr('User that greets new users.'),
+        disableGuests: bool('Hide guest access.', true),
+        disableCustomUrls: bool('Forbid changing the homeserver URL at login.', false),
+        disable3pidLogin: bool('Hide email/phone login.', false),
+        features: group('Feature switches.', {
+          showLabsSettings: bool('Show the Labs settings tab.', false),
+          enableWidgets: bool('Allow widgets.', true),
+        }),
+        integrations: group('Integration manager.', {
+          uiUrl: optStr('Integration manager UI URL.'),
+          restUrl: optStr('Integration manager REST URL.'),
+          widgetsUrls: strList('Widget URLs trusted.'),
+          jitsiWidgetUrl: optStr('Jitsi widget URL.'),
+        }),
+        branding: group('Branding.', {
+          authHeaderLogoUrl: optStr('Logo on the login pages.'),
+          welcomeBackgroundUrl: optStr('Background image of the welcome page.'),
+          customCssUrl: optStr('Not supported by Element Web: refused with an explanation.'),
+          authFooterLinks: list('Links under the login form.', item('A footer link.', { text: str('Link text.'), url: str('Link URL.') })),
+        }),
+        embeddedPages: group('Embedded pages.', { welcomeUrl: optStr('Welcome page URL.'), homeUrl: optStr('Home page URL.') }),
+        extra: freeform('Extra config.json keys merged last.'),
+      }),
+    }),
+
+    router: group('The HTTP router (HAProxy): serves well-known, routes to Synapse and Element.', {
+      image: image('router'),
+      replicaCount: int('Router replicas.', 2, { minimum: 1 }),
+      ...podSettings(),
+      port: port('Port the router listens on.', 8080),
+      metricsPort: port('Prometheus exporter port.', 8405),
+      exposeAdminApi: bool('Route /_synapse/admin from outside (off: use mxstack, which reaches Synapse directly).', false),
+      resources: resources('25m', '32Mi', '500m', '128Mi'),
+    }),
+
+    ingress: group('Ingress (any controller; TLS through cert-manager annotations).', {
+      enabled: bool('Render Ingress objects.', false),
+      className: optStr('IngressClass name (traefik, nginx...).'),
+      annotations: stringMap('Annotations, e.g. cert-manager.io/cluster-issuer.'),
+      synapse: ingressHost('the Synapse client API', ['/_matrix', '/_synapse/client']),
+      element: ingressHost('Element Web', ['/']),
+      wellKnown: group('Serve /.well-known/matrix on the server name itself (delegation).', {
+        enabled: bool('Route https://<server name>/.well-known/matrix to the router.', true),
+      }),
+      federation: group('Federation through the ingress.', {
+        enabled: bool('Route /_matrix/federation and /_matrix/key, and announce <synapse host>:443 in well-known.', true),
+      }),
+    }),
+
+    gatewayApi: group('Gateway API HTTPRoutes (instead of or beside Ingress).', {
+      enabled: bool('Render HTTPRoutes.', false),
+      parentRefs: list(
+        'Gateways the routes attach to.',
+        item('A Gateway reference.', { name: str('Gateway name.'), namespace: optStr('Gateway namespace.'), sectionName: optStr('Listener name.') }),
+      ),
+    }),
+
+    autoscaling: group('HorizontalPodAutoscaler for Element Web.', {
+      enabled: bool('Scale Element with CPU.', false),
+      minReplicas: int('Fewest replicas.', 2, { minimum: 1 }),
+      maxReplicas: int('Most replicas.', 5, { minimum: 1 }),
+      targetCPUUtilizationPercentage: int('Target CPU utilisation.', 80, { minimum: 1, maximum: 100 }),
+    }),
+
+    nodeSelector: stringMap('Node selector for every pod.'),
+    tolerations: Type.Array(freeform('A toleration.'), { description: 'Tolerations for every pod.', default: [] }),
+    affinity: freeform('Affinity for every pod.'),
+
+    networkPolicy: group('NetworkPolicies: default deny plus exactly the flows the stack needs.', {
+      enabled: bool('Render NetworkPolicies.', false),
+      ingress: group('Where inbound HTTP comes from.', {
+        traefik: selectorPair('The ingress controller (the old chart called it traefik; any controller works).'),
+      }),
+      egress: group('Outbound flows beyond the stack.', {
+        sso: selectorPair('Identity providers inside the cluster; empty: HTTPS to any public address.'),
+        smtpCidr: str('Where the SMTP server is (CIDR).', '0.0.0.0/0'),
+        dnsNamespace: str('Namespace of the cluster DNS.', 'kube-system'),
+      }),
+      prometheus: selectorPair('The Prometheus allowed to scrape metrics.'),
+    }),
+
+    metrics: group('Prometheus Operator integration.', {
+      serviceMonitor: group('ServiceMonitors.', {
+        enabled: bool('Render ServiceMonitors for Synapse, coturn and the router.', false),
+        interval: str('Scrape interval.', '30s'),
+        labels: stringMap('Labels Prometheus selects ServiceMonitors by.'),
+      }),
+    }),
+
+    postgresql: group('The release PostgreSQL (off with an external database).', {
+      enabled: bool('Run PostgreSQL in the release.', true),
+      image: image('postgresql'),
+      database: str('Database name.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
+      username: str('Database user.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
+      initdbArgs: str('initdb arguments (UTF8 and locale C, as Synapse requires).', '--encoding=UTF8 --locale=C'),
+      ...podSettings(),
+      persistence: group('Data volume.', {
+        size: str('Size of the data claim.', '8Gi'),
+        storageClass: optStr('Storage class.'),
+      }),
+      config: group('postgresql.conf tuning.', {
+        maxConnections: int('max_connections.', 100, { minimum: 10 }),
+        sharedBuffers: str('shared_buffers.', '256MB'),
+        effectiveCacheSize: str('effective_cache_size.', '768MB'),
+        maintenanceWorkMem: str('maintenance_work_mem.', '64MB'),
+        workMem: str('work_mem.', '8MB'),
+        walLevel: strEnum('wal_level (minimal is refused: it rules out replication and point-in-time recovery).', ['replica', 'logical', 'minimal'], 'replica'),
+        logMinDurationStatement: int('Log statements slower than this many ms (-1 off).', 1000),
+      }),
+      resources: resources('100m', '256Mi', '2', '1Gi'),
+    }),
+
+    coturn: group('coturn TURN server for calls.', {
+      enabled: bool('Deploy coturn and wire it to Synapse.', true),
+      image: image('coturn'),
+      ...podSettings(),
+      externalIP: optStr('Public address clients reach TURN at (external-ip).'),
+      realm: optStr('TURN realm (default the server name).'),
+      hostname: optStr('Host name in TURN URIs (default service.externalDns.hostname, realm, or the server name).'),
+      listeningPort: port('TURN port (UDP and TCP).', 3478),
+      tlsListeningPort: port('TURNS port (TLS), when tls.enabled.', 5349),
+      relayPortRange: group('UDP relay ports.', {
+        min: port('First relay port.', 49152),
+        max: port('Last relay port.', 49252),
+      }),
+      userQuota: int('Allocations per user.', 12, { minimum: 0 }),
+      totalQuota: int('Allocations in all.', 1200, { minimum: 0 }),
+      maxBps: int('Bandwidth per session in bytes/s (0 unlimited).', 0, { minimum: 0 }),
+      bpsCapacity: int('Total bandwidth in bytes/s (0 unlimited).', 0, { minimum: 0 }),
+      tls: group('TURNS with a certificate.', {
+        enabled: bool('Listen for TLS.', false),
+        secretName: optStr('kubernetes.io/tls Secret with tls.crt and tls.key.'),
+      }),
+      prometheusExporter: group('Prometheus metrics.', {
+        enabled: bool('Expose coturn metrics.', true),
+        port: port('Metrics port.', 9641),
+      }),
+      hostNetwork: bool('Run on the node network (opt-in; breaks Pod Security restricted; for relay ports without a LoadBalancer).', false),
+      service: group('coturn Service.', {
+        type: strEnum('Service type.', ['LoadBalancer', 'NodePort', 'ClusterIP'], 'LoadBalancer'),
+        loadBalancerIP: optStr('Requested LoadBalancer address.'),
+        externalTrafficPolicy: strEnum('External traffic policy (Local keeps client addresses).', ['Local', 'Cluster'], 'Local'),
+        annotations: stringMap('Service annotations.'),
+        nodePorts: group('Node ports (NodePort type).', {
+          turnUdp: optPort('Node port for TURN/UDP.'),
+          turnTcp: optPort('Node port for TURN/TCP.'),
+          turnsUdp: optPort('Node port for TURNS/UDP.'),
+          turnsTcp: optPort('Node port for TURNS/TCP.'),
+        }),
+        externalDns: group('external-dns annotation.', {
+          enabled: bool('Annotate for external-dns.', false),
+          hostname: optStr('DNS name published.'),
+        }),
+      }),
+      resources: resources('100m', '64Mi', '1', '512Mi'),
+      extraConfig: strList('Extra turnserver.conf lines (each "key" or "key=value", no comments after values).'),
+    }),
+
+    adminBootstrap: group('The Job that registers the admin user.', {
+      resources: resources('10m', '32Mi', '200m', '128Mi'),
+    }),
+
+    mas: freeform('Matrix Authentication Service: refused when enabled (the old chart had these keys with nothing behind them).'),
+  },
+  { additionalProperties: false, $id: 'https://mxstack.dev/values.schema.json', title: 'mxstack values' },
+);
+
+export type Values = Static<typeof valuesSchema>;
+export type OidcProvider = Static<typeof oidcProviderSchema>;
+
