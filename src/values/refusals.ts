@@ -4,6 +4,7 @@
  */
 import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
+import { oidcPresets } from '../components/synapse/oidc-presets.js';
 
 type Check = (values: Values) => string | undefined;
 
@@ -52,9 +53,13 @@ const checks: Check[] = [
       const out: string[] = [];
       if (p.client_secret !== undefined && p.clientSecretRef !== undefined)
         out.push(`${at}: give either client_secret or clientSecretRef, not both.`);
-      const discovers = p.discover ?? p.preset !== 'github';
-      if (discovers && !p.issuer) out.push(`${at}.issuer: required when discovery is on (the provider's issuer URL).`);
-      if (!discovers && !(p.authorization_endpoint && p.token_endpoint))
+      // What the preset fills counts as given (the github preset brings its endpoints, google its issuer).
+      const preset: Record<string, unknown> = (p.preset ? oidcPresets[p.preset] : undefined) ?? {};
+      const given = (key: 'discover' | 'issuer' | 'authorization_endpoint' | 'token_endpoint') => p[key] ?? preset[key];
+      const discovers = given('discover') ?? true;
+      // Synapse needs the issuer even without discovery.
+      if (!given('issuer')) out.push(`${at}.issuer: required (the provider's issuer URL).`);
+      if (!discovers && !(given('authorization_endpoint') && given('token_endpoint')))
         out.push(`${at}: with discover: false, authorization_endpoint and token_endpoint are required.`);
       return out;
     });

@@ -1,27 +1,226 @@
 /** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config. */
+import { posix } from 'node:path';
+import { stringify } from 'yaml';
+import { deepMerge } from '../../values/load.js';
 import type { Stack } from '../../stack/model.js';
+import { synapseSecretFiles } from '../../stack/model.js';
+import { renderOidcProvider } from './oidc.js';
+import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
 
 export interface SynapseSecretValues {
   databasePassword: string;
   smtpPassword?: string;
 }
 
+type Config = Record<string, unknown>;
+
+const secretPath = (stack: Stack, file: string) => posix.join(stack.placement.paths.synapseSecretsDir, file);
+
+function listenerConfig(stack: Stack): Config {
+  const { placement } = stack;
+  const { synapse } = stack.values;
+  const httpListener = {
+    port: placement.ports.synapseHttp,
+    type: 'http',
+    tls: false,
+    // The router sits in front: client addresses come from X-Forwarded-For.
+    x_forwarded: true,
+    bind_addresses: [placement.bindAddress],
+    resources: [{ names: synapse.server.federation.enabled ? ['client', 'federation'] : ['client'], compress: false }],
+  };
+  const metricsListener = { port: placement.ports.synapseMetrics, type: 'metrics', bind_addresses: [placement.bindAddress] };
+  return {
+    listeners: synapse.metrics.enabled ? [httpListener, metricsListener] : [httpListener],
+    enable_metrics: synapse.metrics.enabled,
+  };
+}
+
+function mediaConfig(stack: Stack): Config {
+  const { media } = stack.values.synapse.server;
+  return {
+    media_store_path: stack.placement.paths.mediaStore,
+    max_upload_size: media.maxUploadSize,
+    max_image_pixels: media.maxImagePixels,
+    enable_authenticated_media: media.enableAuthenticatedMedia,
+  };
+}
+
+function federationConfig(stack: Stack): Config {
+  const { federation } = stack.values.synapse.server;
+  // Dropping the listener resource only stops inbound federation; an empty whitelist also stops outbound.
+  const whitelist = federation.enabled ? federation.domainWhitelist : [];
+  return {
+    signing_key_path: stack.placement.paths.signingKey,
+    trusted_key_servers: federation.trustedKeyServers.map((serverName) => ({ server_name: serverName })),
+    suppress_key_server_warning: true,
+    ...(whitelist !== undefined ? { federation_domain_whitelist: whitelist } : {}),
+  };
+}
+
+function keyFileConfig(stack: Stack): Config {
+  return {
+    registration_shared_secret_path: secretPath(stack, synapseSecretFiles.registrationSharedSecret),
+    macaroon_secret_key_path: secretPath(stack, synapseSecretFiles.macaroonSecretKey),
+    form_secret_path: secretPath(stack, synapseSecretFiles.formSecret),
+  };
+}
+
+function registrationConfig(stack: Stack): Config {
+  const { registration, passwordLogin } = stack.values.synapse.server;
+  return {
+    enable_registration: registration.enabled,
+    enable_registration_without_verification: registration.enabled && registration.withoutVerification,
+    ...(registration.requireEmail ? { registrations_require_3pid: ['email'] } : {}),
+    registration_requires_token: registration.requireToken,
+    allow_guest_access: registration.allowGuests,
+    password_config: { enabled: passwordLogin.enabled },
+  };
+}
+
+function urlPreviewConfig(stack: Stack): Config {
+  const previews = stack.values.synapse.server.urlPreviews;
+  if (!previews.enabled) return { url_preview_enabled: false };
+  return {
+    url_preview_enabled: true,
+    url_preview_ip_range_blacklist: [...(previews.ipRangeBlacklist ?? upstreamUrlPreviewIpRangeBlacklist)],
+    url_preview_ip_range_whitelist: previews.ipRangeWhitelist,
+    url_preview_url_blacklist: previews.urlBlacklist,
+    max_spider_size: previews.maxSpiderSize,
+  };
+}
+
+function turnConfig(stack: Stack): Config {
+  const { turn } = stack.values.synapse.server;
+  // Synapse hands TURN credentials to guests unless told otherwise.
+  if (!turn.enabled) return { turn_allow_guests: false };
+  return {
+    turn_uris: stack.turnUris,
+    turn_shared_secret_path: secretPath(stack, synapseSecretFiles.turnSharedSecret),
+    turn_user_lifetime: turn.userLifetime,
+    turn_allow_guests: turn.allowGuests,
+  };
+}
+
+function ssoConfig(stack: Stack): Config {
+  const { sso } = stack.values.synapse.server;
+  if (!sso.enabled) return {};
+  const secretsDir = stack.placement.paths.synapseSecretsDir;
+  const clientWhitelist = sso.clientWhitelist.length > 0 ? sso.clientWhitelist : stack.elementUrl ? [stack.elementUrl] : [];
+  return {
+    ...(sso.oidc.enabled ? { oidc_providers: sso.oidc.providers.map((provider) => renderOidcProvider(provider, secretsDir)) } : {}),
+    ...(clientWhitelist.length > 0 ? { sso: { client_whitelist: clientWhitelist } } : {}),
+  };
+}
+
+function rateLimitConfig(stack: Stack): Config {
+  const limits = stack.values.synapse.server.rateLimits;
+  const login = () => ({ per_second: limits.loginPerSecond, burst_count: limits.loginBurst });
+  return {
+    rc_login: { address: login(), account: login(), failed_attempts: login() },
+    rc_message: { per_second: limits.messagePerSecond, burst_count: limits.messageBurst },
+  };
+}
+
 /** homeserver.yaml as an object; every secret is a *_path into placement.paths.synapseSecretsDir. */
-export function renderHomeserverConfig(_stack: Stack): Record<string, unknown> {
-  throw new Error('not implemented');
+export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
+  const { synapse } = stack.values;
+  const { paths } = stack.placement;
+  const generated: Config = {
+    server_name: stack.serverName,
+    public_baseurl: stack.publicBaseUrl,
+    report_stats: synapse.server.reportStats,
+    pid_file: posix.join(paths.synapseDataDir, 'homeserver.pid'),
+    log_config: posix.join(paths.synapseConfigDir, 'log.yaml'),
+    ...listenerConfig(stack),
+    ...mediaConfig(stack),
+    ...federationConfig(stack),
+    ...keyFileConfig(stack),
+    ...registrationConfig(stack),
+    ...urlPreviewConfig(stack),
+    ...turnConfig(stack),
+    ...ssoConfig(stack),
+    ...rateLimitConfig(stack),
+  };
+  return deepMerge(generated, synapse.extraConfig) as Config;
+}
+
+function databaseConfig(stack: Stack, password: string): Config {
+  const { database } = stack.values.synapse;
+  return {
+    name: 'psycopg2',
+    ...(database.allowUnsafeLocale ? { allow_unsafe_locale: true } : {}),
+    args: {
+      user: stack.database.user,
+      password,
+      dbname: stack.database.name,
+      host: stack.database.host,
+      port: stack.database.port,
+      cp_min: database.cpMin,
+      cp_max: database.cpMax,
+      sslmode: stack.database.sslmode,
+    },
+  };
+}
+
+function emailConfig(stack: Stack, smtpPassword: string | undefined): Config {
+  const { email } = stack.values.synapse.server;
+  const clientBaseUrl = email.clientBaseUrl ?? stack.elementUrl;
+  return {
+    smtp_host: email.smtpHost,
+    smtp_port: email.smtpPort,
+    ...(email.smtpUser !== undefined ? { smtp_user: email.smtpUser } : {}),
+    ...(smtpPassword !== undefined ? { smtp_pass: smtpPassword } : {}),
+    require_transport_security: email.requireTransportSecurity,
+    force_tls: email.forceTls,
+    notif_from: email.notifFrom,
+    app_name: email.appName,
+    enable_notifs: email.enableNotifs,
+    ...(clientBaseUrl !== undefined ? { client_base_url: clientBaseUrl } : {}),
+  };
 }
 
 /** The second config file, holding only the `database` and `email` blocks (mounted from a Secret). */
-export function renderSynapseSecretConfig(_stack: Stack, _secrets: SynapseSecretValues): Record<string, unknown> {
-  throw new Error('not implemented');
+export function renderSynapseSecretConfig(stack: Stack, secrets: SynapseSecretValues): Record<string, unknown> {
+  return {
+    database: databaseConfig(stack, secrets.databasePassword),
+    ...(stack.values.synapse.server.email.enabled ? { email: emailConfig(stack, secrets.smtpPassword) } : {}),
+  };
 }
 
+const textLogFormat = '%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s';
+
 /** Python logging dictConfig. */
-export function renderSynapseLogConfig(_stack: Stack): Record<string, unknown> {
-  throw new Error('not implemented');
+export function renderSynapseLogConfig(stack: Stack): Record<string, unknown> {
+  const { logLevel, logFormat } = stack.values.synapse;
+  const formatter = logFormat === 'json' ? { '()': 'synapse.logging.TerseJsonFormatter' } : { format: textLogFormat };
+  return {
+    version: 1,
+    formatters: { [logFormat]: formatter },
+    handlers: {
+      console: { class: 'logging.StreamHandler', formatter: logFormat, stream: 'ext://sys.stderr' },
+    },
+    loggers: {
+      // At DEBUG this logger prints SQL values, access tokens included.
+      'synapse.storage.SQL': { level: 'INFO' },
+    },
+    root: { level: logLevel, handlers: ['console'] },
+    disable_existing_loggers: false,
+  };
+}
+
+/**
+ * YAML as Synapse reads it: sorted keys and no anchors (the same stack always gives the same bytes), and
+ * YAML 1.1 quoting, because Synapse parses with PyYAML (1.1), where plain `12:30`, `yes` or `017` are
+ * numbers or booleans, not the strings (a password, a name) they were.
+ */
+export function toSynapseYaml(config: Record<string, unknown>): string {
+  return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 /** The non-secret files by name: homeserver.yaml and log.yaml, serialised. */
-export function synapseConfigFiles(_stack: Stack): Record<string, string> {
-  throw new Error('not implemented');
+export function synapseConfigFiles(stack: Stack): Record<string, string> {
+  return {
+    'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
+    'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
+  };
 }
