@@ -386,7 +386,10 @@ export class TurnClient {
     const client = new TurnClient(full, undefined, socket);
     socket.on('data', (chunk) => client.onTcpData(chunk));
     socket.on('error', (error) => client.failAll(error));
-    socket.on('close', () => client.failAll(new Error('TCP connection closed by the server')));
+    socket.on('close', () => {
+      client.closed = true;
+      client.failAll(new Error('TCP connection closed by the server'));
+    });
     return client;
   }
 
@@ -496,7 +499,7 @@ export class TurnClient {
     integrityKey?: Buffer,
     transactionId: Buffer = randomBytes(12),
   ): Promise<{ message: StunMessage; raw: Buffer }> {
-    if (this.closed) return Promise.reject(new Error('TURN client closed'));
+    if (this.closed) return Promise.reject(new Error('TURN client closed (or the server closed the TCP connection)'));
     const request = encodeStunMessage(
       { method, messageClass: StunClass.request, transactionId, attributes },
       { integrityKey, fingerprint: true },
