@@ -1,0 +1,255 @@
+/**
+ * NetworkPolicies: deny everything for the release's pods, then allow exactly the flows the stack needs.
+ *
+ * Naming: `<release>-<pods>-from-<peer>` is an ingress policy on <pods>, `<release>-<pods>-to-<peer>` an
+ * egress policy. A flow between two pods of the release needs both, because both ends are denied by default.
+ *
+ * NetworkPolicies see pod addresses and pod (container) ports, after Service translation: every port
+ * below is the port the destination container listens on, never a Service port.
+ */
+import { NetworkPolicy, type INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
+import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
+import type { Stack } from '../../stack/model.js';
+import type { KubeObject } from './objects.js';
+
+type Peer = INetworkPolicyPeer;
+type Port = INetworkPolicyPort;
+type PolicySpec = NonNullable<INetworkPolicy['spec']>;
+type LabelSelector = PolicySpec['podSelector'];
+
+/** The label of the admin bootstrap Job's pods (app.kubernetes.io/name). */
+export const adminBootstrapComponent = 'admin-bootstrap';
+
+/**
+ * Addresses that are not the public Internet (RFC 6890 special-purpose ranges, as Synapse's URL preview
+ * blacklist and coturn's denied-peer-ip list them): egress "to the Internet" excludes them, so a pod
+ * allowed to federate or fetch previews still cannot reach the cluster, the node or the cloud metadata API.
+ */
+export const nonPublicIpv4Ranges = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.88.99.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+] as const;
+
+export const nonPublicIpv6Ranges = [
+  '::1/128',
+  '::ffff:0:0/96',
+  '64:ff9b::/96',
+  '100::/64',
+  '2001::/23',
+  '2001:db8::/32',
+  '2002::/16',
+  'fc00::/7',
+  'fe80::/10',
+  'fec0::/10',
+  'ff00::/8',
+] as const;
+
+const publicInternet: Peer[] = [
+  { ipBlock: { cidr: '0.0.0.0/0', except: [...nonPublicIpv4Ranges] } },
+  { ipBlock: { cidr: '::/0', except: [...nonPublicIpv6Ranges] } },
+];
+
+/** Every pod of every namespace (not addresses outside the cluster). */
+const anyNamespace: Peer = { namespaceSelector: {} };
+
+const tcp = (port: number): Port => ({ protocol: 'TCP', port });
+const udp = (port: number): Port => ({ protocol: 'UDP', port });
+
+const hasLabels = (labels: Record<string, string>) => Object.keys(labels).length > 0;
+
+/**
+ * A namespaceSelector/podSelector pair from values, as a peer; undefined when both are empty ("not
+ * configured"). A pod selector alone would only match pods of the release's own namespace, while the
+ * controllers these pairs describe (ingress controller, Prometheus, identity provider) live in their own:
+ * an empty namespace selector therefore means any namespace.
+ */
+export function configuredPeer(pair: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> }): Peer | undefined {
+  if (!hasLabels(pair.namespaceSelector) && !hasLabels(pair.podSelector)) return undefined;
+  return {
+    namespaceSelector: hasLabels(pair.namespaceSelector) ? { matchLabels: { ...pair.namespaceSelector } } : {},
+    ...(hasLabels(pair.podSelector) ? { podSelector: { matchLabels: { ...pair.podSelector } } } : {}),
+  };
+}
+
+/** A single address or a CIDR from values, as a CIDR (ipBlock accepts only CIDRs). */
+export function asCidr(range: string): string {
+  if (range.includes('/')) return range;
+  return range.includes(':') ? `${range}/128` : `${range}/32`;
+}
+
+/** Which release pods exist with these values. */
+function deployedComponents(stack: Stack) {
+  const v = stack.values;
+  return {
+    element: v.element.enabled,
+    postgresql: v.postgresql.enabled,
+    coturn: v.coturn.enabled,
+    adminBootstrap: v.synapse.server.adminUser.enabled,
+  };
+}
+
+class PolicyFactory {
+  constructor(private readonly stack: Stack) {}
+
+  pods(component: string): LabelSelector {
+    return { matchLabels: { ...this.stack.selectorLabels(component) } };
+  }
+
+  podsOfAny(components: string[]): LabelSelector {
+    return {
+      matchLabels: { 'app.kubernetes.io/instance': this.stack.release },
+      matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: components }],
+    };
+  }
+
+  /** A peer that is a release pod (same namespace, by construction of the podSelector-only peer). */
+  podPeer(component: string): Peer {
+    return { podSelector: this.pods(component) };
+  }
+
+  policy(name: string, labelComponent: string, spec: PolicySpec): NetworkPolicy {
+    return new NetworkPolicy({
+      metadata: { name: `${this.stack.release}-${name}`, labels: this.stack.labels(labelComponent) },
+      spec,
+    });
+  }
+
+  ingress(component: string, peerName: string, from: Peer[] | undefined, ports: Port[]): NetworkPolicy {
+    return this.policy(`${component}-from-${peerName}`, component, {
+      podSelector: this.pods(component),
+      policyTypes: ['Ingress'],
+      ingress: [{ ...(from ? { from } : {}), ports }],
+    });
+  }
+
+  egress(component: string, peerName: string, to: Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
+    return this.policy(`${component}-to-${peerName}`, component, {
+      podSelector: this.pods(component),
+      policyTypes: ['Egress'],
+      egress: [{ ...(to ? { to } : {}), ...(ports ? { ports } : {}) }],
+    });
+  }
+
+  /** Both halves of a flow between two release pods. */
+  releaseFlow(source: string, destination: string, ports: Port[]): NetworkPolicy[] {
+    return [
+      this.egress(source, destination, [this.podPeer(destination)], ports),
+      this.ingress(destination, source, [this.podPeer(source)], ports),
+    ];
+  }
+}
+
+function defaultDeny(stack: Stack, f: PolicyFactory): NetworkPolicy {
+  return f.policy('default-deny', 'network-policy', {
+    podSelector: { matchLabels: { 'app.kubernetes.io/instance': stack.release } },
+    policyTypes: ['Ingress', 'Egress'],
+  });
+}
+
+/** The pods that look names up: Synapse (database, federation, mail, IdPs), the router and the bootstrap Job (Service names). */
+function dnsEgress(stack: Stack, f: PolicyFactory): NetworkPolicy {
+  const resolvers = ['synapse', 'router', ...(deployedComponents(stack).adminBootstrap ? [adminBootstrapComponent] : [])];
+  // kubernetes.io/metadata.name is set on every namespace by the API server (since 1.21).
+  const dns: Peer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': stack.values.networkPolicy.egress.dnsNamespace } } };
+  return f.policy('to-dns', 'network-policy', {
+    podSelector: f.podsOfAny(resolvers),
+    policyTypes: ['Egress'],
+    egress: [{ to: [dns], ports: [udp(53), tcp(53)] }],
+  });
+}
+
+function httpEntry(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  const { ports } = stack.placement;
+  const controller = configuredPeer(stack.values.networkPolicy.ingress.traefik) ?? anyNamespace;
+  const policies = [
+    f.ingress('router', 'ingress-controller', [controller], [tcp(ports.router)]),
+    ...f.releaseFlow('router', 'synapse', [tcp(ports.synapseHttp)]),
+  ];
+  if (deployedComponents(stack).element) policies.push(...f.releaseFlow('router', 'element', [tcp(ports.element)]));
+  if (deployedComponents(stack).adminBootstrap) policies.push(...f.releaseFlow(adminBootstrapComponent, 'synapse', [tcp(ports.synapseHttp)]));
+  return policies;
+}
+
+function database(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  if (stack.values.postgresql.enabled) return f.releaseFlow('synapse', 'postgresql', [tcp(stack.placement.ports.postgresql)]);
+  // An external database usually sits on a private address, so the port is the only restriction.
+  return [f.egress('synapse', 'database', undefined, [tcp(stack.database.port)])];
+}
+
+function synapseOutbound(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  const server = stack.values.synapse.server;
+  const egressValues = stack.values.networkPolicy.egress;
+  const policies: NetworkPolicy[] = [];
+  if (server.email.enabled) {
+    policies.push(f.egress('synapse', 'smtp', [{ ipBlock: { cidr: egressValues.smtpCidr } }], [tcp(server.email.smtpPort)]));
+  }
+  if (server.federation.enabled) policies.push(f.egress('synapse', 'federation', publicInternet, [tcp(443), tcp(8448)]));
+  if (server.urlPreviews.enabled) {
+    const allowedPrivate: Peer[] = server.urlPreviews.ipRangeWhitelist.map((range) => ({ ipBlock: { cidr: asCidr(range) } }));
+    policies.push(f.egress('synapse', 'url-previews', [...publicInternet, ...allowedPrivate], [tcp(80), tcp(443)]));
+  }
+  if (server.sso.enabled) {
+    const identityProvider = configuredPeer(egressValues.sso);
+    // In the cluster the IdP pod's own port is what the policy sees (a Service's 443 usually maps to
+    // 8080, 9091 or 8443), and the selector already narrows the flow to those pods: any port.
+    policies.push(
+      identityProvider
+        ? f.egress('synapse', 'identity-providers', [identityProvider], undefined)
+        : f.egress('synapse', 'identity-providers', publicInternet, [tcp(443)]),
+    );
+  }
+  return policies;
+}
+
+function metricsScraping(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  const { ports } = stack.placement;
+  const prometheus = [configuredPeer(stack.values.networkPolicy.prometheus) ?? anyNamespace];
+  const policies = [f.ingress('router', 'prometheus', prometheus, [tcp(ports.routerMetrics)])];
+  if (stack.values.synapse.metrics.enabled) policies.push(f.ingress('synapse', 'prometheus', prometheus, [tcp(ports.synapseMetrics)]));
+  if (stack.values.coturn.enabled && stack.values.coturn.prometheusExporter.enabled) {
+    policies.push(f.ingress('coturn', 'prometheus', prometheus, [tcp(ports.turnMetrics)]));
+  }
+  return policies;
+}
+
+/** TURN clients come from anywhere; relayed media goes to public peers only (as coturn's denied-peer-ip list). */
+function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  if (!stack.values.coturn.enabled) return [];
+  const { ports } = stack.placement;
+  const clientPorts: Port[] = [udp(ports.turn), tcp(ports.turn)];
+  if (stack.values.coturn.tls.enabled) clientPorts.push(udp(ports.turns), tcp(ports.turns));
+  clientPorts.push({ protocol: 'UDP', port: ports.relayMin, endPort: ports.relayMax });
+  return [
+    f.ingress('coturn', 'clients', undefined, clientPorts),
+    f.egress('coturn', 'peers', publicInternet, [{ protocol: 'UDP' }]),
+  ];
+}
+
+/** Every NetworkPolicy of the release, or none when networkPolicy.enabled is false. */
+export function buildNetworkPolicies(stack: Stack): KubeObject[] {
+  if (!stack.values.networkPolicy.enabled) return [];
+  const f = new PolicyFactory(stack);
+  return [
+    defaultDeny(stack, f),
+    dnsEgress(stack, f),
+    ...httpEntry(stack, f),
+    ...database(stack, f),
+    ...synapseOutbound(stack, f),
+    ...metricsScraping(stack, f),
+    ...turn(stack, f),
+  ];
+}
