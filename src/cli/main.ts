@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ValuesError } from '../values/errors.js';
 import { registerValuesCommands } from './values.js';
 import { registerRenderCommand } from './render.js';
+import { registerLocalCommands } from './local.js';
 
 /** A failure the user caused by how the command was called: exit 2. */
 export class UsageError extends Error {}
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerValuesCommands(program);
   registerRenderCommand(program);
+  registerLocalCommands(program);
   return program;
 }
 

@@ -1,0 +1,175 @@
+/** The local target's commands: `runtime setup|info`, `up`, `down`, `status`, `logs` (and the hidden `supervise`). */
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { UsageError } from './main.js';
+import { addValuesOptions, type ValuesOptions } from './options.js';
+import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
+import { runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
+import { defaultStateDir, stateLayout } from '../targets/local/state.js';
+import { MissingSecretError } from '../targets/local/secrets.js';
+import { runSupervisor } from '../targets/local/supervisor.js';
+
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Errors the user fixes become UsageError (exit 2). */
+async function asUsage<T>(action: () => Promise<T> | T): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof LocalStackUsageError || error instanceof MissingSecretError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+const stateDirOption = () => new Option('--state-dir <dir>', 'state directory of the stack').default(defaultStateDir(), '${XDG_STATE_HOME:-~/.local/state}/mxstack/default');
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
+
+function registerRuntimeCommands(program: Command): void {
+  const runtime = program.command('runtime').description('the runtime root filesystem holding the real programs (Debian sid)');
+  runtime
+    .command('setup')
+    .description('build the runtime with mmdebstrap (about 600 MB, a few minutes), or reuse it when present')
+    .action(() =>
+      asUsage(async () => {
+        requireRoot('runtime setup');
+        const result = await setupRuntime((line) => progress(line));
+        process.stdout.write(`${result.dir}\n`);
+      }),
+    );
+  runtime
+    .command('info')
+    .description('the runtime directory and the component versions inside it')
+    .addOption(outputOption())
+    .action((options: { output: string }) =>
+      asUsage(() => {
+        const dir = runtimeDir();
+        const present = runtimeIsPresent(dir);
+        if (present) requireRoot('runtime info');
+        const packages = present ? runtimeVersions(dir) : [];
+        if (options.output === 'json') {
+          process.stdout.write(`${JSON.stringify({ dir, present, packages }, null, 2)}\n`);
+          return;
+        }
+        if (!present) throw new LocalStackUsageError(`the runtime root filesystem is missing (${dir}); build it with \`mxstack runtime setup\`.`);
+        process.stdout.write(`runtime: ${dir}\n`);
+        for (const p of packages) process.stdout.write(`${p.package.padEnd(16)} ${p.version}\n`);
+      }),
+    );
+}
+
+function printStatus(status: LocalStackStatus): void {
+  const lines = [`stack: ${status.stateDir} (${status.serverName ?? 'never started'})`];
+  lines.push(status.running ? `supervisor: pid ${status.supervisorPid}, ${status.phase}${status.healthy ? ', healthy' : ''}` : 'not running');
+  for (const [name, c] of Object.entries(status.components)) {
+    const ports = Object.entries(c.ports)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    lines.push(
+      `  ${name.padEnd(11)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
+    );
+  }
+  if (status.endpoints) {
+    lines.push(`client URL:     ${status.endpoints.client}`, `well-known URL: ${status.endpoints.wellKnown}.well-known/matrix/client`);
+    if (status.endpoints.turn.length > 0) lines.push(`TURN:           ${status.endpoints.turn.join(' ')}`);
+    lines.push(`metrics:        ${status.endpoints.metrics.join(' ')}`);
+  }
+  if (status.adminCredentialsFile) lines.push(`admin credentials: ${status.adminCredentialsFile}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Prints a log file and, with follow, what is appended to it until interrupted. */
+async function showLog(path: string, follow: boolean): Promise<void> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new LocalStackUsageError(`no log at ${path} yet: the component has not been started in this state directory.`);
+  }
+  let position = 0;
+  const buffer = Buffer.alloc(64 * 1024);
+  const drain = () => {
+    for (;;) {
+      const read = readSync(fd, buffer, 0, buffer.length, position);
+      if (read <= 0) return;
+      position += read;
+      process.stdout.write(buffer.subarray(0, read));
+    }
+  };
+  drain();
+  if (!follow) {
+    closeSync(fd);
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      if (statSync(path).size < position) position = 0;
+      drain();
+    }, 500);
+    process.once('SIGINT', () => {
+      clearInterval(timer);
+      closeSync(fd);
+      resolve();
+    });
+  });
+}
+
+export function registerLocalCommands(program: Command): void {
+  registerRuntimeCommands(program);
+
+  addValuesOptions(program.command('up').description('run the stack on this machine with the real programs; returns when healthy'))
+    .addOption(stateDirOption())
+    .action((options: ValuesOptions & { stateDir: string }) =>
+      asUsage(async () => {
+        const result = await upLocalStack({ stateDir: options.stateDir, values: { files: options.values, sets: options.set }, progress });
+        const { endpoints } = result.plan;
+        const lines = [`client URL:     ${endpoints.client}`, `well-known URL: ${endpoints.wellKnown}.well-known/matrix/client`];
+        if (result.adminCredentialsFile) lines.push(`admin credentials (${result.adminUserId}): ${result.adminCredentialsFile}`);
+        if (result.stack.values.element.enabled && !result.stack.elementUrl) {
+          lines.push('Element Web: not served locally (set element.webRoot to a directory of an Element Web build).');
+        }
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  program
+    .command('down')
+    .description('stop the stack (data, ports and secrets are kept for the next `up`)')
+    .addOption(stateDirOption())
+    .action((options: { stateDir: string }) => asUsage(() => downLocalStack(options.stateDir, progress).then(() => undefined)));
+
+  program
+    .command('status')
+    .description('components of the local stack: pid, ports, health, version, restarts; endpoints')
+    .addOption(stateDirOption())
+    .addOption(outputOption())
+    .action((options: { stateDir: string; output: string }) =>
+      asUsage(async () => {
+        const status = await localStackStatus(options.stateDir);
+        if (options.output === 'json') process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+        else printStatus(status);
+      }),
+    );
+
+  program
+    .command('logs')
+    .description('the log of one component of the local stack')
+    .argument('<component>', `one of ${[...localComponentNames, 'supervisor'].join(', ')}`)
+    .option('-f, --follow', 'keep printing what is appended')
+    .addOption(stateDirOption())
+    .action((component: string, options: { stateDir: string; follow?: boolean }) =>
+      asUsage(async () => {
+        const names: string[] = [...localComponentNames, 'supervisor'];
+        if (!names.includes(component)) throw new LocalStackUsageError(`unknown component ${component}; choose one of ${names.join(', ')}.`);
+        await showLog(stateLayout(options.stateDir).logFile(component), options.follow ?? false);
+      }),
+    );
+
+  program
+    .command('supervise', { hidden: true })
+    .description('internal: the supervisor process started by `up`')
+    .requiredOption('--state-dir <dir>')
+    .action(async (options: { stateDir: string }) => {
+      // Exits explicitly: the supervisor's timers must not keep it alive once everything stopped.
+      process.exit(await runSupervisor(options.stateDir));
+    });
+}

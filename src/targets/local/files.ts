@@ -1,0 +1,100 @@
+/**
+ * Writes the stack's generated files into the state directory: the very files the Kubernetes target
+ * mounts (same generators), secrets mode 0600 owned by the runtime user that reads them.
+ */
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Stack } from '../../stack/model.js';
+import { synapseSecretFiles } from '../../stack/model.js';
+import { renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../components/synapse/config.js';
+import { routerConfigFiles } from '../../components/router/config.js';
+import { renderTurnSecretConf, renderTurnserverConf } from '../../components/coturn/config.js';
+import { renderPostgresqlConf } from '../../components/postgresql/config.js';
+import type { RuntimeUser } from './runtime.js';
+import type { LocalSecretValues } from './secrets.js';
+import type { StateLayout } from './state.js';
+
+export interface RuntimeUsers {
+  postgres: RuntimeUser;
+  synapse: RuntimeUser;
+  turnserver: RuntimeUser;
+  haproxy: RuntimeUser;
+}
+
+const root: RuntimeUser = { uid: 0, gid: 0, home: '/root' };
+
+function ensureDir(path: string, owner: RuntimeUser, mode: number): void {
+  mkdirSync(path, { recursive: true, mode });
+  chownSync(path, owner.uid, owner.gid);
+  chmodSync(path, mode);
+}
+
+/** Written with its final mode and owner before any content lands in a wider-open file. */
+function writeOwnedFile(path: string, content: string, owner: RuntimeUser, mode: number): void {
+  writeFileSync(path, content, { mode });
+  chmodSync(path, mode);
+  chownSync(path, owner.uid, owner.gid);
+}
+
+/** Public files: readable by every runtime user, written by root. */
+const writePublicFile = (path: string, content: string) => writeOwnedFile(path, content, root, 0o644);
+
+/** The Synapse secret files by name (one per *_path of homeserver.yaml, plus the secret config). */
+export function synapseSecretFileContents(stack: Stack, secrets: LocalSecretValues): Record<string, string> {
+  const files: Record<string, string> = {
+    [synapseSecretFiles.secretConfig]: toSynapseYaml(
+      renderSynapseSecretConfig(stack, {
+        databasePassword: secrets.postgresPassword,
+        ...(secrets.smtpPassword !== undefined ? { smtpPassword: secrets.smtpPassword } : {}),
+      }),
+    ),
+    [synapseSecretFiles.registrationSharedSecret]: secrets.registrationSharedSecret,
+    [synapseSecretFiles.macaroonSecretKey]: secrets.macaroonSecretKey,
+    [synapseSecretFiles.formSecret]: secrets.formSecret,
+    [synapseSecretFiles.turnSharedSecret]: secrets.turnSharedSecret,
+  };
+  for (const [idpId, secret] of Object.entries(secrets.oidcClientSecrets)) files[synapseSecretFiles.oidcClientSecret(idpId)] = secret;
+  return files;
+}
+
+/** Writes every generated file of the stack. Idempotent: the same stack and secrets give the same files. */
+export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout: StateLayout, users: RuntimeUsers): void {
+  ensureDir(layout.root, root, 0o711);
+  ensureDir(layout.logsDir, root, 0o755);
+  ensureDir(layout.secretsDir, root, 0o700);
+
+  // PostgreSQL: the data directory is created by initdb (as postgres) on first start.
+  ensureDir(layout.postgresqlDir, users.postgres, 0o755);
+  writePublicFile(layout.postgresqlConfFile, renderPostgresqlConf(stack));
+
+  // Synapse
+  ensureDir(join(layout.root, 'synapse'), root, 0o755);
+  ensureDir(layout.synapseConfigDir, root, 0o755);
+  for (const [name, content] of Object.entries(synapseConfigFiles(stack))) writePublicFile(join(layout.synapseConfigDir, name), content);
+  ensureDir(layout.synapseSecretsDir, users.synapse, 0o700);
+  for (const [name, content] of Object.entries(synapseSecretFileContents(stack, secrets))) {
+    writeOwnedFile(join(layout.synapseSecretsDir, name), content, users.synapse, 0o600);
+  }
+  ensureDir(join(layout.root, 'synapse', 'keys'), users.synapse, 0o700);
+  writeOwnedFile(layout.signingKey, secrets.signingKey, users.synapse, 0o600);
+  ensureDir(layout.mediaStore, users.synapse, 0o750);
+  ensureDir(layout.synapseDataDir, users.synapse, 0o750);
+
+  // Router
+  ensureDir(layout.routerConfigDir, root, 0o755);
+  for (const [name, content] of Object.entries(routerConfigFiles(stack))) writePublicFile(join(layout.routerConfigDir, name), content);
+
+  // coturn reads one file: the public part followed by the secret lines.
+  if (stack.values.coturn.enabled) {
+    ensureDir(layout.coturnDir, root, 0o755);
+    const publicConf = renderTurnserverConf(stack);
+    writePublicFile(layout.coturnConfFile, publicConf);
+    const joined = `${publicConf.endsWith('\n') ? publicConf : `${publicConf}\n`}${renderTurnSecretConf(secrets.turnSharedSecret)}`;
+    writeOwnedFile(layout.coturnRuntimeConfFile, joined, users.turnserver, 0o600);
+  }
+}
+
+/** Written after the admin exists: the only place its password is shown, root-only. */
+export function writeAdminCredentials(layout: StateLayout, userId: string, password: string, homeserverUrl: string): void {
+  writeOwnedFile(layout.adminCredentialsFile, `${JSON.stringify({ user_id: userId, password, homeserver: homeserverUrl }, null, 2)}\n`, root, 0o600);
+}

@@ -1,0 +1,329 @@
+/** `up`, `down`, `status` of a local stack. */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { compileStack } from '../../stack/compile.js';
+import type { Stack } from '../../stack/model.js';
+import { normalizeLegacyValues } from '../../values/compat.js';
+import { mergeValueSources, resolveValues, type ValuesSources } from '../../values/load.js';
+import { registerWithSharedSecret } from '../../ops/admin/register.js';
+import { writeAdminCredentials, writeStackFiles, type RuntimeUsers } from './files.js';
+import { checkHealth } from './health.js';
+import { buildSupervisorPlan, type LocalComponentName, type LocalEndpoints, type SupervisorPlan } from './plan.js';
+import { explicitPorts, localPlacement, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
+import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
+import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeUser, runtimeVersions } from './runtime.js';
+import { ensureLocalSecrets, localSecretFile } from './secrets.js';
+import {
+  acquireLock,
+  lockHolder,
+  readJsonFile,
+  releaseLock,
+  stateLayout,
+  transferLock,
+  writeJsonFileAtomic,
+  type StackIdentity,
+  type StateLayout,
+  type SupervisorStatus,
+} from './state.js';
+
+/** A problem the user can fix (exit 2): one sentence. */
+export class LocalStackUsageError extends Error {}
+
+type Progress = (line: string) => void;
+
+export function requireRoot(command: string): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new LocalStackUsageError(`mxstack ${command} must run as root (it mounts filesystems and enters the runtime with chroot); run it with sudo.`);
+  }
+}
+
+export function requireRuntime(): string {
+  const dir = runtimeDir();
+  if (!runtimeIsPresent(dir)) {
+    throw new LocalStackUsageError(`the runtime root filesystem is missing (${dir}); build it with \`mxstack runtime setup\`.`);
+  }
+  return dir;
+}
+
+/** Which component uses a port, for messages. */
+const portPurpose: Record<PortName, string> = {
+  synapseHttp: 'Synapse HTTP (synapse.service.targetPort)',
+  synapseMetrics: 'Synapse metrics (synapse.metrics.port)',
+  postgresql: 'PostgreSQL',
+  element: 'Element',
+  router: 'router (router.port)',
+  routerMetrics: 'router metrics (router.metricsPort)',
+  turn: 'TURN (coturn.listeningPort)',
+  turns: 'TURNS (coturn.tlsListeningPort)',
+  turnMetrics: 'coturn metrics (coturn.prometheusExporter.port)',
+  relayMin: 'TURN relay range (coturn.relayPortRange)',
+  relayMax: 'TURN relay range (coturn.relayPortRange)',
+};
+
+/** The ports this stack will listen on (only those of components that run), each with its protocols. */
+function listenedPorts(stack: Stack): { name: PortName; port: number; protocols: Protocol[] }[] {
+  const { ports } = stack.placement;
+  const used: PortName[] = ['router', 'routerMetrics', 'synapseHttp'];
+  if (stack.values.synapse.metrics.enabled) used.push('synapseMetrics');
+  if (stack.values.postgresql.enabled && !stack.values.synapse.database.external) used.push('postgresql');
+  if (stack.values.coturn.enabled) used.push('turn', ...(stack.values.coturn.tls.enabled ? (['turns'] as const) : []));
+  const list = used.map((name) => ({ name, port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
+  if (stack.values.coturn.enabled) {
+    for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ name: 'relayMin', port, protocols: ['udp'] });
+  }
+  return list;
+}
+
+/** Refuses to start when another process holds one of the ports: names the port, its use and the holder. */
+export function checkPortsFree(stack: Stack): void {
+  for (const { name, port, protocols } of listenedPorts(stack)) {
+    for (const protocol of protocols) {
+      const use = portInUse(port, protocol);
+      if (use) {
+        throw new LocalStackUsageError(
+          `port ${port}/${protocol} for the ${portPurpose[name]} is already in use by ${describePortHolder(use)}; stop it or choose another port in values.`,
+        );
+      }
+    }
+  }
+}
+
+function runtimeUsers(rootfs: string): RuntimeUsers {
+  return {
+    postgres: runtimeUser(rootfs, 'postgres'),
+    synapse: runtimeUser(rootfs, 'matrix-synapse'),
+    turnserver: runtimeUser(rootfs, 'turnserver'),
+    haproxy: runtimeUser(rootfs, 'haproxy'),
+  };
+}
+
+function checkIdentity(layout: StateLayout, serverName: string): void {
+  const identity = readJsonFile<StackIdentity>(layout.stateFile);
+  if (identity && identity.serverName !== serverName) {
+    throw new LocalStackUsageError(
+      `the state directory ${layout.root} was created for server name ${identity.serverName}, not ${serverName}; a server name cannot change, use another --state-dir.`,
+    );
+  }
+  if (!identity) writeJsonFileAtomic(layout.stateFile, { serverName, createdAt: new Date().toISOString() } satisfies StackIdentity);
+}
+
+/** The path of the CLI entry, to start the supervisor with the same code. */
+const cliEntry = fileURLToPath(new URL('../../../bin/mxstack.js', import.meta.url));
+
+function startSupervisor(layout: StateLayout): number {
+  mkdirSync(layout.logsDir, { recursive: true });
+  const logFd = openSync(layout.logFile('supervisor'), 'a', 0o640);
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, cliEntry, 'supervise', '--state-dir', layout.root], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    cwd: '/',
+  });
+  closeSync(logFd);
+  child.unref();
+  if (!child.pid) throw new Error('could not start the supervisor (unshare)');
+  return child.pid;
+}
+
+function tail(path: string, lines: number): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits for the supervisor to report every component healthy, printing each step once. */
+async function waitForRunning(layout: StateLayout, pid: number, progress: Progress, timeoutMs: number): Promise<void> {
+  const reported = new Set<string>();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const status = readJsonFile<SupervisorStatus>(layout.statusFile);
+    if (status?.pid === pid) {
+      for (const [name, component] of Object.entries(status.components)) {
+        const key = `${name}:${component.state}`;
+        if (!reported.has(key) && (component.state === 'starting' || component.state === 'running')) {
+          reported.add(key);
+          progress(component.state === 'starting' ? `starting ${name}` : `${name} is healthy`);
+        }
+      }
+      if (status.phase === 'running') return;
+      if (status.phase === 'failed') throw new Error(`the stack did not start: ${status.error}`);
+    }
+    if (!processIsAlive(pid)) {
+      throw new Error(`the supervisor exited during start-up; last lines of ${layout.logFile('supervisor')}:\n${tail(layout.logFile('supervisor'), 15)}`);
+    }
+    await sleep(300);
+  }
+  throw new Error(`the stack was not healthy after ${timeoutMs / 1000} s; see ${layout.logsDir}`);
+}
+
+export interface UpOptions {
+  stateDir: string;
+  values: ValuesSources;
+  progress: Progress;
+  /** How long to wait for every component to be healthy. */
+  timeoutMs?: number;
+}
+
+export interface UpResult {
+  stack: Stack;
+  plan: SupervisorPlan;
+  adminUserId?: string;
+  adminCredentialsFile?: string;
+}
+
+/** Compiles the stack for this machine, writes its files and starts the supervisor; returns when healthy. */
+export async function upLocalStack(options: UpOptions): Promise<UpResult> {
+  requireRoot('up');
+  const rootfs = requireRuntime();
+  const raw = mergeValueSources(options.values);
+  const values = resolveValues(raw);
+  const layout = stateLayout(options.stateDir);
+  mkdirSync(layout.root, { recursive: true, mode: 0o711 });
+  try {
+    acquireLock(layout);
+  } catch (error) {
+    throw new LocalStackUsageError((error as Error).message);
+  }
+  let supervisorPid: number | undefined;
+  try {
+    checkIdentity(layout, values.synapse.server.name);
+    const persisted = readJsonFile<LocalPorts>(layout.portsFile);
+    const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
+    const stack = compileStack(values, localPlacement(layout, ports));
+    checkPortsFree(stack);
+    writeJsonFileAtomic(layout.portsFile, ports);
+    const secrets = ensureLocalSecrets(stack, layout);
+    const users = runtimeUsers(rootfs);
+    writeStackFiles(stack, secrets, layout, users);
+    const versions = Object.fromEntries(runtimeVersions(rootfs).map((v) => [v.package, v.version]));
+    const plan = buildSupervisorPlan({
+      stack,
+      layout,
+      rootfs,
+      postgresqlBinDir: postgresqlBinDir(rootfs),
+      users,
+      versions,
+      postgresPasswordFile: localSecretFile(layout, stack.secrets.postgresPassword),
+    });
+    writeJsonFileAtomic(join(layout.root, 'plan.json'), plan);
+    supervisorPid = startSupervisor(layout);
+    transferLock(layout, supervisorPid);
+    options.progress(`supervisor started (pid ${supervisorPid}); logs in ${layout.logsDir}`);
+    await waitForRunning(layout, supervisorPid, options.progress, options.timeoutMs ?? 600_000);
+
+    const admin = values.synapse.server.adminUser;
+    if (!admin.enabled) return { stack, plan };
+    const registration = await registerWithSharedSecret(
+      plan.endpoints.synapse,
+      secrets.registrationSharedSecret,
+      { username: secrets.adminUsername, password: secrets.adminPassword, admin: admin.admin, ...(admin.displayName ? { displayname: admin.displayName } : {}) },
+      stack.serverName,
+    );
+    writeAdminCredentials(layout, registration.userId, secrets.adminPassword, plan.endpoints.client);
+    options.progress(registration.created ? `created the admin user ${registration.userId}` : `the admin user ${registration.userId} already exists`);
+    return { stack, plan, adminUserId: registration.userId, adminCredentialsFile: layout.adminCredentialsFile };
+  } catch (error) {
+    if (supervisorPid !== undefined && processIsAlive(supervisorPid)) {
+      options.progress('start-up failed: stopping what was started');
+      await stopSupervisor(layout, supervisorPid, 120_000);
+    }
+    releaseLock(layout);
+    throw error;
+  }
+}
+
+async function stopSupervisor(layout: StateLayout, pid: number, timeoutMs: number): Promise<boolean> {
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!processIsAlive(pid)) return true;
+    await sleep(200);
+  }
+  // Last resort: the whole process group (the supervisor and its components).
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  releaseLock(layout, pid);
+  return false;
+}
+
+/** Stops the stack in reverse order and waits for it; data, ports and secrets stay. */
+export async function downLocalStack(stateDir: string, progress: Progress): Promise<boolean> {
+  requireRoot('down');
+  const layout = stateLayout(stateDir);
+  const pid = lockHolder(layout);
+  if (pid === undefined) {
+    progress(`the stack in ${layout.root} is not running`);
+    return false;
+  }
+  progress(`stopping the stack in ${layout.root} (supervisor pid ${pid})`);
+  const clean = await stopSupervisor(layout, pid, 180_000);
+  progress(clean ? 'stopped' : 'the supervisor did not stop in time: killed its processes');
+  return true;
+}
+
+export interface ComponentReport {
+  state: string;
+  pid?: number;
+  healthy: boolean;
+  restarts: number;
+  ports: Record<string, number>;
+  version?: string;
+  logFile: string;
+}
+
+/** `status --output json`. Other tools rely on these names. */
+export interface LocalStackStatus {
+  stateDir: string;
+  serverName?: string;
+  running: boolean;
+  healthy: boolean;
+  supervisorPid?: number;
+  phase?: string;
+  endpoints?: LocalEndpoints;
+  adminCredentialsFile?: string;
+  components: Record<string, ComponentReport>;
+}
+
+/** What the supervisor reports, with health checked now from outside (what a client would see). */
+export async function localStackStatus(stateDir: string): Promise<LocalStackStatus> {
+  const layout = stateLayout(stateDir);
+  const plan = readJsonFile<SupervisorPlan>(join(layout.root, 'plan.json'));
+  const supervisorPid = lockHolder(layout);
+  const status = supervisorPid !== undefined ? readJsonFile<SupervisorStatus>(layout.statusFile) : undefined;
+  const running = supervisorPid !== undefined && status?.pid === supervisorPid;
+  const components: Record<string, ComponentReport> = {};
+  for (const component of plan?.components ?? []) {
+    const reported = running ? status?.components[component.name] : undefined;
+    const healthy = running && reported?.pid !== undefined ? await checkHealth(component.health) : false;
+    components[component.name] = {
+      state: reported?.state ?? 'stopped',
+      ...(reported?.pid !== undefined ? { pid: reported.pid } : {}),
+      healthy,
+      restarts: reported?.restarts ?? 0,
+      ports: component.ports,
+      ...(plan?.versions[component.package] ? { version: plan.versions[component.package] } : {}),
+      logFile: layout.logFile(component.name),
+    };
+  }
+  return {
+    stateDir: layout.root,
+    ...(plan ? { serverName: plan.serverName } : {}),
+    running,
+    healthy: running && status?.phase === 'running' && Object.values(components).every((c) => c.healthy),
+    ...(supervisorPid !== undefined ? { supervisorPid } : {}),
+    ...(status && running ? { phase: status.phase } : {}),
+    ...(plan ? { endpoints: plan.endpoints } : {}),
+    ...(existsSync(layout.adminCredentialsFile) ? { adminCredentialsFile: layout.adminCredentialsFile } : {}),
+    components,
+  };
+}
+
+export const localComponentNames: LocalComponentName[] = ['postgresql', 'synapse', 'coturn', 'router'];

@@ -1,0 +1,181 @@
+/**
+ * The supervisor's plan: which programs to run from the runtime, as whom, in what order, how to tell
+ * each is healthy, and the endpoints the stack offers. Written by `up` to <state>/plan.json (no secrets:
+ * the plan names secret files, never their content).
+ */
+import type { Stack } from '../../stack/model.js';
+import { coturnHasPrometheusExporter } from '../../components/coturn/config.js';
+import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
+import type { RuntimeUsers } from './files.js';
+import { loopback } from './placement.js';
+import type { RuntimeUser } from './runtime.js';
+import type { StateLayout } from './state.js';
+
+export type LocalComponentName = 'postgresql' | 'synapse' | 'coturn' | 'router';
+
+export type HealthCheck =
+  | { kind: 'http'; url: string }
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'pg_isready'; binDir: string; host: string; port: number };
+
+export interface ComponentPlan {
+  name: LocalComponentName;
+  /** Debian package whose version is reported. */
+  package: string;
+  user: RuntimeUser;
+  /** Program and arguments, run inside the runtime with chroot. */
+  argv: string[];
+  stopSignal: NodeJS.Signals;
+  health: HealthCheck;
+  /** How long a start may take before it counts as failed. */
+  startTimeoutSeconds: number;
+  ports: Record<string, number>;
+}
+
+export interface PostgresqlInitPlan {
+  binDir: string;
+  dataDir: string;
+  initdbArgs: string[];
+  role: string;
+  database: string;
+  /** The file holding the role's password (read by the supervisor, sent over stdin). */
+  passwordFile: string;
+  port: number;
+}
+
+/** Where clients, monitoring and tools reach the stack. Other tools rely on these names. */
+export interface LocalEndpoints {
+  /** Synapse client API base URL through the router. */
+  client: string;
+  /** Base URL serving /.well-known/matrix/*. */
+  wellKnown: string;
+  /** Synapse itself (admin API), bypassing the router. */
+  synapse: string;
+  /** Prometheus scrape URLs. */
+  metrics: string[];
+  turn: string[];
+}
+
+export interface SupervisorPlan {
+  rootfs: string;
+  stateDir: string;
+  serverName: string;
+  postgresql?: PostgresqlInitPlan;
+  components: ComponentPlan[];
+  endpoints: LocalEndpoints;
+  versions: Record<string, string>;
+}
+
+export function localEndpoints(stack: Stack): LocalEndpoints {
+  const { ports } = stack.placement;
+  const routerUrl = `http://${loopback}:${ports.router}/`;
+  const metrics = [
+    ...(stack.values.synapse.metrics.enabled ? [`http://${loopback}:${ports.synapseMetrics}/_synapse/metrics`] : []),
+    ...(stack.values.coturn.enabled && stack.values.coturn.prometheusExporter.enabled && coturnHasPrometheusExporter(stack)
+      ? [`http://${loopback}:${ports.turnMetrics}/metrics`]
+      : []),
+    `http://${loopback}:${ports.routerMetrics}/metrics`,
+  ];
+  return { client: routerUrl, wellKnown: routerUrl, synapse: `http://${loopback}:${ports.synapseHttp}/`, metrics, turn: stack.turnUris };
+}
+
+/** initdb arguments: the stack's (encoding, locale) plus SCRAM for TCP and peer for the local socket. */
+export function localInitdbArgs(stack: Stack): string[] {
+  const args = postgresqlInitdbArgs(stack);
+  const has = (prefix: string) => args.some((arg) => arg.startsWith(prefix));
+  return [
+    ...args,
+    ...(has('--auth-host') || has('--auth=') ? [] : ['--auth-host=scram-sha-256']),
+    ...(has('--auth-local') || has('--auth=') ? [] : ['--auth-local=peer']),
+  ];
+}
+
+export interface PlanInputs {
+  stack: Stack;
+  layout: StateLayout;
+  rootfs: string;
+  postgresqlBinDir: string;
+  users: RuntimeUsers;
+  versions: Record<string, string>;
+  postgresPasswordFile: string;
+}
+
+export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, users, versions, postgresPasswordFile }: PlanInputs): SupervisorPlan {
+  const { ports } = stack.placement;
+  const runPostgresql = stack.values.postgresql.enabled && !stack.values.synapse.database.external;
+  const components: ComponentPlan[] = [];
+  if (runPostgresql) {
+    components.push({
+      name: 'postgresql',
+      package: 'postgresql',
+      user: users.postgres,
+      argv: [`${postgresqlBinDir}/postgres`, '-D', layout.postgresqlDataDir, '-c', `config_file=${layout.postgresqlConfFile}`],
+      // SIGINT is PostgreSQL's "fast" shutdown: sessions end, data is flushed.
+      stopSignal: 'SIGINT',
+      health: { kind: 'pg_isready', binDir: postgresqlBinDir, host: loopback, port: ports.postgresql },
+      startTimeoutSeconds: 120,
+      ports: { postgresql: ports.postgresql },
+    });
+  }
+  components.push({
+    name: 'synapse',
+    package: 'matrix-synapse',
+    user: users.synapse,
+    argv: [
+      'python3',
+      '-m',
+      'synapse.app.homeserver',
+      '--config-path',
+      `${layout.synapseConfigDir}/homeserver.yaml`,
+      '--config-path',
+      `${layout.synapseSecretsDir}/homeserver-secrets.yaml`,
+    ],
+    stopSignal: 'SIGTERM',
+    health: { kind: 'http', url: `http://${loopback}:${ports.synapseHttp}/health` },
+    startTimeoutSeconds: 300,
+    ports: { http: ports.synapseHttp, ...(stack.values.synapse.metrics.enabled ? { metrics: ports.synapseMetrics } : {}) },
+  });
+  if (stack.values.coturn.enabled) {
+    components.push({
+      name: 'coturn',
+      package: 'coturn',
+      user: users.turnserver,
+      argv: ['turnserver', '-c', layout.coturnRuntimeConfFile],
+      stopSignal: 'SIGTERM',
+      health: { kind: 'tcp', host: loopback, port: ports.turn },
+      startTimeoutSeconds: 60,
+      ports: { turn: ports.turn, relayMin: ports.relayMin, relayMax: ports.relayMax, ...(stack.values.coturn.tls.enabled ? { turns: ports.turns } : {}) },
+    });
+  }
+  components.push({
+    name: 'router',
+    package: 'haproxy',
+    user: users.haproxy,
+    argv: ['haproxy', '-db', '-f', `${layout.routerConfigDir}/haproxy.cfg`],
+    stopSignal: 'SIGTERM',
+    health: { kind: 'http', url: `http://${loopback}:${ports.router}/health` },
+    startTimeoutSeconds: 60,
+    ports: { http: ports.router, metrics: ports.routerMetrics },
+  });
+  return {
+    rootfs,
+    stateDir: layout.root,
+    serverName: stack.serverName,
+    ...(runPostgresql
+      ? {
+          postgresql: {
+            binDir: postgresqlBinDir,
+            dataDir: layout.postgresqlDataDir,
+            initdbArgs: localInitdbArgs(stack),
+            role: stack.database.user,
+            database: stack.database.name,
+            passwordFile: postgresPasswordFile,
+            port: ports.postgresql,
+          },
+        }
+      : {}),
+    components,
+    endpoints: localEndpoints(stack),
+    versions,
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * The state directory of one local stack: generated files, secrets, data, logs, the ports chosen once,
+ * the lock and the supervisor's status. Everything a stack owns lives under it.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { processIsAlive } from './runtime.js';
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'mxstack', 'default');
+}
+
+/** Every path of a state directory, in one place. */
+export function stateLayout(stateDirectory: string) {
+  const root = resolve(stateDirectory);
+  return {
+    root,
+    stateFile: join(root, 'state.json'),
+    portsFile: join(root, 'ports.json'),
+    lockFile: join(root, 'lock'),
+    statusFile: join(root, 'status.json'),
+    adminCredentialsFile: join(root, 'admin-credentials.json'),
+    logsDir: join(root, 'logs'),
+    logFile: (component: string) => join(root, 'logs', `${component}.log`),
+    /** One file per secret: secrets/<Secret name>/<key>, the local twin of a Kubernetes Secret. */
+    secretsDir: join(root, 'secrets'),
+    postgresqlDir: join(root, 'postgresql'),
+    postgresqlDataDir: join(root, 'postgresql', 'data'),
+    postgresqlConfFile: join(root, 'postgresql', 'postgresql.conf'),
+    synapseConfigDir: join(root, 'synapse', 'config'),
+    synapseSecretsDir: join(root, 'synapse', 'secrets'),
+    signingKey: join(root, 'synapse', 'keys', 'signing.key'),
+    mediaStore: join(root, 'synapse', 'media_store'),
+    synapseDataDir: join(root, 'synapse', 'data'),
+    routerConfigDir: join(root, 'router'),
+    coturnDir: join(root, 'coturn'),
+    coturnConfFile: join(root, 'coturn', 'turnserver.conf'),
+    /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
+    coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
+    coturnTlsDir: join(root, 'coturn', 'tls'),
+  };
+}
+
+export type StateLayout = ReturnType<typeof stateLayout>;
+
+/** Written once when the state directory is created: what it was created for. */
+export interface StackIdentity {
+  serverName: string;
+  createdAt: string;
+}
+
+export function readJsonFile<T>(path: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return JSON.parse(text) as T;
+}
+
+/** Written to a temporary sibling and renamed, so readers never see half a file. */
+export function writeJsonFileAtomic(path: string, value: unknown, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temporary = `${path}.tmp-${process.pid}`;
+  writeFileSync(temporary, `${JSON.stringify(value, null, 2)}\n`, { mode });
+  renameSync(temporary, path);
+}
+
+export class StateLockedError extends Error {
+  constructor(
+    readonly pid: number,
+    stateDir: string,
+  ) {
+    super(`the stack in ${stateDir} is already running (process ${pid}); use \`mxstack status\` or \`mxstack down\` first.`);
+  }
+}
+
+/** The pid holding the lock, when that process is alive. */
+export function lockHolder(layout: StateLayout): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(layout.lockFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 && processIsAlive(pid) ? pid : undefined;
+}
+
+/** Takes the state directory's lock for this process (stale locks of dead processes are replaced). */
+export function acquireLock(layout: StateLayout): void {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(layout.lockFile, 'wx', 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = lockHolder(layout);
+      if (holder !== undefined) throw new StateLockedError(holder, layout.root);
+      rmSync(layout.lockFile, { force: true });
+    }
+  }
+  throw new Error(`could not take the lock ${layout.lockFile}`);
+}
+
+/** Hands the lock to another process (the supervisor), keeping it held throughout. */
+export function transferLock(layout: StateLayout, pid: number): void {
+  writeFileSync(`${layout.lockFile}.tmp`, `${pid}\n`);
+  renameSync(`${layout.lockFile}.tmp`, layout.lockFile);
+}
+
+export function releaseLock(layout: StateLayout, pid: number = process.pid): void {
+  let text = '';
+  try {
+    text = readFileSync(layout.lockFile, 'utf8');
+  } catch {
+    return;
+  }
+  if (Number(text.trim()) === pid) rmSync(layout.lockFile, { force: true });
+}
+
+export type ComponentState = 'waiting' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
+
+export interface ComponentStatus {
+  state: ComponentState;
+  pid?: number;
+  healthy: boolean;
+  restarts: number;
+  startedAt?: string;
+  lastExit?: { code: number | null; signal: string | null; at: string };
+}
+
+export type SupervisorPhase = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+/** What the supervisor writes after every change. */
+export interface SupervisorStatus {
+  pid: number;
+  phase: SupervisorPhase;
+  /** Set when phase is failed: one sentence about why. */
+  error?: string;
+  updatedAt: string;
+  components: Record<string, ComponentStatus>;
+}
