@@ -1,11 +1,217 @@
-/** The HAProxy router: serves well-known, routes to Synapse and Element. */
+/**
+ * The HAProxy router: serves /.well-known/matrix, routes the Matrix APIs to Synapse and everything
+ * else to Element Web, keeps the Synapse admin API off the public port, and exposes its own metrics.
+ * Checked against HAProxy 3.2 (`haproxy -c`).
+ */
 import type { Stack } from '../../stack/model.js';
+import { renderWellKnownClient, renderWellKnownServer } from '../wellknown/config.js';
+import { toSortedJson } from '../wellknown/sorted-json.js';
 
-export function renderRouterConfig(_stack: Stack): string {
-  throw new Error('not implemented');
+export const wellKnownServerFile = 'well-known-server.json';
+export const wellKnownClientFile = 'well-known-client.json';
+
+/**
+ * HAProxy's own DNS resolver ignores resolv.conf's `search` list, so a short Service name would never
+ * re-resolve: Kubernetes hosts are written fully qualified. The cluster domain is Kubernetes' default.
+ */
+export const kubernetesClusterDomain = 'cluster.local';
+
+const corsHeaders: [string, string][] = [
+  ['Access-Control-Allow-Origin', '*'],
+  ['Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS'],
+  ['Access-Control-Allow-Headers', 'X-Requested-With, Content-Type, Authorization'],
+];
+
+interface Section {
+  header: string;
+  lines: string[];
 }
 
-/** { 'haproxy.cfg', 'well-known-server.json', 'well-known-client.json' } */
-export function routerConfigFiles(_stack: Stack): Record<string, string> {
-  throw new Error('not implemented');
+/**
+ * A literal argument. Single quotes: HAProxy expands `$VAR` and backslash escapes inside double quotes,
+ * never inside single ones (which therefore cannot hold a single quote).
+ */
+export function haproxyLiteral(text: string): string {
+  if (text.includes("'") || /[\r\n]/.test(text)) throw new Error(`Cannot write ${JSON.stringify(text)} as an HAProxy argument.`);
+  return `'${text}'`;
+}
+
+const hdrArguments = (headers: [string, string][]): string => headers.map(([name, value]) => `hdr ${name} ${haproxyLiteral(value)}`).join(' ');
+
+/** How the router reaches a component: Service DNS names in Kubernetes, addresses locally. */
+export function upstreamAddress(stack: Stack, host: string, port: number): string {
+  const qualified =
+    stack.placement.target === 'kubernetes' && !host.includes('.') ? `${host}.${stack.namespace}.svc.${kubernetesClusterDomain}` : host;
+  return `${qualified}:${port}`;
+}
+
+/**
+ * In Kubernetes the router may start before Synapse's Service resolves: start with the server down and
+ * keep resolving. Locally the hosts are addresses.
+ */
+function serverOptions(stack: Stack): string {
+  return stack.placement.target === 'kubernetes' ? 'check resolvers kubernetes init-addr last,libc,none' : 'check';
+}
+
+/**
+ * Locally the router is the edge: what a client claims in forwarding headers is dropped. In Kubernetes
+ * an ingress controller in front sets them and the router keeps them.
+ */
+function routerIsEdge(stack: Stack): boolean {
+  return stack.placement.target === 'local';
+}
+
+/** Element Web is reached through the router, or why not (the text of the 404 answered instead). */
+export function elementUnavailableReason(stack: Stack): string | undefined {
+  if (!stack.values.element.enabled) return 'Element Web is not deployed by this stack (element.enabled is false).';
+  if (stack.placement.target === 'local' && stack.elementUrl === undefined) {
+    return 'Element Web is not configured on this local stack: set element.webRoot to a directory holding an Element Web build.';
+  }
+  return undefined;
+}
+
+function globalSection(): Section {
+  return {
+    header: 'global',
+    lines: [
+      'log stdout format raw local0',
+      // Without a ceiling HAProxy sizes itself from the file descriptor limit, which is huge in some containers.
+      'maxconn 4096',
+    ],
+  };
+}
+
+function defaultsSection(): Section {
+  return {
+    header: 'defaults',
+    lines: [
+      'mode http',
+      'log global',
+      'option dontlognull',
+      'option forwardfor',
+      'timeout connect 5s',
+      'timeout http-request 10s',
+      'timeout http-keep-alive 10s',
+      'timeout queue 30s',
+      'timeout check 5s',
+      // Above Synapse's long-polls (/sync waits up to 30 s by default; clients may ask for more).
+      'timeout client 120s',
+      'timeout server 120s',
+    ],
+  };
+}
+
+function resolversSection(): Section {
+  return { header: 'resolvers kubernetes', lines: ['parse-resolv-conf', 'hold valid 10s'] };
+}
+
+function forwardingLines(stack: Stack): string[] {
+  const scheme = new URL(stack.publicBaseUrl).protocol.replace(/:$/, '');
+  if (routerIsEdge(stack)) {
+    return ['http-request del-header X-Forwarded-For', `http-request set-header X-Forwarded-Proto ${scheme}`];
+  }
+  return [`http-request set-header X-Forwarded-Proto ${scheme} unless { req.hdr(X-Forwarded-Proto) -m found }`];
+}
+
+function wellKnownLines(stack: Stack): string[] {
+  const dir = stack.placement.paths.routerConfigDir;
+  const json = 'content-type application/json';
+  const lines = [
+    'acl well_known_server path /.well-known/matrix/server',
+    'acl well_known_client path /.well-known/matrix/client',
+    `http-request return status 204 ${hdrArguments(corsHeaders)} if well_known_client METH_OPTIONS`,
+    // METH_GET matches GET and HEAD.
+    `http-request return status 200 ${json} file ${haproxyLiteral(`${dir}/${wellKnownClientFile}`)} ${hdrArguments(corsHeaders)} if well_known_client METH_GET`,
+  ];
+  if (renderWellKnownServer(stack) === undefined) {
+    lines.push(`http-request return status 404 content-type text/plain string ${haproxyLiteral('Federation is off on this server.')} if well_known_server`);
+  } else {
+    lines.push(`http-request return status 200 ${json} file ${haproxyLiteral(`${dir}/${wellKnownServerFile}`)} if well_known_server METH_GET`);
+  }
+  lines.push(`http-request return status 405 hdr Allow ${haproxyLiteral('GET, HEAD, OPTIONS')} if well_known_server || well_known_client`);
+  return lines;
+}
+
+/**
+ * The admin API is matched on the decoded path anywhere a `/_synapse/admin` segment appears, so that
+ * `//_synapse/admin`, `/x/../_synapse/admin` or `/_synapse/%61dmin` are refused too. Every
+ * `http-request` rule runs before any `use_backend`, hence the `unless` on the Element 404.
+ */
+function routingLines(stack: Stack): string[] {
+  const exposeAdmin = stack.values.router.exposeAdminApi;
+  const toSynapse = exposeAdmin ? 'synapse_api || synapse_admin' : 'synapse_api';
+  const unavailable = elementUnavailableReason(stack);
+  return [
+    'acl synapse_admin path,url_dec -m reg /_synapse/+admin(/|$)',
+    'acl synapse_api path_beg /_matrix/ /_synapse/client/',
+    ...(exposeAdmin ? [] : ['http-request deny deny_status 403 if synapse_admin']),
+    ...(unavailable === undefined
+      ? []
+      : [`http-request return status 404 content-type text/plain string ${haproxyLiteral(unavailable)} unless ${toSynapse}`]),
+    `use_backend synapse if ${toSynapse}`,
+    ...(unavailable === undefined ? ['default_backend element'] : []),
+  ];
+}
+
+function publicFrontend(stack: Stack): Section {
+  const { bindAddress, ports } = stack.placement;
+  return {
+    header: 'frontend matrix',
+    lines: [`bind ${bindAddress}:${ports.router}`, 'option httplog', ...forwardingLines(stack), ...wellKnownLines(stack), ...routingLines(stack)],
+  };
+}
+
+function metricsFrontend(stack: Stack): Section {
+  const { bindAddress, ports } = stack.placement;
+  return {
+    header: 'frontend metrics',
+    lines: [
+      `bind ${bindAddress}:${ports.routerMetrics}`,
+      'no log',
+      'monitor-uri /health',
+      'http-request use-service prometheus-exporter if { path /metrics }',
+      `http-request return status 404 content-type text/plain string ${haproxyLiteral('This port serves /metrics and /health.')}`,
+    ],
+  };
+}
+
+function backend(stack: Stack, name: string, address: string, healthPath: string): Section {
+  return {
+    header: `backend ${name}`,
+    lines: [
+      'option httpchk',
+      `http-check send meth GET uri ${healthPath}`,
+      'http-check expect status 200',
+      `server ${name} ${address} ${serverOptions(stack)}`,
+    ],
+  };
+}
+
+function sections(stack: Stack): Section[] {
+  const { hosts, ports } = stack.placement;
+  const list = [globalSection(), defaultsSection()];
+  if (stack.placement.target === 'kubernetes') list.push(resolversSection());
+  list.push(publicFrontend(stack), metricsFrontend(stack));
+  list.push(backend(stack, 'synapse', upstreamAddress(stack, hosts.synapse, ports.synapseHttp), '/health'));
+  if (elementUnavailableReason(stack) === undefined) {
+    list.push(backend(stack, 'element', upstreamAddress(stack, hosts.element, ports.element), '/'));
+  }
+  return list;
+}
+
+export function renderRouterConfig(stack: Stack): string {
+  return sections(stack)
+    .map(({ header, lines }) => [header, ...lines.map((line) => `  ${line}`)].join('\n'))
+    .join('\n\n')
+    .concat('\n');
+}
+
+/** { 'haproxy.cfg', 'well-known-server.json' (only with federation), 'well-known-client.json' } */
+export function routerConfigFiles(stack: Stack): Record<string, string> {
+  const server = renderWellKnownServer(stack);
+  return {
+    'haproxy.cfg': renderRouterConfig(stack),
+    ...(server === undefined ? {} : { [wellKnownServerFile]: toSortedJson(server) }),
+    [wellKnownClientFile]: toSortedJson(renderWellKnownClient(stack)),
+  };
 }

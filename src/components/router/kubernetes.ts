@@ -1,0 +1,102 @@
+/**
+ * The HAProxy router on Kubernetes: haproxy.cfg and the well-known JSON in a ConfigMap, the official
+ * image as its own unprivileged user under a read-only root, a Service and a disruption budget.
+ */
+import { posix } from 'node:path';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { Stack } from '../../stack/model.js';
+import type { KubeObject } from '../../targets/kubernetes/objects.js';
+import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
+import {
+  configChecksum,
+  containerImage,
+  configChecksumAnnotation,
+  emptyDirVolume,
+  hardenedPodSpec,
+  httpGetProbe,
+  podAnnotations,
+  resourceRequirements,
+  standardProbes,
+} from '../../targets/kubernetes/pod-security.js';
+import { routerConfigFiles } from './config.js';
+
+export const routerComponent = 'router';
+
+/** The official haproxy image's `haproxy` user and group. */
+export const routerUid = 99;
+
+const writableDirs = [
+  { name: 'tmp', mountPath: '/tmp' },
+  // The image's WORKDIR and HAProxy's conventional state directory.
+  { name: 'state', mountPath: '/var/lib/haproxy' },
+];
+
+function routerContainer(stack: Stack): IContainer {
+  const { router } = stack.values;
+  const { ports, paths } = stack.placement;
+  return {
+    name: 'haproxy',
+    ...containerImage(router.image),
+    // -W -db: master-worker in the foreground, as the image's entrypoint would run it.
+    command: ['haproxy', '-W', '-db', '-f', posix.join(paths.routerConfigDir, 'haproxy.cfg')],
+    ports: [
+      { name: 'http', containerPort: ports.router, protocol: 'TCP' as const },
+      { name: 'metrics', containerPort: ports.routerMetrics, protocol: 'TCP' as const },
+    ],
+    resources: resourceRequirements(router.resources),
+    // `monitor-uri /health` on the metrics frontend.
+    ...standardProbes((timing) => httpGetProbe('/health', 'metrics', timing), 60),
+    // SIGTERM stops HAProxy at once: give the endpoints a moment to drop this pod first.
+    lifecycle: { preStop: { exec: { command: ['sleep', '5'] } } },
+    volumeMounts: [{ name: 'config', mountPath: paths.routerConfigDir, readOnly: true }, ...writableDirs],
+  };
+}
+
+function routerDeployment(stack: Stack, configData: Record<string, string>): Deployment {
+  const { router } = stack.values;
+  return new Deployment({
+    metadata: objectMeta(stack, routerComponent),
+    spec: {
+      replicas: router.replicaCount,
+      selector: { matchLabels: stack.selectorLabels(routerComponent) },
+      template: {
+        metadata: podMeta(stack, routerComponent, podAnnotations(router, { [configChecksumAnnotation]: configChecksum(configData) })),
+        spec: hardenedPodSpec(stack.values, {
+          uid: routerUid,
+          settings: router,
+          containers: [routerContainer(stack)],
+          volumes: [{ name: 'config', configMap: { name: stack.objectName(routerComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
+        }),
+      },
+    },
+  });
+}
+
+function routerService(stack: Stack): Service {
+  const { ports } = stack.placement;
+  return new Service({
+    metadata: objectMeta(stack, routerComponent),
+    spec: {
+      type: 'ClusterIP',
+      selector: stack.selectorLabels(routerComponent),
+      ports: [
+        { name: 'http', port: ports.router, targetPort: 'http', protocol: 'TCP' as const },
+        { name: 'metrics', port: ports.routerMetrics, targetPort: 'metrics', protocol: 'TCP' as const },
+      ],
+    },
+  });
+}
+
+export function routerObjects(stack: Stack): KubeObject[] {
+  const configData = routerConfigFiles(stack);
+  return [
+    new ConfigMap({ metadata: objectMeta(stack, routerComponent), data: configData }),
+    routerDeployment(stack, configData),
+    routerService(stack),
+    ...podDisruptionBudgets(stack, routerComponent, stack.values.router.replicaCount),
+  ];
+}

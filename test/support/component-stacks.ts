@@ -1,0 +1,89 @@
+/**
+ * Stacks for the component configuration tests: the Kubernetes placement as the target builds it, and a
+ * local-style placement made by hand (loopback addresses, files under one directory), plus helpers to
+ * check generated files with the real programs of the runtime root filesystem when it exists.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadValues } from '../../src/values/load.js';
+import { compileStack } from '../../src/stack/compile.js';
+import type { Placement, Stack } from '../../src/stack/model.js';
+import { kubernetesPlacement } from '../../src/targets/kubernetes/placement.js';
+
+type Tree = Record<string, unknown>;
+
+export function kubernetesStack(base: Tree = {}): Stack {
+  const values = loadValues({ base });
+  return compileStack(values, kubernetesPlacement(values, 'mxstack'));
+}
+
+/** What the local target will look like: everything on 127.0.0.1, files under `dir`. */
+export function localPlacement(dir: string, firstPort = 38000): Placement {
+  const host = '127.0.0.1';
+  return {
+    target: 'local',
+    bindAddress: host,
+    hosts: { synapse: host, postgresql: host, element: host, router: host, coturn: host },
+    ports: {
+      synapseHttp: firstPort,
+      synapseMetrics: firstPort + 1,
+      postgresql: firstPort + 2,
+      element: firstPort + 3,
+      router: firstPort + 4,
+      routerMetrics: firstPort + 5,
+      turn: firstPort + 6,
+      turns: firstPort + 7,
+      turnMetrics: firstPort + 8,
+      relayMin: firstPort + 10,
+      relayMax: firstPort + 30,
+    },
+    paths: {
+      synapseConfigDir: join(dir, 'synapse/config'),
+      synapseSecretsDir: join(dir, 'synapse/secrets'),
+      signingKey: join(dir, 'synapse/keys/signing.key'),
+      mediaStore: join(dir, 'synapse/media'),
+      synapseDataDir: join(dir, 'synapse/data'),
+      routerConfigDir: join(dir, 'router'),
+      coturnTlsDir: join(dir, 'coturn/tls'),
+    },
+    coturnRelayAddress: host,
+  };
+}
+
+export function localStack(base: Tree = {}, dir = '/tmp/mxstack-local', firstPort?: number): Stack {
+  return compileStack(loadValues({ base }), localPlacement(dir, firstPort));
+}
+
+/** The same stack with its files moved under `dir` (to check a Kubernetes config inside the rootfs). */
+export function withRouterConfigDir(stack: Stack, dir: string): Stack {
+  return { ...stack, placement: { ...stack.placement, paths: { ...stack.placement.paths, routerConfigDir: dir } } };
+}
+
+export const runtimeRootfs = process.env.MXSTACK_ROOTFS ?? '/root/.cache/mxstack/rootfs-probe';
+
+/** Why the real programs cannot be used here, or undefined when they can. */
+export function rootfsUnavailable(): string | undefined {
+  if (!existsSync(join(runtimeRootfs, 'usr/sbin/haproxy'))) return `no runtime root filesystem at ${runtimeRootfs}`;
+  if (process.getuid?.() !== 0) return 'chroot into the runtime root filesystem needs root';
+  return undefined;
+}
+
+/** A scratch directory inside the rootfs' /tmp: its path inside the rootfs, and a way to remove it. */
+export function rootfsScratch(prefix: string): { inside: string; outside: string; remove: () => void } {
+  const tmp = join(runtimeRootfs, 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  const outside = mkdtempSync(join(tmp, `${prefix}-`));
+  return { outside, inside: outside.slice(runtimeRootfs.length), remove: () => rmSync(outside, { recursive: true, force: true }) };
+}
+
+export function writeFiles(dir: string, files: Record<string, string>): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+}
+
+/** Runs a program of the rootfs (bounded in time); stdout and stderr together. */
+export function runInRootfs(args: string[], timeoutMs = 20_000): { status: number | null; output: string } {
+  const result = spawnSync('chroot', [runtimeRootfs, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}` };
+}
