@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, parseDocument } from 'yaml';
-import { ValuesError } from './errors.js';
+import { ValuesError, formatPath } from './errors.js';
 import { normalizeLegacyValues } from './compat.js';
-import { validateValues } from './validate.js';
+import { expectsStringAt, validateValues } from './validate.js';
 import { checkValues } from './refusals.js';
 import type { Values } from './schema.js';
 
@@ -28,7 +28,9 @@ export function parseValuesFile(path: string, text: string): Tree {
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     const first = document.errors[0]!;
-    throw new ValuesError([`${path}: not valid YAML: ${first.message.split('\n')[0]}`]);
+    // The parser's first line names the problem and its line and column; the code frame after it is noise here.
+    const summary = first.message.split('\n')[0]!.replace(/:\s*$/, '');
+    throw new ValuesError([`${path}: not valid YAML: ${summary}.`]);
   }
   const content: unknown = document.toJS();
   if (content === null || content === undefined) return {};
@@ -78,15 +80,20 @@ export function parseSetPath(path: string): (string | number)[] {
   return segments;
 }
 
-/** Applies one `--set path=value`; the value is read as a YAML scalar or flow collection (`true`, `3`, `[a,b]`). */
+/**
+ * Applies one `--set path=value`. The value is read as a YAML scalar or flow collection (`true`, `3`,
+ * `[a,b]`), except where the schema wants a string: there the text is kept as typed, so an image tag
+ * `1.160` or an annotation value `true` does not turn into a number or a boolean.
+ */
 export function applySet(values: Tree, assignment: string): Tree {
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new ValuesError([`--set ${assignment}: expected key=value, like synapse.server.name=example.com.`]);
   const path = parseSetPath(assignment.slice(0, eq));
   const rawValue = assignment.slice(eq + 1);
+  const quoted = /^(".*"|'.*')$/s.test(rawValue);
   let value: unknown;
   try {
-    value = rawValue === '' ? '' : parseYaml(rawValue);
+    value = rawValue === '' || (expectsStringAt(path) && !quoted) ? rawValue : parseYaml(rawValue);
   } catch {
     value = rawValue;
   }
@@ -95,6 +102,14 @@ export function applySet(values: Tree, assignment: string): Tree {
   path.forEach((segment, index) => {
     const last = index === path.length - 1;
     const nextIsIndex = typeof path[index + 1] === 'number';
+    // A key into a list, or an index into a mapping, would be dropped or misread later: refuse it here.
+    const isList = Array.isArray(node);
+    if (isList !== (typeof segment === 'number')) {
+      const at = formatPath(path.slice(0, index));
+      throw new ValuesError([
+        `--set ${assignment.slice(0, eq)}: ${at} is ${isList ? 'a list; select an entry with [index]' : 'a mapping, not a list; use .key'}.`,
+      ]);
+    }
     const container = node as Record<string | number, unknown>;
     if (last) {
       container[segment] = value;

@@ -75,9 +75,11 @@ const checks: Check[] = [
       return 'synapse.server.registration.enabled: open registration needs a verification (Synapse refuses to start otherwise). Set registration.requireEmail or registration.requireToken, or registration.withoutVerification: true if you accept spam sign-ups.';
     return undefined;
   },
+  // Only open registration sends verification mails: with registration closed (as in the old chart's
+  // documented server settings) requireEmail is harmless without email, and Synapse starts.
   (v) =>
-    v.synapse.server.registration.requireEmail && !v.synapse.server.email.enabled
-      ? 'synapse.server.registration.requireEmail: requires outgoing email; set synapse.server.email.enabled with smtpHost.'
+    v.synapse.server.registration.enabled && v.synapse.server.registration.requireEmail && !v.synapse.server.email.enabled
+      ? 'synapse.server.registration.requireEmail: open registration with an email requirement needs outgoing email; set synapse.server.email.enabled with smtpHost.'
       : undefined,
   (v) =>
     v.synapse.server.email.enabled && !v.synapse.server.email.smtpHost

@@ -3,12 +3,14 @@
  * that name the full path and what is allowed (with the closest valid key for a misspelt one).
  */
 import AjvModule, { type ErrorObject } from 'ajv';
-import { closest } from 'fastest-levenshtein';
+import { distance } from 'fastest-levenshtein';
 import { valuesSchema, type Values } from './schema.js';
 import { ValuesError, formatPath, pointerToSegments } from './errors.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
-const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, formats: { hostname: hostnamePattern() } });
+// verbose: errors carry the offending value, so messages can say what was found (never for secrets:
+// those are plain strings with no enum or pattern, and type errors name only the kind found).
+const ajv = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: false, formats: { hostname: hostnamePattern() } });
 const validateAgainstSchema = ajv.compile(valuesSchema);
 
 function hostnamePattern(): RegExp {
@@ -17,9 +19,12 @@ function hostnamePattern(): RegExp {
 
 type JsonSchemaNode = {
   type?: string | string[];
+  description?: string;
   properties?: Record<string, JsonSchemaNode>;
   items?: JsonSchemaNode;
   additionalProperties?: boolean | JsonSchemaNode;
+  /** TypeBox writes Record<string, T> as patternProperties. */
+  patternProperties?: Record<string, JsonSchemaNode>;
   anyOf?: JsonSchemaNode[];
 };
 
@@ -31,46 +36,86 @@ function schemaAt(segments: (string | number)[]): JsonSchemaNode | undefined {
     if (typeof segment === 'number') node = node.items;
     else if (node.properties?.[segment]) node = node.properties[segment];
     else if (typeof node.additionalProperties === 'object') node = node.additionalProperties;
+    else if (node.patternProperties) node = Object.entries(node.patternProperties).find(([pattern]) => new RegExp(pattern).test(segment))?.[1];
     else return undefined;
   }
   return node;
 }
 
+/** The known key closest to a misspelt one, when it is close enough to be what the user meant. */
+export function closestKey(unknown: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = distance(unknown.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(unknown.length / 3)) ? best : undefined;
+}
+
+/** YAML words for JSON Schema types: users write mappings and lists, not objects and arrays. */
+const yamlTypeNames: Record<string, string> = { object: 'mapping', array: 'list', integer: 'whole number', null: 'empty value' };
+const yamlTypeName = (type: string) => yamlTypeNames[type] ?? type;
+
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return 'an empty value';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${article(typeof value)}${typeof value}`;
+}
+
+function expectedTypes(types: string[], found: unknown): string {
+  const names = [...new Set(types.map(yamlTypeName))];
+  return `expected ${names.map((n) => `${article(n)}${n}`).join(' or ')}, found ${kindOf(found)}.`;
+}
+
+/** The key's own description, in parentheses, so a range or pattern error says what the value is for. */
+function meaningOf(error: ErrorObject): string {
+  const description = (error.parentSchema as JsonSchemaNode | undefined)?.description;
+  return description ? ` (${description.replace(/\.$/, '')})` : '';
+}
+
+/** True where the schema wants a plain string (a tag, an annotation value): `--set` then keeps the text as typed. */
+export function expectsStringAt(segments: (string | number)[]): boolean {
+  return schemaAt(segments)?.type === 'string';
+}
+
 function describeError(error: ErrorObject): string {
   const segments = pointerToSegments(error.instancePath);
+  const path = formatPath(segments);
   switch (error.keyword) {
     case 'additionalProperty':
     case 'additionalProperties': {
       const unknown = String((error.params as { additionalProperty: string }).additionalProperty);
-      const path = formatPath([...segments, unknown]);
       const known = Object.keys(schemaAt(segments)?.properties ?? {});
-      const suggestion = known.length > 0 ? closest(unknown, known) : undefined;
+      const suggestion = closestKey(unknown, known);
       const hint = suggestion ? ` Did you mean ${formatPath([...segments, suggestion])}?` : '';
       const allowed = known.length > 0 ? ` Allowed here: ${known.join(', ')}.` : '';
-      return `${path}: unknown key.${hint}${allowed}`;
+      return `${formatPath([...segments, unknown])}: unknown key.${hint}${allowed}`;
     }
     case 'type': {
       const expected = (error.params as { type: string | string[] }).type;
-      const names = Array.isArray(expected) ? expected.join(' or ') : expected;
-      return `${formatPath(segments)}: expected ${article(names)}${names}.`;
+      return `${path}: ${expectedTypes([expected].flat(), error.data)}`;
     }
     case 'enum': {
       const allowed = (error.params as { allowedValues: unknown[] }).allowedValues;
-      return `${formatPath(segments)}: must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}.`;
+      const suggestion = typeof error.data === 'string' ? closestKey(error.data, allowed.map(String)) : undefined;
+      const hint = suggestion ? ` Did you mean ${JSON.stringify(suggestion)}?` : '';
+      return `${path}: ${JSON.stringify(error.data)} is not allowed; must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}.${hint}`;
     }
     case 'minimum':
     case 'maximum': {
       const { comparison, limit } = error.params as { comparison: string; limit: number };
-      return `${formatPath(segments)}: must be ${comparison} ${limit}.`;
+      return `${path}: ${JSON.stringify(error.data)} is out of range${meaningOf(error)}; must be ${comparison} ${limit}.`;
     }
     case 'pattern':
-      return `${formatPath(segments)}: must match ${(error.params as { pattern: string }).pattern}.`;
+      return `${path}: ${JSON.stringify(error.data)} is not valid${meaningOf(error)}; must match ${(error.params as { pattern: string }).pattern}.`;
     case 'format':
-      return `${formatPath(segments)}: must be a valid ${(error.params as { format: string }).format}.`;
+      return `${path}: ${JSON.stringify(error.data)} is not a valid ${(error.params as { format: string }).format}.`;
     case 'required':
       return `${formatPath([...segments, (error.params as { missingProperty: string }).missingProperty])}: required.`;
     default:
-      return `${formatPath(segments)}: ${error.message ?? 'invalid'}.`;
+      return `${path}: ${error.message ?? 'invalid'}.`;
   }
 }
 
@@ -89,8 +134,8 @@ function uniqueProblems(errors: ErrorObject[]): string[] {
   for (const group of byPath.values()) {
     const typeErrors = group.filter((e) => e.keyword === 'type');
     if (typeErrors.length > 1) {
-      const names = [...new Set(typeErrors.flatMap((e) => [(e.params as { type: string }).type].flat()))];
-      problems.push(`${formatPath(pointerToSegments(group[0]!.instancePath))}: expected ${names.join(' or ')}.`);
+      const names = typeErrors.flatMap((e) => [(e.params as { type: string | string[] }).type].flat());
+      problems.push(`${formatPath(pointerToSegments(group[0]!.instancePath))}: ${expectedTypes(names, group[0]!.data)}`);
       continue;
     }
     const meaningful = group.filter((e) => e.keyword !== 'anyOf');
