@@ -5,6 +5,13 @@ import { buildNetworkPolicies } from './network-policies.js';
 import { buildIngress } from './ingress.js';
 import { buildHttpRoutes } from './gateway.js';
 import { buildServiceMonitors } from './service-monitors.js';
+import { synapseObjects } from '../../components/synapse/kubernetes.js';
+import { adminBootstrapObjects } from '../../components/synapse/admin-bootstrap.js';
+import { elementObjects } from '../../components/element/kubernetes.js';
+import { postgresqlObjects } from '../../components/postgresql/kubernetes.js';
+import { coturnObjects } from '../../components/coturn/kubernetes.js';
+import { routerObjects } from '../../components/router/kubernetes.js';
+import { valuesSecretObjects } from './secrets.js';
 
 export type ObjectBuilder = (stack: Stack) => KubeObject[];
 
@@ -13,4 +20,11 @@ export const componentObjectBuilders: ObjectBuilder[] = [
   buildIngress,
   buildHttpRoutes,
   buildServiceMonitors,
+  synapseObjects,
+  adminBootstrapObjects,
+  elementObjects,
+  postgresqlObjects,
+  coturnObjects,
+  routerObjects,
+  valuesSecretObjects,
 ];

@@ -1,0 +1,230 @@
+/**
+ * Synapse on Kubernetes: its ConfigMap (homeserver.yaml, log.yaml), the main-process Deployment with
+ * every secret as a file, the media claim, the ServiceAccount and the Service.
+ */
+import { posix } from 'node:path';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeProjection } from 'kubernetes-models/v1/VolumeProjection';
+import type { SecretRef, Stack } from '../../stack/model.js';
+import { synapseSecretFiles } from '../../stack/model.js';
+import type { KubeObject } from '../../targets/kubernetes/objects.js';
+import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import {
+  configChecksum,
+  containerImage,
+  configChecksumAnnotation,
+  emptyDirVolume,
+  hardenedPodSpec,
+  httpGetProbe,
+  podAnnotations,
+  resourceRequirements,
+  serviceType,
+  standardProbes,
+} from '../../targets/kubernetes/pod-security.js';
+import { synapseConfigFiles } from './config.js';
+import { renderOidcProvider } from './oidc.js';
+
+export const synapseComponent = 'synapse';
+
+/** The Synapse image runs as this user (docker/start.py's default UID/GID). */
+export const synapseUid = 991;
+
+/** Read-only for the owner and the pod's fsGroup, nobody else. */
+const secretFileMode = 0o440;
+
+/** One secret file Synapse reads: which Secret key lands under which file name. */
+export interface SecretFile {
+  ref: SecretRef;
+  file: string;
+  purpose: string;
+}
+
+/**
+ * The files of placement.paths.synapseSecretsDir, each from its own Secret key. The list follows the
+ * *_path settings homeserver.yaml actually contains, so a file is mounted exactly when Synapse reads it.
+ */
+export function synapseSecretFileList(stack: Stack): SecretFile[] {
+  const { secrets } = stack;
+  const server = stack.values.synapse.server;
+  const files: SecretFile[] = [
+    { ref: secrets.synapseSecretConfig, file: synapseSecretFiles.secretConfig, purpose: 'homeserver-secrets.yaml: the database and email blocks' },
+    { ref: secrets.registrationSharedSecret, file: synapseSecretFiles.registrationSharedSecret, purpose: 'registration_shared_secret_path' },
+    { ref: secrets.macaroonSecretKey, file: synapseSecretFiles.macaroonSecretKey, purpose: 'macaroon_secret_key_path' },
+    { ref: secrets.formSecret, file: synapseSecretFiles.formSecret, purpose: 'form_secret_path' },
+  ];
+  if (server.turn.enabled) {
+    files.push({ ref: secrets.turnSharedSecret, file: synapseSecretFiles.turnSharedSecret, purpose: 'turn_shared_secret_path' });
+  }
+  if (server.sso.enabled && server.sso.oidc.enabled) {
+    for (const provider of server.sso.oidc.providers) {
+      const rendered = renderOidcProvider(provider, stack.placement.paths.synapseSecretsDir);
+      const ref = secrets.oidcClientSecrets[provider.idp_id];
+      if (ref && 'client_secret_path' in rendered) {
+        files.push({ ref, file: synapseSecretFiles.oidcClientSecret(provider.idp_id), purpose: `client_secret_path of OIDC provider ${provider.idp_id}` });
+      }
+    }
+  }
+  return files;
+}
+
+/** A projected volume gathering one key from each Secret, under the given file names. */
+export function projectedSecretVolume(name: string, files: { ref: SecretRef; file: string }[]): IVolume {
+  const itemsBySecret = new Map<string, { key: string; path: string }[]>();
+  for (const { ref, file } of files) itemsBySecret.set(ref.name, [...(itemsBySecret.get(ref.name) ?? []), { key: ref.key, path: file }]);
+  const sources: IVolumeProjection[] = [...itemsBySecret].map(([secretName, items]) => ({ secret: { name: secretName, items } }));
+  return { name, projected: { defaultMode: secretFileMode, sources } };
+}
+
+export function synapseServiceAccountName(stack: Stack): string {
+  const account = stack.values.synapse.serviceAccount;
+  return account.name ?? (account.create ? stack.objectName(synapseComponent) : 'default');
+}
+
+export function synapseMediaClaimName(stack: Stack): string {
+  return stack.values.synapse.persistence.existingClaim ?? `${stack.objectName(synapseComponent)}-media`;
+}
+
+/** The URL other pods reach the Synapse client API at, through its Service. */
+export function synapseServiceUrl(stack: Stack): string {
+  return `http://${stack.placement.hosts.synapse}:${stack.values.synapse.service.port}`;
+}
+
+
+function mediaVolume(stack: Stack): IVolume {
+  const { persistence } = stack.values.synapse;
+  if (!persistence.enabled) return emptyDirVolume('data');
+  return { name: 'data', persistentVolumeClaim: { claimName: synapseMediaClaimName(stack) } };
+}
+
+function mediaClaim(stack: Stack): PersistentVolumeClaim[] {
+  const { persistence } = stack.values.synapse;
+  if (!persistence.enabled || persistence.existingClaim) return [];
+  return [
+    new PersistentVolumeClaim({
+      metadata: objectMeta(stack, synapseComponent, synapseMediaClaimName(stack)),
+      spec: {
+        accessModes: [persistence.accessMode as 'ReadWriteOnce' | 'ReadWriteMany' | 'ReadWriteOncePod'],
+        resources: { requests: { storage: persistence.size } },
+        ...(persistence.storageClassName ? { storageClassName: persistence.storageClassName } : {}),
+      },
+    }),
+  ];
+}
+
+/** The signing key Secret under the file name signing_key_path points at. */
+function signingKeyVolume(stack: Stack): IVolume {
+  const ref = stack.secrets.signingKey;
+  return {
+    name: 'signing-key',
+    secret: { secretName: ref.name, defaultMode: secretFileMode, items: [{ key: ref.key, path: posix.basename(stack.placement.paths.signingKey) }] },
+  };
+}
+
+function synapseContainer(stack: Stack): IContainer {
+  const { synapse } = stack.values;
+  const { paths, ports } = stack.placement;
+  return {
+    name: 'synapse',
+    ...containerImage(synapse.image),
+    command: [
+      'python',
+      '-m',
+      'synapse.app.homeserver',
+      '--config-path',
+      posix.join(paths.synapseConfigDir, 'homeserver.yaml'),
+      '--config-path',
+      posix.join(paths.synapseSecretsDir, synapseSecretFiles.secretConfig),
+    ],
+    ports: [
+      { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
+      ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),
+    ],
+    resources: resourceRequirements(synapse.resources),
+    // The first start runs every database migration: give it ten minutes before liveness takes over.
+    ...standardProbes((timing) => httpGetProbe('/health', 'http', timing), 600),
+    volumeMounts: [
+      { name: 'config', mountPath: paths.synapseConfigDir, readOnly: true },
+      { name: 'secrets', mountPath: paths.synapseSecretsDir, readOnly: true },
+      { name: 'signing-key', mountPath: posix.dirname(paths.signingKey), readOnly: true },
+      { name: 'data', mountPath: paths.synapseDataDir },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
+function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
+  const { synapse } = stack.values;
+  return new Deployment({
+    metadata: objectMeta(stack, synapseComponent),
+    spec: {
+      replicas: synapse.replicaCount,
+      // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: stack.selectorLabels(synapseComponent) },
+      template: {
+        metadata: podMeta(stack, synapseComponent, podAnnotations(synapse, { [configChecksumAnnotation]: configChecksum(configMapData) })),
+        spec: hardenedPodSpec(stack.values, {
+          uid: synapseUid,
+          settings: synapse,
+          serviceAccountName: synapseServiceAccountName(stack),
+          containers: [synapseContainer(stack)],
+          volumes: [
+            { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
+            projectedSecretVolume('secrets', synapseSecretFileList(stack)),
+            signingKeyVolume(stack),
+            mediaVolume(stack),
+            emptyDirVolume('tmp'),
+          ],
+        }),
+      },
+    },
+  });
+}
+
+function synapseServiceAccount(stack: Stack): ServiceAccount[] {
+  const account = stack.values.synapse.serviceAccount;
+  if (!account.create) return [];
+  return [
+    new ServiceAccount({
+      metadata: objectMeta(stack, synapseComponent, synapseServiceAccountName(stack), account.annotations),
+      automountServiceAccountToken: false,
+    }),
+  ];
+}
+
+function synapseService(stack: Stack): Service {
+  const { synapse } = stack.values;
+  const ports: IServicePort[] = [{ name: 'http', port: synapse.service.port, targetPort: 'http', protocol: 'TCP' as const }];
+  if (synapse.service.federationPort !== synapse.service.port) {
+    // Federation is served by the same listener as the client API.
+    ports.push({ name: 'federation', port: synapse.service.federationPort, targetPort: 'http', protocol: 'TCP' as const });
+  }
+  const stackPort = stack.placement.ports.synapseHttp;
+  if (stackPort !== synapse.service.port && stackPort !== synapse.service.federationPort) {
+    // The stack's own files (the router's backend) address Synapse's Service on the listener's port.
+    ports.push({ name: 'internal', port: stackPort, targetPort: 'http', protocol: 'TCP' as const });
+  }
+  if (synapse.metrics.enabled) ports.push({ name: 'metrics', port: synapse.metrics.port, targetPort: 'metrics', protocol: 'TCP' as const });
+  return new Service({
+    metadata: objectMeta(stack, synapseComponent),
+    spec: { type: serviceType(synapse.service.type), selector: stack.selectorLabels(synapseComponent), ports },
+  });
+}
+
+export function synapseObjects(stack: Stack): KubeObject[] {
+  const configMapData = synapseConfigFiles(stack);
+  return [
+    new ConfigMap({ metadata: objectMeta(stack, synapseComponent), data: configMapData }),
+    ...synapseServiceAccount(stack),
+    ...mediaClaim(stack),
+    synapseDeployment(stack, configMapData),
+    synapseService(stack),
+  ];
+}
