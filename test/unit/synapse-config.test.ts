@@ -451,3 +451,14 @@ test('files: strings that YAML 1.1 (PyYAML, which Synapse uses) would read as nu
     assert.equal(parsed.database.args.password, password);
   }
 });
+
+test('values checks count what a preset fills: github needs no endpoints, a bare provider needs an issuer', () => {
+  const withProvider = (provider: Tree) => ({ synapse: { server: { sso: { enabled: true, oidc: { enabled: true, providers: [provider] } } } } });
+  assert.doesNotThrow(() => stackFor(withProvider({ idp_id: 'gh', idp_name: 'GitHub', preset: 'github', client_id: 'c' })));
+  assert.doesNotThrow(() => stackFor(withProvider({ idp_id: 'g', idp_name: 'Google', preset: 'google', client_id: 'c' })));
+  assert.throws(() => stackFor(withProvider({ idp_id: 'x', idp_name: 'X', client_id: 'c', discover: false })), /issuer: required/);
+  assert.throws(
+    () => stackFor(withProvider({ idp_id: 'x', idp_name: 'X', client_id: 'c', discover: false, issuer: 'https://x.example' })),
+    /authorization_endpoint and token_endpoint are required/,
+  );
+});

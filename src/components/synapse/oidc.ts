@@ -1,6 +1,8 @@
 /**
  * One values entry of synapse.server.sso.oidc.providers → one Synapse `oidc_providers` entry.
  * Presets fill what a well-known provider needs; whatever the values spell out wins over the preset.
+ * Synapse imports authlib for any oidc_providers entry and exits at start without it: Debian's
+ * matrix-synapse only Suggests python3-authlib, so a runtime root filesystem must include it.
  */
 import { posix } from 'node:path';
 import { deepMerge } from '../../values/load.js';
