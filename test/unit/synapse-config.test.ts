@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { posix } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml, parseDocument, visit } from 'yaml';
 import { loadValues } from '../../src/values/load.js';
@@ -461,4 +461,25 @@ test('values checks count what a preset fills: github needs no endpoints, a bare
     () => stackFor(withProvider({ idp_id: 'x', idp_name: 'X', client_id: 'c', discover: false, issuer: 'https://x.example' })),
     /authorization_endpoint and token_endpoint are required/,
   );
+});
+
+const fixturesDir = join(import.meta.dirname, '..', 'fixtures', 'values');
+
+test('every values fixture renders a schema-valid Synapse config without the secrets its values carry', () => {
+  const fixtures = readdirSync(fixturesDir).filter((name) => name.endsWith('.yaml'));
+  assert.ok(fixtures.length > 0);
+  for (const fixture of fixtures) {
+    const values = loadValues({ files: [join(fixturesDir, fixture)] });
+    const s = compileStack(values, kubernetesPlacement(values, 'mxstack'));
+    const errors = schemaErrors(mergedConfig(s));
+    assert.deepEqual(errors, [], `${fixture}: ${JSON.stringify(errors)}`);
+    const text = synapseConfigFiles(s)['homeserver.yaml']!;
+    const valueSecrets = [
+      ...values.synapse.server.sso.oidc.providers.map((p) => p.client_secret),
+      values.synapse.server.email.smtpPass,
+      values.synapse.server.adminUser.password,
+      values.synapse.server.adminUser.registrationSecret,
+    ].filter((secret): secret is string => secret !== undefined);
+    for (const secret of valueSecrets) assert.ok(!text.includes(secret), `${fixture}: a secret from values leaked into homeserver.yaml`);
+  }
 });
