@@ -10,13 +10,18 @@ const ownSecret = (name: string, key: string): SecretRef => ({ name, key, userPr
 const userSecret = (ref: { name: string; key: string } | undefined, fallback: SecretRef): SecretRef =>
   ref ? { name: ref.name, key: ref.key, userProvided: true } : fallback;
 
+/** idp_id allows `_`, `~`, `.` and capitals, which object names do not: `My_Provider` → `my-provider`. */
+export function oidcSecretNamePart(idpId: string): string {
+  return idpId.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '') || 'provider';
+}
+
 /** Names of the Secrets the stack reads; the old chart's names where it had one, so migrations keep them. */
 export function deriveSecrets(values: Values, release: string): StackSecrets {
   const s = values.synapse;
   const admin = `${release}-admin-credentials`;
   const oidcClientSecrets: Record<string, SecretRef> = {};
   for (const provider of s.server.sso.oidc.providers) {
-    oidcClientSecrets[provider.idp_id] = userSecret(provider.clientSecretRef, ownSecret(`${release}-oidc-${provider.idp_id}`, 'client-secret'));
+    oidcClientSecrets[provider.idp_id] = userSecret(provider.clientSecretRef, ownSecret(`${release}-oidc-${oidcSecretNamePart(provider.idp_id)}`, 'client-secret'));
   }
   return {
     postgresPassword: userSecret(s.database.passwordSecretRef, ownSecret(`${release}-postgresql`, 'postgres-password')),

@@ -5,6 +5,7 @@
 import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
 import { oidcPresets } from '../components/synapse/oidc-presets.js';
+import { oidcSecretNamePart } from '../stack/compile.js';
 
 type Check = (values: Values) => string | undefined;
 
@@ -46,6 +47,14 @@ const checks: Check[] = [
     const ids = v.synapse.server.sso.oidc.providers.map((p) => p.idp_id);
     const duplicate = ids.find((id, index) => ids.indexOf(id) !== index);
     return duplicate ? `synapse.server.sso.oidc.providers: idp_id "${duplicate}" is used twice; each provider needs its own stable idp_id.` : undefined;
+  },
+  (v) => {
+    // Distinct idp_ids can still share a default client-secret Secret name (My_Provider, my-provider).
+    const ids = [...new Set(v.synapse.server.sso.oidc.providers.map((p) => p.idp_id))];
+    const first = ids.find((id) => ids.some((other) => other !== id && oidcSecretNamePart(other) === oidcSecretNamePart(id)));
+    if (!first) return undefined;
+    const other = ids.find((id) => id !== first && oidcSecretNamePart(id) === oidcSecretNamePart(first))!;
+    return `synapse.server.sso.oidc.providers: idp_id "${first}" and "${other}" differ only in case or punctuation, and would share the client-secret Secret "<release>-oidc-${oidcSecretNamePart(first)}". Pick clearly different idp_ids.`;
   },
   (v) => {
     const problems = v.synapse.server.sso.oidc.providers.flatMap((p, i) => {

@@ -87,7 +87,7 @@ export const oidcProviderSchema = item('One OpenID Connect identity provider (Sy
   issuer: optStr('Issuer URL.'),
   client_id: str('OAuth client id.'),
   client_secret: optStr('Client secret written in values: it goes into a Secret, never a ConfigMap. Prefer clientSecretRef.'),
-  clientSecretRef: secretKeyRef('Secret holding this provider\'s own client secret. Default: <release>-oidc-<idp_id>, key client-secret.'),
+  clientSecretRef: secretKeyRef('Secret holding this provider\'s own client secret. Default: <release>-oidc-<idp_id> (lower case, other characters as -), key client-secret.'),
   client_auth_method: Type.Optional(
     Type.Unsafe<string>({ type: 'string', enum: ['client_secret_basic', 'client_secret_post', 'none'], description: 'How the client authenticates to the token endpoint.' }),
   ),
