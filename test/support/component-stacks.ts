@@ -82,8 +82,9 @@ export function writeFiles(dir: string, files: Record<string, string>): void {
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
 }
 
-/** Runs a program of the rootfs (bounded in time); stdout and stderr together. */
-export function runInRootfs(args: string[], timeoutMs = 20_000): { status: number | null; output: string } {
-  const result = spawnSync('chroot', [runtimeRootfs, ...args], { encoding: 'utf8', timeout: timeoutMs });
+/** Runs a program of the rootfs (bounded in time, as `user` when given); stdout and stderr together. */
+export function runInRootfs(args: string[], timeoutMs = 20_000, user?: string, input?: string): { status: number | null; output: string } {
+  const userspec = user === undefined ? [] : [`--userspec=${user}:${user}`];
+  const result = spawnSync('chroot', [...userspec, runtimeRootfs, ...args], { encoding: 'utf8', timeout: timeoutMs, input });
   return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}` };
 }

@@ -14,7 +14,7 @@ const secretOptions = new Set(['static-auth-secret', 'use-auth-secret', 'cli-pas
 const extraConfigLine = /^[A-Za-z0-9][A-Za-z0-9_-]*(=\S(.*\S)?)?$/;
 
 /** The option name of a `key` / `key=value` line (never the value: it may be a secret). */
-const optionName = (line: string): string => line.split('=', 1)[0] ?? '';
+const optionName = (line: string): string => line.trim().split(/[=\s#]/, 1)[0] ?? '';
 
 /** Why an extraConfig line cannot be written to turnserver.conf, or undefined when it can. */
 export function extraConfigLineProblem(line: string): string | undefined {
