@@ -8,12 +8,14 @@ import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack, toPlainSorted } from '../../src/targets/kubernetes/render.js';
 import type { Stack } from '../../src/stack/model.js';
 import type { KubeObject } from '../../src/targets/kubernetes/objects.js';
-import { asCidr, buildNetworkPolicies, configuredPeer } from '../../src/targets/kubernetes/network-policies.js';
+import { asCidr, buildNetworkPolicies, configuredPeer, nonPublicIpv4Ranges, nonPublicIpv6Ranges } from '../../src/targets/kubernetes/network-policies.js';
+import { deniedPeerCidrs } from '../../src/components/coturn/peer-ranges.js';
+import { upstreamUrlPreviewIpRangeBlacklist } from '../../src/components/synapse/url-preview-blacklist.js';
 import { buildIngress } from '../../src/targets/kubernetes/ingress.js';
 import { buildHttpRoutes } from '../../src/targets/kubernetes/gateway.js';
 import { buildServiceMonitors } from '../../src/targets/kubernetes/service-monitors.js';
 import { pathCovers, publicHosts, withoutCoveredPaths } from '../../src/targets/kubernetes/public-routes.js';
-import { evaluateConnection, type Connection, type Endpoint, type Protocol } from '../support/network-policy-evaluator.js';
+import { cidrContains, evaluateConnection, type Connection, type Endpoint, type Protocol } from '../support/network-policy-evaluator.js';
 import { cloudMetadata, external, privateAddress, publicIpv4, publicIpv6, releaseNetwork, type ReleaseNetwork } from '../support/release-network.js';
 
 type Tree = Record<string, unknown>;
@@ -372,4 +374,14 @@ test('ServiceMonitors follow the metrics switches of Synapse and coturn', () => 
   assert.deepEqual(names({ synapse: { server: { name: 'example.com' }, metrics: { enabled: false } } }), ['chat-router', 'chat-coturn']);
   assert.deepEqual(names({ coturn: { prometheusExporter: { enabled: false } } }), ['chat-synapse', 'chat-router']);
   assert.deepEqual(names({ synapse: { server: { name: 'example.com', turn: { enabled: false } } }, coturn: { enabled: false } }), ['chat-synapse', 'chat-router']);
+});
+
+test('"the public Internet" of the policies excludes every range coturn denies and Synapse never previews', () => {
+  const covered = (range: string, excepts: readonly string[]) => {
+    const [address = '', prefix = ''] = range.split('/');
+    return excepts.some((e) => Number(e.split('/')[1]) <= Number(prefix) && cidrContains(e, address));
+  };
+  const excepts = [...nonPublicIpv4Ranges, ...nonPublicIpv6Ranges];
+  for (const range of [...deniedPeerCidrs, ...upstreamUrlPreviewIpRangeBlacklist]) assert.ok(covered(range, excepts), range);
+  assert.equal(covered('8.8.8.0/24', excepts), false);
 });

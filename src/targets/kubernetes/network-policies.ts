@@ -11,15 +11,13 @@ import { NetworkPolicy, type INetworkPolicy } from 'kubernetes-models/networking
 import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
 import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
 import type { Stack } from '../../stack/model.js';
+import { adminBootstrapComponent } from '../../components/synapse/admin-bootstrap.js';
 import type { KubeObject } from './objects.js';
 
 type Peer = INetworkPolicyPeer;
 type Port = INetworkPolicyPort;
 type PolicySpec = NonNullable<INetworkPolicy['spec']>;
 type LabelSelector = PolicySpec['podSelector'];
-
-/** The label of the admin bootstrap Job's pods (app.kubernetes.io/name). */
-export const adminBootstrapComponent = 'admin-bootstrap';
 
 /**
  * Addresses that are not the public Internet (RFC 6890 special-purpose ranges, as Synapse's URL preview

@@ -1,0 +1,512 @@
+/**
+ * Invariants over the whole Kubernetes render, for every values fixture in test/fixtures/values
+ * (bad inputs live in bad/ and in bad-*.yaml files and are skipped). Each fixture is rendered twice:
+ * as written, and with known secret strings written into the values and NetworkPolicies switched on,
+ * so that secret placement and the network flows are checked in every scenario.
+ *
+ * No cluster runs here: object schemas are checked by validate() in the render itself, Pod Security
+ * by the restricted-profile oracle of test/support, NetworkPolicies by the independent evaluator.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { loadValues, resolveValues } from '../../src/values/load.js';
+import type { Values } from '../../src/values/schema.js';
+import type { Stack } from '../../src/stack/model.js';
+import { compileKubernetesStack, renderKubernetesObjects, toPlainSorted } from '../../src/targets/kubernetes/render.js';
+import { documentedSecrets } from '../../src/targets/kubernetes/secrets.js';
+import { restrictedViolations, type PlainPodSpec } from '../support/pod-security-restricted.js';
+import { cidrContains, evaluateConnection, type Endpoint, type NamedPort, type PodEndpoint, type Protocol } from '../support/network-policy-evaluator.js';
+import { addressInside, cloudMetadata, external, privateAddress, publicIpv4, publicIpv6, releaseNetwork, type ReleaseNetwork } from '../support/release-network.js';
+
+type Tree = Record<string, unknown>;
+
+// ---------------------------------------------------------------- fixtures and renders
+
+const fixturesDir = fileURLToPath(new URL('../fixtures/values/', import.meta.url));
+const fixtureFiles = readdirSync(fixturesDir)
+  .filter((name) => name.endsWith('.yaml') && !name.startsWith('bad-'))
+  .sort()
+  .map((name) => join(fixturesDir, name));
+
+/** Secret strings written into the values: they may appear in Secret objects and nowhere else. */
+const knownSecrets = {
+  adminPassword: 'invariant-admin-password-Qd72kx',
+  registrationSecret: 'invariant-registration-secret-Zk49wm',
+  smtpPass: 'invariant-smtp-password-Mx83vb',
+  clientSecret: (idp: string) => `invariant-client-secret-${idp}-Pw51tn`,
+};
+
+/** The fixture's values plus every secret the values may carry (where the values allow one), and NetworkPolicies on. */
+function withKnownSecrets(values: Values): { values: Values; secrets: string[] } {
+  const copy = structuredClone(values) as Values;
+  const server = copy.synapse.server;
+  const secrets = [knownSecrets.adminPassword, knownSecrets.registrationSecret];
+  server.adminUser.password = knownSecrets.adminPassword;
+  server.adminUser.registrationSecret = knownSecrets.registrationSecret;
+  if (server.email.enabled && !server.email.smtpPassSecretRef) {
+    server.email.smtpPass = knownSecrets.smtpPass;
+    secrets.push(knownSecrets.smtpPass);
+  }
+  for (const provider of server.sso.oidc.providers) {
+    if (provider.clientSecretRef) continue;
+    provider.client_secret = knownSecrets.clientSecret(provider.idp_id);
+    secrets.push(provider.client_secret);
+  }
+  copy.networkPolicy.enabled = true;
+  return { values: resolveValues(copy as unknown as Tree), secrets };
+}
+
+interface PlainObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: Tree;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+interface Render {
+  label: string;
+  stack: Stack;
+  objects: PlainObject[];
+  raw: ReturnType<typeof renderKubernetesObjects>;
+  secrets: string[];
+}
+
+function render(label: string, values: Values, secrets: string[] = []): Render {
+  const stack = compileKubernetesStack(values, { release: 'mx', namespace: 'matrix' });
+  // renderKubernetesObjects validates every object against its schema and throws otherwise.
+  const raw = renderKubernetesObjects(stack);
+  return { label, stack, raw, objects: raw.map((o) => toPlainSorted(o) as PlainObject), secrets };
+}
+
+const renders: Render[] = fixtureFiles.flatMap((file) => {
+  const name = basename(file, '.yaml');
+  const values = loadValues({ files: [file] });
+  const secretful = withKnownSecrets(values);
+  return [render(name, values), render(`${name} (+secrets, +networkPolicy)`, secretful.values, secretful.secrets)];
+});
+
+// ---------------------------------------------------------------- pod templates
+
+interface PlainContainer {
+  name: string;
+  ports?: { name?: string; containerPort: number; protocol?: Protocol }[];
+  resources?: { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
+  readinessProbe?: unknown;
+  livenessProbe?: unknown;
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; configMapKeyRef?: { name: string; key: string } } }[];
+  envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[];
+  volumeMounts?: { name: string }[];
+}
+
+interface PlainTemplate {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: PlainPodSpec & {
+    containers: PlainContainer[];
+    initContainers?: PlainContainer[];
+    serviceAccountName?: string;
+    volumes?: (Tree & { name: string })[];
+  };
+}
+
+interface Workload {
+  object: PlainObject;
+  template: PlainTemplate;
+  component: string;
+  longRunning: boolean;
+}
+
+function workloads(objects: PlainObject[]): Workload[] {
+  return objects.flatMap((object): Workload[] => {
+    const spec = object.spec as Tree | undefined;
+    let template: PlainTemplate | undefined;
+    if (['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(object.kind)) template = spec?.template as PlainTemplate;
+    if (object.kind === 'CronJob') template = ((spec?.jobTemplate as Tree | undefined)?.spec as Tree | undefined)?.template as PlainTemplate;
+    if (!template) return [];
+    const component = template.metadata?.labels?.['app.kubernetes.io/name'] ?? object.metadata.name;
+    return [{ object, template, component, longRunning: !['Job', 'CronJob'].includes(object.kind) }];
+  });
+}
+
+const id = (o: PlainObject) => `${o.kind}/${o.metadata.name}`;
+const allContainers = (t: PlainTemplate) => [...(t.spec.initContainers ?? []), ...t.spec.containers];
+const labelsMatch = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([key, value]) => labels[key] === value);
+
+// ---------------------------------------------------------------- object-level invariants
+
+test('there are fixtures to check, each rendering a Synapse workload', () => {
+  assert.ok(fixtureFiles.length >= 3, `fixtures in ${fixturesDir}`);
+  for (const r of renders) assert.ok(workloads(r.objects).some((w) => w.component === 'synapse'), r.label);
+});
+
+test('every object is namespaced in the release namespace and named uniquely per kind', () => {
+  for (const r of renders) {
+    const ids = r.objects.map(id);
+    assert.equal(new Set(ids).size, ids.length, `${r.label}: duplicate objects`);
+    for (const o of r.objects) if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, 'matrix', `${r.label}: ${id(o)}`);
+  }
+});
+
+test('every pod passes Pod Security "restricted" (coturn.hostNetwork is the one documented exception)', () => {
+  for (const r of renders) {
+    for (const w of workloads(r.objects)) {
+      let violations = restrictedViolations(w.template.spec, w.template.metadata?.annotations);
+      if (w.component === 'coturn' && r.stack.values.coturn.hostNetwork) {
+        // On the node network every container port is a host port: both follow from the opt-in.
+        violations = violations.filter((v) => !v.includes('[hostNamespaces]') && !v.includes('[hostPorts]'));
+      }
+      assert.deepEqual(violations, [], `${r.label}: ${id(w.object)}`);
+    }
+  }
+});
+
+test('every container has CPU and memory requests and limits; long-running containers have readiness and liveness probes', () => {
+  for (const r of renders) {
+    for (const w of workloads(r.objects)) {
+      for (const c of allContainers(w.template)) {
+        const at = `${r.label}: ${id(w.object)} container ${c.name}`;
+        for (const kind of ['requests', 'limits'] as const) {
+          for (const resource of ['cpu', 'memory']) assert.ok(c.resources?.[kind]?.[resource] !== undefined, `${at}: ${kind}.${resource}`);
+        }
+      }
+      // A Job's pod serves nothing and ends: it has no readiness to report (its deadline bounds it).
+      if (!w.longRunning) continue;
+      for (const c of w.template.spec.containers) {
+        assert.ok(c.readinessProbe, `${r.label}: ${id(w.object)} container ${c.name}: readinessProbe`);
+        assert.ok(c.livenessProbe, `${r.label}: ${id(w.object)} container ${c.name}: livenessProbe`);
+      }
+    }
+  }
+});
+
+test('secret strings written in values appear in Secret objects only', () => {
+  const secretful = renders.filter((r) => r.secrets.length > 0);
+  assert.ok(secretful.length > 0);
+  for (const r of secretful) {
+    const secretObjects = r.objects.filter((o) => o.kind === 'Secret');
+    for (const secret of r.secrets) {
+      assert.ok(secretObjects.some((o) => stringify(o).includes(secret)), `${r.label}: a Secret carries ${secret}`);
+      for (const o of r.objects.filter((x) => x.kind !== 'Secret')) {
+        assert.ok(!stringify(o).includes(secret), `${r.label}: ${id(o)} contains a secret written in values`);
+      }
+    }
+  }
+});
+
+test('every Service selects the pod template of a workload, and its named target ports exist there', () => {
+  for (const r of renders) {
+    const templates = workloads(r.objects);
+    for (const service of r.objects.filter((o) => o.kind === 'Service')) {
+      const spec = service.spec as { selector?: Record<string, string>; ports: { name?: string; targetPort?: number | string; protocol?: Protocol }[] };
+      assert.ok(spec.selector && Object.keys(spec.selector).length > 0, `${r.label}: ${id(service)} has a selector`);
+      const selected = templates.filter((w) => labelsMatch(spec.selector!, w.template.metadata?.labels));
+      assert.ok(selected.length > 0, `${r.label}: ${id(service)} selects no pod template`);
+      for (const port of spec.ports) {
+        if (typeof port.targetPort !== 'string') continue;
+        const found = selected.some((w) =>
+          w.template.spec.containers.some((c) => (c.ports ?? []).some((p) => p.name === port.targetPort && (p.protocol ?? 'TCP') === (port.protocol ?? 'TCP'))),
+        );
+        assert.ok(found, `${r.label}: ${id(service)} port ${port.name}: no container port named ${port.targetPort}`);
+      }
+    }
+  }
+});
+
+interface Reference {
+  kind: 'ConfigMap' | 'Secret' | 'PersistentVolumeClaim';
+  name: string;
+  key?: string;
+  from: string;
+}
+
+function references(w: Workload): Reference[] {
+  const from = id(w.object);
+  const refs: Reference[] = [];
+  for (const volume of w.template.spec.volumes ?? []) {
+    const v = volume as Tree & {
+      configMap?: { name: string; items?: { key: string }[] };
+      secret?: { secretName: string; items?: { key: string }[] };
+      persistentVolumeClaim?: { claimName: string };
+      projected?: { sources: { configMap?: { name: string; items?: { key: string }[] }; secret?: { name: string; items?: { key: string }[] } }[] };
+    };
+    const withKeys = (kind: Reference['kind'], name: string, items?: { key: string }[]) =>
+      items && items.length > 0 ? items.map((item) => ({ kind, name, key: item.key, from })) : [{ kind, name, from }];
+    if (v.configMap) refs.push(...withKeys('ConfigMap', v.configMap.name, v.configMap.items));
+    if (v.secret) refs.push(...withKeys('Secret', v.secret.secretName, v.secret.items));
+    if (v.persistentVolumeClaim) refs.push({ kind: 'PersistentVolumeClaim', name: v.persistentVolumeClaim.claimName, from });
+    for (const source of v.projected?.sources ?? []) {
+      if (source.configMap) refs.push(...withKeys('ConfigMap', source.configMap.name, source.configMap.items));
+      if (source.secret) refs.push(...withKeys('Secret', source.secret.name, source.secret.items));
+    }
+  }
+  for (const c of allContainers(w.template)) {
+    for (const env of c.env ?? []) {
+      const s = env.valueFrom?.secretKeyRef;
+      const m = env.valueFrom?.configMapKeyRef;
+      if (s) refs.push({ kind: 'Secret', name: s.name, key: s.key, from });
+      if (m) refs.push({ kind: 'ConfigMap', name: m.name, key: m.key, from });
+    }
+    for (const source of c.envFrom ?? []) {
+      if (source.secretRef) refs.push({ kind: 'Secret', name: source.secretRef.name, from });
+      if (source.configMapRef) refs.push({ kind: 'ConfigMap', name: source.configMapRef.name, from });
+    }
+  }
+  return refs;
+}
+
+test('every ConfigMap, Secret and claim a pod references is rendered or documented as created by the user or `mxstack secrets init`', () => {
+  for (const r of renders) {
+    const documented = documentedSecrets(r.stack);
+    const rendered = (kind: string, name: string) => r.objects.find((o) => o.kind === kind && o.metadata.name === name);
+    for (const w of workloads(r.objects)) {
+      const claimTemplates = ((w.object.spec as Tree | undefined)?.volumeClaimTemplates as { metadata: { name: string } }[] | undefined) ?? [];
+      const volumeNames = new Set([...(w.template.spec.volumes ?? []).map((v) => v.name), ...claimTemplates.map((t) => t.metadata.name)]);
+      for (const c of allContainers(w.template)) {
+        for (const mount of c.volumeMounts ?? []) assert.ok(volumeNames.has(mount.name), `${r.label}: ${id(w.object)} mounts unknown volume ${mount.name}`);
+      }
+      for (const ref of references(w)) {
+        const at = `${r.label}: ${ref.from} references ${ref.kind} ${ref.name}${ref.key ? ` key ${ref.key}` : ''}`;
+        const object = rendered(ref.kind, ref.name);
+        if (ref.kind === 'ConfigMap') {
+          assert.ok(object, `${at}: not rendered`);
+          if (ref.key) assert.ok(Object.hasOwn(object.data ?? {}, ref.key), `${at}: the ConfigMap has no such key`);
+        } else if (ref.kind === 'PersistentVolumeClaim') {
+          assert.ok(object || ref.name === r.stack.values.synapse.persistence.existingClaim, `${at}: not rendered and not synapse.persistence.existingClaim`);
+        } else if (object && ref.key && Object.hasOwn({ ...object.data, ...object.stringData }, ref.key)) {
+          continue;
+        } else {
+          const entry = documented.find((d) => d.name === ref.name && (ref.key === undefined || d.key === ref.key));
+          assert.ok(entry, `${at}: neither rendered nor in documentedSecrets`);
+        }
+      }
+      const account = w.template.spec.serviceAccountName;
+      if (account && account !== 'default') assert.ok(rendered('ServiceAccount', account) || !r.stack.values.synapse.serviceAccount.create, `${r.label}: ${id(w.object)} uses ServiceAccount ${account}`);
+    }
+  }
+});
+
+test('Ingress and HTTPRoute backends and ServiceMonitor endpoints name Services and ports that exist', () => {
+  for (const r of renders) {
+    const services = r.objects.filter((o) => o.kind === 'Service') as (PlainObject & { spec: { ports: { name?: string; port: number }[] } })[];
+    const servicePort = (name: string, port: number) => services.some((s) => s.metadata.name === name && s.spec.ports.some((p) => p.port === port));
+    for (const ingress of r.objects.filter((o) => o.kind === 'Ingress')) {
+      const rules = (ingress.spec as { rules: { http: { paths: { backend: { service: { name: string; port: { number: number } } } }[] } }[] }).rules;
+      for (const path of rules.flatMap((rule) => rule.http.paths)) {
+        assert.ok(servicePort(path.backend.service.name, path.backend.service.port.number), `${r.label}: ${id(ingress)} → ${path.backend.service.name}:${path.backend.service.port.number}`);
+      }
+    }
+    for (const route of r.objects.filter((o) => o.kind === 'HTTPRoute')) {
+      const rules = (route.spec as { rules: { backendRefs: { name: string; port: number }[] }[] }).rules;
+      for (const ref of rules.flatMap((rule) => rule.backendRefs)) assert.ok(servicePort(ref.name, ref.port), `${r.label}: ${id(route)} → ${ref.name}:${ref.port}`);
+    }
+    for (const monitor of r.objects.filter((o) => o.kind === 'ServiceMonitor')) {
+      const spec = monitor.spec as { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] };
+      for (const endpoint of spec.endpoints) {
+        const scraped = services.filter((s) => labelsMatch(spec.selector.matchLabels, s.metadata.labels) && s.spec.ports.some((p) => p.name === endpoint.port));
+        assert.ok(scraped.length > 0, `${r.label}: ${id(monitor)} selects no Service with a port named ${endpoint.port}`);
+      }
+    }
+  }
+});
+
+test('every NetworkPolicy selects at least one pod of the release', () => {
+  for (const r of renders) {
+    const podLabels = workloads(r.objects).map((w) => w.template.metadata?.labels ?? {});
+    for (const policy of r.objects.filter((o) => o.kind === 'NetworkPolicy')) {
+      const selector = (policy.spec as { podSelector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } }).podSelector;
+      const selects = podLabels.some(
+        (labels) =>
+          labelsMatch(selector.matchLabels ?? {}, labels) &&
+          (selector.matchExpressions ?? []).every((e) => e.operator === 'In' && e.values?.includes(labels[e.key] ?? '\0')),
+      );
+      assert.ok(selects, `${r.label}: ${id(policy)} selects no rendered pod`);
+    }
+  }
+});
+
+// ---------------------------------------------------------------- network flows
+
+/** Who is meant to open connections to each component's Services (the architecture, stated once here). */
+const clientsOf: Record<string, string[]> = {
+  router: ['ingress-controller'],
+  synapse: ['router', 'admin-bootstrap'],
+  element: ['router'],
+  postgresql: ['synapse'],
+};
+
+interface ListenPort {
+  port: number;
+  protocol: Protocol;
+  /** A Service port named `metrics`: meant for Prometheus. */
+  metrics: boolean;
+}
+
+/** The pod ports each component's Services lead to (named target ports resolved against the pod template). */
+function listenPorts(r: Render, component: Workload): ListenPort[] {
+  const ports = new Map<string, ListenPort>();
+  for (const service of r.objects.filter((o) => o.kind === 'Service')) {
+    const spec = service.spec as { selector?: Record<string, string>; ports: { name?: string; port: number; targetPort?: number | string; protocol?: Protocol }[] };
+    if (!spec.selector || !labelsMatch(spec.selector, component.template.metadata?.labels)) continue;
+    for (const p of spec.ports) {
+      const protocol = p.protocol ?? 'TCP';
+      let port = typeof p.targetPort === 'number' ? p.targetPort : p.port;
+      if (typeof p.targetPort === 'string') {
+        const named = component.template.spec.containers.flatMap((c) => c.ports ?? []).find((cp) => cp.name === p.targetPort);
+        if (!named) continue;
+        port = named.containerPort;
+      }
+      ports.set(`${protocol}/${port}`, { port, protocol, metrics: p.name === 'metrics' });
+    }
+  }
+  return [...ports.values()];
+}
+
+function peerConfigured(pair: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> }): boolean {
+  return Object.keys(pair.namespaceSelector).length > 0 || Object.keys(pair.podSelector).length > 0;
+}
+
+interface FlowCase {
+  from: Endpoint;
+  to: Endpoint;
+  port: number;
+  protocol: Protocol;
+  expected: boolean;
+}
+
+function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): FlowCase[] {
+  const v = r.stack.values;
+  const np = v.networkPolicy;
+  const server = v.synapse.server;
+  const { ports } = r.stack.placement;
+  const cases: FlowCase[] = [];
+  const add = (from: Endpoint, to: Endpoint, port: number, protocol: Protocol, expected: boolean) => cases.push({ from, to, port, protocol, expected });
+  const releaseSources = Object.values(net.pods);
+  const outsiders: { endpoint: Endpoint; role: string }[] = [
+    { endpoint: net.ingressController, role: 'ingress-controller' },
+    { endpoint: net.prometheus, role: 'prometheus' },
+    { endpoint: net.stranger, role: 'stranger' },
+    { endpoint: net.neighbour, role: 'neighbour' },
+    { endpoint: external('internet client', publicIpv4), role: 'internet' },
+  ];
+  const coturnClientPort = (port: number, protocol: Protocol) =>
+    port === ports.turn ||
+    (v.coturn.tls.enabled && port === ports.turns) ||
+    (protocol === 'UDP' && port >= ports.relayMin && port <= ports.relayMax);
+
+  // Every port every release pod listens on (plus one nobody should reach), from every possible source.
+  for (const destination of components) {
+    const to = net.pods[destination.component]!;
+    const listening: ListenPort[] = [...listenPorts(r, destination), { port: 12345, protocol: 'TCP', metrics: false }];
+    if (destination.component === 'coturn') {
+      listening.push({ port: ports.relayMin, protocol: 'UDP', metrics: false }, { port: ports.relayMax, protocol: 'UDP', metrics: false }, { port: ports.relayMax + 1, protocol: 'UDP', metrics: false });
+    }
+    for (const { port, protocol, metrics } of listening) {
+      const isClientPort = !metrics && port !== 12345;
+      for (const from of releaseSources) {
+        if (from === to) continue;
+        const expected = isClientPort && (clientsOf[destination.component] ?? []).includes(from.name) && protocol === 'TCP';
+        add(from, to, port, protocol, expected);
+      }
+      for (const { endpoint, role } of outsiders) {
+        let expected: boolean;
+        if (destination.component === 'coturn' && !metrics) expected = coturnClientPort(port, protocol);
+        else if (metrics) expected = role === 'prometheus' || (!peerConfigured(np.prometheus) && endpoint.kind === 'pod');
+        else if (destination.component === 'router' && isClientPort) expected = role === 'ingress-controller' || (!peerConfigured(np.ingress.traefik) && endpoint.kind === 'pod');
+        else expected = false;
+        add(endpoint, to, port, protocol, expected);
+      }
+    }
+  }
+
+  // What release pods may reach outside the release.
+  const smtp = external('smtp relay', addressInside(np.egress.smtpCidr));
+  const resolvers = ['synapse', 'router', 'admin-bootstrap'];
+  const previewsReach = (ip: string) => server.urlPreviews.enabled && server.urlPreviews.ipRangeWhitelist.some((range) => cidrContains(range.includes('/') ? range : `${range}/${range.includes(':') ? 128 : 32}`, ip));
+  for (const from of releaseSources) {
+    const isSynapse = from.name === 'synapse';
+    add(from, net.dns, 53, 'UDP', resolvers.includes(from.name));
+    add(from, net.dns, 53, 'TCP', resolvers.includes(from.name));
+    for (const ip of [publicIpv4, publicIpv6]) {
+      const internet = external('internet', ip);
+      add(from, internet, 443, 'TCP', isSynapse && (server.federation.enabled || server.urlPreviews.enabled || (server.sso.enabled && !peerConfigured(np.egress.sso))));
+      add(from, internet, 8448, 'TCP', isSynapse && server.federation.enabled);
+      add(from, internet, 80, 'TCP', isSynapse && server.urlPreviews.enabled);
+      add(from, internet, 40000, 'UDP', from.name === 'coturn');
+    }
+    for (const port of [80, 443, 8448]) add(from, external('cloud metadata', cloudMetadata), port, 'TCP', isSynapse && port !== 8448 && previewsReach(cloudMetadata));
+    add(from, external('private peer', privateAddress), 40000, 'UDP', false);
+    add(from, external('external database', privateAddress), v.synapse.database.port, 'TCP', isSynapse && (v.synapse.database.external || previewsReach(privateAddress) && [80, 443].includes(v.synapse.database.port)));
+    if (server.email.enabled) add(from, smtp, server.email.smtpPort, 'TCP', isSynapse);
+    if (server.sso.enabled && peerConfigured(np.egress.sso)) add(from, net.identityProvider, 9091, 'TCP', isSynapse);
+  }
+  return cases;
+}
+
+test('NetworkPolicies allow exactly the flows the stack needs (independent evaluator, pods as rendered)', () => {
+  const checked = renders.filter((r) => r.stack.values.networkPolicy.enabled);
+  assert.ok(checked.length >= fixtureFiles.length);
+  for (const r of checked) {
+    const components = workloads(r.objects);
+    const pods = Object.fromEntries(
+      components.map((w) => [
+        w.component,
+        { labels: w.template.metadata?.labels ?? {}, namedPorts: w.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => ({ name: p.name ?? '', containerPort: p.containerPort, protocol: p.protocol }) as NamedPort)) },
+      ]),
+    );
+    const net = releaseNetwork(r.stack, r.raw, pods);
+    const wrong = flowCases(r, net, components)
+      .map((c) => ({ c, verdict: evaluateConnection(net.cluster, { from: c.from, to: c.to, port: c.port, protocol: c.protocol }) }))
+      .filter(({ c, verdict }) => verdict.allowed !== c.expected)
+      .map(({ c, verdict }) => `${c.from.name} → ${c.to.name} ${c.protocol}/${c.port}: expected ${c.expected ? 'allowed' : 'denied'} (egress: ${verdict.egress.reason}; ingress: ${verdict.ingress.reason})`);
+    assert.deepEqual(wrong, [], r.label);
+  }
+});
+
+test('the flows the stack needs are among the cases checked, and pods outside the release stay unaffected', () => {
+  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.stack.values.element.enabled && x.stack.values.postgresql.enabled);
+  assert.ok(r, 'a fixture with Element and the release PostgreSQL');
+  const components = workloads(r.objects);
+  const net = releaseNetwork(r.stack, r.raw, Object.fromEntries(components.map((w) => [w.component, { labels: w.template.metadata?.labels ?? {} }])));
+  const allowed = new Set(
+    flowCases(r, net, components)
+      .filter((c) => c.expected)
+      .map((c) => `${c.from.name}>${c.to.name}`),
+  );
+  for (const flow of ['ingress-controller>router', 'router>synapse', 'router>element', 'synapse>postgresql', 'admin-bootstrap>synapse', 'synapse>dns', 'prometheus>synapse', 'internet client>coturn']) {
+    assert.ok(allowed.has(flow), flow);
+  }
+  const otherNeighbour: PodEndpoint = { ...net.neighbour, name: 'neighbour-2', ip: '10.244.9.12' };
+  assert.equal(evaluateConnection(net.cluster, { from: net.neighbour, to: otherNeighbour, port: 80, protocol: 'TCP' }).allowed, true);
+});
+
+test('the restricted-profile oracle flags the breaches it exists to catch', () => {
+  const hardened: PlainPodSpec = {
+    securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+    containers: [{ name: 'app', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+  };
+  assert.deepEqual(restrictedViolations(hardened), []);
+  const breach = (change: (spec: PlainPodSpec) => void) => {
+    const spec = structuredClone(hardened);
+    change(spec);
+    return restrictedViolations(spec).join('; ');
+  };
+  assert.match(breach((s) => (s.hostNetwork = true)), /hostNamespaces/);
+  assert.match(breach((s) => (s.volumes = [{ name: 'h', hostPath: { path: '/' } }])), /restrictedVolumes/);
+  assert.match(breach((s) => (s.securityContext!.runAsNonRoot = undefined)), /runAsNonRoot/);
+  assert.match(breach((s) => (s.securityContext!.seccompProfile = undefined)), /seccompProfile/);
+  assert.match(breach((s) => (s.securityContext!.runAsUser = 0)), /runAsUser/);
+  assert.match(breach((s) => (s.containers[0]!.securityContext!.allowPrivilegeEscalation = undefined)), /allowPrivilegeEscalation/);
+  assert.match(breach((s) => (s.containers[0]!.securityContext!.capabilities = { drop: ['NET_RAW'] })), /capabilities_restricted/);
+  assert.match(breach((s) => (s.containers[0]!.securityContext!.capabilities = { drop: ['ALL'], add: ['NET_ADMIN'] })), /capabilities_restricted/);
+  assert.equal(breach((s) => (s.containers[0]!.securityContext!.capabilities = { drop: ['ALL'], add: ['NET_BIND_SERVICE'] })), '');
+  assert.match(breach((s) => (s.containers[0]!.securityContext!.privileged = true)), /privileged/);
+  assert.match(breach((s) => (s.containers[0]!.ports = [{ containerPort: 80, hostPort: 80 }])), /hostPorts/);
+  assert.match(breach((s) => (s.initContainers = [{ name: 'init' }])), /container init/);
+  assert.match(breach((s) => (s.containers[0]!.securityContext!.seccompProfile = { type: 'Unconfined' })), /seccompProfile/);
+});
