@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
 import { addValuesOptions, type ValuesOptions } from './options.js';
+import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
 import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
 import { runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
@@ -137,13 +138,12 @@ export function registerLocalCommands(program: Command): void {
     .addOption(stateDirOption())
     .action((options: { stateDir: string }) => asUsage(() => downLocalStack(options.stateDir, progress).then(() => undefined)));
 
-  program
-    .command('status')
-    .description('components of the local stack: pid, ports, health, version, restarts; endpoints')
+  addKubernetesStatusOptions(program.command('status'))
+    .description('components of the local stack: pid, ports, health, version, restarts; endpoints (--kubernetes: the release on a cluster)')
     .addOption(stateDirOption())
     .addOption(outputOption())
-    .action((options: { stateDir: string; output: string }) =>
-      asUsage(async () => {
+    .action((options: { stateDir: string; output: string; kubernetes?: boolean }) =>
+      options.kubernetes ? printKubernetesStatus(options) : asUsage(async () => {
         const status = await localStackStatus(options.stateDir);
         if (options.output === 'json') process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
         else printStatus(status);

@@ -4,6 +4,7 @@ import { ValuesError } from '../values/errors.js';
 import { registerValuesCommands } from './values.js';
 import { registerRenderCommand } from './render.js';
 import { registerLocalCommands } from './local.js';
+import { registerKubernetesCommands } from './kubernetes.js';
 
 /** A failure the user caused by how the command was called: exit 2. */
 export class UsageError extends Error {}
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerValuesCommands(program);
   registerRenderCommand(program);
   registerLocalCommands(program);
+  registerKubernetesCommands(program);
   return program;
 }
 

@@ -1,0 +1,281 @@
+/**
+ * The one place that runs kubectl. Argument lists are built by pure functions (tested exactly); objects,
+ * Secrets included, always travel on stdin, so no secret value is ever on a command line.
+ */
+import { spawn } from 'node:child_process';
+
+/** Where kubectl points: the user's kubeconfig and context, and the release's namespace. */
+export interface KubectlConnection {
+  kubeconfig?: string;
+  context?: string;
+  namespace: string;
+}
+
+export interface KubectlResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The field manager that owns every field mxstack applies (server-side apply). */
+export const fieldManager = 'mxstack';
+
+/** The oldest kubectl whose server-side apply and diff mxstack relies on. */
+export const minimumKubectlVersion = { major: 1, minor: 27 } as const;
+
+export const kubectlInstallHint =
+  'Install it from Debian\'s packages: `sudo apt-get install kubectl` (Debian 12\'s older `kubernetes-client` package is kubectl 1.20, too old for mxstack).';
+
+export class KubectlNotFoundError extends Error {
+  constructor() {
+    super(`kubectl was not found on PATH. ${kubectlInstallHint}`);
+    this.name = 'KubectlNotFoundError';
+  }
+}
+
+/** kubectl ran and failed; the message names the command (never a secret: none is on a command line). */
+export class KubectlError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly result: KubectlResult,
+  ) {
+    super(`kubectl ${args.join(' ')} failed (exit ${result.exitCode}): ${firstLines(result.stderr || result.stdout, 6) || 'no output'}`);
+    this.name = 'KubectlError';
+  }
+}
+
+function firstLines(text: string, count: number): string {
+  return text.trim().split('\n').slice(0, count).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Argument builders (pure)
+// ---------------------------------------------------------------------------------------------------------
+
+/** Flags that select the cluster: placed first on every invocation. */
+export function connectionArgs(connection: KubectlConnection): string[] {
+  return [
+    ...(connection.kubeconfig ? [`--kubeconfig=${connection.kubeconfig}`] : []),
+    ...(connection.context ? [`--context=${connection.context}`] : []),
+  ];
+}
+
+const namespaceArg = (connection: KubectlConnection) => `--namespace=${connection.namespace}`;
+
+export function clientVersionArgs(): string[] {
+  return ['version', '--client', '--output=json'];
+}
+
+export interface ApplyOptions {
+  /** Server-side dry run: the API server validates and admits, nothing is stored. */
+  dryRun?: boolean;
+  /** Take fields owned by another manager (Helm, kubectl) instead of failing with a conflict. */
+  forceConflicts?: boolean;
+}
+
+/** `kubectl apply --server-side`: objects on stdin, one `kind/name` per applied object on stdout. */
+export function applyArgs(connection: KubectlConnection, options: ApplyOptions = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'apply',
+    namespaceArg(connection),
+    '--server-side',
+    `--field-manager=${fieldManager}`,
+    '--validate=strict',
+    ...(options.forceConflicts ? ['--force-conflicts'] : []),
+    ...(options.dryRun ? ['--dry-run=server'] : []),
+    '--output=name',
+    '--filename=-',
+  ];
+}
+
+/** `kubectl diff --server-side`: exit 0 no differences, 1 differences, above 1 an error. */
+export function diffArgs(connection: KubectlConnection, options: { forceConflicts?: boolean } = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'diff',
+    namespaceArg(connection),
+    '--server-side',
+    `--field-manager=${fieldManager}`,
+    ...(options.forceConflicts ? ['--force-conflicts'] : []),
+    '--filename=-',
+  ];
+}
+
+/** `kubectl create` of objects on stdin: fails when one already exists, so it never overwrites. */
+export function createArgs(connection: KubectlConnection, options: { dryRun?: boolean } = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'create',
+    namespaceArg(connection),
+    ...(options.dryRun ? ['--dry-run=server'] : []),
+    '--output=name',
+    '--filename=-',
+  ];
+}
+
+/** A JSON merge patch read from stdin (the patch may carry secret data: never on the command line). */
+export function mergePatchArgs(connection: KubectlConnection, resource: string, options: { dryRun?: boolean } = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'patch',
+    resource,
+    namespaceArg(connection),
+    '--type=merge',
+    '--patch-file=/dev/stdin',
+    ...(options.dryRun ? ['--dry-run=server'] : []),
+    '--output=name',
+  ];
+}
+
+export interface GetOptions {
+  selector?: string;
+  fieldSelector?: string;
+  /** Missing objects give empty output instead of an error. */
+  ignoreNotFound?: boolean;
+  /** `json` by default; `jsonpath=...` or `go-template=...` to read only metadata. */
+  output?: string;
+}
+
+export function getArgs(connection: KubectlConnection, resources: readonly string[], options: GetOptions = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'get',
+    resources.join(','),
+    namespaceArg(connection),
+    ...(options.selector ? [`--selector=${options.selector}`] : []),
+    ...(options.fieldSelector ? [`--field-selector=${options.fieldSelector}`] : []),
+    ...(options.ignoreNotFound ? ['--ignore-not-found'] : []),
+    `--output=${options.output ?? 'json'}`,
+  ];
+}
+
+/** `kubectl get` of named objects (`deployment.apps/a service/b`), each a separate argument. */
+export function getNamedArgs(connection: KubectlConnection, resources: readonly string[], options: { output?: string } = {}): string[] {
+  return [...connectionArgs(connection), 'get', ...resources, namespaceArg(connection), '--ignore-not-found', `--output=${options.output ?? 'json'}`];
+}
+
+export interface DeleteOptions {
+  timeoutSeconds?: number;
+  dryRun?: boolean;
+}
+
+/** Deletes named objects (`kind.group/name`); already gone counts as deleted. */
+export function deleteArgs(connection: KubectlConnection, resources: readonly string[], options: DeleteOptions = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'delete',
+    ...resources,
+    namespaceArg(connection),
+    '--ignore-not-found',
+    ...(options.timeoutSeconds !== undefined ? [`--timeout=${options.timeoutSeconds}s`] : []),
+    ...(options.dryRun ? ['--dry-run=server'] : []),
+  ];
+}
+
+/** Deletes every object of some kinds matching a label selector (the Helm release Secrets, claims). */
+export function deleteBySelectorArgs(connection: KubectlConnection, resources: readonly string[], selector: string, options: DeleteOptions = {}): string[] {
+  return [
+    ...connectionArgs(connection),
+    'delete',
+    resources.join(','),
+    namespaceArg(connection),
+    `--selector=${selector}`,
+    '--ignore-not-found',
+    ...(options.timeoutSeconds !== undefined ? [`--timeout=${options.timeoutSeconds}s`] : []),
+    ...(options.dryRun ? ['--dry-run=server'] : []),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Version check (pure)
+// ---------------------------------------------------------------------------------------------------------
+
+export interface KubectlVersion {
+  major: number;
+  minor: number;
+  text: string;
+}
+
+/** Reads `kubectl version --client --output=json` (gitVersion like `v1.32.4` or `v1.32.4-dispatcher`). */
+export function parseClientVersion(output: string): KubectlVersion {
+  let gitVersion: unknown;
+  try {
+    gitVersion = (JSON.parse(output) as { clientVersion?: { gitVersion?: unknown } }).clientVersion?.gitVersion;
+  } catch {
+    gitVersion = undefined;
+  }
+  const match = typeof gitVersion === 'string' ? /^v?(\d+)\.(\d+)/.exec(gitVersion) : null;
+  if (!match) throw new Error('cannot read the version of kubectl (`kubectl version --client --output=json` gave no clientVersion.gitVersion).');
+  return { major: Number(match[1]), minor: Number(match[2]), text: (gitVersion as string).replace(/^v/, '') };
+}
+
+/** One sentence when this kubectl is too old, undefined when it will do. */
+export function kubectlVersionProblem(version: KubectlVersion): string | undefined {
+  const { major, minor } = minimumKubectlVersion;
+  if (version.major > major || (version.major === major && version.minor >= minor)) return undefined;
+  return `kubectl ${version.text} is too old: mxstack needs kubectl ${major}.${minor} or newer for server-side apply and diff. ${kubectlInstallHint}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Execution
+// ---------------------------------------------------------------------------------------------------------
+
+export interface RunOptions {
+  /** Written to kubectl's stdin (manifests, patches). */
+  stdin?: string;
+  /** Exit codes that are not failures (kubectl diff exits 1 when there are differences). */
+  acceptExitCodes?: readonly number[];
+  /** Kill kubectl after this long (a hung API server must not hang mxstack). */
+  timeoutMs?: number;
+}
+
+export async function runKubectl(args: readonly string[], options: RunOptions = {}): Promise<KubectlResult> {
+  const accept = options.acceptExitCodes ?? [0];
+  const result = await spawnKubectl(args, options);
+  if (!accept.includes(result.exitCode)) throw new KubectlError(args, result);
+  return result;
+}
+
+function spawnKubectl(args: readonly string[], options: RunOptions): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('kubectl', [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 5 * 60_000);
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(error.code === 'ENOENT' ? new KubectlNotFoundError() : error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const text = { stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') };
+      if (signal) {
+        resolve({ exitCode: 124, stdout: text.stdout, stderr: `${text.stderr}\nkubectl was stopped (${signal}) after running too long.` });
+        return;
+      }
+      resolve({ exitCode: code ?? 1, ...text });
+    });
+    // kubectl may exit before reading stdin (bad flags): ignore EPIPE, the exit code tells the story.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** Runs `kubectl version --client` and refuses a missing or too old kubectl with one clear sentence. */
+export async function checkKubectl(): Promise<KubectlVersion> {
+  const result = await runKubectl(clientVersionArgs(), { timeoutMs: 30_000 });
+  const version = parseClientVersion(result.stdout);
+  const problem = kubectlVersionProblem(version);
+  if (problem) throw new KubectlTooOldError(problem);
+  return version;
+}
+
+export class KubectlTooOldError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KubectlTooOldError';
+  }
+}

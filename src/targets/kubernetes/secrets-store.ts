@@ -1,0 +1,191 @@
+/**
+ * The release's Secrets in the cluster: create only what is missing (with the generators of
+ * src/ops/secrets/generate.ts), never replace an existing value, and assemble homeserver-secrets.yaml
+ * from the stack and the stored passwords. Values travel only on kubectl's stdin and are never printed.
+ * Planning is pure; `ensureReleaseSecrets` runs the plan through kubectl.
+ */
+import { createHash } from 'node:crypto';
+import type { SecretRef, Stack } from '../../stack/model.js';
+import { generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../ops/secrets/generate.js';
+import { renderSynapseSecretConfig, toSynapseYaml } from '../../components/synapse/config.js';
+import { documentedSecrets, type DocumentedSecret } from './secrets.js';
+import type { PlainObject } from './applyset.js';
+
+/** Decoded data of the live Secrets the release reads, by Secret name. */
+export type LiveSecrets = Map<string, Record<string, string>>;
+
+export interface SecretGenerators {
+  postgresPassword: () => string;
+  adminPassword: () => string;
+  randomSecret: () => string;
+  signingKey: () => string;
+}
+
+export const defaultGenerators: SecretGenerators = {
+  postgresPassword: generatePostgresPassword,
+  adminPassword: generateAdminPassword,
+  randomSecret: () => generateRandomSecret(),
+  signingKey: generateSigningKey,
+};
+
+export interface SecretsPlan {
+  /** Secrets that do not exist: created whole (`kubectl create`, which never overwrites). */
+  create: { name: string; data: Record<string, string> }[];
+  /** Secrets that exist but lack keys: only the missing keys are added. */
+  addKeys: { name: string; data: Record<string, string> }[];
+  /** What was generated, as `name/key` (for the report; never the value). */
+  generated: string[];
+  /** Sentences for Secrets mxstack cannot make: the user must create them first. */
+  problems: string[];
+}
+
+const sameRef = (a: SecretRef | undefined, name: string, key: string) => a !== undefined && a.name === name && a.key === key;
+
+/** How a `secrets-init` key gets its value; undefined when nothing can generate it. */
+export function valueSourceFor(stack: Stack, name: string, key: string, generators: SecretGenerators): (() => string) | undefined {
+  const s = stack.secrets;
+  if (sameRef(s.adminUsername, name, key)) return () => stack.values.synapse.server.adminUser.username;
+  if (sameRef(s.postgresPassword, name, key)) return generators.postgresPassword;
+  if (sameRef(s.adminPassword, name, key)) return generators.adminPassword;
+  if (sameRef(s.signingKey, name, key)) return generators.signingKey;
+  for (const ref of [s.registrationSharedSecret, s.macaroonSecretKey, s.formSecret, s.turnSharedSecret]) {
+    if (sameRef(ref, name, key)) return generators.randomSecret;
+  }
+  return undefined;
+}
+
+const isSecretConfig = (stack: Stack, entry: { name: string; key: string }) => sameRef(stack.secrets.synapseSecretConfig, entry.name, entry.key);
+
+function howToCreate(stack: Stack, entry: DocumentedSecret): string {
+  return `kubectl -n ${stack.namespace} create secret generic ${entry.name} --from-file=${entry.key}=<file holding the value>`;
+}
+
+/** What to create so that every Secret key the manifests read exists (the assembled secret config aside). */
+export function planSecrets(stack: Stack, live: LiveSecrets, generators: SecretGenerators = defaultGenerators): SecretsPlan {
+  const plan: SecretsPlan = { create: [], addKeys: [], generated: [], problems: [] };
+  const pending = new Map<string, Record<string, string>>();
+  for (const entry of documentedSecrets(stack)) {
+    if (entry.createdBy === 'values' || isSecretConfig(stack, entry)) continue;
+    if (sameRef(stack.secrets.smtpPassword, entry.name, entry.key) && entry.createdBy === 'secrets-init' && !stack.values.synapse.server.email.smtpUser) continue;
+    if (live.get(entry.name)?.[entry.key] !== undefined) continue;
+    if (entry.createdBy === 'user') {
+      plan.problems.push(`Secret ${entry.name} (key ${entry.key}) named in the values does not exist in namespace ${stack.namespace}; create it first: ${howToCreate(stack, entry)}`);
+      continue;
+    }
+    const source = valueSourceFor(stack, entry.name, entry.key, generators);
+    if (!source) {
+      plan.problems.push(`Secret ${entry.name} (key ${entry.key}, ${entry.purpose}) cannot be generated; create it first: ${howToCreate(stack, entry)}`);
+      continue;
+    }
+    if (!stack.values.secrets.autoGenerate) {
+      plan.problems.push(`Secret ${entry.name} (key ${entry.key}) is missing and secrets.autoGenerate is false; create it: ${howToCreate(stack, entry)}`);
+      continue;
+    }
+    pending.set(entry.name, { ...pending.get(entry.name), [entry.key]: source() });
+    plan.generated.push(`${entry.name}/${entry.key}`);
+  }
+  for (const [name, data] of pending) {
+    if (live.has(name)) plan.addKeys.push({ name, data });
+    else plan.create.push({ name, data });
+  }
+  return plan;
+}
+
+/** Labels shared with the rendered Secrets (same values: server-side apply sees no conflict on them). */
+export function secretLabels(stack: Stack): Record<string, string> {
+  return { 'app.kubernetes.io/instance': stack.release, 'app.kubernetes.io/managed-by': 'mxstack', 'app.kubernetes.io/part-of': 'mxstack' };
+}
+
+export function secretManifest(stack: Stack, name: string, data: Record<string, string>): PlainObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: { name, namespace: stack.namespace, labels: secretLabels(stack) },
+    data: Object.fromEntries(Object.entries(data).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => [key, Buffer.from(value, 'utf8').toString('base64')])),
+  };
+}
+
+export function mergePatchForKeys(data: Record<string, string>): string {
+  return JSON.stringify({ data: Object.fromEntries(Object.entries(data).map(([key, value]) => [key, Buffer.from(value, 'utf8').toString('base64')])) });
+}
+
+/** The stored value of a key: from the live Secrets, else from what the plan is about to create. */
+export function storedValue(ref: SecretRef, live: LiveSecrets, plan?: SecretsPlan): string | undefined {
+  const fromLive = live.get(ref.name)?.[ref.key];
+  if (fromLive !== undefined) return fromLive;
+  for (const entry of [...(plan?.create ?? []), ...(plan?.addKeys ?? [])]) {
+    if (entry.name === ref.name && entry.data[ref.key] !== undefined) return entry.data[ref.key];
+  }
+  return undefined;
+}
+
+/**
+ * homeserver-secrets.yaml (the database and email blocks), from the stack and the stored passwords.
+ * Throws a sentence naming the Secret when the database password is nowhere.
+ */
+export function assembleSecretConfig(stack: Stack, live: LiveSecrets, plan?: SecretsPlan): string {
+  const databasePassword = storedValue(stack.secrets.postgresPassword, live, plan);
+  if (databasePassword === undefined) {
+    throw new Error(`cannot assemble ${stack.secrets.synapseSecretConfig.key}: Secret ${stack.secrets.postgresPassword.name} has no key ${stack.secrets.postgresPassword.key}.`);
+  }
+  const email = stack.values.synapse.server.email;
+  const smtpPassword = email.smtpPass ?? (stack.secrets.smtpPassword ? storedValue(stack.secrets.smtpPassword, live, plan) : undefined);
+  return toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword, ...(smtpPassword !== undefined ? { smtpPassword } : {}) }));
+}
+
+/** sha256 of the assembled file: a pod annotation, so a change of it restarts Synapse. */
+export function secretConfigDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export const secretConfigDigestAnnotation = 'mxstack.dev/secret-config-sha256';
+
+/** Names of the Secrets the release reads (to fetch them in one `kubectl get`). */
+export function releaseSecretNames(stack: Stack): string[] {
+  return [...new Set([...documentedSecrets(stack).map((entry) => entry.name), stack.secrets.synapseSecretConfig.name])].sort();
+}
+
+/** Decodes `kubectl get secret ... --output=json` (one object, a List, or nothing). */
+export function decodeSecrets(output: string): LiveSecrets {
+  const live: LiveSecrets = new Map();
+  if (output.trim() === '') return live;
+  const parsed = JSON.parse(output) as PlainObject & { items?: PlainObject[] };
+  const items = parsed.kind?.endsWith('List') ? parsed.items ?? [] : [parsed];
+  for (const item of items) {
+    const data = (item.data ?? {}) as Record<string, string>;
+    live.set(item.metadata.name, Object.fromEntries(Object.entries(data).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')])));
+  }
+  return live;
+}
+
+/** Whether a pod template mounts or reads a Secret (volumes, projected volumes, env). */
+export function podTemplateUsesSecret(object: PlainObject, secretName: string): boolean {
+  const spec = (object.spec as { template?: { spec?: Record<string, unknown> } } | undefined)?.template?.spec;
+  if (!spec) return false;
+  type Volume = { secret?: { secretName?: string }; projected?: { sources?: { secret?: { name?: string } }[] } };
+  const volumes = (spec.volumes ?? []) as Volume[];
+  if (volumes.some((v) => v.secret?.secretName === secretName || (v.projected?.sources ?? []).some((s) => s.secret?.name === secretName))) return true;
+  type Container = { env?: { valueFrom?: { secretKeyRef?: { name?: string } } }[] };
+  const containers = [...((spec.containers ?? []) as Container[]), ...((spec.initContainers ?? []) as Container[])];
+  return containers.some((c) => (c.env ?? []).some((e) => e.valueFrom?.secretKeyRef?.name === secretName));
+}
+
+/** Adds the secret config digest to every workload that mounts it, so a change rolls its pods. */
+export function annotateSecretConfigDigest(objects: readonly PlainObject[], secretName: string, digest: string): PlainObject[] {
+  return objects.map((object) => {
+    if (!['Deployment', 'StatefulSet'].includes(object.kind) || !podTemplateUsesSecret(object, secretName)) return object;
+    const spec = object.spec as { template: { metadata?: { annotations?: Record<string, string> } } };
+    const template = spec.template;
+    return {
+      ...object,
+      spec: {
+        ...spec,
+        template: {
+          ...template,
+          metadata: { ...template.metadata, annotations: { ...template.metadata?.annotations, [secretConfigDigestAnnotation]: digest } },
+        },
+      },
+    };
+  });
+}
