@@ -4,6 +4,8 @@
  * check generated files with the real programs of the runtime root filesystem when it exists.
  */
 import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadValues } from '../../src/values/load.js';
@@ -18,8 +20,10 @@ export function kubernetesStack(base: Tree = {}): Stack {
   return compileStack(values, kubernetesPlacement(values, 'mxstack'));
 }
 
+type Ports = Placement['ports'];
+
 /** What the local target will look like: everything on 127.0.0.1, files under `dir`. */
-export function localPlacement(dir: string, firstPort = 38000): Placement {
+export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<Ports> = {}): Placement {
   const host = '127.0.0.1';
   return {
     target: 'local',
@@ -37,6 +41,7 @@ export function localPlacement(dir: string, firstPort = 38000): Placement {
       turnMetrics: firstPort + 8,
       relayMin: firstPort + 10,
       relayMax: firstPort + 30,
+      ...chosen,
     },
     paths: {
       synapseConfigDir: join(dir, 'synapse/config'),
@@ -51,8 +56,39 @@ export function localPlacement(dir: string, firstPort = 38000): Placement {
   };
 }
 
-export function localStack(base: Tree = {}, dir = '/tmp/mxstack-local', firstPort?: number): Stack {
-  return compileStack(loadValues({ base }), localPlacement(dir, firstPort));
+export function localStack(base: Tree = {}, dir = '/tmp/mxstack-local', firstPort?: number, chosen: Partial<Ports> = {}): Stack {
+  return compileStack(loadValues({ base }), localPlacement(dir, firstPort, chosen));
+}
+
+const bindsUdp = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = createSocket('udp4');
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port free right now for TCP (and UDP when asked), never the same twice in one process, so
+ * that parallel test files and several ports of one stack do not collide.
+ */
+export async function freeLoopbackPort(alsoUdp = false): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    if (port > 0 && !handedOut.has(port) && (!alsoUdp || (await bindsUdp(port)))) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free loopback port found in 20 attempts');
 }
 
 /** The same stack with its files moved under `dir` (to check a Kubernetes config inside the rootfs). */

@@ -5,7 +5,7 @@ import { BlockList, isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../src/components/coturn/config.js';
 import { cidrToRange } from '../../src/components/coturn/peer-ranges.js';
-import { kubernetesStack, localPlacement, localStack, rootfsScratch, rootfsUnavailable, runtimeRootfs, writeFiles } from '../support/component-stacks.js';
+import { freeLoopbackPort, kubernetesStack, localPlacement, localStack, rootfsScratch, rootfsUnavailable, runtimeRootfs, writeFiles } from '../support/component-stacks.js';
 import { compileStack } from '../../src/stack/compile.js';
 import { loadValues } from '../../src/values/load.js';
 
@@ -155,9 +155,9 @@ test('the real coturn 4.18 starts with the generated files and reports no bad op
   }
   const scratch = rootfsScratch('coturn-config-test');
   t.after(scratch.remove);
-  const firstPort = 42000 + (process.pid % 200) * 40;
   const values = loadValues({ base: { synapse: { server: { name: 'example.org' } }, coturn: { maxBps: 64000, extraConfig: [`pidfile=${scratch.inside}/turnserver.pid`] } } });
-  const stack = compileStack(values, localPlacement(scratch.inside, firstPort));
+  // Only the TURN port is bound at start (relay ports are opened per allocation).
+  const stack = compileStack(values, localPlacement(scratch.inside, undefined, { turn: await freeLoopbackPort(true) }));
   writeFiles(scratch.outside, { 'turnserver.conf': renderTurnserverConf(stack) + renderTurnSecretConf('test-secret-value') });
 
   const child = spawn('chroot', [runtimeRootfs, 'turnserver', '-c', join(scratch.inside, 'turnserver.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });

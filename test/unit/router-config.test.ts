@@ -7,6 +7,7 @@ import { renderRouterConfig, routerConfigFiles } from '../../src/components/rout
 import { renderWellKnownClient, renderWellKnownServer } from '../../src/components/wellknown/config.js';
 import type { Stack } from '../../src/stack/model.js';
 import {
+  freeLoopbackPort,
   kubernetesStack,
   localStack,
   rootfsScratch,
@@ -144,8 +145,11 @@ test('a running HAProxy serves well-known with CORS, proxies the Matrix API and 
   }
   const scratch = rootfsScratch('router-run');
   t.after(scratch.remove);
-  const firstPort = 43000 + (process.pid % 200) * 10;
-  const stack = localStack({ synapse: { server: { name: 'example.org' } } }, scratch.inside, firstPort);
+  const stack = localStack({ synapse: { server: { name: 'example.org' } } }, scratch.inside, undefined, {
+    synapseHttp: await freeLoopbackPort(),
+    router: await freeLoopbackPort(),
+    routerMetrics: await freeLoopbackPort(),
+  });
   writeFiles(join(runtimeRootfs, stack.placement.paths.routerConfigDir), routerConfigFiles(stack));
 
   const seen: Seen = {};
