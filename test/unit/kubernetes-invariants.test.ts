@@ -510,3 +510,39 @@ test('the restricted-profile oracle flags the breaches it exists to catch', () =
   assert.match(breach((s) => (s.initContainers = [{ name: 'init' }])), /container init/);
   assert.match(breach((s) => (s.containers[0]!.securityContext!.seccompProfile = { type: 'Unconfined' })), /seccompProfile/);
 });
+
+/** Rules the API server applies beyond the OpenAPI schema (ValidateNetworkPolicySpec, ValidateIngressSpec). */
+test('NetworkPolicies and Ingresses pass the API server\'s own validation rules', () => {
+  const prefixOf = (cidr: string) => Number(cidr.split('/')[1]);
+  const addressOf = (cidr: string) => cidr.split('/')[0] ?? '';
+  const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+  for (const r of renders) {
+    for (const policy of r.objects.filter((o) => o.kind === 'NetworkPolicy')) {
+      const spec = policy.spec as { ingress?: { from?: Tree[]; ports?: Tree[] }[]; egress?: { to?: Tree[]; ports?: Tree[] }[] };
+      const rules = [...(spec.ingress ?? []).map((x) => ({ peers: x.from, ports: x.ports })), ...(spec.egress ?? []).map((x) => ({ peers: x.to, ports: x.ports }))];
+      for (const rule of rules) {
+        for (const peer of rule.peers ?? []) {
+          const block = peer.ipBlock as { cidr: string; except?: string[] } | undefined;
+          if (!block) continue;
+          assert.ok(!Number.isNaN(prefixOf(block.cidr)) && cidrContains(block.cidr, addressOf(block.cidr)), `${r.label}: ${id(policy)} cidr ${block.cidr}`);
+          for (const except of block.except ?? []) {
+            assert.ok(cidrContains(block.cidr, addressOf(except)) && prefixOf(except) > prefixOf(block.cidr), `${r.label}: ${id(policy)}: except ${except} is not strictly inside ${block.cidr}`);
+          }
+        }
+        for (const port of (rule.ports ?? []) as { port?: number | string; endPort?: number; protocol?: string }[]) {
+          assert.ok(['TCP', 'UDP', 'SCTP'].includes(port.protocol ?? 'TCP'));
+          if (typeof port.port === 'number') assert.ok(port.port >= 1 && port.port <= 65535, `${r.label}: ${id(policy)} port ${port.port}`);
+          if (port.endPort !== undefined) assert.ok(typeof port.port === 'number' && port.endPort >= port.port, `${r.label}: ${id(policy)} endPort ${port.endPort}`);
+        }
+      }
+    }
+    for (const ingress of r.objects.filter((o) => o.kind === 'Ingress')) {
+      const spec = ingress.spec as { rules: { host: string; http: { paths: { path: string }[] } }[]; tls?: { hosts: string[] }[] };
+      for (const rule of spec.rules) {
+        assert.match(rule.host, dns1123Subdomain, `${r.label}: ${id(ingress)} host`);
+        for (const { path } of rule.http.paths) assert.ok(path.startsWith('/') && !path.includes('//'), `${r.label}: ${id(ingress)} path ${path}`);
+      }
+      for (const host of (spec.tls ?? []).flatMap((t) => t.hosts)) assert.ok(spec.rules.some((rule) => rule.host === host), `${r.label}: TLS host ${host} has no rule`);
+    }
+  }
+});
