@@ -276,7 +276,10 @@ export function collectLiveMessages(client: MatrixClient, roomId: string) {
   };
 }
 
-/** Polls `probe` until it returns a value or the deadline passes. */
+/** Thrown by a `waitUntil` probe to stop waiting at once (e.g. the awaited process has exited). */
+export class GiveUp extends Error {}
+
+/** Polls `probe` until it returns a value or the deadline passes; errors other than GiveUp are retried. */
 export async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -285,6 +288,7 @@ export async function waitUntil<T>(what: string, timeoutMs: number, probe: () =>
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof GiveUp) throw error;
       lastError = error;
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
