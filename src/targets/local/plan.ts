@@ -79,14 +79,18 @@ export function localEndpoints(stack: Stack): LocalEndpoints {
   return { client: routerUrl, wellKnown: routerUrl, synapse: `http://${loopback}:${ports.synapseHttp}/`, metrics, turn: stack.turnUris };
 }
 
-/** initdb arguments: the stack's (encoding, locale) plus SCRAM for TCP and peer for the local socket. */
+/**
+ * initdb arguments: the stack's (encoding, locale, SCRAM), plus peer authentication on the Unix socket, so
+ * the supervisor can create the role as the postgres user without a superuser password. The socket lives
+ * in the stack's private /run: nothing outside the stack's mount namespace reaches it.
+ */
 export function localInitdbArgs(stack: Stack): string[] {
   const args = postgresqlInitdbArgs(stack);
   const has = (prefix: string) => args.some((arg) => arg.startsWith(prefix));
   return [
     ...args,
     ...(has('--auth-host') || has('--auth=') ? [] : ['--auth-host=scram-sha-256']),
-    ...(has('--auth-local') || has('--auth=') ? [] : ['--auth-local=peer']),
+    ...(has('--auth-local') ? [] : ['--auth-local=peer']),
   ];
 }
 
@@ -153,7 +157,8 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     user: users.haproxy,
     argv: ['haproxy', '-db', '-f', `${layout.routerConfigDir}/haproxy.cfg`],
     stopSignal: 'SIGTERM',
-    health: { kind: 'http', url: `http://${loopback}:${ports.router}/health` },
+    // The router answers /health on its metrics listener (monitor-uri), not on the public one.
+    health: { kind: 'http', url: `http://${loopback}:${ports.routerMetrics}/health` },
     startTimeoutSeconds: 60,
     ports: { http: ports.router, metrics: ports.routerMetrics },
   });

@@ -1,0 +1,233 @@
+/**
+ * The Target of a local stack (src/ops/target.ts): Synapse's own listener on 127.0.0.1, secrets as files
+ * under <state>/secrets/<name>/<key>, commands run inside a component's runtime as its user, entered
+ * through the supervisor's private mount namespace (where the state directory is mounted into the runtime).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ComponentName, Stack } from '../../stack/model.js';
+import { compileStack } from '../../stack/compile.js';
+import { resolveValues } from '../../values/load.js';
+import type { Values } from '../../values/schema.js';
+import { TargetUsageError, type CommandResult, type ExecOptions, type SecretKeyRef, type StoredSecretKey, type Target } from '../../ops/target.js';
+import { chrootArguments, runtimeEnvironment } from './health.js';
+import { writeStackFiles } from './files.js';
+import { localPlacement, type LocalPorts } from './placement.js';
+import type { ComponentPlan, SupervisorPlan } from './plan.js';
+import { processIsAlive, runtimeUser, type RuntimeUser } from './runtime.js';
+import { ensureLocalSecrets } from './secrets.js';
+import { lockHolder, readJsonFile, stateLayout, type StateLayout, type SupervisorStatus } from './state.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The Debian user each component runs as inside the runtime. */
+const runtimeUserNames: Partial<Record<ComponentName, string>> = {
+  postgresql: 'postgres',
+  synapse: 'matrix-synapse',
+  coturn: 'turnserver',
+  router: 'haproxy',
+};
+
+export interface LocalTargetOptions {
+  stateDir: string;
+  /**
+   * The values the stack was started with, already merged (raw tree, not defaulted). When absent, the
+   * defaults with the server name recorded in the state directory.
+   */
+  rawValues?: Record<string, unknown>;
+}
+
+function readPlan(layout: StateLayout): SupervisorPlan {
+  const plan = readJsonFile<SupervisorPlan>(join(layout.root, 'plan.json'));
+  if (!plan) throw new TargetUsageError(`no local stack in ${layout.root}: start one with \`mxstack up --state-dir ${layout.root}\`.`);
+  return plan;
+}
+
+/** The stack as `up` compiled it: same values (or defaults + the recorded server name), same ports. */
+export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan, rawValues: Record<string, unknown> | undefined): Stack {
+  const ports = readJsonFile<LocalPorts>(layout.portsFile);
+  if (!ports) throw new TargetUsageError(`no ports recorded in ${layout.root}: start the stack with \`mxstack up\` first.`);
+  const raw = rawValues ?? {};
+  const withServerName = deepSet(raw, ['synapse', 'server', 'name'], plan.serverName);
+  const values: Values = resolveValues(withServerName);
+  if (values.synapse.server.name !== plan.serverName) {
+    throw new TargetUsageError(`the values name server ${values.synapse.server.name}, but ${layout.root} runs ${plan.serverName}; pass the values the stack was started with.`);
+  }
+  return compileStack(values, localPlacement(layout, ports));
+}
+
+/** Sets a value only when the path is absent (the user's values win). */
+function deepSet(tree: Record<string, unknown>, path: string[], value: unknown): Record<string, unknown> {
+  const copy = structuredClone(tree);
+  let node: Record<string, unknown> = copy;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  const last = path[path.length - 1]!;
+  if (node[last] === undefined) node[last] = value;
+  return copy;
+}
+
+function runProcess(command: string, args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        exitCode: signal ? 124 : code ?? 1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+export class LocalTarget implements Target {
+  readonly kind = 'local' as const;
+  readonly description: string;
+  readonly stack: Stack;
+  private readonly layout: StateLayout;
+  private readonly plan: SupervisorPlan;
+
+  constructor(options: LocalTargetOptions) {
+    this.layout = stateLayout(options.stateDir);
+    this.plan = readPlan(this.layout);
+    this.stack = compileLocalStack(this.layout, this.plan, options.rawValues);
+    this.description = `the local stack in ${this.layout.root}`;
+  }
+
+  private supervisorPid(): number {
+    const pid = lockHolder(this.layout);
+    if (pid === undefined) throw new TargetUsageError(`${this.description} is not running: start it with \`mxstack up --state-dir ${this.layout.root}\`.`);
+    return pid;
+  }
+
+  private status(): SupervisorStatus | undefined {
+    return readJsonFile<SupervisorStatus>(this.layout.statusFile);
+  }
+
+  private componentPlan(component: ComponentName): ComponentPlan {
+    const plan = this.plan.components.find((c) => c.name === component);
+    if (!plan) throw new TargetUsageError(`${component} does not run in ${this.description}.`);
+    return plan;
+  }
+
+  async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
+    this.supervisorPid();
+    return use(this.plan.endpoints.synapse);
+  }
+
+  private secretFile(ref: SecretKeyRef): string {
+    if (!/^[a-z0-9][a-z0-9.-]*$/.test(ref.name) || !/^[A-Za-z0-9._-]+$/.test(ref.key) || ref.key.startsWith('..')) {
+      throw new TargetUsageError(`invalid secret reference ${ref.name}/${ref.key}.`);
+    }
+    return join(this.layout.secretsDir, ref.name, ref.key);
+  }
+
+  async readSecret(ref: SecretKeyRef): Promise<string | undefined> {
+    try {
+      return readFileSync(this.secretFile(ref), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async writeSecret(ref: SecretKeyRef, value: string): Promise<void> {
+    const file = this.secretFile(ref);
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    // Written to a fresh 0600 file and renamed is not needed: the directory is root-only (0700).
+    writeFileSync(file, value, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+
+  async listSecrets(names: readonly string[]): Promise<StoredSecretKey[]> {
+    const keys: StoredSecretKey[] = [];
+    for (const name of names) {
+      let entries: string[];
+      try {
+        entries = readdirSync(join(this.layout.secretsDir, name));
+      } catch {
+        continue;
+      }
+      for (const key of entries.sort()) {
+        const stats = statSync(join(this.layout.secretsDir, name, key));
+        if (stats.isFile()) keys.push({ name, key, updatedAt: stats.mtime });
+      }
+    }
+    return keys;
+  }
+
+  private user(component: ComponentName, name?: string): RuntimeUser {
+    if (name) return name === 'root' ? { uid: 0, gid: 0, home: '/root' } : runtimeUser(this.plan.rootfs, name);
+    const plan = this.plan.components.find((c) => c.name === component);
+    if (plan) return plan.user;
+    return runtimeUser(this.plan.rootfs, runtimeUserNames[component] ?? 'root');
+  }
+
+  async exec(component: ComponentName, argv: readonly string[], options: ExecOptions = {}): Promise<CommandResult> {
+    const pid = this.supervisorPid();
+    this.componentPlan(component);
+    const user = this.user(component, options.user);
+    // The supervisor's mount namespace holds the runtime's /proc, /dev, private /run and the state directory.
+    return runProcess('nsenter', [`--target=${pid}`, '--mount', '--', 'chroot', ...chrootArguments(this.plan.rootfs, user, [...argv])], {
+      env: runtimeEnvironment(user),
+      timeoutMs: options.timeoutMs ?? 120_000,
+      ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
+    });
+  }
+
+  async isRunning(component: ComponentName): Promise<boolean> {
+    if (lockHolder(this.layout) === undefined) return false;
+    const reported = this.status()?.components[component];
+    return reported?.state === 'running' && reported.pid !== undefined && processIsAlive(reported.pid);
+  }
+
+  async stop(component: ComponentName): Promise<void> {
+    throw new TargetUsageError(`the local target stops components only all together: \`mxstack down --state-dir ${this.layout.root}\` (asked to stop ${component}).`);
+  }
+
+  async start(component: ComponentName): Promise<void> {
+    throw new TargetUsageError(`the local target starts components only all together: \`mxstack up --state-dir ${this.layout.root}\` (asked to start ${component}).`);
+  }
+
+  /** Rewrites every file built from secrets, then restarts the components (the supervisor restarts what exits). */
+  async applySecrets(components: readonly ComponentName[]): Promise<void> {
+    const secrets = ensureLocalSecrets(this.stack, this.layout);
+    const rootfs = this.plan.rootfs;
+    writeStackFiles(this.stack, secrets, this.layout, {
+      postgres: runtimeUser(rootfs, 'postgres'),
+      synapse: runtimeUser(rootfs, 'matrix-synapse'),
+      turnserver: runtimeUser(rootfs, 'turnserver'),
+      haproxy: runtimeUser(rootfs, 'haproxy'),
+    });
+    for (const component of components) await this.restart(component);
+  }
+
+  /** Ends the component's process and waits until the supervisor reports a new one healthy. */
+  private async restart(component: ComponentName): Promise<void> {
+    const before = this.status()?.components[component];
+    if (!before?.pid) return;
+    process.kill(before.pid, this.componentPlan(component).stopSignal);
+    const deadline = Date.now() + 300_000;
+    while (Date.now() < deadline) {
+      await sleep(500);
+      const now = this.status()?.components[component];
+      if (now?.pid !== undefined && now.pid !== before.pid && now.state === 'running' && now.healthy) return;
+    }
+    throw new Error(`${component} did not come back healthy within 300 s after its restart; see ${this.layout.logFile(component)}.`);
+  }
+}

@@ -1,0 +1,122 @@
+/** Pure parts of the local target: host apt configuration, runtime key, ports, placement, restart delays. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { debianArchitecture, hostAptOptionsFrom, hostMirrorFrom, mmdebstrapArguments, runtimeKey, runtimePackages } from '../../src/targets/local/runtime.js';
+import { explicitPorts, localPlacement, localRelayPortCount, resolveLocalPorts, type LocalPorts } from '../../src/targets/local/placement.js';
+import { parseProcNetTable, type PortChooser } from '../../src/targets/local/ports.js';
+import { stateLayout } from '../../src/targets/local/state.js';
+import { restartDelayMs } from '../../src/targets/local/supervisor.js';
+
+const mirror = 'http://mirror.invalid/debian';
+
+test('the mirror comes from the first URIs: line of debian.sources', () => {
+  const sources = `Types: deb\nURIs: ${mirror}\nSuites: bookworm\n\nTypes: deb\nURIs: http://other.invalid/debian-security\n`;
+  assert.equal(hostMirrorFrom(sources, `deb http://third.invalid/debian bookworm main`), mirror);
+});
+
+test('without debian.sources the first deb line of sources.list is used, options skipped', () => {
+  const list = `# comment\ndeb-src http://src.invalid/debian sid main\ndeb [arch=amd64 signed-by=/k.gpg] ${mirror} bookworm main\ndeb http://later.invalid/debian sid main\n`;
+  assert.equal(hostMirrorFrom(undefined, list), mirror);
+  assert.equal(hostMirrorFrom(undefined, undefined), undefined);
+});
+
+test('every Check-Valid-Until and Check-Date option of apt.conf.d is carried, once', () => {
+  const files = [
+    'Acquire::Check-Valid-Until "false";\nAcquire::Check-Date "false";\n',
+    'Acquire::IndexTargets::deb::DEP-11 { DefaultEnabled "false"; };\n',
+    'Acquire::Check-Valid-Until "false";\n',
+  ];
+  assert.deepEqual(hostAptOptionsFrom(files), ['Acquire::Check-Valid-Until "false"', 'Acquire::Check-Date "false"']);
+  assert.deepEqual(hostAptOptionsFrom(['APT::Install-Recommends "0";']), []);
+});
+
+test('mmdebstrap is called with the apt variant, the packages, the host options, the suite, the target and the mirror', () => {
+  const args = mmdebstrapArguments('/cache/runtime.building-1', mirror, ['Acquire::Check-Valid-Until "false"']);
+  assert.deepEqual(args, [
+    '--variant=apt',
+    `--include=${runtimePackages.join(',')}`,
+    '--aptopt=Acquire::Check-Valid-Until "false"',
+    'sid',
+    '/cache/runtime.building-1',
+    mirror,
+  ]);
+  assert.ok(runtimePackages.includes('matrix-synapse') && runtimePackages.includes('coturn') && runtimePackages.includes('postgresql'));
+});
+
+test('the runtime key changes with the suite, the package list and the architecture', () => {
+  const base = runtimeKey('sid', ['a', 'b'], 'amd64');
+  assert.match(base, /^[0-9a-f]{12}$/);
+  assert.equal(runtimeKey('sid', ['a', 'b'], 'amd64'), base);
+  assert.notEqual(runtimeKey('trixie', ['a', 'b'], 'amd64'), base);
+  assert.notEqual(runtimeKey('sid', ['a', 'b', 'c'], 'amd64'), base);
+  assert.notEqual(runtimeKey('sid', ['a', 'b'], 'arm64'), base);
+  assert.equal(debianArchitecture('x64'), 'amd64');
+});
+
+test('/proc/net tables: listening TCP sockets and bound UDP sockets with their inodes', () => {
+  const tcp = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0',
+    '   1: 0100007F:A1B2 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 22222 1 0000000000000000 20 4 30 10 -1',
+  ].join('\n');
+  assert.deepEqual(parseProcNetTable(tcp, 'tcp'), [{ port: 8080, inode: '12345' }]);
+  const udp = [
+    '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
+    ' 1: 0100007F:0D96 00000000:0000 07 00000000:00000000 00:00000000 00000000   995        0 33333 2 0000000000000000 0',
+  ].join('\n');
+  assert.deepEqual(parseProcNetTable(udp, 'udp'), [{ port: 3478, inode: '33333' }]);
+});
+
+/** A chooser handing out predictable ports, to see which ports were chosen rather than kept. */
+function countingChooser(): PortChooser & { chosen: number[] } {
+  let next = 20000;
+  const chosen: number[] = [];
+  return {
+    chosen,
+    single() {
+      chosen.push(next);
+      return next++;
+    },
+    range(length) {
+      const first = 40000;
+      chosen.push(first);
+      return [first, first + length - 1];
+    },
+  };
+}
+
+test('ports: values first, then the persisted ones, then new free ones; the relay range moves as a whole', () => {
+  const first = resolveLocalPorts({ router: 8081 }, undefined, countingChooser());
+  assert.equal(first.router, 8081);
+  assert.equal(first.relayMax - first.relayMin + 1, localRelayPortCount);
+  const values = Object.values(first);
+  assert.equal(new Set(values.filter((_, i) => i < 9)).size, 9, 'no port is handed out twice');
+
+  const chooser = countingChooser();
+  const again = resolveLocalPorts({}, first, chooser);
+  assert.deepEqual(again, first);
+  assert.deepEqual(chooser.chosen, [], 'persisted ports are reused, nothing new is chosen');
+
+  const relay = resolveLocalPorts({ relayMin: 50000, relayMax: 50010 }, first, countingChooser());
+  assert.deepEqual([relay.relayMin, relay.relayMax], [50000, 50010]);
+});
+
+test('explicit ports are only those written in values', () => {
+  const raw = { router: { port: 9999 }, coturn: { listeningPort: 3479, relayPortRange: { min: 50000 } }, synapse: { server: { name: 'x' } } };
+  assert.deepEqual(explicitPorts(raw), { router: 9999, turn: 3479, relayMin: 50000 });
+  assert.deepEqual(explicitPorts({}), {});
+});
+
+test('the local placement binds loopback and keeps every path inside the state directory', () => {
+  const layout = stateLayout('/srv/stacks/a');
+  const ports = resolveLocalPorts({}, undefined, countingChooser()) as LocalPorts;
+  const placement = localPlacement(layout, ports);
+  assert.equal(placement.target, 'local');
+  assert.equal(placement.bindAddress, '127.0.0.1');
+  assert.ok(Object.values(placement.hosts).every((host) => host === '127.0.0.1'));
+  for (const path of Object.values(placement.paths)) assert.ok(path.startsWith('/srv/stacks/a/'), path);
+});
+
+test('restart delays double from one second and stop growing at thirty', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 20].map(restartDelayMs), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+});
