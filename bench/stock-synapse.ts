@@ -92,13 +92,14 @@ function registrationMac(secret: string, nonce: string, username: string, passwo
   return createHmac('sha1', secret).update(`${nonce}\0${username}\0${password}\0admin`).digest('hex');
 }
 
-export async function startStockSynapse(runtimeDir: string, postgresqlMajor: string): Promise<StockSynapse> {
+/** `postgresqlBin` is the runtime's PostgreSQL bin directory as seen inside the chroot. */
+export async function startStockSynapse(runtimeDir: string, postgresqlBin: string): Promise<StockSynapse> {
   const name = `mxstack-bench-stock-${process.pid}`;
   const insideDir = `/tmp/${name}`;
   const hostDir = join(runtimeDir, 'tmp', name);
   const postgres = runtimeUserIds(runtimeDir, 'postgres');
   const synapse = runtimeUserIds(runtimeDir, 'matrix-synapse');
-  const pgBin = `/usr/lib/postgresql/${postgresqlMajor}/bin`;
+  const pgBin = postgresqlBin;
   const serverName = 'stock.bench.test';
 
   rmSync(hostDir, { recursive: true, force: true });
