@@ -183,7 +183,7 @@ function httpEntry(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
 }
 
 function database(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
-  if (stack.values.postgresql.enabled) return f.releaseFlow('synapse', 'postgresql', [tcp(stack.placement.ports.postgresql)]);
+  if (deployedComponents(stack).postgresql) return f.releaseFlow('synapse', 'postgresql', [tcp(stack.placement.ports.postgresql)]);
   // An external database usually sits on a private address, so the port is the only restriction.
   return [f.egress('synapse', 'database', undefined, [tcp(stack.database.port)])];
 }
@@ -218,15 +218,18 @@ function metricsScraping(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   const prometheus = [configuredPeer(stack.values.networkPolicy.prometheus) ?? anyNamespace];
   const policies = [f.ingress('router', 'prometheus', prometheus, [tcp(ports.routerMetrics)])];
   if (stack.values.synapse.metrics.enabled) policies.push(f.ingress('synapse', 'prometheus', prometheus, [tcp(ports.synapseMetrics)]));
-  if (stack.values.coturn.enabled && stack.values.coturn.prometheusExporter.enabled) {
+  if (deployedComponents(stack).coturn && stack.values.coturn.prometheusExporter.enabled) {
     policies.push(f.ingress('coturn', 'prometheus', prometheus, [tcp(ports.turnMetrics)]));
   }
   return policies;
 }
 
-/** TURN clients come from anywhere; relayed media goes to public peers only (as coturn's denied-peer-ip list). */
+/**
+ * TURN clients come from anywhere; relayed media goes to public peers only (as coturn's denied-peer-ip list).
+ * With coturn.hostNetwork the pod is on the node's network, where NetworkPolicies do not apply.
+ */
 function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
-  if (!stack.values.coturn.enabled) return [];
+  if (!deployedComponents(stack).coturn) return [];
   const { ports } = stack.placement;
   const clientPorts: Port[] = [udp(ports.turn), tcp(ports.turn)];
   if (stack.values.coturn.tls.enabled) clientPorts.push(udp(ports.turns), tcp(ports.turns));
