@@ -5,7 +5,7 @@ import { UsageError } from './main.js';
 import { addValuesOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
 import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
-import { runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
+import { RuntimeSetupError, runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
 import { MissingSecretError } from '../targets/local/secrets.js';
 import { runSupervisor } from '../targets/local/supervisor.js';
@@ -17,7 +17,7 @@ async function asUsage<T>(action: () => Promise<T> | T): Promise<T> {
   try {
     return await action();
   } catch (error) {
-    if (error instanceof LocalStackUsageError || error instanceof MissingSecretError) throw new UsageError(error.message);
+    if (error instanceof LocalStackUsageError || error instanceof MissingSecretError || error instanceof RuntimeSetupError) throw new UsageError(error.message);
     throw error;
   }
 }

@@ -6,11 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signingKeyInfo } from '../../src/ops/secrets/generate.js';
 import { runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
+import { cliEntry, projectRoot } from '../support/cli.js';
 import { readLocalStackStatus, runCliAsync, startLocalStack, type LocalStackHandle, type LocalStackStatus } from '../support/local-stack.js';
 
 const minutes = (n: number) => n * 60_000;
@@ -222,5 +224,27 @@ describe('errors a user can fix', { timeout: minutes(5) }, () => {
     const result = await runCliAsync(['up', '--state-dir', join(parent, 'no-runtime')], { env: { XDG_CACHE_HOME: join(parent, 'empty-cache') } });
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, /runtime root filesystem is missing .*mxstack runtime setup/);
+  });
+  test('up as an ordinary user says it needs root', () => {
+    const result = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliEntry, 'up', '--state-dir', join(parent, 'not-root')], {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /must run as root/);
+  });
+
+  test('runtime setup without mmdebstrap, when apt-get cannot install it, says what to do', async () => {
+    // A PATH where mmdebstrap does not exist and apt-get fails like a machine without the package.
+    const bin = join(parent, 'bin');
+    mkdirSync(bin);
+    symlinkSync('/bin/sh', join(bin, 'sh'));
+    writeFileSync(join(bin, 'apt-get'), '#!/bin/sh\necho "E: Unable to locate package mmdebstrap" >&2\nexit 100\n');
+    chmodSync(join(bin, 'apt-get'), 0o755);
+    const result = await runCliAsync(['runtime', 'setup'], { env: { PATH: bin, XDG_CACHE_HOME: join(parent, 'setup-cache') }, timeoutMs: 120_000 });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /\[apt-get\] E: Unable to locate package mmdebstrap/);
+    assert.match(result.stderr, /could not install mmdebstrap with apt-get .*mxstack runtime setup/);
   });
 });

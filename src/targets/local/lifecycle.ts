@@ -151,7 +151,11 @@ async function waitForRunning(layout: StateLayout, pid: number, progress: Progre
         }
       }
       if (status.phase === 'running') return;
-      if (status.phase === 'failed') throw new Error(`the stack did not start: ${status.error}`);
+      if (status.phase === 'failed') {
+        const failed = Object.entries(status.components).filter(([, component]) => component.state === 'failed');
+        const logs = failed.map(([name]) => `\nlast lines of ${layout.logFile(name)}:\n${tail(layout.logFile(name), 10)}`);
+        throw new Error(`the stack did not start: ${status.error}${logs.join('')}`);
+      }
     }
     if (!processIsAlive(pid)) {
       throw new Error(`the supervisor exited during start-up; last lines of ${layout.logFile('supervisor')}:\n${tail(layout.logFile('supervisor'), 15)}`);

@@ -95,6 +95,7 @@ export function mmdebstrapArguments(target: string, mirror: string, aptOptions: 
   ];
 }
 
+/** A setup problem the user fixes on the host (apt configuration, installing mmdebstrap). */
 export class RuntimeSetupError extends Error {}
 
 type Progress = (line: string) => void;
@@ -179,7 +180,7 @@ export async function setupRuntime(progress: Progress): Promise<SetupResult> {
   const code = await runWithProgress('mmdebstrap', mmdebstrapArguments(building, mirror, hostAptOptions()), progress, '[mmdebstrap] ');
   if (code !== 0 || !runtimeIsPresent(building)) {
     removeBuild();
-    throw new RuntimeSetupError(`mmdebstrap failed (exit code ${code}); see its lines above.`);
+    throw new Error(`mmdebstrap failed (exit code ${code}); see its lines above.`);
   }
   renameSync(building, dir);
   progress(`runtime ready at ${dir}`);

@@ -179,7 +179,8 @@ class SupervisedComponent {
 
   async stop(): Promise<void> {
     if (!this.child) {
-      this.status = { ...this.status, state: 'stopped', healthy: false };
+      // A component that failed to start keeps saying so.
+      if (this.status.state !== 'failed') this.status = { ...this.status, state: 'stopped', healthy: false };
       return;
     }
     this.status.state = 'stopping';
@@ -261,6 +262,7 @@ class Supervisor {
       component.start();
       if (!(await component.waitHealthy())) {
         if (this.stopping) return;
+        component.status = { ...component.status, state: 'failed' };
         throw new Error(`${component.plan.name} did not become healthy (see ${this.layout.logFile(component.plan.name)})`);
       }
       if (component.plan.name === 'postgresql') ensureDatabase(this.plan, component.plan);
