@@ -441,6 +441,8 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
     }
     for (const port of [80, 443, 8448]) add(from, external('cloud metadata', cloudMetadata), port, 'TCP', isSynapse && port !== 8448 && previewsReach(cloudMetadata));
     add(from, external('private peer', privateAddress), 40000, 'UDP', false);
+    // coturn may relay to its own announced addresses (external-ip "public[/private]").
+    for (const own of v.coturn.enabled ? (v.coturn.externalIP?.split('/') ?? []) : []) add(from, external('coturn itself', own), 40000, 'UDP', from.name === 'coturn');
     add(from, external('external database', privateAddress), v.synapse.database.port, 'TCP', isSynapse && (v.synapse.database.external || previewsReach(privateAddress) && [80, 443].includes(v.synapse.database.port)));
     if (server.email.enabled) add(from, smtp, server.email.smtpPort, 'TCP', isSynapse);
     if (server.sso.enabled && peerConfigured(np.egress.sso)) add(from, net.identityProvider, 9091, 'TCP', isSynapse);

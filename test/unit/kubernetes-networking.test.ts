@@ -199,6 +199,9 @@ test('coturn: TURN from anywhere, TURNS with TLS, the relay range, and relayed U
   const tls = networkOf({ ...base, coturn: { tls: { enabled: true, secretName: 'turn-tls' } } });
   assert.equal(allowed(tls.net, client, tls.net.pods.coturn!, 5349, 'TCP'), true);
   assert.equal(allowed(tls.net, client, tls.net.pods.coturn!, 5349, 'UDP'), true);
+  const lan = networkOf({ ...base, coturn: { externalIP: '192.168.1.10' } });
+  assert.equal(allowed(lan.net, lan.net.pods.coturn!, external('itself', '192.168.1.10'), 49200, 'UDP'), true, 'its own address (allowed-peer-ip)');
+  assert.equal(allowed(lan.net, lan.net.pods.coturn!, external('lan host', '192.168.1.11'), 49200, 'UDP'), false);
   const off = networkOf({ synapse: { server: { name: 'example.com', turn: { enabled: false } } }, coturn: { enabled: false } });
   assert.ok(!off.policies.some((p) => p.metadata?.name?.includes('coturn')));
 });

@@ -12,6 +12,7 @@ import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/
 import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
 import type { Stack } from '../../stack/model.js';
 import { adminBootstrapComponent } from '../../components/synapse/admin-bootstrap.js';
+import { ownPeerAddresses } from '../../components/coturn/config.js';
 import type { KubeObject } from './objects.js';
 
 type Peer = INetworkPolicyPeer;
@@ -225,7 +226,8 @@ function metricsScraping(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
 }
 
 /**
- * TURN clients come from anywhere; relayed media goes to public peers only (as coturn's denied-peer-ip list).
+ * TURN clients come from anywhere; relayed media goes to public peers only, as coturn's denied-peer-ip and
+ * allowed-peer-ip lists say.
  * With coturn.hostNetwork the pod is on the node's network, where NetworkPolicies do not apply.
  */
 function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
@@ -236,7 +238,8 @@ function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   clientPorts.push({ protocol: 'UDP', port: ports.relayMin, endPort: ports.relayMax });
   return [
     f.ingress('coturn', 'clients', undefined, clientPorts),
-    f.egress('coturn', 'peers', publicInternet, [{ protocol: 'UDP' }]),
+    // Its own addresses too (coturn's allowed-peer-ip), so two clients it relays reach each other even on a private network.
+    f.egress('coturn', 'peers', [...publicInternet, ...ownPeerAddresses(stack).map((address) => ({ ipBlock: { cidr: asCidr(address) } }))], [{ protocol: 'UDP' }]),
   ];
 }
 
