@@ -263,3 +263,16 @@ test('every good fixture loads, and its file comment explains the scenario', asy
     assert.doesNotThrow(() => loadValues({ files: [fixture] }), `${fixture} loads`);
   }
 });
+
+test('a values file using every key group of the old chart, in its old spellings, loads unchanged in meaning', () => {
+  const values = loadValues({ files: [join(import.meta.dirname, '../fixtures/values/old-chart-keys.yaml')] });
+  assert.equal(values.synapse.server.name, 'matrix.example.com');
+  assert.equal(values.element.config.branding.authHeaderLogoUrl, 'https://example.com/logo.svg');
+  assert.deepEqual(values.ingress.synapse.paths, ['/_matrix', '/_synapse/client']);
+  assert.deepEqual(values.ingress.synapse.tls, { enabled: true, secretName: 'matrix-synapse-tls' });
+  assert.deepEqual(values.ingress.element.tls, { enabled: true });
+  assert.equal(values.synapse.signingKey.existingSecret, 'matrix-synapse-signing-key');
+  assert.equal(values.synapse.server.mfa.totp.digits, 6);
+  assert.equal(values.coturn.totalQuota, 100);
+  assert.deepEqual(values.mas, { enabled: false });
+});
