@@ -137,10 +137,12 @@ function tail(path: string, lines: number): string {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for the supervisor to report every component healthy, printing each step once. */
-async function waitForRunning(layout: StateLayout, pid: number, progress: Progress, timeoutMs: number): Promise<void> {
+async function waitForRunning(layout: StateLayout, pid: number, progress: Progress, timeoutMs: number, interrupted: () => string | undefined): Promise<void> {
   const reported = new Set<string>();
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    const signal = interrupted();
+    if (signal) throw new Error(`interrupted (${signal}) before the stack was healthy`);
     const status = readJsonFile<SupervisorStatus>(layout.statusFile);
     if (status?.pid === pid) {
       for (const [name, component] of Object.entries(status.components)) {
@@ -218,7 +220,15 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     supervisorPid = startSupervisor(layout);
     transferLock(layout, supervisorPid);
     options.progress(`supervisor started (pid ${supervisorPid}); logs in ${layout.logsDir}`);
-    await waitForRunning(layout, supervisorPid, options.progress, options.timeoutMs ?? 600_000);
+    // Interrupting `up` while it waits undoes the start, rather than leaving a half-started stack behind.
+    let interruption: string | undefined;
+    const interrupt = (signal: string) => (interruption = signal);
+    process.on('SIGINT', interrupt).on('SIGTERM', interrupt);
+    try {
+      await waitForRunning(layout, supervisorPid, options.progress, options.timeoutMs ?? 600_000, () => interruption);
+    } finally {
+      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+    }
 
     const admin = values.synapse.server.adminUser;
     if (!admin.enabled) return { stack, plan };
