@@ -17,7 +17,7 @@ import { localPlacement, type LocalPorts } from './placement.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
 import { processIsAlive, runtimeUser, type RuntimeUser } from './runtime.js';
 import { ensureLocalSecrets } from './secrets.js';
-import { lockHolder, readJsonFile, stateLayout, type StateLayout, type SupervisorStatus } from './state.js';
+import { lockHolder, readJsonFile, stateLayout, type StackIdentity, type StateLayout, type SupervisorStatus } from './state.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -38,22 +38,23 @@ export interface LocalTargetOptions {
   rawValues?: Record<string, unknown>;
 }
 
-function readPlan(layout: StateLayout): SupervisorPlan {
-  const plan = readJsonFile<SupervisorPlan>(join(layout.root, 'plan.json'));
-  if (!plan) throw new TargetUsageError(`no local stack in ${layout.root}: start one with \`mxstack up --state-dir ${layout.root}\`.`);
-  return plan;
-}
+/** Ports of a state directory that never ran: only secrets are handled then, and they do not depend on ports. */
+const noPorts: LocalPorts = {
+  synapseHttp: 0, synapseMetrics: 0, postgresql: 0, element: 0, router: 0, routerMetrics: 0, turn: 0, turns: 0, turnMetrics: 0, relayMin: 0, relayMax: 0,
+};
 
-/** The stack as `up` compiled it: same values (or defaults + the recorded server name), same ports. */
-export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan, rawValues: Record<string, unknown> | undefined): Stack {
-  const ports = readJsonFile<LocalPorts>(layout.portsFile);
-  if (!ports) throw new TargetUsageError(`no ports recorded in ${layout.root}: start the stack with \`mxstack up\` first.`);
+/**
+ * The stack as `up` compiled it: same values (or the defaults with the recorded server name), same ports.
+ * A state directory that never ran (no plan yet) gets the values alone: enough for `secrets init`.
+ */
+export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan | undefined, rawValues: Record<string, unknown> | undefined): Stack {
   const raw = rawValues ?? {};
-  const withServerName = deepSet(raw, ['synapse', 'server', 'name'], plan.serverName);
-  const values: Values = resolveValues(withServerName);
-  if (values.synapse.server.name !== plan.serverName) {
-    throw new TargetUsageError(`the values name server ${values.synapse.server.name}, but ${layout.root} runs ${plan.serverName}; pass the values the stack was started with.`);
+  const recordedName = plan?.serverName ?? readJsonFile<StackIdentity>(layout.stateFile)?.serverName;
+  const values: Values = resolveValues(recordedName ? deepSet(raw, ['synapse', 'server', 'name'], recordedName) : raw);
+  if (recordedName && values.synapse.server.name !== recordedName) {
+    throw new TargetUsageError(`the values name server ${values.synapse.server.name}, but ${layout.root} runs ${recordedName}; pass the values the stack was started with.`);
   }
+  const ports = readJsonFile<LocalPorts>(layout.portsFile) ?? noPorts;
   return compileStack(values, localPlacement(layout, ports));
 }
 
@@ -99,14 +100,22 @@ export class LocalTarget implements Target {
   readonly kind = 'local' as const;
   readonly description: string;
   readonly stack: Stack;
+  readonly files: { coturnConfig: string };
   private readonly layout: StateLayout;
-  private readonly plan: SupervisorPlan;
+  private readonly recordedPlan: SupervisorPlan | undefined;
 
   constructor(options: LocalTargetOptions) {
     this.layout = stateLayout(options.stateDir);
-    this.plan = readPlan(this.layout);
-    this.stack = compileLocalStack(this.layout, this.plan, options.rawValues);
+    this.recordedPlan = readJsonFile<SupervisorPlan>(join(this.layout.root, 'plan.json'));
+    this.stack = compileLocalStack(this.layout, this.recordedPlan, options.rawValues);
     this.description = `the local stack in ${this.layout.root}`;
+    this.files = { coturnConfig: this.layout.coturnRuntimeConfFile };
+  }
+
+  /** The plan `up` wrote: every operation on running components needs it. */
+  private get plan(): SupervisorPlan {
+    if (!this.recordedPlan) throw new TargetUsageError(`no local stack in ${this.layout.root}: start one with \`mxstack up --state-dir ${this.layout.root}\`.`);
+    return this.recordedPlan;
   }
 
   private supervisorPid(): number {
@@ -206,6 +215,8 @@ export class LocalTarget implements Target {
 
   /** Rewrites every file built from secrets, then restarts the components (the supervisor restarts what exits). */
   async applySecrets(components: readonly ComponentName[]): Promise<void> {
+    // A stack that never ran gets its files from its first `up`.
+    if (!this.recordedPlan) return;
     const secrets = ensureLocalSecrets(this.stack, this.layout);
     const rootfs = this.plan.rootfs;
     writeStackFiles(this.stack, secrets, this.layout, {

@@ -1,0 +1,60 @@
+/**
+ * An admin session on a target: the access token given by the user (--access-token-file), else the token
+ * cached in the `<release>-admin-token` Secret when Synapse still accepts it, else a login with the stored
+ * admin credentials (`<release>-admin-credentials`), whose token is then cached. Caching keeps a script of
+ * many commands clear of Synapse's login rate limit (rc_login).
+ */
+import { readFileSync } from 'node:fs';
+import { AdminApiError, loginWithPassword, SynapseAdminClient, tokenOwner } from './admin-api.js';
+import type { SecretKeyRef, Target } from './target.js';
+
+export interface AdminSessionOptions {
+  /** A file holding an admin's access token (first line). */
+  accessTokenFile?: string;
+}
+
+/** The Secret key caching the CLI's admin access token. */
+export function adminTokenRef(target: Target): SecretKeyRef {
+  return { name: `${target.stack.release}-admin-token`, key: 'access-token' };
+}
+
+/** One device for every CLI login, so repeated logins do not pile up devices on the admin account. */
+const cliDeviceId = 'MXSTACKCLI';
+
+function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new AdminApiError(`cannot read the access token file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'}).`);
+  }
+  const token = text.split('\n')[0]!.trim();
+  if (!token) throw new AdminApiError(`the access token file ${file} is empty.`);
+  return token;
+}
+
+async function adminToken(target: Target, baseUrl: string, options: AdminSessionOptions): Promise<string> {
+  if (options.accessTokenFile) return readTokenFile(options.accessTokenFile);
+  const cacheRef = adminTokenRef(target);
+  const cached = (await target.readSecret(cacheRef))?.trim();
+  if (cached && (await tokenOwner(baseUrl, cached))) return cached;
+  const { adminUsername, adminPassword } = target.stack.secrets;
+  const username = (await target.readSecret(adminUsername))?.trim() || target.stack.values.synapse.server.adminUser.username;
+  const password = await target.readSecret(adminPassword);
+  if (password === undefined) {
+    throw new AdminApiError(`no admin password stored in ${adminPassword.name}/${adminPassword.key} on ${target.description}; run \`mxstack secrets init\` and start the stack, or pass --access-token-file.`);
+  }
+  const session = await loginWithPassword(baseUrl, username, password.trim(), cliDeviceId);
+  await target.writeSecret(cacheRef, session.accessToken);
+  return session.accessToken;
+}
+
+/** Runs `use` with an admin client; refuses a token that is not an admin's. */
+export function withAdmin<T>(target: Target, options: AdminSessionOptions, use: (admin: SynapseAdminClient) => Promise<T>): Promise<T> {
+  return target.withSynapse(async (baseUrl) => {
+    const token = await adminToken(target, baseUrl, options);
+    const admin = new SynapseAdminClient(baseUrl, token, target.stack.serverName);
+    await admin.checkAdmin();
+    return use(admin);
+  });
+}

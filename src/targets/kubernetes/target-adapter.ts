@@ -1,0 +1,150 @@
+/**
+ * The Target of a release on a cluster (src/ops/target.ts), through kubectl only (src/targets/kubernetes/
+ * kubectl.ts): Synapse through a port-forward opened for one operation and closed after, Secrets read and
+ * written with values on stdin only, commands with `kubectl exec`, components scaled or restarted.
+ */
+import { stringify } from 'yaml';
+import type { ComponentName, Stack } from '../../stack/model.js';
+import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, Target } from '../../ops/target.js';
+import {
+  applyArgs,
+  createArgs,
+  execArgs,
+  getNamedArgs,
+  mergePatchArgs,
+  openPortForward,
+  rolloutRestartArgs,
+  rolloutStatusArgs,
+  runKubectl,
+  scaleArgs,
+  type KubectlConnection,
+} from './kubectl.js';
+import { assembleSecretConfig, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretManifest } from './secrets-store.js';
+
+/** Where coturn's init container writes the configuration coturn runs with (src/components/coturn/kubernetes.ts). */
+const coturnRuntimeConfig = '/run/coturn/turnserver.conf';
+
+/** Every exit code is an answer of the command, not a kubectl failure (the caller reads exitCode). */
+const anyExitCode = Array.from({ length: 256 }, (_, code) => code);
+
+interface SecretObject {
+  metadata: { name: string; creationTimestamp?: string; managedFields?: { time?: string }[] };
+  data?: Record<string, string>;
+}
+
+/** The last write of a Secret: the newest managedFields time, else its creation. */
+export function lastWriteOf(secret: SecretObject): Date {
+  const times = (secret.metadata.managedFields ?? []).map((f) => f.time).filter((t): t is string => typeof t === 'string');
+  const newest = [...times, secret.metadata.creationTimestamp ?? '1970-01-01T00:00:00Z'].sort().pop()!;
+  return new Date(newest);
+}
+
+function parseSecretObjects(output: string): SecretObject[] {
+  if (output.trim() === '') return [];
+  const parsed = JSON.parse(output) as SecretObject & { kind?: string; items?: SecretObject[] };
+  return parsed.kind?.endsWith('List') ? parsed.items ?? [] : [parsed];
+}
+
+export class KubernetesTarget implements Target {
+  readonly kind = 'kubernetes' as const;
+  readonly description: string;
+  readonly files = { coturnConfig: coturnRuntimeConfig };
+
+  constructor(
+    readonly stack: Stack,
+    private readonly connection: KubectlConnection,
+  ) {
+    this.description = `release ${stack.release} in namespace ${connection.namespace}`;
+  }
+
+  /** The workload running a component: PostgreSQL is a StatefulSet, the rest Deployments. */
+  workload(component: ComponentName): string {
+    return `${component === 'postgresql' ? 'statefulset.apps' : 'deployment.apps'}/${this.stack.objectName(component)}`;
+  }
+
+  async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
+    const forward = await openPortForward(this.connection, `service/${this.stack.objectName('synapse')}`, this.stack.values.synapse.service.port);
+    try {
+      return await use(`http://127.0.0.1:${forward.localPort}/`);
+    } finally {
+      forward.close();
+    }
+  }
+
+  private async secretObject(name: string): Promise<SecretObject | undefined> {
+    return parseSecretObjects((await runKubectl(getNamedArgs(this.connection, [`secret/${name}`]))).stdout)[0];
+  }
+
+  async readSecret(ref: SecretKeyRef): Promise<string | undefined> {
+    const live = decodeSecrets((await runKubectl(getNamedArgs(this.connection, [`secret/${ref.name}`]))).stdout);
+    return live.get(ref.name)?.[ref.key];
+  }
+
+  async writeSecret(ref: SecretKeyRef, value: string): Promise<void> {
+    if (await this.secretObject(ref.name)) {
+      await runKubectl(mergePatchArgs(this.connection, `secret/${ref.name}`), { stdin: mergePatchForKeys({ [ref.key]: value }) });
+      return;
+    }
+    await runKubectl(createArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, { [ref.key]: value })) });
+  }
+
+  async listSecrets(names: readonly string[]): Promise<StoredSecretKey[]> {
+    if (names.length === 0) return [];
+    const objects = parseSecretObjects((await runKubectl(getNamedArgs(this.connection, names.map((n) => `secret/${n}`)))).stdout);
+    return objects.flatMap((secret) =>
+      Object.keys(secret.data ?? {})
+        .sort()
+        .map((key) => ({ name: secret.metadata.name, key, updatedAt: lastWriteOf(secret) })),
+    );
+  }
+
+  async exec(component: ComponentName, argv: readonly string[], options: ExecOptions = {}): Promise<CommandResult> {
+    // kubectl exec runs as the container's user; options.user is the local target's concern.
+    return runKubectl(execArgs(this.connection, this.workload(component), argv), {
+      stdin: options.stdin ?? '',
+      acceptExitCodes: anyExitCode,
+      timeoutMs: options.timeoutMs ?? 120_000,
+    });
+  }
+
+  async isRunning(component: ComponentName): Promise<boolean> {
+    const output = (await runKubectl(getNamedArgs(this.connection, [this.workload(component)]))).stdout;
+    if (output.trim() === '') return false;
+    const workload = JSON.parse(output) as { status?: { readyReplicas?: number } };
+    return (workload.status?.readyReplicas ?? 0) > 0;
+  }
+
+  private desiredReplicas(component: ComponentName): number {
+    const values = this.stack.values;
+    if (component === 'element') return values.element.replicaCount;
+    if (component === 'router') return values.router.replicaCount;
+    if (component === 'synapse') return values.synapse.replicaCount;
+    return 1;
+  }
+
+  async stop(component: ComponentName): Promise<void> {
+    await runKubectl(scaleArgs(this.connection, this.workload(component), 0));
+  }
+
+  async start(component: ComponentName): Promise<void> {
+    await runKubectl(scaleArgs(this.connection, this.workload(component), this.desiredReplicas(component)));
+    await runKubectl(rolloutStatusArgs(this.connection, this.workload(component), 600), { timeoutMs: 660_000 });
+  }
+
+  /** Re-assembles homeserver-secrets.yaml from the stored passwords, then restarts and waits for each component. */
+  async applySecrets(components: readonly ComponentName[]): Promise<void> {
+    const names = releaseSecretNames(this.stack).map((name) => `secret/${name}`);
+    const live = decodeSecrets((await runKubectl(getNamedArgs(this.connection, names))).stdout);
+    const ref = this.stack.secrets.synapseSecretConfig;
+    if (live.get(this.stack.secrets.postgresPassword.name)?.[this.stack.secrets.postgresPassword.key] !== undefined) {
+      const assembled = assembleSecretConfig(this.stack, live);
+      if (live.get(ref.name)?.[ref.key] !== assembled) {
+        await runKubectl(applyArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, { [ref.key]: assembled })) });
+      }
+    }
+    for (const component of components) {
+      await runKubectl(rolloutRestartArgs(this.connection, this.workload(component)));
+      await runKubectl(rolloutStatusArgs(this.connection, this.workload(component), 600), { timeoutMs: 660_000 });
+    }
+  }
+}
