@@ -5,6 +5,7 @@ import { registerValuesCommands } from './values.js';
 import { registerRenderCommand } from './render.js';
 import { registerLocalCommands } from './local.js';
 import { registerKubernetesCommands } from './kubernetes.js';
+import { registerOpsCommands } from './ops.js';
 
 /** A failure the user caused by how the command was called: exit 2. */
 export class UsageError extends Error {}
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerRenderCommand(program);
   registerLocalCommands(program);
   registerKubernetesCommands(program);
+  registerOpsCommands(program);
   return program;
 }
 

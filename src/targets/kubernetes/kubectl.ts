@@ -279,3 +279,69 @@ export class KubectlTooOldError extends Error {
     this.name = 'KubectlTooOldError';
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Operations (mxstack secrets | users | rooms): exec, port-forward, scale, rollout (added for src/ops)
+// ---------------------------------------------------------------------------------------------------------
+
+/** `kubectl exec -i WORKLOAD -- argv`: stdin is passed through (secrets travel there, never in argv). */
+export function execArgs(connection: KubectlConnection, workload: string, argv: readonly string[]): string[] {
+  return [...connectionArgs(connection), 'exec', namespaceArg(connection), '-i', workload, '--', ...argv];
+}
+
+/** `kubectl port-forward RESOURCE :PORT` on 127.0.0.1 (a free local port chosen by kubectl). */
+export function portForwardArgs(connection: KubectlConnection, resource: string, remotePort: number): string[] {
+  return [...connectionArgs(connection), 'port-forward', namespaceArg(connection), '--address=127.0.0.1', resource, `:${remotePort}`];
+}
+
+export function scaleArgs(connection: KubectlConnection, workload: string, replicas: number): string[] {
+  return [...connectionArgs(connection), 'scale', namespaceArg(connection), `--replicas=${replicas}`, workload];
+}
+
+export function rolloutRestartArgs(connection: KubectlConnection, workload: string): string[] {
+  return [...connectionArgs(connection), 'rollout', 'restart', namespaceArg(connection), workload];
+}
+
+export function rolloutStatusArgs(connection: KubectlConnection, workload: string, timeoutSeconds: number): string[] {
+  return [...connectionArgs(connection), 'rollout', 'status', namespaceArg(connection), `--timeout=${timeoutSeconds}s`, workload];
+}
+
+/** The local port of `kubectl port-forward`'s first "Forwarding from 127.0.0.1:PORT -> ..." line. */
+export function parseForwardedPort(line: string): number | undefined {
+  const match = /Forwarding from 127\.0\.0\.1:(\d+) ->/.exec(line);
+  return match ? Number(match[1]) : undefined;
+}
+
+export interface PortForward {
+  localPort: number;
+  close(): void;
+}
+
+/** Starts a port-forward and resolves once kubectl reports the local port; `close` ends it. */
+export function openPortForward(connection: KubectlConnection, resource: string, remotePort: number, timeoutMs = 30_000): Promise<PortForward> {
+  const args = portForwardArgs(connection, resource, remotePort);
+  return new Promise((resolve, reject) => {
+    const child = spawn('kubectl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let settled = false;
+    const settle = (error?: Error, port?: number) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        child.kill('SIGTERM');
+        reject(error);
+      } else resolve({ localPort: port!, close: () => child.kill('SIGTERM') });
+    };
+    const timer = setTimeout(() => settle(new KubectlError(args, { exitCode: 124, stdout: '', stderr: `${stderr}\nno port after ${timeoutMs / 1000} s` })), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        const port = parseForwardedPort(line);
+        if (port !== undefined) settle(undefined, port);
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', (error: NodeJS.ErrnoException) => settle(error.code === 'ENOENT' ? new KubectlNotFoundError() : error));
+    child.on('close', (code) => settle(new KubectlError(args, { exitCode: code ?? 1, stdout: '', stderr })));
+  });
+}
