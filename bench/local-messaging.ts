@@ -12,7 +12,7 @@
  * Rate limits of all benchmark users are lifted through the admin API on both servers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -45,6 +45,9 @@ interface ScenarioResult {
   latencyP50Ms: number;
   latencyP95Ms: number;
   sendP50Ms: number;
+  /** 1-minute load average before and after: these machines are shared. */
+  loadBefore: number;
+  loadAfter: number;
 }
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
@@ -129,6 +132,7 @@ async function runScenario(label: string, admin: SynapseAdmin, clientBaseUrl: st
   await receiver.ready;
   progress(`[${label}] sending ${options.messages} messages, ${options.concurrency} in flight`);
 
+  const loadBefore = loadavg()[0]!;
   const sentAt = new Map<string, number>();
   const sendDurations: number[] = [];
   const acknowledged: string[] = [];
@@ -180,6 +184,8 @@ async function runScenario(label: string, admin: SynapseAdmin, clientBaseUrl: st
     latencyP50Ms: percentile(latencies, 0.5),
     latencyP95Ms: percentile(latencies, 0.95),
     sendP50Ms: percentile(sendDurations, 0.5),
+    loadBefore,
+    loadAfter: loadavg()[0]!,
   };
 }
 
@@ -239,7 +245,7 @@ async function benchmarkStock(options: ScenarioOptions): Promise<ScenarioResult>
 }
 
 function formatTable(results: ScenarioResult[]): string {
-  const header = ['scenario', 'sent', 'acked', 'received', 'errors', 'msg/s', 'p50 ms', 'p95 ms', 'send p50 ms'];
+  const header = ['scenario', 'sent', 'acked', 'received', 'errors', 'msg/s', 'p50 ms', 'p95 ms', 'send p50 ms', 'load'];
   const rows = results.map((result) => [
     result.label,
     String(result.attempted),
@@ -250,6 +256,7 @@ function formatTable(results: ScenarioResult[]): string {
     result.latencyP50Ms.toFixed(0),
     result.latencyP95Ms.toFixed(0),
     result.sendP50Ms.toFixed(0),
+    `${result.loadBefore.toFixed(1)} -> ${result.loadAfter.toFixed(1)}`,
   ]);
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
