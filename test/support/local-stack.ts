@@ -47,11 +47,20 @@ export function runCliAsync(args: readonly string[], options: { timeoutMs?: numb
 
 /** State directories whose stack may still run: stopped synchronously if the test process exits first. */
 const liveStateDirs = new Set<string>();
-process.on('exit', () => {
+function stopLiveStacks(): void {
   for (const stateDir of liveStateDirs) {
     spawnSync(process.execPath, [cliEntry, 'down', '--state-dir', stateDir], { cwd: projectRoot, stdio: 'ignore', timeout: 120_000 });
   }
-});
+  liveStateDirs.clear();
+}
+process.on('exit', stopLiveStacks);
+// An interrupted test run (Ctrl-C, the runner's timeout) stops its stacks too: supervisors are detached.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    stopLiveStacks();
+    process.exit(130);
+  });
+}
 
 export interface StartOptions {
   /** `--set key=value` assignments. */

@@ -6,6 +6,9 @@ import { explicitPorts, localPlacement, localRelayPortCount, resolveLocalPorts, 
 import { parseProcNetTable, type PortChooser } from '../../src/targets/local/ports.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { restartDelayMs } from '../../src/targets/local/supervisor.js';
+import { buildSupervisorPlan } from '../../src/targets/local/plan.js';
+import { compileStack } from '../../src/stack/compile.js';
+import { loadValues } from '../../src/values/load.js';
 
 const mirror = 'http://mirror.invalid/debian';
 
@@ -119,4 +122,66 @@ test('the local placement binds loopback and keeps every path inside the state d
 
 test('restart delays double from one second and stop growing at thirty', () => {
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 20].map(restartDelayMs), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+});
+
+const users = {
+  postgres: { uid: 103, gid: 103, home: '/var/lib/postgresql' },
+  synapse: { uid: 100, gid: 65534, home: '/var/lib/matrix-synapse' },
+  turnserver: { uid: 995, gid: 995, home: '/' },
+  haproxy: { uid: 102, gid: 102, home: '/var/lib/haproxy' },
+};
+
+function planFor(sets: string[]) {
+  const layout = stateLayout('/srv/stacks/a');
+  const ports = resolveLocalPorts({}, undefined, countingChooser());
+  const stack = compileStack(loadValues({ sets }), localPlacement(layout, ports));
+  return {
+    ports,
+    stack,
+    plan: buildSupervisorPlan({
+      stack,
+      layout,
+      rootfs: '/cache/runtime',
+      postgresqlBinDir: '/usr/lib/postgresql/18/bin',
+      users,
+      versions: {},
+      postgresPasswordFile: '/srv/stacks/a/secrets/mxstack-postgresql/postgres-password',
+    }),
+  };
+}
+
+test('the plan starts PostgreSQL, Synapse, coturn, then the router, each with its own user and health check', () => {
+  const { plan, ports } = planFor([]);
+  assert.deepEqual(plan.components.map((c) => c.name), ['postgresql', 'synapse', 'coturn', 'router']);
+  const [postgresql, synapse, coturn, router] = plan.components;
+  assert.equal(postgresql!.package, 'postgresql-18');
+  assert.equal(postgresql!.user.uid, 103);
+  assert.deepEqual(postgresql!.health, { kind: 'pg_isready', binDir: '/usr/lib/postgresql/18/bin', host: '127.0.0.1', port: ports.postgresql });
+  assert.deepEqual(synapse!.argv.filter((arg) => arg.startsWith('/')), [
+    '/srv/stacks/a/synapse/config/homeserver.yaml',
+    '/srv/stacks/a/synapse/secrets/homeserver-secrets.yaml',
+  ]);
+  assert.deepEqual(synapse!.health, { kind: 'http', url: `http://127.0.0.1:${ports.synapseHttp}/health` });
+  assert.equal(coturn!.user.uid, 995);
+  assert.deepEqual(coturn!.health, { kind: 'tcp', host: '127.0.0.1', port: ports.turn });
+  assert.deepEqual(router!.health, { kind: 'http', url: `http://127.0.0.1:${ports.routerMetrics}/health` });
+  assert.deepEqual(plan.postgresql?.initdbArgs.filter((arg) => /encoding|locale|auth-local/.test(arg)), ['--encoding=UTF8', '--locale=C', '--auth-local=peer']);
+});
+
+test('the endpoints: client and well-known through the router, metrics of what has an exporter, TURN URIs', () => {
+  const { plan, ports } = planFor([]);
+  const router = `http://127.0.0.1:${ports.router}/`;
+  assert.equal(plan.endpoints.client, router);
+  assert.equal(plan.endpoints.wellKnown, router);
+  assert.equal(plan.endpoints.synapse, `http://127.0.0.1:${ports.synapseHttp}/`);
+  assert.deepEqual(plan.endpoints.metrics, [`http://127.0.0.1:${ports.synapseMetrics}/_synapse/metrics`, `http://127.0.0.1:${ports.routerMetrics}/metrics`]);
+  assert.deepEqual(plan.endpoints.turn, [`turn:127.0.0.1:${ports.turn}?transport=udp`, `turn:127.0.0.1:${ports.turn}?transport=tcp`]);
+});
+
+test('components the values turn off are not run', () => {
+  const { plan } = planFor(['coturn.enabled=false', 'synapse.server.turn.enabled=false']);
+  assert.deepEqual(plan.components.map((c) => c.name), ['postgresql', 'synapse', 'router']);
+  const external = planFor(['postgresql.enabled=false', 'synapse.database.external=true', 'synapse.database.host=db.internal']);
+  assert.deepEqual(external.plan.components.map((c) => c.name), ['synapse', 'coturn', 'router']);
+  assert.equal(external.plan.postgresql, undefined);
 });

@@ -94,6 +94,12 @@ export function localInitdbArgs(stack: Stack): string[] {
   ];
 }
 
+/** The server package of the major in /usr/lib/postgresql/<major>/bin (postgresql-18): its version is the server's. */
+function postgresqlServerPackage(binDir: string): string {
+  const major = /\/postgresql\/(\d+)\//.exec(binDir)?.[1];
+  return major ? `postgresql-${major}` : 'postgresql';
+}
+
 export interface PlanInputs {
   stack: Stack;
   layout: StateLayout;
@@ -111,7 +117,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
   if (runPostgresql) {
     components.push({
       name: 'postgresql',
-      package: 'postgresql',
+      package: postgresqlServerPackage(postgresqlBinDir),
       user: users.postgres,
       argv: [`${postgresqlBinDir}/postgres`, '-D', layout.postgresqlDataDir, '-c', `config_file=${layout.postgresqlConfFile}`],
       // SIGINT is PostgreSQL's "fast" shutdown: sessions end, data is flushed.

@@ -194,7 +194,8 @@ export interface RuntimePackageVersion {
 
 /** Versions of the component packages inside the runtime (dpkg-query in the chroot). */
 export function runtimeVersions(dir: string = runtimeDir()): RuntimePackageVersion[] {
-  const result = spawnSync('chroot', [dir, 'dpkg-query', '-W', '-f=${Package}\\t${Version}\\n', ...runtimePackages.filter((p) => p !== 'ca-certificates'), 'python3'], {
+  const packages = [...runtimePackages.filter((p) => p !== 'ca-certificates'), `postgresql-${postgresqlMajor(dir)}`, 'python3'];
+  const result = spawnSync('chroot', [dir, 'dpkg-query', '-W', '-f=${Package}\\t${Version}\\n', ...packages], {
     encoding: 'utf8',
   });
   if (result.status !== 0) throw new Error(`dpkg-query in the runtime failed: ${result.stderr.trim()}`);
@@ -208,13 +209,19 @@ export function runtimeVersions(dir: string = runtimeDir()): RuntimePackageVersi
     });
 }
 
-/** /usr/lib/postgresql/<major>/bin of the newest PostgreSQL in the runtime (inside-the-chroot path). */
-export function postgresqlBinDir(dir: string): string {
+/** Major version of the newest PostgreSQL in the runtime. */
+export function postgresqlMajor(dir: string): number {
   const majors = readdirSync(join(dir, 'usr/lib/postgresql'))
     .filter((name) => /^\d+$/.test(name))
-    .sort((a, b) => Number(b) - Number(a));
+    .map(Number)
+    .sort((a, b) => b - a);
   if (majors.length === 0) throw new Error(`no PostgreSQL in the runtime at ${dir}`);
-  return `/usr/lib/postgresql/${majors[0]}/bin`;
+  return majors[0]!;
+}
+
+/** /usr/lib/postgresql/<major>/bin of the newest PostgreSQL in the runtime (inside-the-chroot path). */
+export function postgresqlBinDir(dir: string): string {
+  return `/usr/lib/postgresql/${postgresqlMajor(dir)}/bin`;
 }
 
 export interface RuntimeUser {

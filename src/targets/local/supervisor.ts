@@ -317,6 +317,12 @@ export async function runSupervisor(stateDir: string): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => stop('SIGHUP'));
+    // A bug in the supervisor must not leave the components running without it.
+    process.on('uncaughtException', (error) => {
+      log(`supervisor error: ${error.stack ?? error.message}`);
+      exitCode = 1;
+      stop('an internal error');
+    });
     supervisor.startAll().catch((error: unknown) => {
       supervisor.phase = 'failed';
       supervisor.error = error instanceof Error ? error.message : String(error);
