@@ -259,6 +259,7 @@ function u32(value: number): Buffer {
 function ipToBytes(address: string): Buffer {
   if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
   if (!isIPv6(address)) throw new Error(`not an IP address: ${address}`);
+  if (address.includes('.')) throw new Error(`IPv4-embedded IPv6 addresses are not supported: ${address}`);
   const [head = '', tail] = address.split('::');
   const groups = (part: string) => (part === '' ? [] : part.split(':'));
   const headGroups = groups(head);
