@@ -7,6 +7,7 @@
  * Secret values cross this interface as return values and arguments only: an implementation never logs
  * them, never puts them on a command line and never includes them in an error message.
  */
+import type { Readable, Writable } from 'node:stream';
 import type { ComponentName, Stack } from '../stack/model.js';
 
 /** A Secret key: `name` is the Kubernetes Secret name (locally, the directory under <state>/secrets). */
@@ -35,6 +36,18 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/** A command whose stdin and stdout are streams (backup and restore move gigabytes through them). */
+export interface StreamingCommand {
+  stdin: Writable;
+  stdout: Readable;
+  /** Resolves when the command exits: its exit code and the end of its stderr (bounded). */
+  finished: Promise<{ exitCode: number; stderr: string }>;
+  kill(): void;
+}
+
+/** The PostgreSQL client programs backup and restore run inside the postgresql component. */
+export type PostgresqlTool = 'pg_dump' | 'pg_restore' | 'psql' | 'createdb' | 'dropdb';
+
 export interface Target {
   readonly kind: 'local' | 'kubernetes';
   /** One phrase for messages: `the local stack in /var/lib/x`, `release mxstack in namespace matrix`. */
@@ -62,6 +75,14 @@ export interface Target {
 
   /** Runs a program inside a running component (local: in its runtime as its user; Kubernetes: kubectl exec). */
   exec(component: ComponentName, argv: readonly string[], options?: ExecOptions): Promise<CommandResult>;
+  /** Like `exec`, with stdin and stdout as streams (nothing is buffered in memory). */
+  spawn(component: ComponentName, argv: readonly string[], options?: { user?: string }): StreamingCommand;
+  /**
+   * The argv prefix of a PostgreSQL client program run in the postgresql component as the database's
+   * superuser over the local socket (locally the runtime's /usr/lib/postgresql/<major>/bin and the stack's
+   * port; on Kubernetes the image's programs as POSTGRES_USER).
+   */
+  postgresqlTool(tool: PostgresqlTool): string[];
   /** Whether the component runs now (false when it is disabled or stopped). */
   isRunning(component: ComponentName): Promise<boolean>;
   /** Stops a component and keeps it stopped until `start` (local: `up` again; Kubernetes: scale to 0). */
@@ -76,3 +97,18 @@ export interface Target {
 
 /** A problem the user can fix, found by a target (exit 2). */
 export class TargetUsageError extends Error {}
+
+/** Wraps a spawned process (stdio all pipes) as a StreamingCommand; only the last 64 KiB of stderr are kept. */
+export function streamingCommand(child: import('node:child_process').ChildProcessWithoutNullStreams): StreamingCommand {
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-65_536);
+  });
+  // A command may exit before reading all of stdin: the exit code tells the story, not EPIPE.
+  child.stdin.on('error', () => undefined);
+  const finished = new Promise<{ exitCode: number; stderr: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ exitCode: signal ? 128 + 9 : code ?? 1, stderr }));
+  });
+  return { stdin: child.stdin, stdout: child.stdout, finished, kill: () => void child.kill('SIGKILL') };
+}

@@ -59,6 +59,12 @@ class MemoryTarget implements Target {
     }
     return { exitCode: 127, stdout: '', stderr: 'not scripted' };
   }
+  spawn(): never {
+    throw new Error('not scripted');
+  }
+  postgresqlTool(tool: string): string[] {
+    return [tool];
+  }
   async isRunning() {
     return true;
   }

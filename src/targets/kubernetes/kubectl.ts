@@ -2,7 +2,7 @@
  * The one place that runs kubectl. Argument lists are built by pure functions (tested exactly); objects,
  * Secrets included, always travel on stdin, so no secret value is ever on a command line.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 /** Where kubectl points: the user's kubeconfig and context, and the release's namespace. */
 export interface KubectlConnection {
@@ -287,6 +287,11 @@ export class KubectlTooOldError extends Error {
 /** `kubectl exec -i WORKLOAD -- argv`: stdin is passed through (secrets travel there, never in argv). */
 export function execArgs(connection: KubectlConnection, workload: string, argv: readonly string[]): string[] {
   return [...connectionArgs(connection), 'exec', namespaceArg(connection), '-i', workload, '--', ...argv];
+}
+
+/** Starts kubectl with piped stdio for streaming (backup and restore stream `kubectl exec -i` through it). */
+export function spawnKubectlStreaming(args: readonly string[]): ChildProcessWithoutNullStreams {
+  return spawn('kubectl', [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** `kubectl port-forward RESOURCE :PORT` on 127.0.0.1 (a free local port chosen by kubectl). */

@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import type { ComponentName, Stack } from '../../stack/model.js';
-import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, Target } from '../../ops/target.js';
+import { streamingCommand, type CommandResult, type ExecOptions, type PostgresqlTool, type SecretKeyRef, type StoredSecretKey, type StreamingCommand, type Target } from '../../ops/target.js';
 import {
   applyArgs,
   createArgs,
@@ -17,6 +17,7 @@ import {
   rolloutStatusArgs,
   runKubectl,
   scaleArgs,
+  spawnKubectlStreaming,
   type KubectlConnection,
 } from './kubectl.js';
 import { assembleSecretConfig, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretManifest } from './secrets-store.js';
@@ -105,6 +106,15 @@ export class KubernetesTarget implements Target {
       acceptExitCodes: anyExitCode,
       timeoutMs: options.timeoutMs ?? 120_000,
     });
+  }
+
+  spawn(component: ComponentName, argv: readonly string[]): StreamingCommand {
+    return streamingCommand(spawnKubectlStreaming(execArgs(this.connection, this.workload(component), argv)));
+  }
+
+  /** The official image's programs on its local socket, as POSTGRES_USER (the image's superuser, trusted locally). */
+  postgresqlTool(tool: PostgresqlTool): string[] {
+    return [tool, '-U', this.stack.database.user];
   }
 
   async isRunning(component: ComponentName): Promise<boolean> {

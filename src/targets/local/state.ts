@@ -39,6 +39,8 @@ export function stateLayout(stateDirectory: string) {
     /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
     coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
     coturnTlsDir: join(root, 'coturn', 'tls'),
+    /** hold/<component>: an operation (restore) stopped it; the supervisor does not restart it meanwhile. */
+    holdDir: join(root, 'hold'),
   };
 }
 

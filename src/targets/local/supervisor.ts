@@ -7,7 +7,7 @@
  * SIGTERM.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkHealth, chrootArguments, runtimeEnvironment } from './health.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
@@ -156,6 +156,13 @@ class SupervisedComponent {
       this.supervisor.writeStatus();
       return;
     }
+    if (this.supervisor.isHeld(this.plan.name)) {
+      this.status.state = 'stopped';
+      log(`${this.plan.name}: stopped and held by an operation`);
+      this.supervisor.writeStatus();
+      this.supervisor.startWhenReleased(this);
+      return;
+    }
     log(`${this.plan.name}: exited unexpectedly (${signal ?? `code ${code}`})`);
     if (Date.now() - this.startedAtMs >= stableRunMs) this.consecutiveFailures = 0;
     this.consecutiveFailures++;
@@ -240,6 +247,23 @@ class Supervisor {
     writeJsonFileAtomic(this.layout.statusFile, status);
   }
 
+  /** An operation (restore) holds a component stopped with the file hold/<name> (src/targets/local/target-adapter.ts). */
+  isHeld(name: string): boolean {
+    return existsSync(join(this.layout.holdDir, name));
+  }
+
+  startWhenReleased(component: SupervisedComponent): void {
+    const poll = setInterval(() => {
+      if (this.stopping) return clearInterval(poll);
+      if (this.isHeld(component.plan.name)) return;
+      clearInterval(poll);
+      log(`${component.plan.name}: released`);
+      component.consecutiveFailures = 0;
+      component.start();
+      void component.waitHealthy();
+    }, healthPollMs);
+  }
+
   scheduleRestart(component: SupervisedComponent): void {
     const delay = restartDelayMs(component.consecutiveFailures);
     component.status = { ...component.status, state: 'restarting' };
@@ -307,6 +331,8 @@ export async function runSupervisor(stateDir: string): Promise<number> {
   const plan = readJsonFile<SupervisorPlan>(join(layout.root, 'plan.json'));
   if (!plan) throw new Error(`no plan in ${layout.root}: start the stack with \`mxstack up\``);
   transferLock(layout, process.pid);
+  // Holds belong to operations of the previous run: a new supervisor starts everything.
+  rmSync(layout.holdDir, { recursive: true, force: true });
   const supervisor = new Supervisor(plan);
   let exitCode = 0;
   const finished = new Promise<void>((resolve) => {

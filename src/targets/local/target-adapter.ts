@@ -4,13 +4,23 @@
  * through the supervisor's private mount namespace (where the state directory is mounted into the runtime).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ComponentName, Stack } from '../../stack/model.js';
 import { compileStack } from '../../stack/compile.js';
 import { resolveValues } from '../../values/load.js';
 import type { Values } from '../../values/schema.js';
-import { TargetUsageError, type CommandResult, type ExecOptions, type SecretKeyRef, type StoredSecretKey, type Target } from '../../ops/target.js';
+import {
+  TargetUsageError,
+  streamingCommand,
+  type CommandResult,
+  type ExecOptions,
+  type PostgresqlTool,
+  type SecretKeyRef,
+  type StoredSecretKey,
+  type StreamingCommand,
+  type Target,
+} from '../../ops/target.js';
 import { chrootArguments, runtimeEnvironment } from './health.js';
 import { writeStackFiles } from './files.js';
 import { localPlacement, type LocalPorts } from './placement.js';
@@ -205,12 +215,54 @@ export class LocalTarget implements Target {
     return reported?.state === 'running' && reported.pid !== undefined && processIsAlive(reported.pid);
   }
 
-  async stop(component: ComponentName): Promise<void> {
-    throw new TargetUsageError(`the local target stops components only all together: \`mxstack down --state-dir ${this.layout.root}\` (asked to stop ${component}).`);
+  spawn(component: ComponentName, argv: readonly string[], options: { user?: string } = {}): StreamingCommand {
+    const pid = this.supervisorPid();
+    this.componentPlan(component);
+    const user = this.user(component, options.user);
+    const child = spawn('nsenter', [`--target=${pid}`, '--mount', '--', 'chroot', ...chrootArguments(this.plan.rootfs, user, [...argv])], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: runtimeEnvironment(user),
+    });
+    return streamingCommand(child);
   }
 
+  postgresqlTool(tool: PostgresqlTool): string[] {
+    const postgresql = this.plan.postgresql;
+    if (!postgresql) throw new TargetUsageError(`${this.description} uses an external database: back it up with its own tools.`);
+    // Debian's server puts its socket in /run/postgresql (the stack's private /run).
+    return [`${postgresql.binDir}/${tool}`, '-h', '/run/postgresql', '-p', String(postgresql.port)];
+  }
+
+  /**
+   * Stops one component and holds it stopped: a hold file tells the supervisor not to restart it
+   * (src/targets/local/supervisor.ts); a new supervisor (the next `up`) clears every hold.
+   */
+  async stop(component: ComponentName): Promise<void> {
+    const plan = this.componentPlan(component);
+    mkdirSync(this.layout.holdDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.layout.holdDir, component), `${process.pid}\n`);
+    const pid = this.status()?.components[component]?.pid;
+    if (pid !== undefined && processIsAlive(pid)) process.kill(pid, plan.stopSignal);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const now = this.status()?.components[component];
+      if (now?.state === 'stopped' && (now.pid === undefined || !processIsAlive(now.pid))) return;
+      await sleep(250);
+    }
+    throw new Error(`${component} did not stop within 60 s; see ${this.layout.logFile(component)}.`);
+  }
+
+  /** Releases a hold and waits until the supervisor reports the component running and healthy. */
   async start(component: ComponentName): Promise<void> {
-    throw new TargetUsageError(`the local target starts components only all together: \`mxstack up --state-dir ${this.layout.root}\` (asked to start ${component}).`);
+    this.componentPlan(component);
+    rmSync(join(this.layout.holdDir, component), { force: true });
+    const deadline = Date.now() + 300_000;
+    while (Date.now() < deadline) {
+      const now = this.status()?.components[component];
+      if (now?.state === 'running' && now.healthy && now.pid !== undefined && processIsAlive(now.pid)) return;
+      await sleep(500);
+    }
+    throw new Error(`${component} did not become healthy within 300 s; see ${this.layout.logFile(component)}.`);
   }
 
   /** Rewrites every file built from secrets, then restarts the components (the supervisor restarts what exits). */
