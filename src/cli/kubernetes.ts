@@ -211,7 +211,7 @@ export function registerKubernetesCommands(program: Command): void {
       process.stdout.write(result.diff);
       const notes = [
         ...result.createdSecrets.map((s) => `Secret ${s.replace('/', ', key ')} would be generated`),
-        ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (database and email settings) would be rewritten`] : []),
+        ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (${context.stack.secrets.synapseSecretConfig.key}) would be rewritten`] : []),
         ...result.prune.map((name) => `${name} would be pruned (no longer rendered)`),
       ];
       for (const note of notes) process.stdout.write(`# ${note}\n`);
@@ -238,9 +238,11 @@ export function registerKubernetesCommands(program: Command): void {
         }),
       );
       const lines = [`Uninstalled release ${options.release} from namespace ${options.namespace}: ${result.deleted.length} objects deleted.`];
-      if (options.purge) lines.push(`  purged: ${result.purgedClaims.length} volume claims, ${result.purgedSecrets.length} Secrets`);
-      else lines.push(`  kept: volumes (PersistentVolumeClaims) and Secrets, so a new install finds its data; mxstack uninstall --purge deletes them.`);
-      if (result.kept.length > 0 && !options.purge) lines.push(`  kept objects: ${result.kept.join(', ')}`);
+      if (options.purge) lines.push(`  data deleted too: ${result.purgedClaims.length} volume claims, ${result.purgedSecrets.length} Secrets.`);
+      else {
+        lines.push('  kept: the volumes (database, media) and the Secrets (signing key, passwords), so installing again finds the data;');
+        lines.push('  mxstack uninstall --purge deletes them.');
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }

@@ -60,7 +60,8 @@ export function releaseApplysetId(release: string, namespace: string): string {
   return applysetId({ name: applysetParentName(release), namespace, kind: 'Secret', group: '' });
 }
 
-export function groupOf(apiVersion: string): string {
+export function groupOf(apiVersion: string | undefined): string {
+  if (!apiVersion) return '';
   return apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
 }
 
@@ -186,10 +187,12 @@ export function groupKindsOf(objects: readonly (PlainObject | KubeObject)[]): st
  * without our part-of label is never in it, whatever the listing returned.
  */
 export function computePrune(liveMembers: readonly PlainObject[], rendered: readonly (PlainObject | KubeObject)[], id: string): PlainObject[] {
-  const current = new Set(rendered.map((o) => refKey(refOf(o))));
+  // Compared without the namespace: a release lives in one namespace, and erring towards keeping is safe.
+  const keyOf = (o: PlainObject | KubeObject) => refKey({ ...refOf(o), namespace: undefined });
+  const current = new Set(rendered.map(keyOf));
   return liveMembers
     .filter((o) => o.metadata.labels?.[applysetPartOfLabel] === id)
-    .filter((o) => !current.has(refKey(refOf(o))))
+    .filter((o) => !current.has(keyOf(o)))
     .sort((a, b) => refKey(refOf(a)).localeCompare(refKey(refOf(b))));
 }
 
@@ -208,8 +211,8 @@ export interface DeletionPlan {
 export function planDeletion(objects: readonly PlainObject[], options: { purge: boolean }): DeletionPlan {
   const plan: DeletionPlan = { delete: [], keep: [] };
   for (const object of objects) {
-    if (neverDeletedKinds.has(object.kind)) plan.keep.push({ object, reason: 'namespaces are never deleted by mxstack' });
-    else if (keptKinds.has(object.kind) && !options.purge) plan.keep.push({ object, reason: 'holds data; kept unless --purge' });
+    if (neverDeletedKinds.has(object.kind)) plan.keep.push({ object, reason: 'mxstack never deletes a namespace' });
+    else if (keptKinds.has(object.kind) && !options.purge) plan.keep.push({ object, reason: 'it holds data' });
     else plan.delete.push(object);
   }
   return plan;

@@ -194,7 +194,6 @@ async function preflight(context: ReleaseContext, options: InstallOptions): Prom
   const exists = await namespaceExists(connection);
   if (!exists) {
     if (options.mode === 'upgrade') throw new ReleaseRefusal([`namespace ${connection.namespace} does not exist: there is no release to upgrade (use mxstack install).`]);
-    report(`namespace ${connection.namespace} does not exist yet: it will be created`);
     return { namespaceExists: false, live: new Map(), plan: planSecrets(stack, new Map()) };
   }
   const parentObject = await readParentObject(connection, stack.release);
@@ -306,7 +305,9 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   const tooling = toolingValue(mxstackVersion());
 
   if (!pre.namespaceExists) {
-    await runKubectl(createArgs(connection, { dryRun }), { stdin: toYamlStream([namespaceManifest(stack)]) });
+    const namespace = namespaceManifest(stack);
+    await runKubectl(createArgs(connection, { dryRun }), { stdin: toYamlStream([namespace]) });
+    report(`${dryRun ? 'would create' : 'created'} namespace ${connection.namespace} (Pod Security: ${namespace.metadata.labels?.['pod-security.kubernetes.io/enforce']})`);
     if (dryRun) {
       report(`namespace ${connection.namespace} does not exist: a server-side dry run cannot check objects inside it.`);
       return { mode, dryRun, applied: 0, pruned: [], kept: [], generatedSecrets: pre.plan.generated, waited: false };
@@ -347,7 +348,9 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   const deletion = planDeletion(computePrune(liveMembers, members, id), { purge: false });
   if (!dryRun) await deleteObjects(context, deletion.delete, options.timeoutMs);
   for (const object of deletion.delete) report(`${dryRun ? 'would prune' : 'pruned'} ${describeRef(refOf(object))}`);
-  for (const { object, reason } of deletion.keep) report(`kept ${describeRef(refOf(object))} although no longer rendered: ${reason}`);
+  for (const { object, reason } of deletion.keep) {
+    report(`kept ${describeRef(refOf(object))}, no longer rendered, because ${reason}; delete it when no longer needed: kubectl -n ${stack.namespace} delete ${kubectlResource(refOf(object))}`);
+  }
 
   const keptKinds = groupKindsOf(deletion.keep.map((k) => k.object));
   await runKubectl(applyArgs(connection, { dryRun }), {
@@ -511,7 +514,9 @@ export async function uninstallRelease(context: ReleaseContext, options: Uninsta
   let secrets: string[] = [];
   if (options.purge) {
     const releaseSelector = `app.kubernetes.io/instance=${stack.release}`;
-    claims = await getObjects(connection, ['persistentvolumeclaim'], releaseSelector);
+    const memberClaimNames = new Set(members.filter((o) => o.kind === 'PersistentVolumeClaim').map((o) => o.metadata.name));
+    const labelledClaims = await getObjects(connection, ['persistentvolumeclaim'], releaseSelector);
+    claims = [...members.filter((o) => o.kind === 'PersistentVolumeClaim'), ...labelledClaims.filter((c) => !memberClaimNames.has(c.metadata.name))];
     const labelledSecrets = await getObjects(connection, ['secret'], `${releaseSelector},app.kubernetes.io/managed-by=mxstack`);
     const existing = new Set((await readLiveSecrets(connection, stack)).keys());
     for (const s of labelledSecrets) existing.add(s.metadata.name);
@@ -534,7 +539,7 @@ export async function uninstallRelease(context: ReleaseContext, options: Uninsta
   if (extraSecrets.length > 0) await runKubectl(deleteArgs(connection, extraSecrets.map((name) => `secret/${name}`)));
   await runKubectl(deleteArgs(connection, [`secret/${applysetParentName(stack.release)}`]));
   return {
-    deleted: plan.delete.map((o) => describeRef(refOf(o))),
+    deleted: [...plan.delete, ...extraClaims].map((o) => describeRef(refOf(o))).concat(extraSecrets.map((name) => `Secret/${name}`)),
     kept: plan.keep.map((k) => describeRef(refOf(k.object))),
     purgedClaims: claims.map((c) => c.metadata.name),
     purgedSecrets: secrets,

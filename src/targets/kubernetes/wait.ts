@@ -131,9 +131,11 @@ export interface WaitStatus {
 
 /** Readiness of every awaited object; one not created yet is progressing. */
 export function evaluate(refs: readonly ObjectRef[], live: readonly PlainObject[]): WaitStatus[] {
-  const byKey = new Map(live.map((o) => [refKey({ ...refOf(o), namespace: o.metadata.namespace }), o]));
+  // Matched by group, kind and name: every awaited object is in the release's namespace.
+  const keyOf = (ref: ObjectRef) => refKey({ group: ref.group, kind: ref.kind, name: ref.name });
+  const byKey = new Map(live.map((o) => [keyOf(refOf(o)), o]));
   return refs.map((ref) => {
-    const object = byKey.get(refKey(ref));
+    const object = byKey.get(keyOf(ref));
     return { ref, readiness: object ? readinessOf(object) : { state: 'progressing', detail: 'not created yet' } };
   });
 }
