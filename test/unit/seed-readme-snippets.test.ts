@@ -260,6 +260,12 @@ test('"URL Previews": previews on with every range of the README\'s SSRF blackli
   const documented = rawOf('#### Security #1').url_preview_ip_range_blacklist as string[];
   for (const range of documented) assert.ok((config.url_preview_ip_range_blacklist as string[]).includes(range), `${range} blacklisted`);
   assert.equal(config.max_spider_size, '10M', '10MB max preview size');
+  // "HTTP/HTTPS egress via NetworkPolicy": with policies on, Synapse may fetch pages on 80 and 443.
+  const { objects } = render(rawOf('#### Server Configuration #2'), { networkPolicy: { enabled: true } });
+  const synapseEgressPorts = ofKind(objects, 'NetworkPolicy')
+    .filter((p) => p.spec.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'synapse')
+    .flatMap((p) => (p.spec.egress ?? []).flatMap((rule: Plain) => (rule.ports ?? []).map((port: Plain) => port.port)));
+  assert.ok(synapseEgressPorts.includes(80) && synapseEgressPorts.includes(443), `Synapse egress ports: ${synapseEgressPorts.join(', ')}`);
 });
 
 test('"Element Web Theming": dark default theme and branding images in config.json', () => {
@@ -286,8 +292,12 @@ test('coturn "Quick Start": LoadBalancer published by external-dns, realm and TU
   assert.equal(services.length, 1);
   assert.equal(services[0]!.metadata.annotations?.['external-dns.alpha.kubernetes.io/hostname'], 'turn.example.com');
   assert.ok(turnserverLines(objects).includes('realm=turn.example.com'));
-  const uris = homeserver(objects).turn_uris as string[];
+  const config = homeserver(objects);
+  const uris = config.turn_uris as string[];
   assert.ok(uris.length > 0 && uris.every((uri) => uri.includes('turn.example.com')), uris.join(', '));
+  // "Shared secret injected from Kubernetes secret ... no manual configuration needed": a file, never inline.
+  assert.equal(typeof config.turn_shared_secret_path, 'string');
+  assert.equal(config.turn_shared_secret, undefined);
 });
 
 test('coturn "Production with LoadBalancer": fixed IP, TURNS with the coturn-tls certificate, resource limits', () => {
