@@ -6,6 +6,7 @@ import { registerRenderCommand } from './render.js';
 import { registerLocalCommands } from './local.js';
 import { registerKubernetesCommands } from './kubernetes.js';
 import { registerOpsCommands } from './ops.js';
+import { registerDoctorCommand } from './doctor.js';
 
 /** A failure the user caused by how the command was called: exit 2. */
 export class UsageError extends Error {}
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerLocalCommands(program);
   registerKubernetesCommands(program);
   registerOpsCommands(program);
+  registerDoctorCommand(program);
   return program;
 }
 

@@ -1,0 +1,392 @@
+/**
+ * The doctor's checks, each written once against a DoctorEnvironment (what the target offers: the
+ * Target of the operations, plus where clients reach the stack). Every check probes the running programs
+ * the way a client or a federating server would; none trusts the configuration alone.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { connect as connectTls } from 'node:tls';
+import { isIP } from 'node:net';
+import type { Target } from '../target.js';
+import { renderWellKnownClient, renderWellKnownServer } from '../../components/wellknown/config.js';
+import { signingKeyInfo } from '../secrets/generate.js';
+import { errorSentence, fail, pass, warn, type DoctorCheck } from './report.js';
+import { parseTurnUri, StunErrorResponse, TurnClient } from './turn-client.js';
+
+export interface ComponentHealth {
+  component: string;
+  healthy: boolean;
+  /** What was seen (state, restarts, the probe's answer). */
+  detail: string;
+}
+
+export interface MetricsProbe {
+  url: string;
+  /** HTTP status, undefined when nothing answered. */
+  status?: number;
+  body?: string;
+  error?: string;
+}
+
+/** Everything the checks need from where the stack runs. */
+export interface DoctorEnvironment {
+  target: Target;
+  /** Client API base URL (trailing slash) as clients reach it. */
+  clientBaseUrl: string;
+  /** Base URL (trailing slash) serving /.well-known/matrix/*: the server name's host for a real deployment. */
+  wellKnownBaseUrl: string;
+  /** Base URL (trailing slash) of the federation API, when federation is on. */
+  federationBaseUrl?: string;
+  /** Public endpoints whose TLS certificates are checked (plain http ones are reported as such). */
+  publicUrls: string[];
+  /** Extra CA certificates (PEM) trusted for the public endpoints and turns: URIs. */
+  extraCa?: string;
+  componentHealth(): Promise<ComponentHealth[]>;
+  probeMetrics(): Promise<MetricsProbe[]>;
+  /** An access token of the admin user (Synapse-issued TURN credentials are asked for with it). */
+  adminAccessToken(): Promise<string>;
+  /** How to see a component's log on this target, for fixes. */
+  logsHint(component: string): string;
+}
+
+const httpTimeoutMs = 10_000;
+export const certificateWarningDays = 14;
+
+interface HttpAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+async function httpGet(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<HttpAnswer> {
+  const response = await fetch(url, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body } : {}),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(httpTimeoutMs),
+  });
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs one check; an unexpected error becomes a fail naming it, so one broken probe never hides the others. */
+async function guarded(name: string, fix: string, check: () => Promise<DoctorCheck | DoctorCheck[]>): Promise<DoctorCheck[]> {
+  try {
+    const result = await check();
+    return Array.isArray(result) ? result : [result];
+  } catch (error) {
+    return [fail(name, errorSentence(error), fix)];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export async function checkComponents(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  return guarded('components', `see \`mxstack status\` on ${env.target.description}`, async () =>
+    (await env.componentHealth()).map((health) => {
+      const name = `component ${health.component}`;
+      return health.healthy
+        ? pass(name, health.detail)
+        : fail(name, health.detail, `${health.component} is not healthy: read its log (${env.logsHint(health.component)}) and start it again.`);
+    }),
+  );
+}
+
+export async function checkWellKnown(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const { stack } = env.target;
+  const checks: DoctorCheck[] = [];
+  const serverUrl = new URL('.well-known/matrix/server', env.wellKnownBaseUrl).href;
+  const expectedServer = renderWellKnownServer(stack);
+  checks.push(
+    ...(await guarded('well-known server', `make ${serverUrl} reachable (it is served by the router)`, async () => {
+      const name = 'well-known server';
+      if (expectedServer === undefined) return pass(name, 'federation is off: no server delegation to announce.');
+      const answer = await httpGet(serverUrl);
+      const fix = `serve ${JSON.stringify(expectedServer)} at ${serverUrl} with Content-Type application/json (the router does this; check the router and any proxy in front of it).`;
+      if (answer.status !== 200) return fail(name, `${serverUrl} answered HTTP ${answer.status}.`, fix);
+      const served = parseJson(answer.text) as Record<string, unknown> | undefined;
+      if (!served || served['m.server'] !== expectedServer['m.server']) {
+        return fail(name, `${serverUrl} serves ${answer.text.trim().slice(0, 200) || 'an empty body'}, expected m.server ${String(expectedServer['m.server'])}.`, fix);
+      }
+      return pass(name, `${serverUrl} delegates to ${String(served['m.server'])}.`);
+    })),
+  );
+  const clientUrl = new URL('.well-known/matrix/client', env.wellKnownBaseUrl).href;
+  checks.push(
+    ...(await guarded('well-known client', `make ${clientUrl} reachable (it is served by the router)`, async () => {
+      const name = 'well-known client';
+      const expected = renderWellKnownClient(stack);
+      const expectedBase = (expected['m.homeserver'] as { base_url: string }).base_url;
+      const fix = `serve ${JSON.stringify(expected)} at ${clientUrl} with Content-Type application/json and Access-Control-Allow-Origin * (the router does this; check the router and any proxy in front of it).`;
+      const answer = await httpGet(clientUrl, { origin: 'https://app.element.io' });
+      if (answer.status !== 200) return fail(name, `${clientUrl} answered HTTP ${answer.status}.`, fix);
+      const served = parseJson(answer.text) as Record<string, unknown> | undefined;
+      if (!served) return fail(name, `${clientUrl} is not JSON: ${answer.text.trim().slice(0, 200) || 'an empty body'}.`, fix);
+      const homeserver = served['m.homeserver'] as { base_url?: unknown } | undefined;
+      if (!isDeepStrictEqual(homeserver?.base_url, expectedBase)) {
+        return fail(name, `${clientUrl} names m.homeserver base_url ${JSON.stringify(homeserver?.base_url)}, expected ${expectedBase}.`, fix);
+      }
+      const cors = answer.headers.get('access-control-allow-origin');
+      if (cors !== '*') return fail(name, `${clientUrl} is correct but has no Access-Control-Allow-Origin: * (got ${cors ?? 'none'}): web clients cannot read it.`, fix);
+      const contentType = answer.headers.get('content-type') ?? '';
+      if (!contentType.startsWith('application/json')) return warn(name, `${clientUrl} is correct and CORS-enabled but served as ${contentType || 'no content type'}.`, fix);
+      return pass(name, `${clientUrl} names ${expectedBase}, JSON, CORS-enabled.`);
+    })),
+  );
+  return checks;
+}
+
+export async function checkClientVersions(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const name = 'client versions';
+  const url = new URL('_matrix/client/versions', env.clientBaseUrl).href;
+  const fix = `make ${url} reach Synapse (router backend, ingress paths /_matrix and /_synapse/client); ${env.logsHint('router')}`;
+  return guarded(name, fix, async () => {
+    const answer = await httpGet(url);
+    const versions = (parseJson(answer.text) as { versions?: unknown } | undefined)?.versions;
+    if (answer.status !== 200 || !Array.isArray(versions)) return fail(name, `${url} answered HTTP ${answer.status} without a versions list.`, fix);
+    return pass(name, `${url} lists ${versions.length} spec versions (newest ${String(versions[versions.length - 1])}).`);
+  });
+}
+
+export async function checkSigningKey(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const name = 'federation signing key';
+  const { stack } = env.target;
+  const ref = stack.secrets.signingKey;
+  if (!env.federationBaseUrl) return [pass(name, 'federation is off: no signing key is served to other servers.')];
+  const url = new URL('_matrix/key/v2/server', env.federationBaseUrl).href;
+  const fix = `Synapse must serve the key stored in ${ref.name}/${ref.key}: check that its signing_key_path file is that Secret and restart Synapse; other servers pin the key, so never replace a served key without an old_signing_keys entry.`;
+  return guarded(name, fix, async () => {
+    const stored = await env.target.readSecret(ref);
+    if (stored === undefined) return fail(name, `no signing key is stored in ${ref.name}/${ref.key}.`, `run \`mxstack secrets init\` on ${env.target.description}.`);
+    const key = signingKeyInfo(stored);
+    const answer = await httpGet(url);
+    const served = parseJson(answer.text) as { server_name?: string; verify_keys?: Record<string, { key?: string }> } | undefined;
+    if (answer.status !== 200 || !served?.verify_keys) return fail(name, `${url} answered HTTP ${answer.status} without verify_keys.`, fix);
+    if (served.server_name !== stack.serverName) return fail(name, `${url} is the key server of ${String(served.server_name)}, not ${stack.serverName}.`, fix);
+    const servedKey = served.verify_keys[key.keyId]?.key;
+    if (servedKey === undefined) return fail(name, `${url} serves ${Object.keys(served.verify_keys).join(', ') || 'no key'}, not the stored ${key.keyId}.`, fix);
+    if (servedKey !== key.publicKey) return fail(name, `${url} serves a different public key under ${key.keyId} than the stored key.`, fix);
+    return pass(name, `${url} serves ${key.keyId}, the stored key.`);
+  });
+}
+
+interface TurnServerAnswer {
+  uris?: string[];
+  username?: string;
+  password?: string;
+  ttl?: number;
+}
+
+/** Allocate against one URI with the given credentials, then release; a check line with the fix for each failure mode. */
+async function allocateThrough(env: DoctorEnvironment, uri: string, credentials: { username: string; password: string }): Promise<DoctorCheck> {
+  const name = `TURN ${uri}`;
+  const { stack } = env.target;
+  const secretRef = stack.secrets.turnSharedSecret;
+  let target: ReturnType<typeof parseTurnUri>;
+  try {
+    target = parseTurnUri(uri);
+  } catch {
+    return fail(name, `not a TURN URI.`, 'fix synapse.server.turn.uris (turn:host:port?transport=udp|tcp, turns:host:port?transport=tcp).');
+  }
+  let client: TurnClient | undefined;
+  try {
+    client = await TurnClient.connect({
+      host: target.host,
+      port: target.port,
+      transport: target.transport,
+      timeoutMs: 5000,
+      ...(target.secure ? { tls: { rejectUnauthorized: false, ...(env.extraCa ? { ca: env.extraCa } : {}) } } : {}),
+    });
+    const allocation = await client.allocate(credentials);
+    await client.release().catch(() => undefined);
+    const relayed = `${allocation.relayedAddress.address}:${allocation.relayedAddress.port}`;
+    if (client.tlsPeer && !client.tlsPeer.authorized) {
+      return warn(
+        name,
+        `Synapse's credentials allocated relay ${relayed}, but the TLS certificate is not trusted (${client.tlsPeer.authorizationError ?? 'unknown reason'}).`,
+        'give coturn a certificate from a CA clients trust, for the host name in the turns: URI (coturn.tls.secretName).',
+      );
+    }
+    return pass(name, `Synapse's credentials allocated relay ${relayed} (lifetime ${allocation.lifetimeSeconds} s) and released it.`);
+  } catch (error) {
+    if (error instanceof StunErrorResponse && error.code === 401) {
+      return fail(
+        name,
+        'coturn refused the credentials Synapse handed out (401 Unauthorized): coturn\'s static-auth-secret is not Synapse\'s turn_shared_secret.',
+        `make both read the same secret ${secretRef.name}/${secretRef.key}: \`mxstack secrets verify\` shows which copy differs; restart coturn after fixing its configuration (locally \`mxstack down\` then \`mxstack up\` rewrites it).`,
+      );
+    }
+    if (error instanceof StunErrorResponse) {
+      return fail(name, `coturn refused the allocation: ${error.message}.`, `read coturn's log (${env.logsHint('coturn')}); 486 means the user quota (coturn.userQuota) is used up, 508 no free relay port.`);
+    }
+    return fail(
+      name,
+      `no TURN answer: ${errorSentence(error)}.`,
+      `start coturn and make ${target.host}:${target.port}/${target.transport} reachable from clients (firewall, Service or LoadBalancer ports); ${env.logsHint('coturn')}.`,
+    );
+  } finally {
+    client?.close();
+  }
+}
+
+export async function checkTurn(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const { stack } = env.target;
+  if (!stack.values.synapse.server.turn.enabled) return [pass('TURN', 'TURN is off (synapse.server.turn.enabled false): calls use direct connections only.')];
+  const url = new URL('_matrix/client/v3/voip/turnServer', env.clientBaseUrl).href;
+  const name = 'TURN credentials';
+  let answer: TurnServerAnswer | undefined;
+  const early = await guarded(name, `check that Synapse answers ${url}`, async () => {
+    const token = await env.adminAccessToken();
+    const response = await httpGet(url, { authorization: `Bearer ${token}` });
+    if (response.status !== 200) return fail(name, `${url} answered HTTP ${response.status}.`, `read Synapse's log (${env.logsHint('synapse')}).`);
+    answer = parseJson(response.text) as TurnServerAnswer | undefined;
+    return [];
+  });
+  if (early.length > 0) return early;
+  if (!answer?.username || !answer.password || !answer.uris?.length) {
+    return [
+      fail(name, 'Synapse hands out no TURN credentials (turn_uris or turn_shared_secret missing).', 'set synapse.server.turn.uris or enable coturn, and store the TURN shared secret.'),
+    ];
+  }
+  const credentials = { username: answer.username, password: answer.password };
+  const checks: DoctorCheck[] = [];
+  for (const uri of answer.uris) checks.push(await allocateThrough(env, uri, credentials));
+  return checks;
+}
+
+/** Encoding and locale of the database as PostgreSQL reports them (the role's own view: pg_database). */
+export async function checkDatabase(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const name = 'database encoding and locale';
+  const { stack } = env.target;
+  if (!stack.values.postgresql.enabled || stack.values.synapse.database.external) {
+    return [warn(name, `the external database ${stack.database.name} on ${stack.database.host} was not checked.`, 'check it yourself: `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()` must give UTF8, C, C.')];
+  }
+  const recreate = `Synapse needs the database created with \`createdb --encoding=UTF8 --locale=C --template=template0 --owner=${stack.database.user} ${stack.database.name}\`: dump it (pg_dump), create it again that way, restore the dump.`;
+  return guarded(name, recreate, async () => {
+    const query = `SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = '${stack.database.name.replace(/'/g, "''")}'`;
+    // The Unix socket with peer authentication as postgres, where both Debian and the postgres image put it.
+    const result = await env.target.exec('postgresql', ['psql', '-X', '-tA', '-h', '/var/run/postgresql', '-p', String(stack.database.port), '-d', 'postgres', '-c', query], {
+      user: 'postgres',
+      timeoutMs: 30_000,
+    });
+    if (result.exitCode !== 0) return fail(name, `psql failed: ${result.stderr.trim().split('\n').pop() ?? 'no message'}.`, `is PostgreSQL running? ${env.logsHint('postgresql')}`);
+    const line = result.stdout.trim();
+    if (!line) return fail(name, `database ${stack.database.name} does not exist.`, recreate);
+    const [encoding, collate, ctype] = line.split('|');
+    const seen = `encoding ${encoding}, LC_COLLATE ${collate}, LC_CTYPE ${ctype}`;
+    if (encoding !== 'UTF8' || collate !== 'C' || ctype !== 'C') return fail(name, `database ${stack.database.name} has ${seen}; Synapse needs UTF8 and C.`, recreate);
+    return pass(name, `database ${stack.database.name}: ${seen}.`);
+  });
+}
+
+/** Asks Synapse itself which registration flows it offers (a POST without auth creates nothing). */
+export async function checkRegistration(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const name = 'registration';
+  const url = new URL('_matrix/client/v3/register', env.clientBaseUrl).href;
+  return guarded(name, `check that Synapse answers ${url}`, async () => {
+    const answer = await httpGet(url, {}, 'POST', '{}');
+    const body = parseJson(answer.text) as { flows?: { stages?: string[] }[]; errcode?: string } | undefined;
+    if (answer.status === 403) return pass(name, 'registration is closed (accounts are created by an admin or through SSO).');
+    if (answer.status !== 401 || !Array.isArray(body?.flows)) return fail(name, `${url} answered HTTP ${answer.status} unexpectedly.`, `read Synapse's log (${env.logsHint('synapse')}).`);
+    const verification = new Set(['m.login.email.identity', 'm.login.msisdn', 'm.login.registration_token', 'm.login.recaptcha']);
+    const unverified = body.flows.filter((flow) => !(flow.stages ?? []).some((stage) => verification.has(stage)));
+    const offered = body.flows.map((flow) => (flow.stages ?? []).join('+') || '(none)').join(', ');
+    if (unverified.length > 0) {
+      return warn(
+        name,
+        `registration is open without verification (flows: ${offered}): anyone can create accounts, spammers included.`,
+        'require a token (synapse.server.registration.requireToken, `mxstack registration-tokens create`) or email (requireEmail), or close registration.',
+      );
+    }
+    return pass(name, `registration is open with verification (flows: ${offered}).`);
+  });
+}
+
+interface CertificateInfo {
+  authorized: boolean;
+  authorizationError?: string;
+  validTo: Date;
+}
+
+function fetchCertificate(host: string, port: number, extraCa: string | undefined): Promise<CertificateInfo> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls({ host, port, rejectUnauthorized: false, ...(isIP(host) ? {} : { servername: host }), ...(extraCa ? { ca: extraCa } : {}) }, () => {
+      const certificate = socket.getPeerCertificate();
+      socket.end();
+      clearTimeout(timer);
+      if (!certificate?.valid_to) {
+        reject(new Error('the server sent no certificate'));
+        return;
+      }
+      resolve({
+        authorized: socket.authorized,
+        ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
+        validTo: new Date(certificate.valid_to),
+      });
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`TLS handshake with ${host}:${port} timed out after ${httpTimeoutMs / 1000} s`));
+    }, httpTimeoutMs);
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+export async function checkCertificates(env: DoctorEnvironment, now: Date = new Date()): Promise<DoctorCheck[]> {
+  const origins = [...new Set(env.publicUrls.map((url) => new URL(url).origin))];
+  const checks: DoctorCheck[] = [];
+  for (const origin of origins) {
+    const url = new URL(origin);
+    const name = `certificate ${url.host}`;
+    if (url.protocol !== 'https:') {
+      checks.push(pass(name, `${origin} is plain HTTP (a local stack): no certificate to check.`));
+      continue;
+    }
+    const fix = `renew the certificate of ${url.hostname} (cert-manager: check the Certificate and its issuer; otherwise replace the TLS Secret).`;
+    checks.push(
+      ...(await guarded(name, fix, async () => {
+        const info = await fetchCertificate(url.hostname, Number(url.port || 443), env.extraCa);
+        const daysLeft = Math.floor((info.validTo.getTime() - now.getTime()) / 86_400_000);
+        const until = info.validTo.toISOString().slice(0, 10);
+        if (daysLeft < 0) return fail(name, `the certificate expired on ${until}.`, fix);
+        if (!info.authorized) return fail(name, `the certificate is not trusted: ${info.authorizationError ?? 'unknown reason'} (valid until ${until}).`, `serve a certificate for ${url.hostname} from a CA clients trust.`);
+        if (daysLeft < certificateWarningDays) return warn(name, `the certificate expires in ${daysLeft} days (${until}).`, fix);
+        return pass(name, `trusted, valid until ${until} (${daysLeft} days).`);
+      })),
+    );
+  }
+  return checks;
+}
+
+export async function checkMetrics(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  return guarded('metrics', 'check that the metrics listeners run', async () => {
+    const probes = await env.probeMetrics();
+    if (probes.length === 0) return [pass('metrics', 'no metrics endpoints are enabled.')];
+    return probes.map((probe) => {
+      const name = `metrics ${probe.url}`;
+      const fix = `the scrape target must answer with Prometheus text: check the component's metrics listener (synapse.metrics, coturn.prometheusExporter) and any NetworkPolicy from Prometheus.`;
+      if (probe.status === undefined) return fail(name, `no answer: ${probe.error ?? 'unknown error'}.`, fix);
+      if (probe.status !== 200) return fail(name, `HTTP ${probe.status}.`, fix);
+      if (!/^# (HELP|TYPE) /m.test(probe.body ?? '')) return fail(name, 'HTTP 200 but not Prometheus text.', fix);
+      return pass(name, 'Prometheus text served.');
+    });
+  });
+}
+
+/** Every check, in checklist order. */
+export async function runDoctorChecks(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const groups = [checkComponents, checkWellKnown, checkClientVersions, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
+  const checks: DoctorCheck[] = [];
+  for (const group of groups) checks.push(...(await group(env)));
+  return checks;
+}

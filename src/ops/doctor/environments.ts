@@ -1,0 +1,151 @@
+/**
+ * Where the doctor looks, per target. The local stack: the endpoints its plan names (127.0.0.1), component
+ * health as `mxstack status` measures it plus a STUN answer from coturn. A release on a cluster: the public
+ * URLs (what clients and other servers use), components as kubectl sees them, Synapse's metrics from inside
+ * its pod.
+ */
+import { readFileSync } from 'node:fs';
+import type { Target } from '../target.js';
+import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
+import { localStackStatus } from '../../targets/local/lifecycle.js';
+import type { LocalTarget } from '../../targets/local/target-adapter.js';
+import type { KubernetesTarget } from '../../targets/kubernetes/target-adapter.js';
+import type { ComponentName } from '../../stack/model.js';
+import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
+import { errorSentence } from './report.js';
+import { parseTurnUri, TurnClient } from './turn-client.js';
+
+/** The admin's access token: the one given, else the one the admin session cached after checking it. */
+async function adminAccessToken(target: Target, options: AdminSessionOptions): Promise<string> {
+  await withAdmin(target, options, async () => undefined);
+  if (options.accessTokenFile) return readFileSync(options.accessTokenFile, 'utf8').split('\n')[0]!.trim();
+  const cached = (await target.readSecret(adminTokenRef(target)))?.trim();
+  if (!cached) throw new Error('the admin session left no access token behind');
+  return cached;
+}
+
+async function fetchMetrics(url: string): Promise<MetricsProbe> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    const body = await response.text();
+    return { url, status: response.status, body: body.slice(0, 4096) };
+  } catch (error) {
+    return { url, error: errorSentence(error) };
+  }
+}
+
+/** A Binding request answered: coturn is alive, not merely holding its port open. */
+async function stunAnswers(uri: string): Promise<string | undefined> {
+  const { host, port, transport, secure } = parseTurnUri(uri);
+  if (secure) return undefined;
+  let client: TurnClient | undefined;
+  try {
+    client = await TurnClient.connect({ host, port, transport, timeoutMs: 3000 });
+    await client.binding();
+    return undefined;
+  } catch (error) {
+    return `no STUN answer on ${uri}: ${errorSentence(error)}`;
+  } finally {
+    client?.close();
+  }
+}
+
+function plainTurnUri(uris: readonly string[]): string | undefined {
+  return uris.find((uri) => {
+    try {
+      return !parseTurnUri(uri).secure;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function localDoctorEnvironment(target: LocalTarget, stateDir: string, session: AdminSessionOptions = {}): DoctorEnvironment {
+  const { stack } = target;
+  const router = new URL(stack.publicBaseUrl).origin;
+  return {
+    target,
+    clientBaseUrl: stack.publicBaseUrl,
+    wellKnownBaseUrl: `${router}/`,
+    ...(stack.federationServer ? { federationBaseUrl: `http://${stack.federationServer}/` } : {}),
+    publicUrls: [stack.publicBaseUrl, ...(stack.elementUrl ? [stack.elementUrl] : [])],
+    async componentHealth(): Promise<ComponentHealth[]> {
+      const status = await localStackStatus(stateDir);
+      if (!status.running) {
+        return [{ component: 'stack', healthy: false, detail: `the local stack in ${status.stateDir} is not running.` }];
+      }
+      const health: ComponentHealth[] = [];
+      for (const [component, report] of Object.entries(status.components)) {
+        const seen = `${report.state}, ${report.healthy ? 'healthy' : 'not healthy'}${report.restarts > 0 ? `, ${report.restarts} restarts` : ''}`;
+        let problem = report.healthy ? undefined : `${component} is ${seen}`;
+        if (!problem && component === 'coturn') {
+          const uri = plainTurnUri(stack.turnUris);
+          problem = uri ? await stunAnswers(uri) : undefined;
+        }
+        health.push({ component, healthy: problem === undefined, detail: problem ?? `${seen}${report.version ? `, version ${report.version}` : ''}.` });
+      }
+      return health;
+    },
+    async probeMetrics() {
+      const status = await localStackStatus(stateDir);
+      return Promise.all((status.endpoints?.metrics ?? []).map(fetchMetrics));
+    },
+    adminAccessToken: () => adminAccessToken(target, session),
+    logsHint: (component) => `\`mxstack logs ${component} --state-dir ${stateDir}\``,
+  };
+}
+
+const kubernetesComponents: ComponentName[] = ['postgresql', 'synapse', 'element', 'coturn', 'router'];
+
+function componentEnabled(target: Target, component: ComponentName): boolean {
+  const { values } = target.stack;
+  switch (component) {
+    case 'postgresql':
+      return values.postgresql.enabled && !values.synapse.database.external;
+    case 'element':
+      return values.element.enabled;
+    case 'coturn':
+      return values.coturn.enabled;
+    default:
+      return true;
+  }
+}
+
+/** Fetches a URL from inside the Synapse pod with its own Python (metrics listeners are not public). */
+const fetchInsidePython = [
+  'import sys, urllib.request',
+  'try:',
+  '    r = urllib.request.urlopen(sys.argv[1], timeout=10)',
+  '    print(r.status); sys.stdout.write(r.read(4096).decode("utf-8", "replace"))',
+  'except urllib.error.HTTPError as e:',
+  '    print(e.code)',
+].join('\n');
+
+export function kubernetesDoctorEnvironment(target: KubernetesTarget, namespace: string, session: AdminSessionOptions = {}): DoctorEnvironment {
+  const { stack } = target;
+  return {
+    target,
+    clientBaseUrl: stack.publicBaseUrl,
+    wellKnownBaseUrl: `https://${stack.serverName}/`,
+    ...(stack.federationServer ? { federationBaseUrl: `https://${stack.federationServer}/` } : {}),
+    publicUrls: [stack.publicBaseUrl, `https://${stack.serverName}/`, ...(stack.elementUrl ? [stack.elementUrl] : [])],
+    async componentHealth() {
+      const health: ComponentHealth[] = [];
+      for (const component of kubernetesComponents.filter((c) => componentEnabled(target, c))) {
+        const running = await target.isRunning(component);
+        health.push({ component, healthy: running, detail: running ? `${target.workload(component)} has ready replicas.` : `${target.workload(component)} has no ready replica.` });
+      }
+      return health;
+    },
+    async probeMetrics() {
+      if (!stack.values.synapse.metrics.enabled) return [];
+      const url = `http://127.0.0.1:${stack.placement.ports.synapseMetrics}/_synapse/metrics`;
+      const result = await target.exec('synapse', ['python3', '-c', fetchInsidePython, url], { timeoutMs: 30_000 });
+      if (result.exitCode !== 0) return [{ url: `synapse pod ${url}`, error: result.stderr.trim().split('\n').pop() ?? 'python3 failed' }];
+      const [statusLine, ...body] = result.stdout.split('\n');
+      return [{ url: `synapse pod ${url}`, status: Number(statusLine), body: body.join('\n') }];
+    },
+    adminAccessToken: () => adminAccessToken(target, session),
+    logsHint: (component) => `\`kubectl logs -n ${namespace} ${component === 'postgresql' ? 'statefulset' : 'deployment'}/${stack.objectName(component)}\``,
+  };
+}
