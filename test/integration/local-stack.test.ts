@@ -195,6 +195,25 @@ describe('a local stack with default values', { timeout: minutes(20) }, () => {
     const response = await login(stack.status.endpoints!.client, credentials.user_id, credentials.password);
     assert.equal(response.status, 200);
   });
+  test('a supervisor killed with SIGKILL takes its components with it, and up starts again', async () => {
+    const before = await stack.readStatus();
+    const pids = Object.values(before.components).map((c) => c.pid!);
+    process.kill(before.supervisorPid!, 'SIGKILL');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor('every component to exit', async () => (pids.some(alive) ? undefined : true), minutes(2));
+    assert.equal((await stack.readStatus()).running, false);
+    await stack.up();
+    assertHealthy(stack.status);
+    const credentials = stack.adminCredentials();
+    assert.equal((await login(stack.status.endpoints!.client, credentials.user_id, credentials.password)).status, 200);
+  });
 });
 
 describe('errors a user can fix', { timeout: minutes(5) }, () => {

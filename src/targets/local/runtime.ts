@@ -128,17 +128,37 @@ async function ensureMmdebstrap(progress: Progress): Promise<void> {
   throw new RuntimeSetupError('could not install mmdebstrap with apt-get (see the apt-get lines above); install it yourself and run `mxstack runtime setup` again.');
 }
 
-/** Removes build directories left by interrupted builds whose process is gone. */
-function removeStaleBuilds(cacheDir: string, finalName: string): void {
+/** Pids of the processes building this runtime now (their `.building-<pid>` directories). */
+function runningBuilds(cacheDir: string, finalName: string): number[] {
   let names: string[] = [];
   try {
     names = readdirSync(cacheDir);
   } catch {
-    return;
+    return [];
   }
+  const pids: number[] = [];
   for (const name of names) {
     const match = new RegExp(`^${finalName}\\.building-(\\d+)$`).exec(name);
-    if (match && !processIsAlive(Number(match[1]))) rmSync(join(cacheDir, name), { recursive: true, force: true });
+    if (!match) continue;
+    const pid = Number(match[1]);
+    // A build whose process is gone was interrupted: its directory is removed.
+    if (processIsAlive(pid) && pid !== process.pid) pids.push(pid);
+    else rmSync(join(cacheDir, name), { recursive: true, force: true });
+  }
+  return pids;
+}
+
+const buildWaitMs = 30 * 60_000;
+
+/** Waits for another process's build of the same runtime, so two setups never build it twice at once. */
+async function waitForOtherBuilds(cacheDir: string, finalName: string, progress: Progress): Promise<void> {
+  const deadline = Date.now() + buildWaitMs;
+  let reported = false;
+  for (let pids = runningBuilds(cacheDir, finalName); pids.length > 0; pids = runningBuilds(cacheDir, finalName)) {
+    if (Date.now() > deadline) throw new Error(`process ${pids.join(', ')} has been building the runtime for over 30 minutes; stop it or wait.`);
+    if (!reported) progress(`waiting for the runtime build of process ${pids.join(', ')} to finish`);
+    reported = true;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
 
@@ -171,7 +191,11 @@ export async function setupRuntime(progress: Progress): Promise<SetupResult> {
   const cacheDir = mxstackCacheDir();
   mkdirSync(cacheDir, { recursive: true });
   const finalName = `runtime-${runtimeKey()}`;
-  removeStaleBuilds(cacheDir, finalName);
+  await waitForOtherBuilds(cacheDir, finalName, progress);
+  if (runtimeIsPresent(dir)) {
+    progress(`reusing the runtime at ${dir}, just built by another process`);
+    return { dir, reused: true };
+  }
   // Built beside its final place and renamed when complete, so an interrupted build never looks finished.
   const building = join(cacheDir, `${finalName}.building-${process.pid}`);
   rmSync(building, { recursive: true, force: true });
@@ -182,7 +206,13 @@ export async function setupRuntime(progress: Progress): Promise<SetupResult> {
     removeBuild();
     throw new Error(`mmdebstrap failed (exit code ${code}); see its lines above.`);
   }
-  renameSync(building, dir);
+  try {
+    renameSync(building, dir);
+  } catch (error) {
+    // Another setup finished first: keep its runtime.
+    removeBuild();
+    if (!runtimeIsPresent(dir)) throw error;
+  }
   progress(`runtime ready at ${dir}`);
   return { dir, reused: false };
 }

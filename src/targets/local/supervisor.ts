@@ -129,7 +129,10 @@ class SupervisedComponent {
 
   start(): void {
     const logFd = openSync(this.supervisor.layout.logFile(this.plan.name), 'a', 0o640);
-    const child = spawn('chroot', chrootArguments(this.supervisor.plan.rootfs, this.plan.user, this.plan.argv), {
+    // setpriv (after chroot has switched user, which would clear it) asks the kernel to signal the component
+    // when the supervisor dies, so even a supervisor killed with SIGKILL leaves nothing running.
+    const argv = ['setpriv', '--pdeathsig', this.plan.stopSignal, '--', ...this.plan.argv];
+    const child = spawn('chroot', chrootArguments(this.supervisor.plan.rootfs, this.plan.user, argv), {
       stdio: ['ignore', logFd, logFd],
       env: runtimeEnvironment(this.plan.user),
     });
