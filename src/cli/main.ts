@@ -6,6 +6,7 @@ import { registerRenderCommand } from './render.js';
 import { registerLocalCommands } from './local.js';
 import { registerKubernetesCommands } from './kubernetes.js';
 import { registerOpsCommands } from './ops.js';
+import { registerBackupCommands } from './backup.js';
 import { registerDoctorCommand } from './doctor.js';
 
 /** A failure the user caused by how the command was called: exit 2. */
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerLocalCommands(program);
   registerKubernetesCommands(program);
   registerOpsCommands(program);
+  registerBackupCommands(program);
   registerDoctorCommand(program);
   return program;
 }

@@ -24,7 +24,7 @@ import { createRegistrationToken, deleteRegistrationToken, listRegistrationToken
 import { exportSecrets, exportWarning, initSecrets, listSecrets, rotatableSecrets, rotateSecret, SecretsUsageError } from '../ops/secrets/manage.js';
 import { consistent, verifySecrets } from '../ops/secrets/verify.js';
 
-interface TargetOptions extends ValuesOptions {
+export interface TargetOptions extends ValuesOptions {
   stateDir: string;
   kubernetes?: boolean;
   kubeconfig?: string;
@@ -43,7 +43,7 @@ const print = (text: string): void => void process.stdout.write(text.endsWith('\
 const printJson = (value: unknown): void => print(JSON.stringify(value, null, 2));
 
 /** The options every operation takes: which target, which values, which admin token. */
-function addTargetOptions(command: Command): Command {
+export function addTargetOptions(command: Command): Command {
   return addValuesOptions(command)
     .addOption(new Option('--state-dir <dir>', 'state directory of the local stack').default(defaultStateDir(), '${XDG_STATE_HOME:-~/.local/state}/mxstack/default'))
     .option('--kubernetes', 'the release on a cluster (via kubectl) instead of the local stack')
@@ -56,7 +56,7 @@ function addTargetOptions(command: Command): Command {
 
 const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
 
-function openTarget(options: TargetOptions): Target {
+export function openTarget(options: TargetOptions): Target {
   if (options.kubernetes) {
     const values = resolveValues(mergeValueSources({ files: options.values, sets: options.set }));
     const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
@@ -71,7 +71,7 @@ function openTarget(options: TargetOptions): Target {
 }
 
 /** Errors a user fixes by calling differently become UsageError (exit 2); the rest stay one sentence (exit 1). */
-async function run(action: () => Promise<void>): Promise<void> {
+export async function run(action: () => Promise<void>): Promise<void> {
   try {
     await action();
   } catch (error) {
@@ -82,7 +82,7 @@ async function run(action: () => Promise<void>): Promise<void> {
 }
 
 /** The command's options merged with its parents' (target options are declared on the group). */
-function allOptions<T>(command: Command): T {
+export function allOptions<T>(command: Command): T {
   return command.optsWithGlobals() as T;
 }
 
@@ -104,7 +104,7 @@ function readPasswordFile(file: string): string {
 }
 
 /** Asks on a terminal; without one, only --yes answers (and the refusal is a usage error). */
-async function confirm(question: string, yes: boolean | undefined): Promise<void> {
+export async function confirm(question: string, yes: boolean | undefined): Promise<void> {
   if (yes) return;
   if (!process.stdin.isTTY || !process.stderr.isTTY) throw new UsageError(`${question.replace(/\?$/, '')}: refused without --yes (no terminal to ask on).`);
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
