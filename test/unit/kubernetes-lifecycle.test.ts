@@ -391,6 +391,7 @@ describe('guards', () => {
     assert.match(text, /use --release matrix-synapse/);
     assert.match(text, /--take-over-helm-release/);
     assert.equal(helmTakeover([], []), undefined);
+    assert.equal(helmTakeover([], ['deployment.apps/leftover']), undefined, 'leftovers without a release Secret are no release');
   });
 });
 
@@ -566,7 +567,7 @@ function assertNoSecretOnCommandLines(calls: Call[], output: string) {
 
 const documentsOf = (stdin: string) => parseAllDocuments(stdin).map((d) => d.toJS() as PlainObject).filter(Boolean);
 
-describe('mxstack install / upgrade (through the kubectl stand-in)', () => {
+describe('mxstack install / upgrade (through the kubectl stand-in)', { concurrency: 2 }, () => {
   test('a fresh install creates the namespace and the missing Secrets, applies, waits, and says what to do next', () => {
     const rules: Rule[] = [
       versionRule(),
@@ -707,6 +708,24 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', () => {
     assert.match(missing.stderr, /^error: kubectl was not found on PATH\. Install it from Debian's packages: `sudo apt-get install kubectl`/);
   });
 
+  test('a failed Job is run again by the upgrade; a rejected apply explains immutable fields and prunes nothing', () => {
+    const failedJob = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'mxstack-admin-bootstrap', namespace: 'matrix' }, status: { conditions: [{ type: 'Failed', status: 'True' }] } };
+    const rerun = runWithFakeKubectl(['upgrade', '-f', minimalValues, '--no-wait'], installedCluster([{ match: ['get job.batch/mxstack-admin-bootstrap --namespace'], stdout: list([failedJob]) }]));
+    assert.equal(rerun.status, 0, rerun.stderr);
+    assert.match(rerun.stderr, /running Job\/mxstack-admin-bootstrap again: it failed last time/);
+    const deleteJob = rerun.calls.findIndex((c) => c.argv.includes('job.batch/mxstack-admin-bootstrap') && subcommand(c) === 'delete');
+    const applyMembers = rerun.calls.findIndex((c) => subcommand(c) === 'apply' && documentsOf(c.stdin).length > 5);
+    assert.ok(deleteJob >= 0 && deleteJob < applyMembers, 'the Job is deleted before the members are applied');
+
+    const immutable = 'The Deployment "mxstack-synapse" is invalid: spec.selector: Invalid value: ...: field is immutable\n';
+    const rejected = runWithFakeKubectl(['upgrade', '-f', minimalValues], installedCluster([{ match: ['apply'], stdinIncludes: 'kind: Deployment', stderr: immutable, exit: 1 }]));
+    assert.equal(rejected.status, 1);
+    assert.match(rejected.stderr, /^error: kubectl apply failed: The Deployment "mxstack-synapse" is invalid/m);
+    assert.match(rejected.stderr, /selector and volume claim templates cannot change in place/);
+    assert.match(rejected.stderr, /nothing was pruned/);
+    assert.equal(rejected.calls.some((c) => subcommand(c) === 'delete'), false);
+  });
+
   test('upgrade of a release that does not exist is refused', () => {
     const run = runWithFakeKubectl(['upgrade', '-f', minimalValues, '--release', 'typo'], [
       versionRule(),
@@ -720,7 +739,7 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', () => {
   });
 });
 
-describe('mxstack diff / status / uninstall (through the kubectl stand-in)', () => {
+describe('mxstack diff / status / uninstall (through the kubectl stand-in)', { concurrency: 2 }, () => {
   test('diff prints kubectl\'s server-side diff (exit 1 = differences) and what would be pruned', () => {
     const rules = installedCluster([
       { match: ['diff'], stdout: '--- /tmp/LIVE/apps.v1.Deployment.matrix.mxstack-synapse\n+++ /tmp/MERGED/apps.v1.Deployment.matrix.mxstack-synapse\n-  replicas: 0\n+  replicas: 1\n', exit: 1 },

@@ -121,8 +121,12 @@ export interface HelmTakeover {
   helmObjects: string[];
 }
 
+/**
+ * A Helm release exists while its release Secrets do; objects still labelled managed-by Helm after
+ * those are gone are leftovers Helm no longer tracks (listed by the migration guide, not a takeover).
+ */
 export function helmTakeover(secrets: readonly HelmReleaseSecret[], helmObjects: readonly string[]): HelmTakeover | undefined {
-  if (secrets.length === 0 && helmObjects.length === 0) return undefined;
+  if (secrets.length === 0) return undefined;
   return {
     releases: [...new Set(secrets.map((s) => s.release).filter((r) => r !== ''))].sort(),
     secrets: [...secrets],
@@ -132,9 +136,8 @@ export function helmTakeover(secrets: readonly HelmReleaseSecret[], helmObjects:
 
 /** What the user reads when a Helm release is found and --take-over-helm-release was not given. */
 export function explainHelmTakeover(found: HelmTakeover, target: { release: string; namespace: string }): string[] {
-  const names = found.releases.length > 0 ? found.releases.join(', ') : '(no release Secret; objects labelled managed-by Helm)';
   const lines = [
-    `namespace ${target.namespace} holds a Helm release (${names}) with ${found.helmObjects.length} objects managed by Helm.`,
+    `namespace ${target.namespace} holds a Helm release (${found.releases.join(', ') || 'unnamed'}) with ${found.helmObjects.length} objects managed by Helm.`,
     'mxstack can take it over: it applies its objects with --force-conflicts (taking the fields Helm owns),',
     `then deletes the Helm release Secrets (${found.secrets.length}: sh.helm.release.v1.*) so Helm stops tracking the release.`,
     'Workloads, volumes and the Secrets made by generate-secrets.sh are kept.',

@@ -260,19 +260,24 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
   return secretConfigDigest(secretConfig);
 }
 
-/** Finished Jobs whose spec changed: a Job's pod template is immutable, so they are re-created. */
-async function jobsToRecreate(context: ReleaseContext, members: readonly PlainObject[]): Promise<ObjectRef[]> {
+/**
+ * Jobs to delete before applying, so they run again: a failed one (it is retried by the upgrade), and a
+ * completed one whose pod template changed (a Job's template is immutable).
+ */
+async function jobsToRecreate(context: ReleaseContext, members: readonly PlainObject[]): Promise<{ ref: ObjectRef; why: string }[]> {
   const jobs = members.filter((o) => o.kind === 'Job');
   const live = await getNamed(context.connection, jobs.map((job) => kubectlResource(refOf(job))));
-  const finished = live.filter((job) => readinessOf(job).state !== 'progressing');
-  if (finished.length === 0) return [];
-  const names = new Set(finished.map((job) => job.metadata.name));
+  const failed = live.filter((job) => readinessOf(job).state === 'failed');
+  const complete = live.filter((job) => readinessOf(job).state === 'ready');
+  const recreate = failed.map((job) => ({ ref: refOf(job), why: 'it failed last time' }));
+  if (complete.length === 0) return recreate;
+  const names = new Set(complete.map((job) => job.metadata.name));
   const probe = await runKubectl(applyArgs(context.connection, { dryRun: true, forceConflicts: true }), {
     stdin: toYamlStream(jobs.filter((job) => names.has(job.metadata.name))),
     acceptExitCodes: [0, 1],
   });
-  if (probe.exitCode === 0 || !/immutable/i.test(probe.stderr)) return [];
-  return finished.map((job) => refOf(job));
+  if (probe.exitCode === 0 || !/immutable/i.test(probe.stderr)) return recreate;
+  return [...recreate, ...complete.map((job) => ({ ref: refOf(job), why: 'its pod template changed and a Job\'s template is immutable' }))];
 }
 
 async function deleteObjects(context: ReleaseContext, objects: readonly PlainObject[], timeoutMs: number): Promise<void> {
@@ -291,6 +296,22 @@ function waitFailureLines(verdict: WaitVerdict, timeoutMs: number): string[] {
   if (verdict.outcome === 'failed') return ['the release did not become healthy:', ...verdict.failures.map((s) => `  ${statusLine(s)}`)];
   if (verdict.outcome === 'timeout') return [`still not ready after ${formatDuration(timeoutMs)}:`, ...verdict.pending.map((s) => `  ${statusLine(s)}`)];
   return [];
+}
+
+/** kubectl's own words, plus what to do for the failures a user can meet (conflicts, immutable fields). */
+export function applyFailureLines(stderr: string, takingOver: boolean): string[] {
+  const lines = [`kubectl apply failed: ${stderr.trim().split('\n').slice(0, 8).join('\n')}`];
+  if (/immutable|Forbidden: updates to statefulset spec/i.test(stderr)) {
+    lines.push(
+      'A Deployment\'s or StatefulSet\'s selector and volume claim templates cannot change in place.' +
+        (takingOver
+          ? ' When taking over the old chart, delete its workloads first (their volumes are kept): see docs/migrating-from-helm.md.'
+          : ' Delete that workload (its volumes are kept) and run again.'),
+    );
+  }
+  if (/conflict/i.test(stderr) && !takingOver) lines.push('Another field manager owns some of these fields; check who with kubectl get -o yaml --show-managed-fields.');
+  lines.push('Objects listed before the error may have been applied; nothing was pruned.');
+  return lines;
 }
 
 export async function installRelease(context: ReleaseContext, options: InstallOptions): Promise<InstallResult> {
@@ -325,12 +346,13 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
 
   if (!dryRun && pre.parent) {
     const recreate = await jobsToRecreate(context, members);
-    for (const job of recreate) report(`re-creating ${describeRef(job)} (its pod template changed and a Job's template is immutable)`);
-    if (recreate.length > 0) await runKubectl(deleteArgs(connection, recreate.map(kubectlResource), { timeoutSeconds: 60 }));
+    for (const job of recreate) report(`running ${describeRef(job.ref)} again: ${job.why}`);
+    if (recreate.length > 0) await runKubectl(deleteArgs(connection, recreate.map((job) => kubectlResource(job.ref)), { timeoutSeconds: 60 }));
   }
 
   report(`${dryRun ? 'checking' : 'applying'} ${members.length} objects (server-side apply${dryRun ? ', dry run' : ''}${forceConflicts ? ', taking over fields owned by Helm' : ''})`);
-  const applied = await runKubectl(applyArgs(connection, { dryRun, forceConflicts }), { stdin: toYamlStream(members), timeoutMs: 10 * 60_000 });
+  const applied = await runKubectl(applyArgs(connection, { dryRun, forceConflicts }), { stdin: toYamlStream(members), timeoutMs: 10 * 60_000, acceptExitCodes: [0, 1] });
+  if (applied.exitCode !== 0) throw new ReleaseFailure(applyFailureLines(applied.stderr, Boolean(pre.helm)));
   const appliedCount = applied.stdout.split('\n').filter((line) => line.trim() !== '').length;
 
   let waited = false;
