@@ -216,6 +216,41 @@ describe('a local stack with default values', { timeout: minutes(20) }, () => {
   });
 });
 
+describe('a local stack serving an Element Web build', { timeout: minutes(10) }, () => {
+  let stack: LocalStackHandle;
+  let build: string;
+
+  before(async () => {
+    // A stand-in for an Element Web build: its own index.html and a config.json that must be replaced.
+    build = mkdtempSync(join(tmpdir(), 'mxstack-element-'));
+    writeFileSync(join(build, 'index.html'), '<!doctype html><title>Element stand-in</title>\n');
+    writeFileSync(join(build, 'config.json'), '{"brand": "from the build"}\n');
+    mkdirSync(join(build, 'bundles'));
+    writeFileSync(join(build, 'bundles', 'app.js'), 'console.log("element");\n');
+    stack = await startLocalStack({ sets: [`element.webRoot=${build}`, 'element.config.brand=Chat'] });
+  });
+  after(async () => {
+    await stack?.dispose();
+    rmSync(build, { recursive: true, force: true });
+  });
+
+  test('the router serves the build, with the generated config.json in place of its own', async () => {
+    const element = stack.status.components.element;
+    assert.ok(element?.healthy, 'element is run and healthy');
+    const client = stack.status.endpoints!.client;
+    const index = await fetch(client, { signal: AbortSignal.timeout(30_000) });
+    assert.equal(index.status, 200);
+    assert.match(await index.text(), /Element stand-in/);
+    const bundle = await fetch(new URL('bundles/app.js', client), { signal: AbortSignal.timeout(30_000) });
+    assert.equal(await bundle.text(), 'console.log("element");\n');
+    const config = await getJson(new URL('config.json', client).href);
+    assert.equal(config.body.brand, 'Chat');
+    const server = config.body.default_server_config as { 'm.homeserver': { base_url: string } };
+    assert.equal(new URL(server['m.homeserver'].base_url).href, client);
+    assert.equal(readFileSync(join(build, 'config.json'), 'utf8'), '{"brand": "from the build"}\n', 'the build itself is untouched');
+  });
+});
+
 describe('errors a user can fix', { timeout: minutes(5) }, () => {
   let parent: string;
   let listener: Server;

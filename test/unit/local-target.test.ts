@@ -125,6 +125,7 @@ test('restart delays double from one second and stop growing at thirty', () => {
 });
 
 const users = {
+  nobody: { uid: 65534, gid: 65534, home: '/nonexistent' },
   postgres: { uid: 103, gid: 103, home: '/var/lib/postgresql' },
   synapse: { uid: 100, gid: 65534, home: '/var/lib/matrix-synapse' },
   turnserver: { uid: 995, gid: 995, home: '/' },

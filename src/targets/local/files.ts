@@ -10,15 +10,29 @@ import { renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '..
 import { routerConfigFiles } from '../../components/router/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../components/coturn/config.js';
 import { renderPostgresqlConf } from '../../components/postgresql/config.js';
-import type { RuntimeUser } from './runtime.js';
+import { elementConfigFiles } from '../../components/element/config.js';
+import { runtimeUser, type RuntimeUser } from './runtime.js';
 import type { LocalSecretValues } from './secrets.js';
 import type { StateLayout } from './state.js';
 
 export interface RuntimeUsers {
+  /** Runs the Element Web static server: owns nothing, reads the public build. */
+  nobody: RuntimeUser;
   postgres: RuntimeUser;
   synapse: RuntimeUser;
   turnserver: RuntimeUser;
   haproxy: RuntimeUser;
+}
+
+/** The users of the runtime's own /etc/passwd that run or own something. */
+export function runtimeUsers(rootfs: string): RuntimeUsers {
+  return {
+    nobody: runtimeUser(rootfs, 'nobody'),
+    postgres: runtimeUser(rootfs, 'postgres'),
+    synapse: runtimeUser(rootfs, 'matrix-synapse'),
+    turnserver: runtimeUser(rootfs, 'turnserver'),
+    haproxy: runtimeUser(rootfs, 'haproxy'),
+  };
 }
 
 const root: RuntimeUser = { uid: 0, gid: 0, home: '/root' };
@@ -83,6 +97,13 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
   // Router
   ensureDir(layout.routerConfigDir, root, 0o755);
   for (const [name, content] of Object.entries(routerConfigFiles(stack))) writePublicFile(join(layout.routerConfigDir, name), content);
+
+  // Element Web (only with a build to serve): our config.json replaces the build's own.
+  if (stack.elementUrl !== undefined) {
+    ensureDir(layout.elementConfigDir, root, 0o755);
+    ensureDir(layout.elementRootDir, root, 0o755);
+    for (const [name, content] of Object.entries(elementConfigFiles(stack))) writePublicFile(join(layout.elementConfigDir, name), content);
+  }
 
   // coturn reads one file: the public part followed by the secret lines.
   if (stack.values.coturn.enabled) {

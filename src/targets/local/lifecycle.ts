@@ -2,18 +2,18 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { compileStack } from '../../stack/compile.js';
 import type { Stack } from '../../stack/model.js';
 import { normalizeLegacyValues } from '../../values/compat.js';
 import { mergeValueSources, resolveValues, type ValuesSources } from '../../values/load.js';
 import { registerWithSharedSecret } from '../../ops/admin/register.js';
-import { writeAdminCredentials, writeStackFiles, type RuntimeUsers } from './files.js';
+import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { checkHealth } from './health.js';
 import { buildSupervisorPlan, type LocalComponentName, type LocalEndpoints, type SupervisorPlan } from './plan.js';
 import { explicitPorts, localPlacement, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
-import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeUser, runtimeVersions } from './runtime.js';
+import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
 import {
   acquireLock,
@@ -69,6 +69,7 @@ function listenedPorts(stack: Stack): { name: PortName; port: number; protocols:
   if (stack.values.synapse.metrics.enabled) used.push('synapseMetrics');
   if (stack.values.postgresql.enabled && !stack.values.synapse.database.external) used.push('postgresql');
   if (stack.values.coturn.enabled) used.push('turn', ...(stack.values.coturn.tls.enabled ? (['turns'] as const) : []));
+  if (stack.elementUrl !== undefined) used.push('element');
   const list = used.map((name) => ({ name, port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
   if (stack.values.coturn.enabled) {
     for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ name: 'relayMin', port, protocols: ['udp'] });
@@ -90,13 +91,13 @@ export function checkPortsFree(stack: Stack): void {
   }
 }
 
-function runtimeUsers(rootfs: string): RuntimeUsers {
-  return {
-    postgres: runtimeUser(rootfs, 'postgres'),
-    synapse: runtimeUser(rootfs, 'matrix-synapse'),
-    turnserver: runtimeUser(rootfs, 'turnserver'),
-    haproxy: runtimeUser(rootfs, 'haproxy'),
-  };
+/** element.webRoot must be an Element Web build: a directory holding index.html. */
+function checkElementWebRoot(stack: Stack): void {
+  const webRoot = stack.values.element.webRoot;
+  if (stack.elementUrl === undefined || webRoot === undefined) return;
+  if (!isAbsolute(webRoot) || !existsSync(join(webRoot, 'index.html'))) {
+    throw new LocalStackUsageError(`element.webRoot: ${webRoot} is not an Element Web build (give the absolute path of the directory holding index.html).`);
+  }
 }
 
 function checkIdentity(layout: StateLayout, serverName: string): void {
@@ -201,6 +202,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     const persisted = readJsonFile<LocalPorts>(layout.portsFile);
     const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
     const stack = compileStack(values, localPlacement(layout, ports));
+    checkElementWebRoot(stack);
     checkPortsFree(stack);
     writeJsonFileAtomic(layout.portsFile, ports);
     const secrets = ensureLocalSecrets(stack, layout);
@@ -340,4 +342,4 @@ export async function localStackStatus(stateDir: string): Promise<LocalStackStat
   };
 }
 
-export const localComponentNames: LocalComponentName[] = ['postgresql', 'synapse', 'coturn', 'router'];
+export const localComponentNames: LocalComponentName[] = ['postgresql', 'synapse', 'coturn', 'element', 'router'];

@@ -11,7 +11,7 @@ import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
 import type { StateLayout } from './state.js';
 
-export type LocalComponentName = 'postgresql' | 'synapse' | 'coturn' | 'router';
+export type LocalComponentName = 'postgresql' | 'synapse' | 'coturn' | 'element' | 'router';
 
 export type HealthCheck =
   | { kind: 'http'; url: string }
@@ -56,11 +56,19 @@ export interface LocalEndpoints {
   turn: string[];
 }
 
+/** Element Web: the user's build with the generated config.json laid over it (a read-only overlay mount). */
+export interface ElementMountPlan {
+  webRoot: string;
+  configDir: string;
+  rootDir: string;
+}
+
 export interface SupervisorPlan {
   rootfs: string;
   stateDir: string;
   serverName: string;
   postgresql?: PostgresqlInitPlan;
+  element?: ElementMountPlan;
   components: ComponentPlan[];
   endpoints: LocalEndpoints;
   versions: Record<string, string>;
@@ -157,6 +165,20 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
       ports: { turn: ports.turn, relayMin: ports.relayMin, relayMax: ports.relayMax, ...(stack.values.coturn.tls.enabled ? { turns: ports.turns } : {}) },
     });
   }
+  const serveElement = stack.elementUrl !== undefined && stack.values.element.webRoot !== undefined;
+  if (serveElement) {
+    components.push({
+      name: 'element',
+      package: 'python3',
+      user: users.nobody,
+      // Element Web is static files: Python's file server is enough behind the router.
+      argv: ['python3', '-m', 'http.server', '--bind', loopback, '--directory', layout.elementRootDir, String(ports.element)],
+      stopSignal: 'SIGTERM',
+      health: { kind: 'http', url: `http://${loopback}:${ports.element}/config.json` },
+      startTimeoutSeconds: 60,
+      ports: { http: ports.element },
+    });
+  }
   components.push({
     name: 'router',
     package: 'haproxy',
@@ -184,6 +206,9 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
             port: ports.postgresql,
           },
         }
+      : {}),
+    ...(serveElement
+      ? { element: { webRoot: stack.values.element.webRoot!, configDir: layout.elementConfigDir, rootDir: layout.elementRootDir } }
       : {}),
     components,
     endpoints: localEndpoints(stack),

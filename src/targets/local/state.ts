@@ -39,6 +39,10 @@ export function stateLayout(stateDirectory: string) {
     /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
     coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
     coturnTlsDir: join(root, 'coturn', 'tls'),
+    /** Element's generated config.json, laid over the user's Element Web build. */
+    elementConfigDir: join(root, 'element', 'config'),
+    /** Where the build with our config.json on top is mounted (overlay) for the web server. */
+    elementRootDir: join(root, 'element', 'root'),
     /** hold/<component>: an operation (restore) stopped it; the supervisor does not restart it meanwhile. */
     holdDir: join(root, 'hold'),
   };

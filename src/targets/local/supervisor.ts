@@ -51,6 +51,11 @@ export function mountRuntime(plan: SupervisorPlan): void {
   mustRun('mounting /dev', 'mount', ['--rbind', '/dev', inside('/dev')]);
   mkdirSync(inside(plan.stateDir), { recursive: true });
   mustRun('mounting the state directory', 'mount', ['--bind', plan.stateDir, inside(plan.stateDir)]);
+  if (plan.element) {
+    // The build with our config.json on top, read-only: nothing is ever written into the user's build.
+    const { configDir, webRoot, rootDir } = plan.element;
+    mustRun('mounting Element Web', 'mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${configDir}:${webRoot}`, inside(rootDir)]);
+  }
   const postgres = plan.components.find((c) => c.name === 'postgresql');
   if (postgres) {
     // Debian's PostgreSQL puts its socket in /run/postgresql.

@@ -22,7 +22,7 @@ import {
   type Target,
 } from '../../ops/target.js';
 import { chrootArguments, runtimeEnvironment } from './health.js';
-import { writeStackFiles } from './files.js';
+import { runtimeUsers, writeStackFiles } from './files.js';
 import { localPlacement, type LocalPorts } from './placement.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
 import { processIsAlive, runtimeUser, type RuntimeUser } from './runtime.js';
@@ -271,12 +271,7 @@ export class LocalTarget implements Target {
     if (!this.recordedPlan) return;
     const secrets = ensureLocalSecrets(this.stack, this.layout);
     const rootfs = this.plan.rootfs;
-    writeStackFiles(this.stack, secrets, this.layout, {
-      postgres: runtimeUser(rootfs, 'postgres'),
-      synapse: runtimeUser(rootfs, 'matrix-synapse'),
-      turnserver: runtimeUser(rootfs, 'turnserver'),
-      haproxy: runtimeUser(rootfs, 'haproxy'),
-    });
+    writeStackFiles(this.stack, secrets, this.layout, runtimeUsers(rootfs));
     for (const component of components) await this.restart(component);
   }
 
