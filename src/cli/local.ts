@@ -125,7 +125,8 @@ export function registerLocalCommands(program: Command): void {
         const { endpoints } = result.plan;
         const lines = [`client URL:     ${endpoints.client}`, `well-known URL: ${endpoints.wellKnown}.well-known/matrix/client`];
         if (result.adminCredentialsFile) lines.push(`admin credentials (${result.adminUserId}): ${result.adminCredentialsFile}`);
-        if (result.stack.values.element.enabled && !result.stack.elementUrl) {
+        if (result.stack.elementUrl) lines.push(`Element Web:    ${result.stack.elementUrl}`);
+        else if (result.stack.values.element.enabled) {
           lines.push('Element Web: not served locally (set element.webRoot to a directory of an Element Web build).');
         }
         process.stdout.write(`${lines.join('\n')}\n`);
