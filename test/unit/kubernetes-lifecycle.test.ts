@@ -36,12 +36,18 @@ import {
   applyArgs,
   createArgs,
   deleteArgs,
+  deleteBySelectorArgs,
   diffArgs,
+  execArgs,
   getArgs,
   getNamedArgs,
   kubectlVersionProblem,
   mergePatchArgs,
   parseClientVersion,
+  portForwardArgs,
+  rolloutRestartArgs,
+  rolloutStatusArgs,
+  scaleArgs,
 } from '../../src/targets/kubernetes/kubectl.js';
 import {
   awaitedRefs,
@@ -220,18 +226,25 @@ describe('kubectl invocations', () => {
 
   const realKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
   test('every flag mxstack passes exists in the real kubectl on this machine', { skip: realKubectl.status !== 0 && 'no kubectl on PATH' }, () => {
-    const flagsOf = (args: string[]) => args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!);
+    // Flags only: what follows `--` belongs to the program kubectl exec runs.
+    const flagsOf = (args: string[]) => args.slice(0, args.includes('--') ? args.indexOf('--') : args.length).filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!);
     const invocations: Record<string, string[]> = {
       apply: applyArgs(connection, { dryRun: true, forceConflicts: true }),
       diff: diffArgs(connection, { forceConflicts: true }),
       create: createArgs(connection, { dryRun: true }),
       patch: mergePatchArgs(connection, 'secret/x', { dryRun: true }),
       get: [...getArgs(connection, ['secret'], { selector: 'a', fieldSelector: 'b', ignoreNotFound: true }), ...getNamedArgs(connection, ['x'])],
-      delete: deleteArgs(connection, ['x'], { timeoutSeconds: 1, dryRun: true }),
+      delete: [...deleteArgs(connection, ['x'], { timeoutSeconds: 1, dryRun: true }), ...deleteBySelectorArgs(connection, ['x'], 'a=b', { timeoutSeconds: 1 })],
+      // The operations' invocations (src/ops through the Kubernetes target) live in the same module.
+      exec: execArgs(connection, 'deployment/x', ['true']),
+      'port-forward': portForwardArgs(connection, 'service/x', 8008),
+      scale: scaleArgs(connection, 'deployment/x', 0),
+      'rollout restart': rolloutRestartArgs(connection, 'deployment/x'),
+      'rollout status': rolloutStatusArgs(connection, 'deployment/x', 60),
     };
     const global = spawnSync('kubectl', ['options'], { encoding: 'utf8' }).stdout;
     for (const [command, args] of Object.entries(invocations)) {
-      const help = spawnSync('kubectl', [command, '--help'], { encoding: 'utf8' }).stdout + global;
+      const help = spawnSync('kubectl', [...command.split(' '), '--help'], { encoding: 'utf8' }).stdout + global;
       for (const flag of flagsOf(args)) assert.ok(help.includes(`${flag}=`) || help.includes(`${flag}:`), `kubectl ${command} has no ${flag}`);
     }
   });
