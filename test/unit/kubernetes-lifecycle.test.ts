@@ -739,6 +739,21 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     assert.equal(rejected.calls.some((c) => subcommand(c) === 'delete'), false);
   });
 
+  test('a workload that fails stops the wait at once with where to look, and nothing is pruned (exit 1)', () => {
+    const failing = readyWorkloads().map((o) =>
+      (o as PlainObject).kind === 'Job' ? { ...o, status: { conditions: [{ type: 'Failed', status: 'True', message: 'Job has reached the specified backoff limit' }] } } : o,
+    );
+    const rules = installedCluster([
+      { match: ['get ', 'deployment.apps/mxstack-synapse '], stdout: list(failing) },
+      { match: ['--selector=applyset.kubernetes.io/part-of='], stdout: list([member('ConfigMap', 'mxstack-old-config')]) },
+    ]);
+    const run = runWithFakeKubectl(['upgrade', '-f', minimalValues], rules);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /error: the release did not become healthy:\n {2}FAILED {2}Job\/mxstack-admin-bootstrap: failed: Job has reached the specified backoff limit\n {6}see: kubectl -n matrix logs job\.batch\/mxstack-admin-bootstrap/);
+    assert.match(run.stderr, /Nothing was pruned/);
+    assert.equal(run.calls.some((c) => subcommand(c) === 'delete'), false);
+  });
+
   test('upgrade of a release that does not exist is refused', () => {
     const run = runWithFakeKubectl(['upgrade', '-f', minimalValues, '--release', 'typo'], [
       versionRule(),

@@ -65,7 +65,7 @@ import {
   type LiveSecrets,
   type SecretsPlan,
 } from './secrets-store.js';
-import { awaitedRefs, formatDuration, readinessOf, statusLine, waitUntilReady, type WaitVerdict } from './wait.js';
+import { awaitedRefs, formatDuration, readinessOf, statusLine, waitUntilReady, type WaitStatus, type WaitVerdict } from './wait.js';
 import { documentedSecrets } from './secrets.js';
 
 /** A refusal the user can act on: nothing was applied or deleted (exit 2). */
@@ -292,9 +292,16 @@ function readReady(context: ReleaseContext) {
   return (refs: readonly ObjectRef[]) => getNamed(context.connection, refs.map(kubectlResource));
 }
 
-function waitFailureLines(verdict: WaitVerdict, timeoutMs: number): string[] {
-  if (verdict.outcome === 'failed') return ['the release did not become healthy:', ...verdict.failures.map((s) => `  ${statusLine(s)}`)];
-  if (verdict.outcome === 'timeout') return [`still not ready after ${formatDuration(timeoutMs)}:`, ...verdict.pending.map((s) => `  ${statusLine(s)}`)];
+/** Where to look next for an object that is not ready: a Job's log, otherwise its events. */
+function inspectHint(ref: ObjectRef, namespace: string): string {
+  const verb = ref.kind === 'Job' ? 'logs' : 'describe';
+  return `      see: kubectl -n ${namespace} ${verb} ${kubectlResource(ref)}`;
+}
+
+function waitFailureLines(verdict: WaitVerdict, timeoutMs: number, namespace: string): string[] {
+  const listed = (statuses: WaitStatus[]) => statuses.flatMap((s) => [`  ${statusLine(s)}`, inspectHint(s.ref, namespace)]);
+  if (verdict.outcome === 'failed') return ['the release did not become healthy:', ...listed(verdict.failures)];
+  if (verdict.outcome === 'timeout') return [`still not ready after ${formatDuration(timeoutMs)}:`, ...listed(verdict.pending)];
   return [];
 }
 
@@ -361,7 +368,7 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
     report(`waiting up to ${formatDuration(options.timeoutMs)} for ${refs.length} workloads to be ready (--no-wait skips this)`);
     const verdict = await waitUntilReady({ refs, read: readReady(context), timeoutMs: options.timeoutMs, report: (line) => report(`  ${line}`) });
     if (verdict.outcome !== 'ready') {
-      throw new ReleaseFailure([...waitFailureLines(verdict, options.timeoutMs), 'Nothing was pruned. Inspect with mxstack status and kubectl describe, fix, then run again.']);
+      throw new ReleaseFailure([...waitFailureLines(verdict, options.timeoutMs, stack.namespace), 'Nothing was pruned. Fix the cause, then run again.']);
     }
     waited = true;
   }
