@@ -238,6 +238,9 @@ test('PostgreSQL, Synapse, the admin Job, the router and coturn run from their r
       'COTURN_PID=$!',
       `for i in $(seq 1 30); do chroot ${jobDir}/root python3 -c "import socket; socket.create_connection(('${podAddress}', ${turnserver.readinessProbe.tcpSocket.port}), timeout=2)" 2>/dev/null && break; kill -0 $COTURN_PID || { echo COTURN-EXITED; exit 5; }; sleep 1; done`,
       `chroot ${jobDir}/root python3 -c "import socket; socket.create_connection(('${podAddress}', ${turnserver.readinessProbe.tcpSocket.port}), timeout=2)" && echo COTURN-LISTENING`,
+      // PostgreSQL's preStop hook (a fast shutdown) stops the server while Synapse still holds connections.
+      `chroot ${pgDir}/root ${asUser(debianPostgresUid, debianPostgresUid)} env PATH=${postgresBin}:/usr/bin PGDATA=/var/lib/postgresql/18/docker ${pgContainer.lifecycle.preStop.exec.command.map(quote).join(' ')} && echo PG-PRESTOP-OK`,
+      'wait $PG_PID || true',
     ];
     const script = lines.join('\n');
     const result = spawnSync('timeout', ['360', 'unshare', '-m', '-n', '--propagation', 'private', 'bash', '-c', script], { encoding: 'utf8', timeout: 400_000 });
@@ -257,6 +260,8 @@ test('PostgreSQL, Synapse, the admin Job, the router and coturn run from their r
     assert.match(result.stdout, /ROUTER-HEALTH ok/);
     assert.match(result.stdout, /ROUTER-VERSIONS 1/);
     assert.match(result.stdout, /COTURN-LISTENING/);
+    assert.match(result.stdout, /PG-PRESTOP-OK/);
+    assert.match(readFileSync(join(dir, 'postgresql.log'), 'utf8'), /received fast shutdown request/);
     const turnSecret = store.get(`${stack.secrets.turnSharedSecret.name}/${stack.secrets.turnSharedSecret.key}`)!;
     const runtimeVolume = coturn.volumes.find((v: Plain) => v.emptyDir?.medium === 'Memory').name;
     assert.equal(readFileSync(join(coturnVolumes, runtimeVolume, 'turnserver.conf'), 'utf8'), renderTurnserverConf(stack) + renderTurnSecretConf(turnSecret));
