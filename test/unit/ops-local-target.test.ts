@@ -1,0 +1,32 @@
+/** The local Target's secret store, without a running stack: files 0600 in 0700 directories, listing, refusals. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import { initSecrets } from '../../src/ops/secrets/manage.js';
+
+const freshTarget = () => new LocalTarget({ stateDir: join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state'), rawValues: { synapse: { server: { name: 'chat.example' } } } });
+
+test('secrets init on a state directory that never ran writes every secret as a 0600 file in 0700 directories', async () => {
+  const target = freshTarget();
+  const result = await initSecrets(target, { force: false });
+  assert.equal(result.created.length, 8);
+  const file = join(target.stack.placement.paths.synapseConfigDir, '..', '..', 'secrets', 'mxstack-turn-credentials', 'shared-secret');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.equal(statSync(join(file, '..')).mode & 0o777, 0o700);
+  assert.equal(statSync(join(file, '..', '..')).mode & 0o777, 0o700);
+  const listed = await target.listSecrets(['mxstack-admin-credentials', 'mxstack-missing']);
+  assert.deepEqual(listed.map((s) => s.key), ['password', 'registration-secret', 'username']);
+  assert.ok(listed.every((s) => Date.now() - s.updatedAt.getTime() < 60_000));
+  assert.equal((await target.readSecret({ name: 'mxstack-admin-credentials', key: 'username' })), 'admin');
+  assert.equal(await target.readSecret({ name: 'mxstack-nothing', key: 'x' }), undefined);
+});
+
+test('secret references that would leave the secrets directory are refused; running-only operations say the stack is not running', async () => {
+  const target = freshTarget();
+  await assert.rejects(target.readSecret({ name: '../etc', key: 'passwd' }), /invalid secret reference/);
+  await assert.rejects(target.writeSecret({ name: 'ok', key: '../x' }, 'v'), /invalid secret reference/);
+  await assert.rejects(target.withSynapse(async () => undefined), /is not running: start it with `mxstack up --state-dir /);
+});
