@@ -72,8 +72,10 @@ export function registerBackupCommands(program: Command): void {
     .description('check an archive\'s structure and every checksum, without touching the stack (exit 0 only when intact)')
     .argument('<file>', 'archive written by `mxstack backup`')
     .option('--passphrase-file <file>', 'also check that this passphrase opens the archive\'s secrets')
-    .action((file: string, options: { passphraseFile?: string }) =>
+    .action((file: string, _options, command: Command) =>
       runArchiveCommand(async () => {
+        // The parent `backup` has the same option: whichever parsed it, optsWithGlobals has it.
+        const options = allOptions<{ passphraseFile?: string }>(command);
         const contents = await verifyArchive(file, progress);
         const { manifest } = contents;
         let secrets = contents.secrets ? 'secrets: encrypted' : 'secrets: not included';
@@ -98,10 +100,12 @@ export function registerBackupCommands(program: Command): void {
     .command('secrets')
     .description('decrypt the secrets of an archive into a JSON file (mode 0600): for rebuilding a lost stack')
     .argument('<file>', 'archive written with --include-secrets')
-    .requiredOption('--passphrase-file <file>', 'file whose first line is the passphrase')
+    .option('--passphrase-file <file>', 'file whose first line is the passphrase (required)')
     .requiredOption('--output-file <file>', 'JSON file to write (must not exist)')
-    .action((file: string, options: { passphraseFile: string; outputFile: string }) =>
+    .action((file: string, _options, command: Command) =>
       runArchiveCommand(async () => {
+        const options = allOptions<{ passphraseFile?: string; outputFile: string }>(command);
+        if (!options.passphraseFile) throw new UsageError('--passphrase-file is required: the secrets are encrypted.');
         const contents = await verifyArchive(file, progress);
         if (!contents.secrets) throw new ArchiveIntegrityError(`${file} holds no secrets.`);
         const secrets = decryptSecrets(contents.secrets, readPassphraseFile(options.passphraseFile));

@@ -461,6 +461,15 @@ export const valuesSchema = Type.Object(
       resources: resources('10m', '32Mi', '200m', '128Mi'),
     }),
 
+    backup: group('Scheduled database backups on Kubernetes: a CronJob writing pg_dump archives to a claim (`mxstack backup` makes full archives on demand).', {
+      schedule: optStr('Cron schedule of the backup CronJob, e.g. "0 3 * * *" (UTC); unset: no CronJob.'),
+      retention: int('How many dumps the claim keeps; older ones are deleted after each successful dump.', 7, { minimum: 1 }),
+      persistence: group('The claim the dumps are written to.', {
+        size: str('Size of the backup claim.', '20Gi'),
+        storageClass: optStr('Storage class of the backup claim (unset: the cluster default).'),
+      }),
+    }),
+
     mas: freeform('Matrix Authentication Service: refused when enabled (the old chart had these keys with nothing behind them).'),
   },
   { additionalProperties: false, $id: 'https://mxstack.dev/values.schema.json', title: 'mxstack values' },

@@ -12,6 +12,7 @@ import { postgresqlObjects } from '../../components/postgresql/kubernetes.js';
 import { coturnObjects } from '../../components/coturn/kubernetes.js';
 import { routerObjects } from '../../components/router/kubernetes.js';
 import { valuesSecretObjects } from './secrets.js';
+import { backupObjects } from '../../components/backup/kubernetes.js';
 
 export type ObjectBuilder = (stack: Stack) => KubeObject[];
 
@@ -27,4 +28,5 @@ export const componentObjectBuilders: ObjectBuilder[] = [
   coturnObjects,
   routerObjects,
   valuesSecretObjects,
+  backupObjects,
 ];

@@ -12,6 +12,7 @@ import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/
 import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
 import type { Stack } from '../../stack/model.js';
 import { adminBootstrapComponent } from '../../components/synapse/admin-bootstrap.js';
+import { backupComponent, backupScheduled } from '../../components/backup/kubernetes.js';
 import { ownPeerAddresses } from '../../components/coturn/config.js';
 import type { KubeObject } from './objects.js';
 
@@ -98,6 +99,7 @@ function deployedComponents(stack: Stack) {
     postgresql: v.postgresql.enabled,
     coturn: v.coturn.enabled,
     adminBootstrap: v.synapse.server.adminUser.enabled,
+    backup: backupScheduled(stack),
   };
 }
 
@@ -161,7 +163,12 @@ function defaultDeny(stack: Stack, f: PolicyFactory): NetworkPolicy {
 
 /** The pods that look names up: Synapse (database, federation, mail, IdPs), the router and the bootstrap Job (Service names). */
 function dnsEgress(stack: Stack, f: PolicyFactory): NetworkPolicy {
-  const resolvers = ['synapse', 'router', ...(deployedComponents(stack).adminBootstrap ? [adminBootstrapComponent] : [])];
+  const resolvers = [
+    'synapse',
+    'router',
+    ...(deployedComponents(stack).adminBootstrap ? [adminBootstrapComponent] : []),
+    ...(deployedComponents(stack).backup ? [backupComponent] : []),
+  ];
   // kubernetes.io/metadata.name is set on every namespace by the API server (since 1.21).
   const dns: Peer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': stack.values.networkPolicy.egress.dnsNamespace } } };
   return f.policy('to-dns', 'network-policy', {
@@ -184,9 +191,10 @@ function httpEntry(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
 }
 
 function database(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
-  if (deployedComponents(stack).postgresql) return f.releaseFlow('synapse', 'postgresql', [tcp(stack.placement.ports.postgresql)]);
+  const clients = ['synapse', ...(deployedComponents(stack).backup ? [backupComponent] : [])];
+  if (deployedComponents(stack).postgresql) return clients.flatMap((client) => f.releaseFlow(client, 'postgresql', [tcp(stack.placement.ports.postgresql)]));
   // An external database usually sits on a private address, so the port is the only restriction.
-  return [f.egress('synapse', 'database', undefined, [tcp(stack.database.port)])];
+  return clients.map((client) => f.egress(client, 'database', undefined, [tcp(stack.database.port)]));
 }
 
 function synapseOutbound(stack: Stack, f: PolicyFactory): NetworkPolicy[] {

@@ -1,0 +1,147 @@
+/**
+ * The scheduled backup on Kubernetes (rendered when backup.schedule is set): a CronJob running the
+ * PostgreSQL image's pg_dump against the database Service, writing `<server>-<UTC time>.dump` (custom
+ * format) and its `.sha256` to a claim, keeping the newest backup.retention dumps. A dump is written to a
+ * hidden temporary name and renamed only when pg_dump succeeded. The password reaches libpq through a
+ * 0600 passfile built in a memory volume: never the command line or the environment.
+ * Restoring such a dump: docs/backup.md.
+ */
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { Stack } from '../../stack/model.js';
+import type { KubeObject } from '../../targets/kubernetes/objects.js';
+import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { containerImage, emptyDirVolume, hardenedPodSpec, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { projectedSecretVolume } from '../synapse/kubernetes.js';
+import { postgresqlUid } from '../postgresql/kubernetes.js';
+
+export const backupComponent = 'backup';
+export const backupMountPath = '/backups';
+const passwordDir = '/secrets/postgresql';
+const scratchDir = '/run/backup';
+/** A dump may take long on a big database; a hung one must not block the next schedule forever. */
+const jobDeadlineSeconds = 6 * 3600;
+
+export function backupScheduled(stack: Stack): boolean {
+  return stack.values.backup.schedule !== undefined && stack.values.backup.schedule !== '';
+}
+
+export interface BackupScriptPaths {
+  backups: string;
+  passwordFile: string;
+  scratch: string;
+}
+
+const podPaths: BackupScriptPaths = { backups: backupMountPath, passwordFile: `${passwordDir}/password`, scratch: scratchDir };
+
+/** The dump script (POSIX sh, BusyBox-compatible): passfile, dump to a temporary name, checksum, rename, prune. */
+export function backupScript(paths: BackupScriptPaths = podPaths): string {
+  const { backups, scratch } = paths;
+  return [
+    'set -eu',
+    'umask 077',
+    // .pgpass fields escape backslash and colon.
+    `password=$(sed -e 's/[\\\\:]/\\\\&/g' "${paths.passwordFile}")`,
+    `printf '*:*:*:*:%s\\n' "$password" > "${scratch}/pgpass"`,
+    'unset password',
+    `export PGPASSFILE="${scratch}/pgpass"`,
+    'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
+    'name="$MXSTACK_SERVER_NAME-$stamp.dump"',
+    `partial="${backups}/.$name.partial"`,
+    'trap \'rm -f "$partial"\' EXIT',
+    'pg_dump --format=custom --no-password --file="$partial"',
+    `(cd "${backups}" && sha256sum ".$name.partial" | sed "s/ \\.$name\\.partial\\$/ $name/" > ".$name.sha256.partial")`,
+    `mv "${backups}/.$name.sha256.partial" "${backups}/$name.sha256"`,
+    `mv "$partial" "${backups}/$name"`,
+    'trap - EXIT',
+    `echo "wrote $name ($(wc -c < "${backups}/$name") bytes)"`,
+    // Newest first by name (the UTC stamp sorts); everything past the retention count goes.
+    `ls -1 "${backups}" | grep -E '\\.dump$' | sort -r | tail -n +$((MXSTACK_RETENTION + 1)) | while read -r old; do`,
+    `  rm -f "${backups}/$old" "${backups}/$old.sha256"`,
+    '  echo "removed $old (retention $MXSTACK_RETENTION)"',
+    'done',
+    '',
+  ].join('\n');
+}
+
+function backupEnvironment(stack: Stack): IEnvVar[] {
+  const { database } = stack;
+  return [
+    { name: 'PGHOST', value: database.host },
+    { name: 'PGPORT', value: String(database.port) },
+    { name: 'PGDATABASE', value: database.name },
+    { name: 'PGUSER', value: database.user },
+    { name: 'PGSSLMODE', value: database.sslmode },
+    { name: 'MXSTACK_SERVER_NAME', value: stack.serverName },
+    { name: 'MXSTACK_RETENTION', value: String(stack.values.backup.retention) },
+  ];
+}
+
+export function backupClaimName(stack: Stack): string {
+  return stack.objectName(backupComponent);
+}
+
+function backupCronJob(stack: Stack): CronJob {
+  const { postgresql } = stack.values;
+  return new CronJob({
+    metadata: objectMeta(stack, backupComponent),
+    spec: {
+      schedule: stack.values.backup.schedule!,
+      timeZone: 'Etc/UTC',
+      concurrencyPolicy: 'Forbid',
+      successfulJobsHistoryLimit: 3,
+      failedJobsHistoryLimit: 3,
+      jobTemplate: {
+        spec: {
+          backoffLimit: 2,
+          activeDeadlineSeconds: jobDeadlineSeconds,
+          template: {
+            metadata: podMeta(stack, backupComponent, {}),
+            spec: hardenedPodSpec(stack.values, {
+              uid: postgresqlUid,
+              settings: { podAnnotations: {}, podSecurityContext: postgresql.podSecurityContext, securityContext: postgresql.securityContext },
+              restartPolicy: 'Never',
+              containers: [
+                {
+                  name: 'pg-dump',
+                  ...containerImage(postgresql.image),
+                  command: ['sh', '-c', backupScript()],
+                  env: backupEnvironment(stack),
+                  resources: resourceRequirements(postgresql.resources),
+                  volumeMounts: [
+                    { name: 'backups', mountPath: backupMountPath },
+                    { name: 'password', mountPath: passwordDir, readOnly: true },
+                    { name: 'scratch', mountPath: scratchDir },
+                  ],
+                },
+              ],
+              volumes: [
+                { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
+                projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
+                emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
+              ],
+            }),
+          },
+        },
+      },
+    },
+  });
+}
+
+function backupClaim(stack: Stack): PersistentVolumeClaim {
+  const { persistence } = stack.values.backup;
+  return new PersistentVolumeClaim({
+    metadata: objectMeta(stack, backupComponent, backupClaimName(stack)),
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: persistence.size } },
+      ...(persistence.storageClass ? { storageClassName: persistence.storageClass } : {}),
+    },
+  });
+}
+
+export function backupObjects(stack: Stack): KubeObject[] {
+  if (!backupScheduled(stack)) return [];
+  return [backupCronJob(stack), backupClaim(stack)];
+}
