@@ -94,13 +94,12 @@ async function withErrors<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
+const isInteractive = () => Boolean(process.stdin.isTTY && process.stderr.isTTY);
+
 /** Asks on a terminal; without one, only --yes answers. */
-async function askYesNo(question: string, yes: boolean | undefined, refusal: string): Promise<boolean> {
+async function askYesNo(question: string, yes: boolean | undefined): Promise<boolean> {
   if (yes) return true;
-  if (!process.stdin.isTTY || !process.stderr.isTTY) {
-    process.stderr.write(`${refusal}\n`);
-    return false;
-  }
+  if (!isInteractive()) return false;
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^(y|yes)$/i.test((await prompt.question(`${question} [y/N] `)).trim());
@@ -187,9 +186,10 @@ export function registerKubernetesCommands(program: Command): void {
             timeoutMs,
             dryRun: Boolean(options.dryRun),
             takeOverHelmRelease: Boolean(options.takeOverHelmRelease),
-            confirm: (warning) => {
+            confirm: async (warning) => {
+              if (!options.yes && !isInteractive()) return false;
               progress(`warning: ${warning}`);
-              return askYesNo('Continue with the new PostgreSQL major version?', options.yes, 'Run again with --yes to accept the change (after a backup).');
+              return askYesNo('Continue with the new PostgreSQL major version?', options.yes);
             },
           }),
         );
@@ -231,9 +231,9 @@ export function registerKubernetesCommands(program: Command): void {
           timeoutMs,
           confirmPurge: async (summary) => {
             if (options.yes) return true;
-            if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+            if (!isInteractive()) return false;
             for (const line of summary) progress(line);
-            return askYesNo(`Delete release ${options.release} and its data?`, false, '');
+            return askYesNo(`Delete release ${options.release} and its data?`, false);
           },
         }),
       );

@@ -683,6 +683,8 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /PostgreSQL would change from major version 16/);
     assert.match(refused.stderr, /mxstack backup/);
+    assert.match(refused.stderr, /Nothing was changed: confirm on a terminal, or add --yes/);
+    assert.equal(refused.stderr.match(/PostgreSQL would change/g)?.length, 1, 'said once');
     assert.equal(refused.calls.some((c) => subcommand(c) === 'apply'), false);
 
     const accepted = runWithFakeKubectl(['upgrade', '-f', minimalValues, '--yes'], rules);

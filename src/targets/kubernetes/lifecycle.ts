@@ -210,8 +210,9 @@ async function preflight(context: ReleaseContext, options: InstallOptions): Prom
   const rename = serverNameChange(liveServerName(workloads.filter((o) => o.kind === 'ConfigMap')), stack.serverName);
   if (rename) throw new ReleaseRefusal([rename]);
   const majorChange = postgresMajorChange(livePostgres(workloads.filter((o) => o.kind === 'StatefulSet')), desiredPostgres(stack), stack);
-  if (majorChange && !(await options.confirm(majorChange))) {
-    throw new ReleaseRefusal([majorChange, 'Nothing was changed.']);
+  if (majorChange && options.dryRun) report(`warning: ${majorChange}`);
+  else if (majorChange && !(await options.confirm(majorChange))) {
+    throw new ReleaseRefusal([majorChange, 'Nothing was changed: confirm on a terminal, or add --yes (after the backup).']);
   }
 
   const live = await readLiveSecrets(connection, stack);
@@ -325,7 +326,10 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   const { connection, stack, report } = context;
   await checkKubectl();
   const pre = await preflight(context, options);
-  if (pre.plan.problems.length > 0) throw new ReleaseRefusal(pre.plan.problems);
+  if (pre.plan.problems.length > 0) {
+    const createNamespace = `namespace ${connection.namespace} does not exist yet: create it first (kubectl create namespace ${connection.namespace}), then these Secrets:`;
+    throw new ReleaseRefusal(pre.namespaceExists ? pre.plan.problems : [createNamespace, ...pre.plan.problems]);
+  }
   const mode = pre.parent ? 'upgrade' : options.mode;
   const dryRun = options.dryRun;
   const forceConflicts = Boolean(pre.helm);
