@@ -173,3 +173,16 @@ test('a database with a wrong locale: exactly its line fails, with the createdb 
   }
   assert.deepEqual(failing((await doctor()).checks), [], 'restored');
 });
+
+test('open registration without verification is flagged as a warning (exit code stays 0)', { timeout: 600_000 }, async () => {
+  // One stack at a time: the healthy stack goes first.
+  await stack.dispose();
+  stack = await startLocalStack({ sets: ['synapse.server.registration.enabled=true', 'synapse.server.registration.withoutVerification=true'] });
+  const { status, checks } = await doctor();
+  assert.deepEqual(failing(checks), ['registration'], JSON.stringify(checks, null, 2));
+  const line = checks.find((check) => check.name === 'registration')!;
+  assert.equal(line.status, 'warn');
+  assert.match(line.detail, /without verification/);
+  assert.match(line.fix, /requireToken|registration-tokens/);
+  assert.equal(status, 0);
+});
