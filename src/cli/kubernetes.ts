@@ -131,6 +131,17 @@ function nextSteps(stack: Stack, result: InstallResult, options: ClusterOptions)
   return lines;
 }
 
+/** `name/key` entries grouped by Secret name. */
+function keysBySecret(entries: readonly string[]): [string, string[]][] {
+  const grouped = new Map<string, string[]>();
+  for (const entry of entries) {
+    const slash = entry.indexOf('/');
+    const name = entry.slice(0, slash);
+    grouped.set(name, [...(grouped.get(name) ?? []), entry.slice(slash + 1)]);
+  }
+  return [...grouped.entries()];
+}
+
 function printStatus(status: ReleaseStatus): void {
   const out: string[] = [
     `release ${status.release} in namespace ${status.namespace} (${status.tooling})`,
@@ -210,7 +221,7 @@ export function registerKubernetesCommands(program: Command): void {
       }
       process.stdout.write(result.diff);
       const notes = [
-        ...result.createdSecrets.map((s) => `Secret ${s.replace('/', ', key ')} would be generated`),
+        ...keysBySecret(result.createdSecrets).map(([name, keys]) => `Secret ${name}: ${keys.join(', ')} would be generated`),
         ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (${context.stack.secrets.synapseSecretConfig.key}) would be rewritten`] : []),
         ...result.prune.map((name) => `${name} would be pruned (no longer rendered)`),
       ];
