@@ -32,3 +32,22 @@ export function runCli(args: readonly string[], options: CliOptions = {}): CliRe
 
 /** A line that looks like a JavaScript stack frame: users must never see one. */
 export const stackFramePattern = /^\s+at .+(\(.*:\d+:\d+\)|:\d+:\d+)$/m;
+
+/**
+ * Several invocations of the real entry point in one Node process (see cli-batch.ts): for checks that
+ * need many runs but no process isolation between them.
+ */
+export function runCliBatch(invocations: readonly (readonly string[])[], options: CliOptions = {}): CliResult[] {
+  const batchEntry = fileURLToPath(new URL('./cli-batch.ts', import.meta.url));
+  const result = spawnSync(process.execPath, ['--import', 'tsx', batchEntry], {
+    cwd: options.cwd ?? projectRoot,
+    env: { ...process.env, MXSTACK_DEBUG: '', ...options.env },
+    input: JSON.stringify(invocations),
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw result.error;
+  if (result.status !== 0) throw new Error(`the batch runner failed (${result.status}):\n${result.stderr}`);
+  return JSON.parse(result.stdout) as CliResult[];
+}

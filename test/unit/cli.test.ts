@@ -10,7 +10,8 @@ import { parse as parseYaml, parseAllDocuments, parseDocument } from 'yaml';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/main.js';
 import { loadValues } from '../../src/values/load.js';
-import { projectRoot, runCli, stackFramePattern } from '../support/cli.js';
+import { compileKubernetesStack, renderKubernetesObjects, renderKubernetesYaml } from '../../src/targets/kubernetes/render.js';
+import { projectRoot, runCli, runCliBatch, stackFramePattern } from '../support/cli.js';
 import { goodValuesFixtures, valuesFixturesDir } from '../support/fixtures.js';
 
 const workDir = mkdtempSync(join(tmpdir(), 'mxstack-cli-'));
@@ -35,11 +36,17 @@ function splitDocuments(stream: string): string[] {
 test('--help works on the program and on every command', () => {
   const paths = commandPaths(buildProgram());
   for (const expected of ['render', 'schema', 'values']) assert.ok(paths.some((p) => p.join(' ') === expected), `command ${expected} exists`);
-  for (const path of [[], ...paths]) {
-    const result = runCli([...path, '--help']);
+  // Every command through the real entry point, in one process; the program and the first-level
+  // commands also through bin/mxstack.js itself, as a user runs them.
+  const allPaths = [[], ...paths];
+  const batch = runCliBatch(allPaths.map((path) => [...path, '--help']));
+  const spawned = allPaths.filter((path) => path.length <= 1).map((path) => ({ path, result: runCli([...path, '--help']) }));
+  const checks = [...allPaths.map((path, i) => ({ path, result: batch[i]! })), ...spawned];
+  for (const { path, result } of checks) {
     const shown = ['mxstack', ...path].join(' ');
     assert.equal(result.status, 0, `${shown} --help exits 0; stderr:\n${result.stderr}`);
     assert.match(result.stdout, /^Usage: /m, `${shown} --help prints usage`);
+    assert.match(result.stdout, new RegExp(`^Usage: mxstack${path.length > 0 ? ` ${path.join(' ')}` : ''}( |$)`, 'm'), `${shown} --help shows its own usage`);
     assert.doesNotMatch(result.stderr, stackFramePattern);
   }
 });
@@ -55,15 +62,21 @@ test('an unknown command or option exits 2 with a hint, no stack trace', () => {
 });
 
 for (const file of goodValuesFixtures()) {
-  test(`render of ${basename(file)} is byte-identical across two runs`, () => {
+  test(`render of ${basename(file)} is byte-identical across runs`, () => {
     const first = runCli(['render', '-f', file]);
     assert.equal(first.status, 0, first.stderr);
     assert.ok(splitDocuments(first.stdout).length > 0, 'renders objects');
-    const second = runCli(['render', '-f', file]);
-    assert.equal(second.status, 0, second.stderr);
-    assert.ok(first.stdout === second.stdout, 'two runs give the same bytes');
+    // A second, independent run: this test process, another pid, another time.
+    const objects = renderKubernetesObjects(compileKubernetesStack(loadValues({ files: [file] })));
+    assert.ok(first.stdout === renderKubernetesYaml(objects), 'two runs give the same bytes');
   });
 }
+
+test('render gives the same bytes in two separate CLI processes', () => {
+  const [first, second] = [runCli(['render', '-f', fixture('production')]), runCli(['render', '-f', fixture('production')])];
+  assert.equal(first.status, 0, first.stderr);
+  assert.ok(first.stdout === second.stdout);
+});
 
 for (const name of ['minimal', 'production', 'sso-two-providers', 'network-policies']) {
   test(`render --output-dir of ${name} writes one file per object, the same objects as stdout`, () => {
