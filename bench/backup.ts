@@ -13,7 +13,7 @@
  *    mxstack: `mxstack restore` (verification pass, load into a new database, media staging, swap, Synapse
  *    restart to healthy: the whole command).
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -76,7 +76,9 @@ try {
 
   // Raw, in the runtime, writing to the state directory's disk like the archive does.
   const rawDir = join(stack.stateDir, 'bench-raw');
-  mkdirSync(rawDir, { mode: 0o777 });
+  // Written by postgres and root inside the runtime (mkdir's mode is cut by the umask).
+  mkdirSync(rawDir);
+  chmodSync(rawDir, 0o777);
   const rawDump = join(rawDir, 'raw.dump');
   const rawTar = join(rawDir, 'raw-media.tar');
   const rawBackup = await timed('raw pg_dump -Fc + tar', async () => {
@@ -95,7 +97,7 @@ try {
   const rawRestore = await timed('raw createdb + pg_restore + tar -x', async () => {
     await runSql(target, `CREATE DATABASE bench_raw OWNER ${target.stack.database.user} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C';`, 'createdb');
     await mustExec(target, 'postgresql', [...target.postgresqlTool('pg_restore'), '--exit-on-error', '--no-owner', '-d', 'bench_raw', rawDump]);
-    mkdirSync(join(rawDir, 'media-x'), { mode: 0o777 });
+    mkdirSync(join(rawDir, 'media-x'));
     await mustExec(target, 'synapse', ['tar', '--extract', `--file=${rawTar}`, `--directory=${join(rawDir, 'media-x')}`], 'root');
   });
   await runSql(target, 'DROP DATABASE bench_raw;', 'dropping bench_raw');

@@ -34,7 +34,12 @@ export async function databaseExists(target: Target, name: string): Promise<bool
 export async function synapseVersion(target: Target): Promise<string> {
   return target.withSynapse(async (baseUrl) => {
     // Synapse answers this admin endpoint without authentication.
-    const response = await fetch(new URL('_synapse/admin/v1/server_version', baseUrl), { signal: AbortSignal.timeout(30_000) });
+    let response: Response;
+    try {
+      response = await fetch(new URL('_synapse/admin/v1/server_version', baseUrl), { signal: AbortSignal.timeout(30_000) });
+    } catch {
+      throw new Error(`Synapse does not answer at ${baseUrl}: it must run (an interrupted restore may have left it stopped; see docs/backup.md).`);
+    }
     if (!response.ok) throw new Error(`Synapse did not report its version (HTTP ${response.status}).`);
     const body = (await response.json()) as { server_version?: string };
     if (typeof body.server_version !== 'string') throw new Error('Synapse did not report its version.');
