@@ -10,6 +10,7 @@ import {
   applyArgs,
   createArgs,
   execArgs,
+  getArgs,
   getNamedArgs,
   mergePatchArgs,
   openPortForward,
@@ -132,8 +133,19 @@ export class KubernetesTarget implements Target {
     return 1;
   }
 
+  /** Scales to 0 and waits until no pod of the component is left (terminating ones included). */
   async stop(component: ComponentName): Promise<void> {
     await runKubectl(scaleArgs(this.connection, this.workload(component), 0));
+    const selector = Object.entries(this.stack.selectorLabels(component))
+      .map(([key, value]) => `${key}=${value}`)
+      .join(',');
+    const deadline = Date.now() + 300_000;
+    while (Date.now() < deadline) {
+      const pods = JSON.parse((await runKubectl(getArgs(this.connection, ['pods'], { selector }))).stdout || '{}') as { items?: unknown[] };
+      if ((pods.items ?? []).length === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    throw new Error(`${component} pods were still running 300 s after scaling ${this.workload(component)} to 0.`);
   }
 
   async start(component: ComponentName): Promise<void> {
