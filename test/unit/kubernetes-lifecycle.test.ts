@@ -30,6 +30,7 @@ import {
   parseGroupKinds,
   planDeletion,
   releaseApplysetId,
+  valuesHash,
   type PlainObject,
 } from '../../src/targets/kubernetes/applyset.js';
 import {
@@ -125,6 +126,14 @@ describe('ApplySet inventory', () => {
     assert.equal(parent.metadata.annotations?.['applyset.kubernetes.io/tooling'], 'mxstack/0.1.0');
     assert.equal(parent.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds'], 'Deployment.apps,Service');
     assert.equal(parent.data, undefined);
+  });
+
+  test('the values hash follows the values but not the secrets written in them', () => {
+    const hash = (sets: string[]) => valuesHash(stackOf(sets).values);
+    assert.match(hash([]), /^sha256:[0-9a-f]{64}$/);
+    assert.equal(hash([]), hash([]));
+    assert.notEqual(hash([]), hash(['synapse.server.urlPreviews.enabled=false']));
+    assert.equal(hash([]), hash(['synapse.server.adminUser.password=hunter2']));
   });
 
   test('every rendered object becomes a member labelled part-of the release ApplySet', () => {

@@ -231,7 +231,20 @@ export function deletionOrder(objects: readonly PlainObject[]): PlainObject[] {
   return [...objects].sort((a, b) => rank(a.kind) - rank(b.kind) || refKey(refOf(a)).localeCompare(refKey(refOf(b))));
 }
 
-/** sha256 of the validated values, in a key order independent of how the files were written. */
+/** Values keys that may hold a secret written in the values file. */
+const secretValueKeys = new Set(['password', 'registrationSecret', 'smtpPass', 'client_secret']);
+
+function withoutSecretValues(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecretValues);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([key]) => !secretValueKeys.has(key)).map(([key, v]) => [key, withoutSecretValues(v)]));
+}
+
+/**
+ * sha256 of the validated values, in a key order independent of how the files were written. Secrets
+ * written in the values are left out: a hash of a short password next to known values could be
+ * brute-forced, and `status` prints the hash.
+ */
 export function valuesHash(values: unknown): string {
-  return `sha256:${createHash('sha256').update(JSON.stringify(toPlainSorted(values))).digest('hex')}`;
+  return `sha256:${createHash('sha256').update(JSON.stringify(toPlainSorted(withoutSecretValues(values)))).digest('hex')}`;
 }
