@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, stackFramePattern, type CliResult } from '../support/cli.js';
+import { runCli, runCliBatch, stackFramePattern, type CliResult } from '../support/cli.js';
 import { badValuesFixtures, valuesFixturesDir } from '../support/fixtures.js';
 
 const workDir = mkdtempSync(join(tmpdir(), 'mxstack-bad-input-'));
@@ -46,11 +46,28 @@ test('there are at least 30 distinct bad-input fixtures', () => {
   assert.equal(new Set(contents).size, contents.length, 'two bad fixtures have the same content');
 });
 
+const outputDirOf = (name: string) => join(workDir, `out-${name}`);
+const renderArgs = (file: string, name: string) => ['render', '-f', file, '--output-dir', outputDirOf(name)];
+
+/** Every bad fixture through the real entry point, in one process (dozens of Node starts are slow on a shared machine). */
+let batchResults: Map<string, CliResult> | undefined;
+function batchResultOf(name: string): CliResult {
+  batchResults ??= new Map(runCliBatch(fixtures.map((f) => renderArgs(f.file, f.name))).map((result, i) => [fixtures[i]!.name, result]));
+  return batchResults.get(name)!;
+}
+
 for (const fixture of fixtures) {
   test(`bad values ${fixture.name}: refused with "${fixture.expect}" at ${fixture.path}`, () => {
-    const outputDir = join(workDir, `out-${fixture.name}`);
-    const result = runCli(['render', '-f', fixture.file, '--output-dir', outputDir]);
-    assertRefused(result, fixture.expect, fixture.path, outputDir);
+    assertRefused(batchResultOf(fixture.name), fixture.expect, fixture.path, outputDirOf(fixture.name));
+  });
+}
+
+// The same through bin/mxstack.js in its own process, for a file-level, a schema and a refusal problem.
+for (const name of ['invalid-yaml', 'top-level-list', 'size-suffix-mb', 'mfa-totp-enabled']) {
+  test(`bad values ${name} through bin/mxstack.js: exit code 2, same message`, () => {
+    const fixture = fixtures.find((f) => f.name === name)!;
+    const result = runCli(renderArgs(fixture.file, `${name}-spawned`));
+    assertRefused(result, fixture.expect, fixture.path, outputDirOf(`${name}-spawned`));
   });
 }
 
@@ -74,13 +91,28 @@ const badSets: { name: string; set: string[]; expect: string; path: string }[] =
   { name: 'wrong type of a whole group', set: ['synapse.server=example.com'], expect: 'expected a mapping, found a string', path: 'synapse.server' },
 ];
 
-for (const bad of badSets) {
+const setArgs = (bad: (typeof badSets)[number]) => [
+  'render',
+  '-f',
+  join(valuesFixturesDir, 'minimal.yaml'),
+  ...bad.set.flatMap((s) => ['--set', s]),
+  '--output-dir',
+  outputDirOf(`set-${bad.name.replace(/\W+/g, '-')}`),
+];
+let setResults: CliResult[] | undefined;
+
+badSets.forEach((bad, index) => {
   test(`bad --set (${bad.name}) is refused naming ${bad.path}`, () => {
-    const outputDir = join(workDir, `out-set-${bad.name.replace(/\W+/g, '-')}`);
-    const args = ['render', '-f', join(valuesFixturesDir, 'minimal.yaml'), ...bad.set.flatMap((s) => ['--set', s]), '--output-dir', outputDir];
-    assertRefused(runCli(args), bad.expect, bad.path, outputDir);
+    setResults ??= runCliBatch(badSets.map(setArgs));
+    assertRefused(setResults[index]!, bad.expect, bad.path, outputDirOf(`set-${bad.name.replace(/\W+/g, '-')}`));
   });
-}
+});
+
+test('a bad --set through bin/mxstack.js: exit code 2', () => {
+  const bad = badSets[0]!;
+  const args = setArgs(bad).map((arg) => (arg.startsWith(workDir) ? `${arg}-spawned` : arg));
+  assertRefused(runCli(args), bad.expect, bad.path, `${outputDirOf(`set-${bad.name.replace(/\W+/g, '-')}`)}-spawned`);
+});
 
 test('a missing values file is refused with exit code 2 naming the file', () => {
   const outputDir = join(workDir, 'out-missing-file');
