@@ -9,6 +9,8 @@ import { defaultValues, closestKey, validateValues } from '../../src/values/vali
 import { normalizeLegacyValues } from '../../src/values/compat.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { goodValuesFixtures } from '../support/fixtures.js';
+import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
+import { renderHomeserverConfig } from '../../src/components/synapse/config.js';
 
 const workDir = mkdtempSync(join(tmpdir(), 'mxstack-values-'));
 test.after(() => rmSync(workDir, { recursive: true, force: true }));
@@ -53,6 +55,16 @@ test('an empty values file gives the documented defaults', () => {
   assert.equal(values.networkPolicy.enabled, false);
   assert.equal(values.synapse.server.mfa.totp.enabled, false);
   assert.deepEqual(values.mas, {});
+});
+
+test('the defaults reach homeserver.yaml: localhost, registration closed, previews on, TURN from coturn, no TURN for guests', () => {
+  const config = renderHomeserverConfig(compileKubernetesStack(loadValues({ files: [valuesFile('empty-rendered.yaml', '')] })));
+  assert.equal(config.server_name, 'localhost');
+  assert.equal(config.enable_registration, false);
+  assert.equal(config.allow_guest_access, false);
+  assert.equal(config.url_preview_enabled, true);
+  assert.equal(config.turn_allow_guests, false);
+  assert.ok((config.turn_uris as string[]).length > 0, 'coturn is on, so clients get TURN URIs');
 });
 
 test('a file holding only comments, and no file at all, give the same defaults as an empty file', () => {
