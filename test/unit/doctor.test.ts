@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkCertificates, type DoctorEnvironment } from '../../src/ops/doctor/checks.js';
-import { doctorExitCode, fail, formatDoctorReport, pass, warn } from '../../src/ops/doctor/report.js';
+import { doctorExitCode, errorSentence, fail, formatDoctorReport, pass, warn } from '../../src/ops/doctor/report.js';
 
 let dir: string;
 const servers: Server[] = [];
@@ -105,4 +105,12 @@ test('exit code 1 only with a fail; the text report shows fixes for what is not 
   assert.match(text, /^WARN {2}b +hm\n\s+fix: do b$/m);
   assert.match(text, /^FAIL {2}c +broken\n\s+fix: do c$/m);
   assert.match(text, /1 passed, 1 warnings, 1 failed/);
+});
+
+test('a long error keeps what failed and why, within 400 characters', () => {
+  const error = new Error(`kubectl get secret/x failed (exit 1): ${'E1127 noise '.repeat(100)}The connection to the server localhost:8080 was refused`);
+  const line = errorSentence(error);
+  assert.ok(line.length <= 400, String(line.length));
+  assert.match(line, /^kubectl get secret\/x failed/);
+  assert.match(line, /localhost:8080 was refused$/);
 });

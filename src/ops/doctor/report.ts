@@ -39,9 +39,12 @@ export function formatDoctorReport(report: DoctorReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** One sentence of an unexpected error (never a stack trace). */
+const longestErrorText = 400;
+
+/** One line of an unexpected error (never a stack trace); a long one keeps its start (what failed) and its end (why). */
 export function errorSentence(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  return `${message}${cause}`.replace(/\s+/g, ' ').trim();
+  const text = `${message}${cause}`.replace(/\s+/g, ' ').trim();
+  return text.length <= longestErrorText ? text : `${text.slice(0, 150)} … ${text.slice(-(longestErrorText - 155))}`;
 }
