@@ -167,6 +167,26 @@ describe('secrets', () => {
   });
 });
 
+describe('secrets rotation of passwords', () => {
+  test('rotate the database password: the role takes it, Synapse restarts with it, verify passes', async () => {
+    const before = storedSecret('mxstack-postgresql', 'postgres-password');
+    await ok(['secrets', 'rotate', 'postgres-password', '--yes']);
+    assert.notEqual(storedSecret('mxstack-postgresql', 'postgres-password'), before);
+    await ok(['secrets', 'verify']);
+    await ok(['users', 'list']);
+  });
+
+  test('rotate the admin password: the admin logs in with the new one, admin-credentials.json follows', async () => {
+    const before = stack.adminCredentials().password;
+    await ok(['secrets', 'rotate', 'admin-password', '--yes']);
+    const stored = storedSecret('mxstack-admin-credentials', 'password');
+    assert.notEqual(stored, before);
+    assert.equal(stack.adminCredentials().password, stored);
+    await loginWithPassword(clientUrl, '@admin:localhost', stored);
+    await assert.rejects(loginWithPassword(clientUrl, '@admin:localhost', before), (e: unknown) => e instanceof MatrixHttpError && e.status === 403);
+  });
+});
+
 describe('users', () => {
   test('create with a generated password (shown once) that logs in; create twice is refused', async () => {
     const created = await ok(['users', 'create', 'alice', '--display-name', 'Alice', '--email', 'alice@example.org']);

@@ -28,5 +28,5 @@ test('secret references that would leave the secrets directory are refused; runn
   const target = freshTarget();
   await assert.rejects(target.readSecret({ name: '../etc', key: 'passwd' }), /invalid secret reference/);
   await assert.rejects(target.writeSecret({ name: 'ok', key: '../x' }, 'v'), /invalid secret reference/);
-  await assert.rejects(target.withSynapse(async () => undefined), /is not running: start it with `mxstack up --state-dir /);
+  await assert.rejects(target.withSynapse(async () => undefined), /^Error: cannot reach Synapse: the local stack in .* is not running; start it with `mxstack up --state-dir /);
 });

@@ -139,14 +139,14 @@ export async function rotateSecret(target: Target, id: string, adminOptions: Adm
       await admin.resetPassword(admin.adminUserId!, value, false);
     });
     await target.writeSecret(entry.ref, value);
+    await target.applySecrets([]);
     return { id, ref: label(entry), restarted: [] };
   }
   if (id === 'postgres-password') {
     const { database } = target.stack;
     const script = [`\\set ON_ERROR_STOP on`, `\\set role ${psqlQuoted(database.user)}`, `\\set password ${psqlQuoted(value)}`, "SELECT format('ALTER ROLE %I WITH PASSWORD %L', :'role', :'password')\\gexec", ''].join('\n');
-    // The Unix socket (peer authentication as postgres), where both Debian and the postgres image put it.
-    const connection = ['-h', '/var/run/postgresql', '-p', String(database.port), '-d', 'postgres'];
-    const result = await target.exec('postgresql', ['psql', '-X', '-q', ...connection], { stdin: script, user: 'postgres' });
+    // As the database's superuser over the component's local socket (the password travels on stdin).
+    const result = await target.exec('postgresql', [...target.postgresqlTool('psql'), '-X', '-q', '-d', 'postgres'], { stdin: script, user: 'postgres' });
     if (result.exitCode !== 0) throw new Error(`changing the database role's password failed: ${result.stderr.trim().split('\n').slice(-1)[0] ?? 'psql failed'}`);
   }
   await target.writeSecret(entry.ref, value);

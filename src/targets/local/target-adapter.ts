@@ -22,7 +22,7 @@ import {
   type Target,
 } from '../../ops/target.js';
 import { chrootArguments, runtimeEnvironment } from './health.js';
-import { runtimeUsers, writeStackFiles } from './files.js';
+import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { localPlacement, type LocalPorts } from './placement.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
 import { processIsAlive, runtimeUser, type RuntimeUser } from './runtime.js';
@@ -130,7 +130,8 @@ export class LocalTarget implements Target {
 
   private supervisorPid(): number {
     const pid = lockHolder(this.layout);
-    if (pid === undefined) throw new TargetUsageError(`${this.description} is not running: start it with \`mxstack up --state-dir ${this.layout.root}\`.`);
+    // Like an unreachable server (exit 1), not a usage error: the same command works once the stack runs.
+    if (pid === undefined) throw new Error(`cannot reach Synapse: ${this.description} is not running; start it with \`mxstack up --state-dir ${this.layout.root}\`.`);
     return pid;
   }
 
@@ -272,7 +273,15 @@ export class LocalTarget implements Target {
     const secrets = ensureLocalSecrets(this.stack, this.layout);
     const rootfs = this.plan.rootfs;
     writeStackFiles(this.stack, secrets, this.layout, runtimeUsers(rootfs));
+    this.refreshAdminCredentialsFile(secrets.adminPassword);
     for (const component of components) await this.restart(component);
+  }
+
+  /** admin-credentials.json (written by `up`) follows a rotated admin password. */
+  private refreshAdminCredentialsFile(password: string): void {
+    const written = readJsonFile<{ user_id?: string; password?: string; homeserver?: string }>(this.layout.adminCredentialsFile);
+    if (!written?.user_id || !written.homeserver || written.password === password) return;
+    writeAdminCredentials(this.layout, written.user_id, password, written.homeserver);
   }
 
   /** Ends the component's process and waits until the supervisor reports a new one healthy. */
