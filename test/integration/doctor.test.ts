@@ -2,7 +2,8 @@
  * `mxstack doctor` against a real local stack: every line passes on a healthy stack, and each breakage
  * the test introduces turns exactly its own lines to fail, each with a fix. Breakages are made the way
  * they happen in real life, on the running programs: coturn restarted with another static-auth-secret,
- * coturn frozen (SIGSTOP: its ports stay open but nothing answers), the router restarted with a wrong
+ * coturn stopped (held stopped through the local target), coturn frozen (SIGSTOP: its ports stay open
+ * but nothing answers), the router restarted with a wrong
  * client well-known file, and the database's locale changed in pg_database (what PostgreSQL reports for
  * a database created without --locale=C). Every breakage is undone before the next test.
  */
@@ -122,6 +123,26 @@ test('coturn given another secret: exactly the TURN lines fail (401), with the f
 });
 
 test('coturn stopped: its component line and the TURN lines fail', { timeout: 300_000 }, async () => {
+  const target = new LocalTarget({ stateDir: stack.stateDir });
+  await target.stop('coturn');
+  try {
+    const { status, checks } = await doctor();
+    assert.deepEqual(failing(checks), ['component coturn', ...turnLines(checks)].sort(), JSON.stringify(checks, null, 2));
+    const component = checks.find((check) => check.name === 'component coturn')!;
+    assert.match(component.detail, /stopped/);
+    assert.match(component.fix, /mxstack logs coturn/);
+    for (const check of checks.filter((c) => c.name.startsWith('TURN '))) {
+      assert.match(check.detail, /no TURN answer/);
+      assert.match(check.fix, /start coturn/);
+    }
+    assert.equal(status, 1);
+  } finally {
+    await target.start('coturn');
+  }
+  assert.deepEqual(failing((await doctor()).checks), [], 'coturn runs again');
+});
+
+test('coturn frozen (ports open, nothing answers): its component line and the TURN lines fail', { timeout: 300_000 }, async () => {
   const pid = supervisorStatus().components.coturn?.pid;
   assert.ok(pid);
   process.kill(pid, 'SIGSTOP');

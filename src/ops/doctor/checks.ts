@@ -271,8 +271,8 @@ export async function checkDatabase(env: DoctorEnvironment): Promise<DoctorCheck
   const recreate = `Synapse needs the database created with \`createdb --encoding=UTF8 --locale=C --template=template0 --owner=${stack.database.user} ${stack.database.name}\`: dump it (pg_dump), create it again that way, restore the dump.`;
   return guarded(name, recreate, async () => {
     const query = `SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = '${stack.database.name.replace(/'/g, "''")}'`;
-    // The Unix socket with peer authentication as postgres, where both Debian and the postgres image put it.
-    const result = await env.target.exec('postgresql', ['psql', '-X', '-tA', '-h', '/var/run/postgresql', '-p', String(stack.database.port), '-d', 'postgres', '-c', query], {
+    // psql as the database's superuser on the component's own socket (the target knows where).
+    const result = await env.target.exec('postgresql', [...env.target.postgresqlTool('psql'), '-X', '-tA', '-d', 'postgres', '-c', query], {
       user: 'postgres',
       timeoutMs: 30_000,
     });
