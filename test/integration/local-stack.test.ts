@@ -170,8 +170,12 @@ describe('a local stack with default values', { timeout: minutes(20) }, () => {
       minutes(3),
     );
     assert.ok(after.components.synapse!.restarts >= before.components.synapse!.restarts + 1);
-    const versions = await getJson(new URL('_matrix/client/versions', after.endpoints!.client).href);
-    assert.equal(versions.status, 200);
+    // The router notices Synapse is back with its own health checks, a few seconds later.
+    await waitFor(
+      'the client API through the router',
+      async () => ((await fetch(new URL('_matrix/client/versions', after.endpoints!.client), { signal: AbortSignal.timeout(10_000) })).status === 200 ? true : undefined),
+      minutes(1),
+    );
   });
 
   test('down stops everything; up again keeps ports, secrets and data', async () => {
