@@ -1,5 +1,6 @@
 /** Values + placement → Stack. Pure. */
 import type { Values } from '../values/schema.js';
+import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
 import type { Placement, SecretRef, Stack, StackSecrets } from './model.js';
 
@@ -87,9 +88,24 @@ export interface CompileOptions {
   namespace?: string;
 }
 
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** Object names are `<release>-<component suffix>`; the longest suffix must still fit a 63-character label. */
+const longestRelease = 40;
+
+/** Release and namespace become parts of object names and DNS names: refuse what Kubernetes would. */
+export function checkReleaseNames(release: string, namespace: string): void {
+  const problems: string[] = [];
+  if (!dnsLabel.test(release) || !/^[a-z]/.test(release) || release.length > longestRelease)
+    problems.push(`--release ${JSON.stringify(release)}: must be lower-case letters, digits and '-', start with a letter, end with a letter or digit, at most ${longestRelease} characters.`);
+  if (!dnsLabel.test(namespace) || namespace.length > 63)
+    problems.push(`--namespace ${JSON.stringify(namespace)}: must be a DNS label: lower-case letters, digits and '-', at most 63 characters.`);
+  if (problems.length > 0) throw new ValuesError(problems);
+}
+
 export function compileStack(values: Values, placement: Placement, options: CompileOptions = {}): Stack {
   const release = options.release ?? defaultRelease;
   const namespace = options.namespace ?? defaultNamespace;
+  checkReleaseNames(release, namespace);
   const baseUrl = publicBaseUrl(values, placement);
   const selectorLabels = (component: string) => ({
     'app.kubernetes.io/name': component,

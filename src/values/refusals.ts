@@ -26,6 +26,14 @@ const checks: Check[] = [
       : 'mas: Matrix Authentication Service is not supported by mxstack (the old chart had mas.* keys with nothing behind them, and MAS has no 2FA either). Remove the mas block; use synapse.server.sso for OIDC login.';
   },
   (v) =>
+    Object.keys(v.synapse.mas as Record<string, unknown>).length > 0 && (v.synapse.mas as Record<string, unknown>).enabled !== false
+      ? 'synapse.mas: Matrix Authentication Service is not supported by mxstack (the old chart had these keys with nothing behind them, and MAS has no 2FA either). Remove the block; use synapse.server.sso for OIDC login.'
+      : undefined,
+  (v) =>
+    v.element.config.welcomeUserId !== undefined
+      ? 'element.config.welcomeUserId: Element Web 1.12 no longer reads welcome_user_id, so this setting would do nothing. Remove it; greet new users with a server notice or a bot that invites them.'
+      : undefined,
+  (v) =>
     (v.synapse.server.sso.saml2 as Record<string, unknown>).enabled === true
       ? 'synapse.server.sso.saml2.enabled: SAML2 needs pysaml2 and xmlsec1, which the Synapse image does not ship. Use an OIDC provider (synapse.server.sso.oidc.providers); most SAML identity providers also speak OIDC.'
       : undefined,

@@ -186,6 +186,7 @@ export const valuesSchema = Type.Object(
       }),
       logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
+      mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),
       extraConfig: freeform('Extra homeserver.yaml keys merged last (no secrets here: it lands in a ConfigMap).'),
       server: group('Homeserver behaviour.', {
         name: str('The server name: the part after the colon in @user:name. Cannot change later.', 'localhost', { format: 'hostname' }),
@@ -299,7 +300,7 @@ export const valuesSchema = Type.Object(
         defaultTheme: str('light, dark, or custom-<name> of a customThemes entry.', 'light', { pattern: '^(light|dark|custom-.+)$' }),
         customThemes: list('Custom colour themes.', customTheme),
         roomDirectory: group('Room directory.', { servers: strList('Servers listed in the room directory (default: this server).') }),
-        welcomeUserId: optStr('User that greets new users.'),
+        welcomeUserId: optStr('Not supported by Element Web 1.12 (it dropped welcome_user_id): refused with an explanation.'),
         disableGuests: bool('Hide guest access.', true),
         disableCustomUrls: bool('Forbid changing the homeserver URL at login.', false),
         disable3pidLogin: bool('Hide email/phone login.', false),
