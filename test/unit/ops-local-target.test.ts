@@ -30,3 +30,11 @@ test('secret references that would leave the secrets directory are refused; runn
   await assert.rejects(target.writeSecret({ name: 'ok', key: '../x' }, 'v'), /invalid secret reference/);
   await assert.rejects(target.withSynapse(async () => undefined), /^Error: cannot reach Synapse: the local stack in .* is not running; start it with `mxstack up --state-dir /);
 });
+
+test('a command against a stack that is not running fails with one sentence and exit 1', async () => {
+  const { runCliAsync } = await import('../support/local-stack.js');
+  const stateDir = join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state');
+  const result = await runCliAsync(['users', 'list', '--state-dir', stateDir], { timeoutMs: 120_000 });
+  assert.equal(result.status, 1);
+  assert.equal(result.stderr, `error: cannot reach Synapse: the local stack in ${stateDir} is not running; start it with \`mxstack up --state-dir ${stateDir}\`.\n`);
+});
