@@ -168,10 +168,12 @@ function registerSecretsCommands(program: Command): void {
     .command('init')
     .description('create every missing secret (existing ones are kept; Secrets the values name are never generated)')
     .option('--force', 'replace the secrets mxstack manages with new values (breaks a running stack until it restarts)')
+    .option('-y, --yes', 'do not ask before --force replaces secrets')
     .action((_options, command: Command) =>
       run(async () => {
-        const options = allOptions<TargetOptions & { force?: boolean }>(command);
+        const options = allOptions<TargetOptions & { force?: boolean; yes?: boolean }>(command);
         const target = openTarget(options);
+        if (options.force) await confirm(`Replace every secret mxstack manages on ${target.description} with new values?`, options.yes);
         const result = await initSecrets(target, { force: options.force ?? false });
         for (const ref of result.created) progress(`created ${ref}`);
         for (const ref of result.replaced) progress(`replaced ${ref}`);
