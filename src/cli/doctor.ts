@@ -61,7 +61,13 @@ export function registerDoctorCommand(program: Command): void {
       if (error instanceof TargetUsageError) throw new UsageError(error.message);
       throw error;
     }
-    const report: DoctorReport = { checks: await runDoctorChecks(environment) };
+    let report: DoctorReport;
+    try {
+      report = { checks: await runDoctorChecks(environment) };
+    } catch (error) {
+      if (error instanceof TargetUsageError) throw new UsageError(error.message);
+      throw error;
+    }
     process.stdout.write(options.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
     if (doctorExitCode(report) !== 0) {
       const failed = report.checks.filter((check) => check.status === 'fail').map((check) => check.name);

@@ -207,3 +207,14 @@ test('open registration without verification is flagged as a warning (exit code 
   assert.match(line.fix, /requireToken|registration-tokens/);
   assert.equal(status, 0);
 });
+
+test('a stopped stack: one line saying so, with the command that starts it; no state directory: usage error', { timeout: 300_000 }, async () => {
+  await stack.down();
+  const { status, checks } = await doctor();
+  assert.deepEqual(checks.map((check) => [check.name, check.status]), [['stack', 'fail']]);
+  assert.match(checks[0]!.fix, /mxstack up --state-dir/);
+  assert.equal(status, 1);
+  const missing = await runCliAsync(['doctor', '--state-dir', join(stack.stateDir, 'no-such-stack')], { timeoutMs: 60_000 });
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /no local stack in/);
+});

@@ -48,7 +48,8 @@ const blockedNamespaceAddresses: Record<string, string> = {
   '2001:db8::/32': '2001:db8:77::2',
 };
 const unservableRanges: Record<string, string> = { '224.0.0.0/4': '239.255.77.2', 'ff00::/8': 'ff0e::77' };
-const pagePort = 18_000 + (process.pid % 20_000);
+/** One port for every page server: chosen free on 127.0.0.1 (the namespace has its own ports). */
+let pagePort = 0;
 
 let stack: LocalStackHandle;
 let session: MatrixSession;
@@ -145,6 +146,7 @@ async function startNamespaceServer(): Promise<void> {
   });
 }
 
+/** Listens on host at pagePort, or on a free port when pagePort is not chosen yet (which it then becomes). */
 async function startLoopbackServer(host: string): Promise<void> {
   const server = createServer((request, response) => {
     const origin = `http://${request.headers.host}`;
@@ -162,16 +164,18 @@ async function startLoopbackServer(host: string): Promise<void> {
     server.listen(pagePort, host, () => resolve());
   });
   loopbackServers.push(server);
+  const address = server.address();
+  if (pagePort === 0 && address && typeof address !== 'string') pagePort = address.port;
 }
 
 const urlFor = (address: string, path = '/page.html') => `http://${address.includes(':') ? `[${address}]` : address}:${pagePort}${path}`;
 
 before(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'mxstack-urlprev-'));
-  createNamespace();
-  await startNamespaceServer();
   await startLoopbackServer('127.0.0.1');
   await startLoopbackServer('::1');
+  createNamespace();
+  await startNamespaceServer();
   stack = await startLocalStack({ sets: [`synapse.server.urlPreviews.ipRangeWhitelist[0]=${allowedAddress}/32`] });
   const endpoints = stack.status.endpoints!;
   const admin = await SynapseAdmin.login(endpoints.client, stack.adminCredentials(), endpoints.synapse);

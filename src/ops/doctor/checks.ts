@@ -40,6 +40,8 @@ export interface DoctorEnvironment {
   publicUrls: string[];
   /** Extra CA certificates (PEM) trusted for the public endpoints and turns: URIs. */
   extraCa?: string;
+  /** A reason no check can run (the stack is not running at all): then it is the only line. */
+  notRunning?(): Promise<DoctorCheck | undefined>;
   componentHealth(): Promise<ComponentHealth[]>;
   probeMetrics(): Promise<MetricsProbe[]>;
   /** An access token of the admin user (Synapse-issued TURN credentials are asked for with it). */
@@ -269,7 +271,7 @@ export async function checkDatabase(env: DoctorEnvironment): Promise<DoctorCheck
     return [warn(name, `the external database ${stack.database.name} on ${stack.database.host} was not checked.`, 'check it yourself: `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()` must give UTF8, C, C.')];
   }
   const recreate = `Synapse needs the database created with \`createdb --encoding=UTF8 --locale=C --template=template0 --owner=${stack.database.user} ${stack.database.name}\`: dump it (pg_dump), create it again that way, restore the dump.`;
-  return guarded(name, recreate, async () => {
+  return guarded(name, `is PostgreSQL running? Read its log (${env.logsHint('postgresql')}).`, async () => {
     const query = `SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = '${stack.database.name.replace(/'/g, "''")}'`;
     // psql as the database's superuser on the component's own socket (the target knows where).
     const result = await env.target.exec('postgresql', [...env.target.postgresqlTool('psql'), '-X', '-tA', '-d', 'postgres', '-c', query], {
@@ -385,6 +387,8 @@ export async function checkMetrics(env: DoctorEnvironment): Promise<DoctorCheck[
 
 /** Every check, in checklist order. */
 export async function runDoctorChecks(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const stopped = await env.notRunning?.();
+  if (stopped) return [stopped];
   const groups = [checkComponents, checkWellKnown, checkClientVersions, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
   const checks: DoctorCheck[] = [];
   for (const group of groups) checks.push(...(await group(env)));

@@ -5,14 +5,14 @@
  * its pod.
  */
 import { readFileSync } from 'node:fs';
-import type { Target } from '../target.js';
+import { TargetUsageError, type Target } from '../target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
 import { localStackStatus } from '../../targets/local/lifecycle.js';
 import type { LocalTarget } from '../../targets/local/target-adapter.js';
 import type { KubernetesTarget } from '../../targets/kubernetes/target-adapter.js';
 import type { ComponentName } from '../../stack/model.js';
 import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
-import { errorSentence } from './report.js';
+import { errorSentence, fail } from './report.js';
 import { parseTurnUri, TurnClient } from './turn-client.js';
 
 /** The admin's access token: the one given, else the one the admin session cached after checking it. */
@@ -69,11 +69,14 @@ export function localDoctorEnvironment(target: LocalTarget, stateDir: string, se
     wellKnownBaseUrl: `${router}/`,
     ...(stack.federationServer ? { federationBaseUrl: `http://${stack.federationServer}/` } : {}),
     publicUrls: [stack.publicBaseUrl, ...(stack.elementUrl ? [stack.elementUrl] : [])],
+    async notRunning() {
+      const status = await localStackStatus(stateDir);
+      if (!status.endpoints) throw new TargetUsageError(`no local stack in ${status.stateDir}: start one with \`mxstack up --state-dir ${status.stateDir}\`.`);
+      if (status.running) return undefined;
+      return fail('stack', `the local stack in ${status.stateDir} is not running: nothing to check.`, `start it with \`mxstack up --state-dir ${status.stateDir}\`; if it does not start, read \`mxstack logs supervisor --state-dir ${status.stateDir}\`.`);
+    },
     async componentHealth(): Promise<ComponentHealth[]> {
       const status = await localStackStatus(stateDir);
-      if (!status.running) {
-        return [{ component: 'stack', healthy: false, detail: `the local stack in ${status.stateDir} is not running.` }];
-      }
       const health: ComponentHealth[] = [];
       for (const [component, report] of Object.entries(status.components)) {
         const seen = `${report.state}, ${report.healthy ? 'healthy' : 'not healthy'}${report.restarts > 0 ? `, ${report.restarts} restarts` : ''}`;
