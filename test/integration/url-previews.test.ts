@@ -18,13 +18,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
 import { MatrixHttpError, SynapseAdmin, matrixRequest, type MatrixSession } from '../support/matrix-client.js';
+import { parse } from 'yaml';
 import { upstreamUrlPreviewIpRangeBlacklist } from '../../src/components/synapse/url-preview-blacklist.js';
+import { stateLayout } from '../../src/targets/local/state.js';
 
 const namespace = `mxs-urlprev-${process.pid}`;
 const hostVeth = `mxu${process.pid}h`;
@@ -223,8 +225,12 @@ async function assertRefused(url: string): Promise<void> {
   assert.ok(!received.includes(path), `${url} was fetched although refused`);
 }
 
-test('the stack runs with the full upstream blocklist', { timeout: 30_000 }, () => {
-  for (const range of [...Object.keys(blockedNamespaceAddresses), ...Object.keys(unservableRanges), '127.0.0.0/8', '::1/128', 'fe80::/10']) {
+test('the running Synapse has the full upstream blocklist and exactly the one allowed address', { timeout: 30_000 }, () => {
+  const config = parse(readFileSync(join(stateLayout(stack.stateDir).synapseConfigDir, 'homeserver.yaml'), 'utf8')) as Record<string, unknown>;
+  assert.equal(config.url_preview_enabled, true);
+  assert.deepEqual(config.url_preview_ip_range_blacklist, [...upstreamUrlPreviewIpRangeBlacklist]);
+  assert.deepEqual(config.url_preview_ip_range_whitelist, [`${allowedAddress}/32`]);
+  for (const range of [...Object.keys(blockedNamespaceAddresses), ...Object.keys(unservableRanges), '127.0.0.0/8', '::1/128']) {
     assert.ok(upstreamUrlPreviewIpRangeBlacklist.includes(range), `${range} is in the blocklist`);
   }
 });
