@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { elementConfigFiles, renderElementConfig } from '../../src/components/element/config.js';
 import { kubernetesStack } from '../support/component-stacks.js';
+import { ValuesError } from '../../src/values/errors.js';
 
 type Tree = Record<string, unknown>;
 
@@ -93,9 +94,11 @@ test('turning widgets off sets the UIFeature.widgets setting Element reads', () 
   assert.equal(at(off, 'setting_defaults', 'UIFeature.widgets'), false);
 });
 
-test('welcomeUserId is not rendered: Element Web 1.12 has no welcome_user_id option', () => {
-  const config = renderElementConfig(kubernetesStack({ element: { config: { welcomeUserId: '@bot:example.org' } } }));
-  assert.equal(JSON.stringify(config).includes('@bot:example.org'), false);
+test('welcomeUserId is refused, not silently dropped: Element Web 1.12 has no welcome_user_id option', () => {
+  assert.throws(
+    () => kubernetesStack({ element: { config: { welcomeUserId: '@bot:example.org' } } }),
+    (error: Error) => error instanceof ValuesError && /element\.config\.welcomeUserId: .*welcome_user_id/.test(error.message),
+  );
 });
 
 test('extra is merged last and deeply: it can override a rendered key and add beside rendered ones', () => {
