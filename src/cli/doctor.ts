@@ -45,7 +45,7 @@ export function registerDoctorCommand(program: Command): void {
     program
       .command('doctor')
       .description('check a running stack end to end (components, well-known, federation key, TURN allocate, database locale, registration, certificates, metrics); exit 1 on any failure')
-      .addOption(new Option('--state-dir <dir>', 'state directory of the local stack').default(defaultStateDir(), '${XDG_STATE_HOME:-~/.local/state}/mxstack/default'))
+      .addOption(new Option('--state-dir <dir>', 'state directory of the local stack').default(defaultStateDir(), '/var/lib/mxstack/default, or $MXSTACK_STATE_DIR'))
       .option('--kubernetes', 'check the release on a cluster (via kubectl and its public URLs) instead of the local stack')
       .option('--kubeconfig <file>', 'kubeconfig file (with --kubernetes)')
       .option('--context <name>', 'kubeconfig context (with --kubernetes)')

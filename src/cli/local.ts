@@ -22,7 +22,7 @@ async function asUsage<T>(action: () => Promise<T> | T): Promise<T> {
   }
 }
 
-const stateDirOption = () => new Option('--state-dir <dir>', 'state directory of the stack').default(defaultStateDir(), '${XDG_STATE_HOME:-~/.local/state}/mxstack/default');
+const stateDirOption = () => new Option('--state-dir <dir>', 'state directory of the stack').default(defaultStateDir(), '/var/lib/mxstack/default, or $MXSTACK_STATE_DIR');
 const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
 
 function registerRuntimeCommands(program: Command): void {

@@ -45,7 +45,7 @@ const printJson = (value: unknown): void => print(JSON.stringify(value, null, 2)
 /** The options every operation takes: which target, which values, which admin token. */
 export function addTargetOptions(command: Command): Command {
   return addValuesOptions(command)
-    .addOption(new Option('--state-dir <dir>', 'state directory of the local stack').default(defaultStateDir(), '${XDG_STATE_HOME:-~/.local/state}/mxstack/default'))
+    .addOption(new Option('--state-dir <dir>', 'state directory of the local stack').default(defaultStateDir(), '/var/lib/mxstack/default, or $MXSTACK_STATE_DIR'))
     .option('--kubernetes', 'the release on a cluster (via kubectl) instead of the local stack')
     .option('--kubeconfig <file>', 'kubeconfig file (with --kubernetes)')
     .option('--context <name>', 'kubeconfig context (with --kubernetes)')

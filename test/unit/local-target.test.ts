@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { debianArchitecture, hostAptOptionsFrom, hostMirrorFrom, mmdebstrapArguments, runtimeKey, runtimePackages } from '../../src/targets/local/runtime.js';
 import { explicitPorts, localPlacement, localRelayPortCount, resolveLocalPorts, type LocalPorts } from '../../src/targets/local/placement.js';
 import { parseProcNetTable, type PortChooser } from '../../src/targets/local/ports.js';
-import { stateLayout } from '../../src/targets/local/state.js';
+import { defaultStateDir, stateLayout, untraversableAncestor } from '../../src/targets/local/state.js';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { restartDelayMs } from '../../src/targets/local/supervisor.js';
 import { buildSupervisorPlan } from '../../src/targets/local/plan.js';
 import { compileStack } from '../../src/stack/compile.js';
@@ -185,4 +188,24 @@ test('components the values turn off are not run', () => {
   const external = planFor(['postgresql.enabled=false', 'synapse.database.external=true', 'synapse.database.host=db.internal']);
   assert.deepEqual(external.plan.components.map((c) => c.name), ['synapse', 'coturn', 'router']);
   assert.equal(external.plan.postgresql, undefined);
+});
+
+test('the default state directory is outside /root, which the components\' users could not enter', () => {
+  assert.equal(defaultStateDir({}), '/var/lib/mxstack/default');
+  assert.equal(defaultStateDir({ MXSTACK_STATE_DIR: '/srv/matrix' }), '/srv/matrix');
+});
+
+test('a state directory under a directory others cannot traverse is found before anything starts', () => {
+  const base = mkdtempSync(join(tmpdir(), 'mxstack-traverse-'));
+  try {
+    const closed = join(base, 'closed');
+    mkdirSync(join(closed, 'inner'), { recursive: true });
+    chmodSync(base, 0o755);
+    chmodSync(closed, 0o700);
+    assert.equal(untraversableAncestor(join(closed, 'inner', 'state')), closed);
+    chmodSync(closed, 0o711);
+    assert.equal(untraversableAncestor(join(closed, 'inner', 'state')), undefined);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });

@@ -2,13 +2,32 @@
  * The state directory of one local stack: generated files, secrets, data, logs, the ports chosen once,
  * the lock and the supervisor's status. Everything a stack owns lives under it.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { processIsAlive } from './runtime.js';
 
+/**
+ * /var/lib/mxstack/default: the local target runs as root, but its components run as their own users
+ * (postgres, matrix-synapse...), which must be able to reach the state directory; a path under /root
+ * (mode 0700) would lock them out. MXSTACK_STATE_DIR overrides it.
+ */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'mxstack', 'default');
+  return env.MXSTACK_STATE_DIR || join('/var/lib', 'mxstack', 'default');
+}
+
+/** The first ancestor of `directory` that other users cannot traverse, if any. */
+export function untraversableAncestor(directory: string): string | undefined {
+  let current = dirname(resolve(directory));
+  for (;;) {
+    try {
+      if ((statSync(current).mode & 0o001) === 0) return current;
+    } catch {
+      // Not created yet: mkdir will make it traversable.
+    }
+    const parent = dirname(current);
+    if (parent === current) return undefined;
+    current = parent;
+  }
 }
 
 /** Every path of a state directory, in one place. */
