@@ -86,7 +86,9 @@ async function mustExec(target: LocalTarget, component: 'postgresql' | 'synapse'
 }
 
 const work = mkdtempSync(join(tmpdir(), 'mxstack-bench-backup-'));
-const stack = await startLocalStack({ sets: ['synapse.server.name=bench.test'] });
+// The stack's own users must be able to enter the state directory's parents.
+chmodSync(work, 0o755);
+const stack = await startLocalStack({ sets: ['synapse.server.name=bench.test'], stateDir: join(work, 'state') });
 try {
   const target = new LocalTarget({ stateDir: stack.stateDir });
   const database = target.stack.database.name;
