@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ import { createHash } from 'node:crypto';
 
 const serverName = 'backup.test';
 const work = mkdtempSync(join(tmpdir(), 'mxstack-backup-test-'));
+// The stacks' state directories live below it: their own users must be able to enter it.
+chmodSync(work, 0o755);
 const archive = join(work, 'backup.tar');
 const passphraseFile = join(work, 'passphrase');
 const wrongPassphraseFile = join(work, 'wrong-passphrase');
@@ -181,7 +183,7 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
   t.after(() => rmSync(work, { recursive: true, force: true }));
 
   let seeded: Seeded | undefined;
-  const stackA = await startLocalStack({ sets: [`synapse.server.name=${serverName}`] });
+  const stackA = await startLocalStack({ sets: [`synapse.server.name=${serverName}`], stateDir: join(work, 'stack-a') });
   try {
     await t.test('seed stack A and back it up (with encrypted secrets)', async () => {
       seeded = await seed(stackA);
@@ -247,7 +249,7 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
     await stackA.dispose();
   }
 
-  const stackB = await startLocalStack({ sets: [`synapse.server.name=${serverName}`] });
+  const stackB = await startLocalStack({ sets: [`synapse.server.name=${serverName}`], stateDir: join(work, 'stack-b') });
   try {
     await t.test('a fresh stack B restores the archive: users, 200 messages, media byte-identical, A\'s signing key', async () => {
       assert.notDeepEqual((await serverKeys(stackB)).verify_keys, seeded!.serverKey.verify_keys, 'B starts with its own key');
