@@ -195,17 +195,18 @@ test('the default state directory is outside /root, which the components\' users
   assert.equal(defaultStateDir({ MXSTACK_STATE_DIR: '/srv/matrix' }), '/srv/matrix');
 });
 
-test('a state directory under a directory others cannot traverse is found before anything starts', () => {
-  const base = mkdtempSync(join(tmpdir(), 'mxstack-traverse-'));
+test('a state directory under a directory the runtime keeps closed (like its /root) is found before anything starts', () => {
+  const rootfs = mkdtempSync(join(tmpdir(), 'mxstack-traverse-'));
   try {
-    const closed = join(base, 'closed');
-    mkdirSync(join(closed, 'inner'), { recursive: true });
-    chmodSync(base, 0o755);
-    chmodSync(closed, 0o700);
-    assert.equal(untraversableAncestor(join(closed, 'inner', 'state')), closed);
-    chmodSync(closed, 0o711);
-    assert.equal(untraversableAncestor(join(closed, 'inner', 'state')), undefined);
+    chmodSync(rootfs, 0o755);
+    mkdirSync(join(rootfs, 'root'), { mode: 0o700 });
+    chmodSync(join(rootfs, 'root'), 0o700);
+    mkdirSync(join(rootfs, 'var', 'lib'), { recursive: true, mode: 0o755 });
+    assert.equal(untraversableAncestor('/root/.local/state/mxstack/default', rootfs), '/root');
+    assert.equal(untraversableAncestor('/var/lib/mxstack/default', rootfs), undefined);
+    // Host directories missing from the runtime (a 0700 mkdtemp parent) are created open there.
+    assert.equal(untraversableAncestor('/tmp/mxstack-stack-abc/state', rootfs), undefined);
   } finally {
-    rmSync(base, { recursive: true, force: true });
+    rmSync(rootfs, { recursive: true, force: true });
   }
 });

@@ -191,10 +191,10 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
   const raw = mergeValueSources(options.values);
   const values = resolveValues(raw);
   const layout = stateLayout(options.stateDir);
-  const closedAncestor = untraversableAncestor(layout.root);
+  const closedAncestor = untraversableAncestor(layout.root, rootfs);
   if (closedAncestor)
     throw new LocalStackUsageError(
-      `the state directory ${layout.root} is inside ${closedAncestor}, which the stack's own users (postgres, matrix-synapse) cannot enter; choose a --state-dir elsewhere (the default is /var/lib/mxstack/default).`,
+      `the state directory ${layout.root} is inside ${closedAncestor}, which the stack's own users (postgres, matrix-synapse) cannot enter inside the runtime; choose a --state-dir elsewhere (the default is /var/lib/mxstack/default).`,
     );
   mkdirSync(layout.root, { recursive: true, mode: 0o711 });
   try {

@@ -15,20 +15,25 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.MXSTACK_STATE_DIR || join('/var/lib', 'mxstack', 'default');
 }
 
-/** The first ancestor of `directory` that other users cannot traverse, if any. */
-export function untraversableAncestor(directory: string): string | undefined {
+/**
+ * The first ancestor of `directory`, as seen inside the runtime root filesystem `rootfs` (where the state
+ * directory is bound at the same path), that other users cannot traverse. Ancestors missing there are
+ * created 0755 by the supervisor; the runtime's own /root (0700) is the usual culprit.
+ */
+export function untraversableAncestor(directory: string, rootfs: string): string | undefined {
   let current = dirname(resolve(directory));
   for (;;) {
     try {
-      if ((statSync(current).mode & 0o001) === 0) return current;
+      if ((statSync(join(rootfs, current)).mode & 0o001) === 0) return current;
     } catch {
-      // Not created yet: mkdir will make it traversable.
+      // Not in the runtime: the supervisor creates it traversable.
     }
     const parent = dirname(current);
     if (parent === current) return undefined;
     current = parent;
   }
 }
+
 
 /** Every path of a state directory, in one place. */
 export function stateLayout(stateDirectory: string) {
