@@ -337,7 +337,7 @@ const clientsOf: Record<string, string[]> = {
   router: ['ingress-controller'],
   synapse: ['router', 'admin-bootstrap'],
   element: ['router'],
-  postgresql: ['synapse'],
+  postgresql: ['synapse', 'backup'],
 };
 
 interface ListenPort {
@@ -426,7 +426,7 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
 
   // What release pods may reach outside the release.
   const smtp = external('smtp relay', addressInside(np.egress.smtpCidr));
-  const resolvers = ['synapse', 'router', 'admin-bootstrap'];
+  const resolvers = ['synapse', 'router', 'admin-bootstrap', 'backup'];
   const previewsReach = (ip: string) => server.urlPreviews.enabled && server.urlPreviews.ipRangeWhitelist.some((range) => cidrContains(range.includes('/') ? range : `${range}/${range.includes(':') ? 128 : 32}`, ip));
   for (const from of releaseSources) {
     const isSynapse = from.name === 'synapse';
