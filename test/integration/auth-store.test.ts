@@ -1,0 +1,157 @@
+// The auth repository against a real PostgreSQL (the runtime's), started just for this file: initdb and
+// postgres run as the runtime's postgres user through `chroot --userspec`, in a fresh directory under the
+// runtime's /tmp, on a Unix socket only (no TCP port), and everything is removed afterwards.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { postgresqlBinDir, runtimeDir, runtimeIsPresent, runtimeUser } from '../../src/targets/local/runtime.js';
+import * as repo from '../../src/components/auth/repository.js';
+import { generateRecoveryCodes, hashRecoveryCode } from '../../src/components/auth/recovery-codes.js';
+import { seal } from '../../src/components/auth/secret-box.js';
+import { accountKey, addressKey, recordFailure, emptyThrottleState, type ThrottlePolicy } from '../../src/components/auth/throttle.js';
+
+const rootfs = runtimeDir();
+const skip = process.getuid?.() !== 0 ? 'needs root (chroot into the runtime)' : !runtimeIsPresent(rootfs) ? `no runtime at ${rootfs} (run: mxstack runtime setup)` : false;
+
+let hostDir = '';
+let pool: pg.Pool | undefined;
+
+function runAsPostgres(argv: string[]): ReturnType<typeof spawnSync> {
+  const user = runtimeUser(rootfs, 'postgres');
+  return spawnSync('chroot', [`--userspec=${user.uid}:${user.gid}`, `--groups=${user.gid}`, rootfs, ...argv], { encoding: 'utf8', timeout: 20_000 });
+}
+
+before(async () => {
+  if (skip) return;
+  const user = runtimeUser(rootfs, 'postgres');
+  hostDir = mkdtempSync(join(rootfs, 'tmp', 'mxstack-auth-'));
+  chownSync(hostDir, user.uid, user.gid);
+  const inside = hostDir.slice(rootfs.length);
+  const bin = postgresqlBinDir(rootfs);
+  const initdb = runAsPostgres([`${bin}/initdb`, '-D', `${inside}/data`, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
+  assert.equal(initdb.status, 0, `initdb failed: ${initdb.stderr}`);
+  const server = spawn(
+    'chroot',
+    [`--userspec=${user.uid}:${user.gid}`, `--groups=${user.gid}`, rootfs, `${bin}/postgres`, '-D', `${inside}/data`, '-k', inside, '-c', "listen_addresses=", '-c', 'dynamic_shared_memory_type=mmap', '-c', 'fsync=off'],
+    { stdio: 'ignore', detached: false },
+  );
+  server.unref();
+  pool = new pg.Pool({ host: hostDir, user: 'postgres', database: 'postgres', max: 4 });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await pool.query('SELECT 1');
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+});
+
+after(async () => {
+  if (skip) return;
+  await pool?.end();
+  if (hostDir) {
+    runAsPostgres([`${postgresqlBinDir(rootfs)}/pg_ctl`, '-D', `${hostDir.slice(rootfs.length)}/data`, '-m', 'immediate', '-w', '-t', '10', 'stop']);
+    rmSync(hostDir, { recursive: true, force: true });
+  }
+});
+
+function db(): pg.Pool {
+  return pool!;
+}
+
+test('migration is idempotent and can run concurrently', { skip }, async () => {
+  await Promise.all([repo.migrate(db()), repo.migrate(db())]);
+  await repo.migrate(db());
+  const tables = await db().query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE tablename LIKE 'auth_%' ORDER BY 1");
+  assert.deepEqual(tables.rows.map((row) => row.tablename), ['auth_accounts', 'auth_audit_log', 'auth_lockouts', 'auth_passwords', 'auth_recovery_codes', 'auth_totp', 'auth_webauthn_credentials']);
+});
+
+test('accounts are unique regardless of case; passwords are stored with their scheme', { skip }, async () => {
+  const alice = await repo.createAccount(db(), { username: 'Alice', isAdmin: true });
+  assert.equal(alice.username, 'alice');
+  await assert.rejects(repo.createAccount(db(), { username: 'ALICE' }), /duplicate key/);
+  assert.deepEqual(await repo.findAccount(db(), 'aLiCe'), alice);
+  await repo.setPasswordHash(db(), alice.id, '$2b$12$' + 'a'.repeat(53), 'synapse-bcrypt');
+  await repo.setPasswordHash(db(), alice.id, '$argon2id$v=19$m=19456,p=1,t=2$x$y', 'argon2id');
+  assert.deepEqual(await repo.getPasswordHash(db(), alice.id), { hash: '$argon2id$v=19$m=19456,p=1,t=2$x$y', scheme: 'argon2id' });
+});
+
+test('TOTP: sealed secret stored, a step is usable once and never an earlier one, even concurrently', { skip }, async () => {
+  const bob = await repo.createAccount(db(), { username: 'bob' });
+  const sealedSecret = seal('JBSWY3DPEHPK3PXP', { id: 'k1', key: randomBytes(32) }, bob.id);
+  await repo.saveTotp(db(), bob.id, { sealedSecret, algorithm: 'SHA1', digits: 6, period: 30 });
+  assert.equal((await repo.getTotp(db(), bob.id))?.confirmed, false);
+  assert.equal(await repo.useTotpStep(db(), bob.id, 1000, true), true);
+  const stored = await repo.getTotp(db(), bob.id);
+  assert.equal(stored?.confirmed, true);
+  assert.equal(stored?.lastUsedStep, 1000);
+  assert.equal(stored?.sealedSecret, sealedSecret);
+  assert.equal(await repo.useTotpStep(db(), bob.id, 1000), false);
+  assert.equal(await repo.useTotpStep(db(), bob.id, 999), false);
+  const race = await Promise.all([repo.useTotpStep(db(), bob.id, 1001), repo.useTotpStep(db(), bob.id, 1001), repo.useTotpStep(db(), bob.id, 1001)]);
+  assert.deepEqual(race.filter(Boolean).length, 1);
+  await assert.rejects(repo.saveTotp(db(), bob.id, { sealedSecret: 'JBSWY3DPEHPK3PXP', algorithm: 'SHA1', digits: 6, period: 30 }), /auth_totp_sealed_secret_check/);
+});
+
+test('WebAuthn credentials: stored with transports; the signature counter must increase', { skip }, async () => {
+  const carol = await repo.createAccount(db(), { username: 'carol' });
+  const credentialId = randomBytes(32);
+  const publicKey = randomBytes(77);
+  await repo.addWebAuthnCredential(db(), carol.id, { credentialId, publicKey, signCount: 5, transports: ['usb', 'nfc'], name: 'YubiKey' });
+  assert.deepEqual(await repo.listWebAuthnCredentials(db(), carol.id), [{ credentialId, publicKey, signCount: 5, transports: ['usb', 'nfc'], name: 'YubiKey' }]);
+  assert.equal(await repo.updateWebAuthnSignCount(db(), carol.id, credentialId, 6), true);
+  assert.equal(await repo.updateWebAuthnSignCount(db(), carol.id, credentialId, 6), false);
+  assert.equal(await repo.updateWebAuthnSignCount(db(), carol.id, credentialId, 3), false);
+  const other = await repo.createAccount(db(), { username: 'mallory' });
+  assert.equal(await repo.updateWebAuthnSignCount(db(), other.id, credentialId, 100), false, "another account's credential");
+});
+
+test('recovery codes: each used once; regenerating replaces all; reset-2fa removes every factor', { skip }, async () => {
+  const dave = await repo.createAccount(db(), { username: 'dave' });
+  const key = randomBytes(32);
+  const codes = generateRecoveryCodes(10);
+  await repo.replaceRecoveryCodes(db(), dave.id, codes.map((code) => hashRecoveryCode(code, key)));
+  const hash = hashRecoveryCode(codes[0]!, key);
+  assert.equal(await repo.useRecoveryCode(db(), dave.id, hash), true);
+  assert.equal(await repo.useRecoveryCode(db(), dave.id, hash), false);
+  assert.deepEqual(await repo.factorSummary(db(), dave.id), { totp: false, webauthnCredentials: 0, recoveryCodesLeft: 9 });
+
+  const fresh = generateRecoveryCodes(10);
+  await repo.replaceRecoveryCodes(db(), dave.id, fresh.map((code) => hashRecoveryCode(code, key)));
+  assert.equal(await repo.useRecoveryCode(db(), dave.id, hashRecoveryCode(codes[1]!, key)), false, 'old codes no longer work');
+  assert.equal((await repo.listRecoveryCodes(db(), dave.id)).length, 10);
+
+  await repo.saveTotp(db(), dave.id, { sealedSecret: seal('S', { id: 'k1', key: randomBytes(32) }, dave.id), algorithm: 'SHA1', digits: 6, period: 30 });
+  await repo.useTotpStep(db(), dave.id, 1, true);
+  await repo.addWebAuthnCredential(db(), dave.id, { credentialId: randomBytes(16), publicKey: randomBytes(64), signCount: 0, transports: [], name: 'passkey' });
+  assert.deepEqual(await repo.factorSummary(db(), dave.id), { totp: true, webauthnCredentials: 1, recoveryCodesLeft: 10 });
+  await repo.resetSecondFactors(db(), dave.id, { detail: { by: 'admin' } });
+  assert.deepEqual(await repo.factorSummary(db(), dave.id), { totp: false, webauthnCredentials: 0, recoveryCodesLeft: 0 });
+  assert.equal((await repo.findAccount(db(), 'dave'))?.mustEnrol, true);
+  assert.deepEqual((await repo.auditTrail(db(), dave.id)).map((entry) => entry.event), ['second-factors-reset']);
+});
+
+test('throttle state round-trips through auth_lockouts', { skip }, async () => {
+  const policy: ThrottlePolicy = { maxFailures: 2, lockoutMs: 60_000, failureWindowMs: 60_000 };
+  const keys = [accountKey('erin'), addressKey('192.0.2.5')];
+  let state = recordFailure(emptyThrottleState, keys, 1_700_000_000_000, policy);
+  state = recordFailure(state, keys, 1_700_000_001_000, policy);
+  await repo.saveThrottleEntries(db(), state, keys);
+  assert.deepEqual(await repo.loadThrottleEntries(db(), keys), state);
+  await repo.saveThrottleEntries(db(), new Map(), [accountKey('erin')]);
+  assert.deepEqual([...(await repo.loadThrottleEntries(db(), keys)).keys()], [addressKey('192.0.2.5')]);
+});
+
+test('the audit log refuses secret-looking details', { skip }, async () => {
+  const frank = await repo.createAccount(db(), { username: 'frank' });
+  await repo.appendAudit(db(), { accountId: frank.id, event: 'sign-in', address: '192.0.2.9', detail: { factor: 'totp' } });
+  await assert.rejects(repo.appendAudit(db(), { accountId: frank.id, event: 'sign-in-failed', detail: { password: 'hunter2' } }), (error: Error) => /must not carry secrets/.test(error.message) && !error.message.includes('hunter2'));
+  assert.deepEqual(await repo.auditTrail(db(), frank.id), [{ event: 'sign-in', address: '192.0.2.9', detail: { factor: 'totp' } }]);
+});
