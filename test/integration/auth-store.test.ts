@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { postgresqlBinDir, runtimeDir, runtimeIsPresent, runtimeUser } from '../../src/targets/local/runtime.js';
+import bcrypt from 'bcryptjs';
 import * as repo from '../../src/components/auth/repository.js';
+import * as signIn from '../../src/components/auth/sign-in.js';
+import { hashPassword } from '../../src/components/auth/password.js';
+import { totpCodeAt } from '../../src/components/auth/totp.js';
 import { generateRecoveryCodes, hashRecoveryCode } from '../../src/components/auth/recovery-codes.js';
 import { seal } from '../../src/components/auth/secret-box.js';
 import { accountKey, addressKey, recordFailure, emptyThrottleState, type ThrottlePolicy } from '../../src/components/auth/throttle.js';
@@ -154,4 +158,83 @@ test('the audit log refuses secret-looking details', { skip }, async () => {
   await repo.appendAudit(db(), { accountId: frank.id, event: 'sign-in', address: '192.0.2.9', detail: { factor: 'totp' } });
   await assert.rejects(repo.appendAudit(db(), { accountId: frank.id, event: 'sign-in-failed', detail: { password: 'hunter2' } }), (error: Error) => /must not carry secrets/.test(error.message) && !error.message.includes('hunter2'));
   assert.deepEqual(await repo.auditTrail(db(), frank.id), [{ event: 'sign-in', address: '192.0.2.9', detail: { factor: 'totp' } }]);
+});
+
+// ---- The sign-in and enrolment steps (sign-in.ts) over the same database, with a controlled clock. ----
+
+function flowContext(start: number): { ctx: signIn.AuthContext; advance: (ms: number) => void } {
+  let now = start;
+  const current = { id: 'k1', key: randomBytes(32) };
+  const ctx: signIn.AuthContext = {
+    db: db(),
+    throttlePolicy: { maxFailures: 10, lockoutMs: 600_000, failureWindowMs: 600_000 },
+    passwordOptions: { parameters: { memoryCost: 1024, timeCost: 1, parallelism: 1 } },
+    totpPolicy: { issuer: 'Example Chat', digits: 6, period: 30, algorithm: 'SHA1' },
+    sealing: { current, keyring: [current] },
+    recoveryCodeKey: randomBytes(32),
+    clock: () => now,
+  };
+  return { ctx, advance: (ms) => { now += ms; } };
+}
+
+test('flow: a Synapse bcrypt user signs in once with the old password, is re-hashed, enrols TOTP, then needs a fresh code', { skip }, async () => {
+  const { ctx, advance } = flowContext(Date.UTC(2026, 10, 27, 12, 0, 5));
+  const grace = await repo.createAccount(db(), { username: 'grace', mustEnrol: true });
+  await repo.setPasswordHash(db(), grace.id, bcrypt.hashSync('synapse password', 4).replace(/^\$2a\$/, '$2b$'), 'synapse-bcrypt');
+
+  const first = await signIn.signInWithPassword(ctx, 'Grace', 'synapse password', '192.0.2.20');
+  assert.ok(first.ok && !first.hasSecondFactor && first.account.mustEnrol);
+  assert.equal((await repo.getPasswordHash(db(), grace.id))?.scheme, 'argon2id');
+  assert.equal((await signIn.signInWithPassword(ctx, 'grace', 'synapse password', '192.0.2.20')).ok, true, 'the new hash verifies the same password');
+
+  const { secret, uri } = await signIn.beginTotpEnrolment(ctx, grace);
+  assert.match(uri, /^otpauth:\/\/totp\/Example%20Chat:grace\?/);
+  assert.ok(!(await repo.getTotp(db(), grace.id))!.sealedSecret.includes(secret), 'stored sealed');
+  const policy = ctx.totpPolicy;
+  const enrolled = await signIn.confirmTotpEnrolment(ctx, grace, totpCodeAt(policy, secret, ctx.clock()), '192.0.2.20');
+  assert.ok(enrolled.ok);
+  assert.equal(enrolled.recoveryCodes.length, 10);
+  assert.equal((await repo.findAccount(db(), 'grace'))?.mustEnrol, false);
+
+  const sameStep = await signIn.verifyTotp(ctx, grace, totpCodeAt(policy, secret, ctx.clock()), '192.0.2.20');
+  assert.deepEqual(sameStep, { ok: false, reason: 'refused' }, 'the enrolment code cannot be replayed to sign in');
+  advance(30_000);
+  assert.deepEqual(await signIn.verifyTotp(ctx, grace, totpCodeAt(policy, secret, ctx.clock()), '192.0.2.20'), { ok: true });
+  advance(30_000);
+  assert.deepEqual(await signIn.verifyTotp(ctx, grace, totpCodeAt(policy, secret, ctx.clock() - 60_000), '192.0.2.20'), { ok: false, reason: 'refused' }, 'previous-but-one step');
+
+  assert.deepEqual(await signIn.verifyRecoveryCode(ctx, grace, enrolled.recoveryCodes[3]!.toLowerCase(), '192.0.2.20'), { ok: true, codesLeft: 9 });
+  assert.deepEqual(await signIn.verifyRecoveryCode(ctx, grace, enrolled.recoveryCodes[3]!, '192.0.2.20'), { ok: false, reason: 'refused' }, 'a recovery code works once');
+
+  const events = (await repo.auditTrail(db(), grace.id)).map((entry) => entry.event);
+  assert.deepEqual(events, ['password-imported', 'totp-enrolled', 'recovery-codes-generated', 'sign-in-failed', 'sign-in', 'sign-in-failed', 'recovery-code-used', 'sign-in', 'sign-in-failed']);
+  const logged = JSON.stringify(await db().query('SELECT * FROM auth_audit_log'));
+  for (const leaked of [secret, 'synapse password', ...enrolled.recoveryCodes]) assert.ok(!logged.includes(leaked), 'audit log holds no secret');
+});
+
+test('flow: 10 wrong passwords lock the account for the configured time; other accounts are unaffected; unknown users look the same', { skip }, async () => {
+  const { ctx, advance } = flowContext(Date.UTC(2026, 10, 27, 13, 0, 0));
+  const heidi = await repo.createAccount(db(), { username: 'heidi' });
+  const ivan = await repo.createAccount(db(), { username: 'ivan' });
+  for (const account of [heidi, ivan]) await repo.setPasswordHash(db(), account.id, await hashPassword('right', ctx.passwordOptions.parameters), 'argon2id');
+
+  for (let i = 0; i < 10; i++) assert.deepEqual(await signIn.signInWithPassword(ctx, 'heidi', `wrong ${i}`, `198.51.100.${i}`), { ok: false, reason: 'refused' });
+  const locked = await signIn.signInWithPassword(ctx, 'heidi', 'right', '198.51.100.50');
+  assert.deepEqual(locked, { ok: false, reason: 'locked', retryAfterMs: 600_000 });
+  assert.equal((await signIn.signInWithPassword(ctx, 'ivan', 'right', '198.51.100.51')).ok, true);
+  assert.deepEqual(await signIn.signInWithPassword(ctx, 'nobody', 'x', '198.51.100.52'), { ok: false, reason: 'refused' });
+  assert.ok((await repo.auditTrail(db(), heidi.id)).some((entry) => entry.event === 'locked-out'));
+
+  advance(600_000);
+  assert.equal((await signIn.signInWithPassword(ctx, 'heidi', 'right', '198.51.100.50')).ok, true, 'the lockout expires');
+});
+
+test('flow: wrong TOTP codes count towards the lockout too (6 digits must not be guessable)', { skip }, async () => {
+  const { ctx } = flowContext(Date.UTC(2026, 10, 27, 14, 0, 0));
+  const judy = await repo.createAccount(db(), { username: 'judy' });
+  const { secret } = await signIn.beginTotpEnrolment(ctx, judy);
+  assert.equal((await signIn.confirmTotpEnrolment(ctx, judy, totpCodeAt(ctx.totpPolicy, secret, ctx.clock() - 30_000), '203.0.113.1')).ok, true);
+  for (let i = 0; i < 10; i++) await signIn.verifyTotp(ctx, judy, String(100000 + i), '203.0.113.1');
+  const right = totpCodeAt(ctx.totpPolicy, secret, ctx.clock());
+  assert.equal((await signIn.verifyTotp(ctx, judy, right, '203.0.113.2')).ok, false, 'locked even with the right code');
 });
