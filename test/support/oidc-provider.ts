@@ -34,6 +34,10 @@ export interface OidcProviderHandle {
 
 export async function startOidcProvider(options: { clients: OidcTestClient[]; accounts: Record<string, OidcTestAccount>; port?: number }): Promise<OidcProviderHandle> {
   const server: Server = createServer();
+  // Synapse pools its connections to the IdP for up to 2 minutes and does not retry a POST (the token
+  // request) on a pooled connection the server has just closed: with Node's 5 s keep-alive default that
+  // race showed up as a 504 on a later login. Real IdPs behind a proxy keep connections longer too.
+  server.keepAliveTimeout = 180_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
