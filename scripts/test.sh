@@ -16,6 +16,12 @@ if [ "$part" = all ]; then
   node --import tsx scripts/generate-docs.ts --check
 fi
 
+if [ "$part" = all ]; then
+  # Some unit tests check generated files with the real programs; on a fresh machine they need the runtime.
+  echo "== runtime (build or reuse)"
+  node bin/mxstack.js runtime setup
+fi
+
 if [ "$part" = all ] || [ "$part" = unit ]; then
   mapfile -t unit < <(find test/unit -name '*.test.ts' | sort)
   echo "== unit tests (${#unit[@]} files)"
@@ -23,8 +29,7 @@ if [ "$part" = all ] || [ "$part" = unit ]; then
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
-  echo "== runtime (build or reuse)"
-  node bin/mxstack.js runtime setup
+  if [ "$part" = integration ]; then node bin/mxstack.js runtime setup; fi
   mapfile -t integration < <(find test/integration -name '*.test.ts' | sort)
   echo "== integration tests (${#integration[@]} files)"
   node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}"

@@ -3,6 +3,7 @@
  * local-style placement made by hand (loopback addresses, files under one directory), plus helpers to
  * check generated files with the real programs of the runtime root filesystem when it exists.
  */
+import { runtimeDir } from '../../src/targets/local/runtime.js';
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
@@ -96,7 +97,8 @@ export function withRouterConfigDir(stack: Stack, dir: string): Stack {
   return { ...stack, placement: { ...stack.placement, paths: { ...stack.placement.paths, routerConfigDir: dir } } };
 }
 
-export const runtimeRootfs = process.env.MXSTACK_ROOTFS ?? '/root/.cache/mxstack/rootfs-probe';
+/** The runtime `mxstack runtime setup` builds (MXSTACK_ROOTFS overrides it, e.g. to prove the skip path). */
+export const runtimeRootfs = process.env.MXSTACK_ROOTFS ?? runtimeDir();
 
 /** Why the real programs cannot be used here, or undefined when they can. */
 export function rootfsUnavailable(): string | undefined {
