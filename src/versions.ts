@@ -9,6 +9,8 @@ export const componentVersions = {
   coturn: '4.18.0',
   haproxy: '3.2',
   redis: '8',
+  /** mxstack's own identity provider: its image is built from this repository (images/auth/Dockerfile). */
+  auth: '0.1.0',
 } as const;
 
 export const defaultImages = {
@@ -18,6 +20,7 @@ export const defaultImages = {
   coturn: { repository: 'coturn/coturn', tag: `${componentVersions.coturn}-alpine` },
   router: { repository: 'haproxy', tag: `${componentVersions.haproxy}-alpine` },
   redis: { repository: 'redis', tag: `${componentVersions.redis}-alpine` },
+  auth: { repository: 'mxstack/auth', tag: componentVersions.auth },
 } as const;
 
 export type ImageName = keyof typeof defaultImages;

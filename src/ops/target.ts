@@ -65,6 +65,11 @@ export interface Target {
    * API, not through the router). Kubernetes opens a port-forward for the call and closes it after.
    */
   withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T>;
+  /**
+   * Runs `use` with a base URL (trailing slash) reaching the auth component's administration API
+   * (auth.adminPort). Refused with a TargetUsageError when the stack has no auth component.
+   */
+  withAuth<T>(use: (adminBaseUrl: string) => Promise<T>): Promise<T>;
 
   /** A stored secret value, undefined when the Secret or the key does not exist. */
   readSecret(ref: SecretKeyRef): Promise<string | undefined>;

@@ -2,7 +2,7 @@
 import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
-import type { Placement, SecretRef, Stack, StackSecrets } from './model.js';
+import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
 
 export const defaultRelease = 'mxstack';
 export const defaultNamespace = 'matrix';
@@ -14,6 +14,34 @@ const userSecret = (ref: { name: string; key: string } | undefined, fallback: Se
 /** idp_id allows `_`, `~`, `.` and capitals, which object names do not: `My_Provider` → `my-provider`. */
 export function oidcSecretNamePart(idpId: string): string {
   return idpId.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '') || 'provider';
+}
+
+/** Whether the stack deploys the built-in identity provider (the auth component). */
+export function authEnabled(values: Values): boolean {
+  return values.synapse.server.mfa.totp.enabled || values.synapse.server.mfa.webauthn.enabled;
+}
+
+function authSecrets(release: string): AuthSecrets {
+  const name = `${release}-auth`;
+  return {
+    clientSecret: ownSecret(name, 'client-secret'),
+    sealingKeyring: ownSecret(name, 'sealing-keyring'),
+    recoveryCodeKey: ownSecret(name, 'recovery-code-key'),
+    cookieKeys: ownSecret(name, 'cookie-keys'),
+    signingJwks: ownSecret(name, 'signing-jwks'),
+    adminToken: ownSecret(name, 'admin-token'),
+    cliAppserviceToken: ownSecret(name, 'cli-appservice-token'),
+    cliAppserviceHsToken: ownSecret(name, 'cli-appservice-hs-token'),
+  };
+}
+
+function stackAuth(baseUrl: string, placement: Placement): StackAuth {
+  return {
+    issuer: `${baseUrl.replace(/\/$/, '')}${authPathPrefix}`,
+    internalUrl: `http://${placement.hosts.auth}:${placement.ports.auth}${authPathPrefix}`,
+    clientId: 'synapse',
+    idpId: 'mxstack',
+  };
 }
 
 /** Names of the Secrets the stack reads; the old chart's names where it had one, so migrations keep them. */
@@ -40,6 +68,7 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
       ? { smtpPassword: userSecret(s.server.email.smtpPassSecretRef, ownSecret(`${release}-smtp`, 'password')) }
       : {}),
     oidcClientSecrets,
+    ...(authEnabled(values) ? { auth: authSecrets(release) } : {}),
   };
 }
 
@@ -118,6 +147,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
       postgresql: values.postgresql.image,
       coturn: values.coturn.image,
       router: values.router.image,
+      auth: values.auth.image,
     };
     return images[component]?.tag ?? componentVersions.synapse;
   };
@@ -140,6 +170,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
       sslmode: values.synapse.database.external ? values.synapse.database.sslmode : 'disable',
     },
     secrets: deriveSecrets(values, release),
+    ...(authEnabled(values) ? { auth: stackAuth(baseUrl, placement) } : {}),
     versions: componentVersions,
     selectorLabels,
     labels: (component: string) => ({

@@ -8,7 +8,7 @@ import { componentVersions } from '../versions.js';
 
 export type TargetKind = 'kubernetes' | 'local';
 
-export type ComponentName = 'synapse' | 'postgresql' | 'element' | 'router' | 'coturn';
+export type ComponentName = 'synapse' | 'postgresql' | 'element' | 'router' | 'coturn' | 'auth';
 
 /** Where a target puts each component: host names, ports and file locations. */
 export interface Placement {
@@ -29,6 +29,10 @@ export interface Placement {
     turnMetrics: number;
     relayMin: number;
     relayMax: number;
+    /** The auth component: sign-in pages and OpenID Connect endpoints (routed under authPathPrefix). */
+    auth: number;
+    /** The auth component's administration API for mxstack's CLI (never routed). */
+    authAdmin: number;
   };
   paths: {
     /** Directory holding the generated, non-secret Synapse files (homeserver.yaml, log.yaml). */
@@ -44,6 +48,10 @@ export interface Placement {
     routerConfigDir: string;
     /** Directory of coturn's TLS certificate and key (tls.crt, tls.key), when TLS is on. */
     coturnTlsDir: string;
+    /** Directory holding the auth component's generated, non-secret config.json. */
+    authConfigDir: string;
+    /** Directory holding one file per auth secret (see authSecretFiles in components/auth/service-config.ts). */
+    authSecretsDir: string;
   };
   /** Address coturn relays from and announces when no externalIP is configured. */
   coturnRelayAddress?: string;
@@ -81,7 +89,47 @@ export interface StackSecrets {
   synapseSecretConfig: SecretRef;
   smtpPassword?: SecretRef;
   oidcClientSecrets: Record<string, SecretRef>;
+  /** The auth component's keys (all in `<release>-auth`), present when it is deployed. */
+  auth?: AuthSecrets;
 }
+
+/** Keys of the `<release>-auth` Secret, created by `mxstack secrets init`. */
+export interface AuthSecrets {
+  /** Synapse's client secret at the auth component (also mounted into Synapse as oidc_mxstack_client_secret). */
+  clientSecret: SecretRef;
+  /** TOTP sealing keyring `id:base64,...` (first = current; see components/auth/keys.ts). */
+  sealingKeyring: SecretRef;
+  /** HMAC key of recovery-code hashes (base64, 32 bytes). */
+  recoveryCodeKey: SecretRef;
+  /** Cookie signing keys, comma-separated (first signs, all verify). */
+  cookieKeys: SecretRef;
+  /** The OpenID Connect signing keys: a JWKS JSON with private keys. */
+  signingJwks: SecretRef;
+  /** Bearer token of the administration API (mxstack's CLI). */
+  adminToken: SecretRef;
+  /**
+   * as_token of the `mxstack-cli` application service, whose namespace is the admin user only: the CLI's
+   * way to log in as the admin (m.login.application_service) while Synapse's password login is off.
+   */
+  cliAppserviceToken: SecretRef;
+  /** hs_token of that application service (Synapse requires one; nothing listens for it). */
+  cliAppserviceHsToken: SecretRef;
+}
+
+/** The auth component (the built-in identity provider) as the other components see it. */
+export interface StackAuth {
+  /** OpenID Connect issuer: the public URL of the auth component, no trailing slash (`https://host/auth`). */
+  issuer: string;
+  /** URL Synapse reaches the auth component at from inside the stack (token, userinfo, jwks), no trailing slash. */
+  internalUrl: string;
+  /** Synapse's client id at the auth component. */
+  clientId: string;
+  /** Synapse's idp_id: logins go through `/_matrix/client/v3/login/sso/redirect/oidc-<idpId>`. */
+  idpId: string;
+}
+
+/** The path prefix under which the router serves the auth component on the public host. */
+export const authPathPrefix = '/auth';
 
 export interface Stack {
   values: Values;
@@ -99,6 +147,8 @@ export interface Stack {
   turnRealm: string;
   database: { host: string; port: number; name: string; user: string; sslmode: string };
   secrets: StackSecrets;
+  /** The built-in identity provider, when synapse.server.mfa.totp or .webauthn is enabled. */
+  auth?: StackAuth;
   versions: typeof componentVersions;
   /** Recommended labels shared by every object, and the selector labels per component. */
   labels: (component: string) => Record<string, string>;

@@ -244,18 +244,25 @@ export const valuesSchema = Type.Object(
           enableNotifs: bool('Send notification emails for missed messages.', false),
           clientBaseUrl: optStr('Web client linked from mails (default: the Element URL).'),
         }),
-        mfa: group('Two-factor authentication. Synapse has none; mxstack refuses these until its built-in identity provider ships.', {
-          totp: group('TOTP codes.', {
-            enabled: bool('Require TOTP codes (not available yet: refused).', false),
-            algorithm: strEnum('TOTP hash.', ['sha1', 'sha256', 'sha512'], 'sha1'),
+        mfa: group('Two-factor authentication through mxstack\'s built-in identity provider (the auth component): turning on totp or webauthn sends every login to it, with Synapse\'s own password login off.', {
+          totp: group('TOTP codes from an authenticator app.', {
+            enabled: bool('Offer TOTP codes as a second factor (turns the auth component on).', false),
+            algorithm: strEnum('TOTP hash (authenticator apps expect sha1).', ['sha1', 'sha256', 'sha512'], 'sha1'),
             digits: int('Digits per code.', 6, { minimum: 6, maximum: 8 }),
             period: int('Seconds per code.', 30, { minimum: 15, maximum: 120 }),
             issuer: str('Issuer shown in authenticator apps.', 'Matrix'),
           }),
-          webauthn: group('Security keys and passkeys.', {
-            enabled: bool('Allow WebAuthn (not available yet: refused).', false),
-            rpId: optStr('Relying party id (a domain).'),
-            rpName: str('Relying party name.', 'Matrix'),
+          webauthn: group('Security keys and passkeys (WebAuthn).', {
+            enabled: bool('Offer security keys and passkeys as a second factor (turns the auth component on).', false),
+            rpId: optStr('Relying party id: a domain the sign-in page is served on or under (default: the host of the public base URL).'),
+            rpName: str('Relying party name shown by the browser.', 'Matrix'),
+          }),
+          required: bool('Every user must enrol a second factor at their next sign-in.', false),
+          requiredForAdmins: bool('Server administrators must enrol a second factor at their next sign-in.', true),
+          lockout: group('Brute-force protection: failed guesses (password or code) per account and per client address.', {
+            maxFailures: int('Failed guesses before a temporary lockout.', 10, { minimum: 3, maximum: 100 }),
+            durationSeconds: int('How long a lockout lasts.', 900, { minimum: 60, maximum: 86_400 }),
+            failureWindowSeconds: int('Failures older than this are forgotten.', 900, { minimum: 60, maximum: 86_400 }),
           }),
         }),
         sso: group('Single sign-on.', {
@@ -323,6 +330,15 @@ export const valuesSchema = Type.Object(
         embeddedPages: group('Embedded pages.', { welcomeUrl: optStr('Welcome page URL.'), homeUrl: optStr('Home page URL.') }),
         extra: freeform('Extra config.json keys merged last.'),
       }),
+    }),
+
+    auth: group('The built-in identity provider (sign-in pages and OpenID Connect for Synapse), deployed when synapse.server.mfa.totp or .webauthn is enabled.', {
+      image: image('auth'),
+      replicaCount: int('Identity provider replicas.', 2, { minimum: 1 }),
+      ...podSettings(),
+      port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
+      adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
+      resources: resources('50m', '128Mi', '1', '512Mi'),
     }),
 
     router: group('The HTTP router (HAProxy): serves well-known, routes to Synapse and Element.', {

@@ -29,7 +29,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
   return {
     target: 'local',
     bindAddress: host,
-    hosts: { synapse: host, postgresql: host, element: host, router: host, coturn: host },
+    hosts: { synapse: host, postgresql: host, element: host, router: host, coturn: host, auth: host },
     ports: {
       synapseHttp: firstPort,
       synapseMetrics: firstPort + 1,
@@ -42,6 +42,8 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       turnMetrics: firstPort + 8,
       relayMin: firstPort + 10,
       relayMax: firstPort + 30,
+      auth: firstPort + 31,
+      authAdmin: firstPort + 32,
       ...chosen,
     },
     paths: {
@@ -52,6 +54,8 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       synapseDataDir: join(dir, 'synapse/data'),
       routerConfigDir: join(dir, 'router'),
       coturnTlsDir: join(dir, 'coturn/tls'),
+      authConfigDir: join(dir, 'auth/config'),
+      authSecretsDir: join(dir, 'auth/secrets'),
     },
     coturnRelayAddress: host,
   };

@@ -49,6 +49,9 @@ class ScriptedTarget implements Target {
   withSynapse<T>(use: (baseUrl: string) => Promise<T>) {
     return use(synapseUrl);
   }
+  withAuth<T>(): Promise<T> {
+    return Promise.reject(new Error('this scripted target has no auth component'));
+  }
   async readSecret(ref: SecretKeyRef) {
     return this.secrets.get(`${ref.name}/${ref.key}`);
   }

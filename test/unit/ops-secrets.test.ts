@@ -38,6 +38,9 @@ class MemoryTarget implements Target {
   withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
     return use(this.synapseUrl);
   }
+  withAuth<T>(): Promise<T> {
+    return Promise.reject(new Error('this in-memory target has no auth component'));
+  }
   async readSecret(ref: SecretKeyRef) {
     return this.secrets.get(`${ref.name}/${ref.key}`)?.value;
   }

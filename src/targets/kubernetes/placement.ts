@@ -10,6 +10,8 @@ export const kubernetesPaths = {
   synapseDataDir: '/data',
   routerConfigDir: '/usr/local/etc/haproxy',
   coturnTlsDir: '/tls',
+  authConfigDir: '/config',
+  authSecretsDir: '/secrets',
 } as const;
 
 export function kubernetesPlacement(values: Values, release: string): Placement {
@@ -22,6 +24,7 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
       element: `${release}-element`,
       router: `${release}-router`,
       coturn: `${release}-coturn`,
+      auth: `${release}-auth`,
     },
     ports: {
       synapseHttp: values.synapse.service.targetPort,
@@ -35,6 +38,8 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
       turnMetrics: values.coturn.prometheusExporter.port,
       relayMin: values.coturn.relayPortRange.min,
       relayMax: values.coturn.relayPortRange.max,
+      auth: values.auth.port,
+      authAdmin: values.auth.adminPort,
     },
     paths: { ...kubernetesPaths },
   };

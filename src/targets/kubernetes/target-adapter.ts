@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import type { ComponentName, Stack } from '../../stack/model.js';
-import { streamingCommand, type CommandResult, type ExecOptions, type PostgresqlTool, type SecretKeyRef, type StoredSecretKey, type StreamingCommand, type Target } from '../../ops/target.js';
+import { streamingCommand, TargetUsageError, type CommandResult, type ExecOptions, type PostgresqlTool, type SecretKeyRef, type StoredSecretKey, type StreamingCommand, type Target } from '../../ops/target.js';
 import {
   applyArgs,
   createArgs,
@@ -66,6 +66,16 @@ export class KubernetesTarget implements Target {
 
   async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
     const forward = await openPortForward(this.connection, `service/${this.stack.objectName('synapse')}`, this.stack.values.synapse.service.port);
+    try {
+      return await use(`http://127.0.0.1:${forward.localPort}/`);
+    } finally {
+      forward.close();
+    }
+  }
+
+  async withAuth<T>(use: (adminBaseUrl: string) => Promise<T>): Promise<T> {
+    if (!this.stack.auth) throw new TargetUsageError(`${this.description} has no auth component (synapse.server.mfa.totp and .webauthn are off).`);
+    const forward = await openPortForward(this.connection, `service/${this.stack.objectName('auth')}`, this.stack.placement.ports.authAdmin);
     try {
       return await use(`http://127.0.0.1:${forward.localPort}/`);
     } finally {

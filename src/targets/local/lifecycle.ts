@@ -61,6 +61,8 @@ const portPurpose: Record<PortName, string> = {
   turnMetrics: 'coturn metrics (coturn.prometheusExporter.port)',
   relayMin: 'TURN relay range (coturn.relayPortRange)',
   relayMax: 'TURN relay range (coturn.relayPortRange)',
+  auth: 'auth sign-in pages (auth.port)',
+  authAdmin: 'auth administration API (auth.adminPort)',
 };
 
 /** The ports this stack will listen on (only those of components that run), each with its protocols. */

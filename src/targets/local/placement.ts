@@ -22,6 +22,8 @@ export const portValuePaths: Partial<Record<PortName, string[]>> = {
   turnMetrics: ['coturn', 'prometheusExporter', 'port'],
   relayMin: ['coturn', 'relayPortRange', 'min'],
   relayMax: ['coturn', 'relayPortRange', 'max'],
+  auth: ['auth', 'port'],
+  authAdmin: ['auth', 'adminPort'],
 };
 
 /** Protocols each port is used with (TURN listens on both). */
@@ -35,6 +37,8 @@ export const portProtocols: Record<Exclude<PortName, 'relayMin' | 'relayMax'>, P
   turn: ['tcp', 'udp'],
   turns: ['tcp', 'udp'],
   turnMetrics: ['tcp'],
+  auth: ['tcp'],
+  authAdmin: ['tcp'],
 };
 
 /** Relay ports per local stack: enough for tests and a few calls, small enough for many stacks side by side. */
@@ -85,7 +89,7 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts): Placemen
   return {
     target: 'local',
     bindAddress: loopback,
-    hosts: { synapse: loopback, postgresql: loopback, element: loopback, router: loopback, coturn: loopback },
+    hosts: { synapse: loopback, postgresql: loopback, element: loopback, router: loopback, coturn: loopback, auth: loopback },
     ports: { ...ports },
     paths: {
       synapseConfigDir: layout.synapseConfigDir,
@@ -95,6 +99,8 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts): Placemen
       synapseDataDir: layout.synapseDataDir,
       routerConfigDir: layout.routerConfigDir,
       coturnTlsDir: layout.coturnTlsDir,
+      authConfigDir: layout.authConfigDir,
+      authSecretsDir: layout.authSecretsDir,
     },
     coturnRelayAddress: loopback,
   };

@@ -67,6 +67,9 @@ export function stateLayout(stateDirectory: string) {
     elementConfigDir: join(root, 'element', 'config'),
     /** Where the build with our config.json on top is mounted (overlay) for the web server. */
     elementRootDir: join(root, 'element', 'root'),
+    /** The auth component's generated config.json (no secrets) and its secret files. */
+    authConfigDir: join(root, 'auth', 'config'),
+    authSecretsDir: join(root, 'auth', 'secrets'),
     /** hold/<component>: an operation (restore) stopped it; the supervisor does not restart it meanwhile. */
     holdDir: join(root, 'hold'),
   };

@@ -50,7 +50,7 @@ export interface LocalTargetOptions {
 
 /** Ports of a state directory that never ran: only secrets are handled then, and they do not depend on ports. */
 const noPorts: LocalPorts = {
-  synapseHttp: 0, synapseMetrics: 0, postgresql: 0, element: 0, router: 0, routerMetrics: 0, turn: 0, turns: 0, turnMetrics: 0, relayMin: 0, relayMax: 0,
+  synapseHttp: 0, synapseMetrics: 0, postgresql: 0, element: 0, router: 0, routerMetrics: 0, turn: 0, turns: 0, turnMetrics: 0, relayMin: 0, relayMax: 0, auth: 0, authAdmin: 0,
 };
 
 /**
@@ -148,6 +148,12 @@ export class LocalTarget implements Target {
   async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
     this.supervisorPid();
     return use(this.plan.endpoints.synapse);
+  }
+
+  async withAuth<T>(use: (adminBaseUrl: string) => Promise<T>): Promise<T> {
+    this.supervisorPid();
+    if (!this.stack.auth) throw new TargetUsageError(`${this.description} has no auth component (synapse.server.mfa.totp and .webauthn are off).`);
+    return use(`http://${this.stack.placement.hosts.auth}:${this.stack.placement.ports.authAdmin}/`);
   }
 
   private secretFile(ref: SecretKeyRef): string {
