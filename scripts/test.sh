@@ -22,6 +22,20 @@ if [ "$part" = all ]; then
   node bin/mxstack.js runtime setup
 fi
 
+# The browser tests drive Debian's Chromium through playwright-core (which downloads no browser of its own).
+# CI runs as root on a clean machine: install it there; elsewhere say what is missing (those tests skip).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  if [ "$(id -u)" = 0 ]; then
+    echo "== chromium (Debian package, for the browser tests)"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  else
+    echo "note: /usr/bin/chromium is missing and this is not root: the browser tests will be skipped" >&2
+    echo "      (install it with: sudo apt-get install --no-install-recommends chromium)" >&2
+  fi
+}
+
 if [ "$part" = all ] || [ "$part" = unit ]; then
   mapfile -t unit < <(find test/unit -name '*.test.ts' | sort)
   echo "== unit tests (${#unit[@]} files)"
@@ -30,6 +44,7 @@ fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
   if [ "$part" = integration ]; then node bin/mxstack.js runtime setup; fi
+  ensure_chromium
   mapfile -t integration < <(find test/integration -name '*.test.ts' | sort)
   echo "== integration tests (${#integration[@]} files)"
   node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}"

@@ -1,0 +1,215 @@
+/**
+ * A real browser for tests: Debian's Chromium (/usr/bin/chromium) driven through playwright-core, which
+ * brings no browser of its own here (never `npx playwright install`). Headless, no network beyond what the
+ * test serves on loopback (no component updates, sync, QUIC or background requests), a fresh temporary
+ * profile per launch, removed on close.
+ *
+ * Also the helpers a two-factor test needs from the browser side:
+ * - a WebAuthn virtual authenticator through the DevTools protocol (Chromium's own, the same code path a
+ *   security key or platform passkey takes, minus the hardware), with export/import of its credentials so a
+ *   "security key" can travel to a fresh browser context;
+ * - the enrolment QR code read back from a screenshot of the page (pngjs + jsqr), its otpauth:// URI parsed
+ *   and codes computed with the `otpauth` library, at any step.
+ *
+ * WebAuthn refuses IP-address origins ("This is an invalid domain"): pages that use it must be browsed
+ * through `localhost`, never `127.0.0.1`.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type BrowserContext, type CDPSession, type Locator, type Page } from 'playwright-core';
+import jsQRModule from 'jsqr';
+import { PNG } from 'pngjs';
+import * as OTPAuth from 'otpauth';
+
+// jsqr is a CommonJS bundle typed as an ES module with a default export: under NodeNext TypeScript sees the
+// default import as the module object, while at run time it is the function, which also carries `.default`.
+const jsQR = (jsQRModule as unknown as { default: typeof import('jsqr').default }).default;
+
+export const chromiumPath = '/usr/bin/chromium';
+
+/** Flags for a quiet, self-contained headless Chromium (root in CI: no sandbox). */
+export const chromiumArgs = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+] as const;
+
+/**
+ * Why browser tests cannot run here, or undefined when they can. scripts/test.sh installs Debian's
+ * chromium when it is missing and the suite runs as root, so only a non-root run without it skips.
+ */
+export function browserSkipReason(): string | undefined {
+  if (existsSync(chromiumPath)) return undefined;
+  if (process.getuid?.() === 0) return undefined; // let the launch fail loudly: the suite should have installed it
+  return `${chromiumPath} is missing and this is not root: install Debian's chromium (apt-get install chromium) to run the browser tests`;
+}
+
+export interface BrowserOptions {
+  /** Default 'light'. */
+  colorScheme?: 'light' | 'dark';
+  /** CSS pixels; default 800 x 900 (screenshots stay small). */
+  viewport?: { width: number; height: number };
+}
+
+export interface TestBrowser {
+  /** A fresh, isolated context (its own cookies): "another browser" for the same Chromium. */
+  newContext(options?: BrowserOptions): Promise<BrowserContext>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Chromium. playwright-core gives it a fresh temporary profile directory (it refuses
+ * `--user-data-dir` for a non-persistent launch) and removes it when the browser closes.
+ */
+export async function launchBrowser(): Promise<TestBrowser> {
+  const launched = await chromium.launch({ executablePath: chromiumPath, headless: true, args: [...chromiumArgs], timeout: 60_000 });
+  return {
+    async newContext(options: BrowserOptions = {}) {
+      const context = await launched.newContext({
+        colorScheme: options.colorScheme ?? 'light',
+        viewport: options.viewport ?? { width: 800, height: 900 },
+        locale: 'en-GB',
+      });
+      // Every wait is bounded: a page that never answers fails the test instead of hanging the suite.
+      context.setDefaultTimeout(30_000);
+      context.setDefaultNavigationTimeout(60_000);
+      return context;
+    },
+    async close() {
+      await launched.close();
+    },
+  };
+}
+
+// ---- WebAuthn virtual authenticator (DevTools protocol) -----------------------------------------------
+
+/** A credential as the DevTools protocol exports it (WebAuthn.Credential). */
+export interface VirtualCredential {
+  credentialId: string;
+  isResidentCredential: boolean;
+  rpId?: string;
+  privateKey: string;
+  userHandle?: string;
+  signCount: number;
+}
+
+export interface VirtualAuthenticator {
+  readonly authenticatorId: string;
+  /** Credentials the authenticator holds now (made by navigator.credentials.create). */
+  credentials(): Promise<VirtualCredential[]>;
+  /** Puts a credential (exported from another authenticator) into this one: the same key, another browser. */
+  addCredential(credential: VirtualCredential): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export interface VirtualAuthenticatorOptions {
+  /** 'usb' behaves like a roaming security key, 'internal' like a platform passkey. Default 'usb'. */
+  transport?: 'usb' | 'internal';
+}
+
+/**
+ * Adds a CTAP2 authenticator to the page's tab that answers every request at once, with user presence and
+ * verification (as if the user touched the key and entered its PIN). It stays with the tab across navigations.
+ */
+export async function addVirtualAuthenticator(page: Page, options: VirtualAuthenticatorOptions = {}): Promise<VirtualAuthenticator> {
+  const session: CDPSession = await page.context().newCDPSession(page);
+  await session.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await session.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: options.transport ?? 'usb',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    authenticatorId,
+    async credentials() {
+      const { credentials } = await session.send('WebAuthn.getCredentials', { authenticatorId });
+      return credentials as VirtualCredential[];
+    },
+    async addCredential(credential) {
+      await session.send('WebAuthn.addCredential', { authenticatorId, credential });
+    },
+    async remove() {
+      await session.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
+      await session.detach();
+    },
+  };
+}
+
+// ---- TOTP from the enrolment QR code ------------------------------------------------------------------
+
+/** Reads the QR code in a PNG (the whole image): its text, or an error naming what was seen. */
+export function decodeQrPng(png: Buffer): string {
+  const image = PNG.sync.read(png);
+  const found = jsQR(new Uint8ClampedArray(image.data.buffer, image.data.byteOffset, image.data.byteLength), image.width, image.height);
+  if (!found) throw new Error(`no QR code found in a ${image.width}x${image.height} screenshot`);
+  return found.data;
+}
+
+/** Screenshots one element (the QR code, an <img> or <canvas> or inline <svg>) and decodes it. */
+export async function readQrCode(element: Locator): Promise<string> {
+  // A quiet zone helps the decoder when the page draws the code flush with its box.
+  const png = await element.screenshot({ timeout: 30_000, animations: 'disabled', style: '*{outline:none !important}' });
+  return decodeQrPng(png);
+}
+
+export interface TotpEnrolment {
+  uri: string;
+  totp: OTPAuth.TOTP;
+  secret: string;
+  digits: number;
+  period: number;
+  algorithm: string;
+  issuer: string;
+  label: string;
+}
+
+/** Parses an otpauth://totp/ URI with the `otpauth` library (an HOTP or malformed URI is an error). */
+export function parseTotpUri(uri: string): TotpEnrolment {
+  const parsed = OTPAuth.URI.parse(uri);
+  if (!(parsed instanceof OTPAuth.TOTP)) throw new Error(`not a TOTP enrolment URI: ${uri.split('?')[0]}`);
+  return {
+    uri,
+    totp: parsed,
+    secret: parsed.secret.base32,
+    digits: parsed.digits,
+    period: parsed.period,
+    algorithm: parsed.algorithm,
+    issuer: parsed.issuer,
+    label: parsed.label,
+  };
+}
+
+/** The TOTP step (RFC 6238 counter) at a time. */
+export function totpStep(enrolment: TotpEnrolment, atMs: number = Date.now()): number {
+  return Math.floor(atMs / 1000 / enrolment.period);
+}
+
+/** The code for the step `offset` steps from the one at `atMs` (0: current, -2: previous-but-one). */
+export function totpCode(enrolment: TotpEnrolment, offset = 0, atMs: number = Date.now()): string {
+  const step = totpStep(enrolment, atMs) + offset;
+  return enrolment.totp.generate({ timestamp: step * enrolment.period * 1000 });
+}
+
+/**
+ * Waits (bounded) until the current step is not the one `lastStep` used, so a fresh code exists: the
+ * service refuses a code whose step is not after the account's last used one.
+ */
+export async function waitForNextTotpStep(enrolment: TotpEnrolment, lastStep: number, maxWaitMs = (enrolment.period + 5) * 1000): Promise<number> {
+  const deadline = Date.now() + maxWaitMs;
+  for (;;) {
+    const step = totpStep(enrolment);
+    if (step > lastStep) return step;
+    if (Date.now() > deadline) throw new Error(`the TOTP step did not advance past ${lastStep} within ${maxWaitMs} ms`);
+    const nextStepAtMs = (lastStep + 1) * enrolment.period * 1000;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1000, Math.max(50, nextStepAtMs - Date.now() + 50))));
+  }
+}
