@@ -18,7 +18,21 @@ import { resolveValues } from '../values/load.js';
 import { TargetUsageError, type Target } from '../ops/target.js';
 import { AdminApiError, type SynapseAdminClient } from '../ops/admin-api.js';
 import { withAdmin } from '../ops/admin-session.js';
-import { createUser, deactivateUser, listUsers, loginToken, reset2faAnswer, setPassword, setUserAdmin, userInfo, type UserSummary } from '../ops/users.js';
+import {
+  createUser,
+  deactivateUser,
+  existingUserId,
+  listUsers,
+  loginToken,
+  resetSecondFactors,
+  setPassword,
+  setUserAdmin,
+  unlockUser,
+  userInfo,
+  type SecondFactors,
+  type UserSummary,
+} from '../ops/users.js';
+import { authOffSentence, withAuthAdmin, type AuthAdminClient } from '../ops/auth-admin.js';
 import { createRoom, deleteRoom, exportRoom, importRoom, listRooms, parseRoomExport, roomInfo, roomOrders, type RoomSummary } from '../ops/rooms.js';
 import { createRegistrationToken, deleteRegistrationToken, listRegistrationTokens, type TokenSummary } from '../ops/registration-tokens.js';
 import { exportSecrets, exportWarning, initSecrets, listSecrets, rotatableSecrets, rotateSecret, SecretsUsageError } from '../ops/secrets/manage.js';
@@ -90,6 +104,38 @@ function admin<T>(options: TargetOptions, use: (client: SynapseAdminClient) => P
   return withAdmin(openTarget(options), options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, use);
 }
 
+/** An admin session plus, when the stack has built-in 2FA, a client of the auth service's admin API. */
+function adminWithAuth<T>(target: Target, options: TargetOptions, use: (client: SynapseAdminClient, auth: AuthAdminClient | undefined) => Promise<T>): Promise<T> {
+  return withAdmin(target, options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, (client) =>
+    target.stack.auth ? withAuthAdmin(target, (auth) => use(client, auth)) : use(client, undefined),
+  );
+}
+
+/** A target whose stack has built-in 2FA; else the usage error saying 2FA is off (exit 2). */
+function targetWithAuth(options: TargetOptions): Target {
+  const target = openTarget(options);
+  if (!target.stack.auth) throw new UsageError(authOffSentence(target.description));
+  return target;
+}
+
+/**
+ * A confirmation for an action on one user: the user id typed at the prompt, or --yes. Without a terminal
+ * and without --yes: refused (usage error).
+ */
+export async function confirmByTyping(action: string, userId: string, yes: boolean | undefined): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
+    throw new UsageError(`refusing to ${action} without confirmation: there is no terminal to type ${userId} at; pass --yes to confirm from a script.`);
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = (await prompt.question(`This will ${action}. Type the user id (${userId}) to confirm: `)).trim();
+    if (answer !== userId) throw new UsageError(`not confirmed (typed ${JSON.stringify(answer)}, expected ${userId}): nothing was changed.`);
+  } finally {
+    prompt.close();
+  }
+}
+
 /** A password from a file (first line); never from the command line. */
 function readPasswordFile(file: string): string {
   let text: string;
@@ -137,6 +183,22 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 const yesNo = (value: boolean) => (value ? 'yes' : 'no');
+
+/** The "Second factors" block of `users info` (names and dates, never secrets). */
+export function secondFactorLines(factors: SecondFactors | null): string[] {
+  if (factors === null) return ['second factors: no account at the auth service yet'];
+  const app = factors.authenticator_app;
+  return [
+    'second factors:',
+    `  password:          ${{ argon2id: 'set at the auth service', 'synapse-bcrypt': 'imported from Synapse (re-hashed at next sign-in)', none: 'still only in Synapse (imported at first sign-in)' }[factors.password]}`,
+    `  authenticator app: ${app.enrolled ? `yes (enrolled ${app.enrolled_at ?? 'unknown date'})` : 'no'}`,
+    `  security keys:     ${factors.security_keys.length}`,
+    ...factors.security_keys.map((key) => `    ${key.name}: added ${key.created}, last used ${key.last_used ?? 'never'}`),
+    `  recovery codes:    ${factors.recovery_codes_left} left`,
+    `  must enrol:        ${yesNo(factors.must_enrol)}`,
+    `  locked until:      ${factors.locked_until ?? 'not locked'}`,
+  ];
+}
 
 function usersTable(users: UserSummary[]): string {
   return formatTable(
@@ -265,17 +327,25 @@ function registerUsersCommands(program: Command): void {
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions & { passwordFile?: string; admin?: boolean; email?: string; displayName?: string }>(command);
         const password = options.passwordFile ? readPasswordFile(options.passwordFile) : undefined;
-        const created = await admin(options, (client) =>
-          createUser(client, {
-            user,
-            ...(password !== undefined ? { password } : {}),
-            admin: options.admin ?? false,
-            ...(options.email ? { email: options.email } : {}),
-            ...(options.displayName ? { displayName: options.displayName } : {}),
-          }),
+        const target = openTarget(options);
+        const created = await adminWithAuth(target, options, (client, auth) =>
+          createUser(
+            client,
+            {
+              user,
+              ...(password !== undefined ? { password } : {}),
+              admin: options.admin ?? false,
+              ...(options.email ? { email: options.email } : {}),
+              ...(options.displayName ? { displayName: options.displayName } : {}),
+            },
+            auth,
+          ),
         );
-        if (options.output === 'json') return printJson({ user_id: created.userId, ...(created.generatedPassword ? { password: created.generatedPassword } : {}) });
-        print(`created ${created.userId}`);
+        const passwordAt = target.stack.auth ? 'auth service' : 'synapse';
+        if (options.output === 'json') {
+          return printJson({ user_id: created.userId, password_at: passwordAt, ...(created.generatedPassword ? { password: created.generatedPassword } : {}) });
+        }
+        print(`created ${created.userId}${target.stack.auth ? ' (2FA is on: its password is set at the auth service, not in Synapse)' : ''}`);
         if (created.generatedPassword) print(`password (shown once, store it now): ${created.generatedPassword}`);
       }),
     );
@@ -311,7 +381,7 @@ function registerUsersCommands(program: Command): void {
     .action((user: string, _options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions>(command);
-        const info = await admin(options, (client) => userInfo(client, user));
+        const info = await adminWithAuth(openTarget(options), options, (client, auth) => userInfo(client, user, auth));
         if (options.output === 'json') return printJson(info);
         const lines = [
           `user:         ${info.user_id}`,
@@ -325,6 +395,7 @@ function registerUsersCommands(program: Command): void {
           ...info.external_ids.map((e) => `external id:  ${e.auth_provider} ${e.external_id}`),
           `joined rooms: ${info.joined_rooms.length}`,
           ...info.joined_rooms.map((r) => `  ${r}`),
+          ...(info.second_factors !== undefined ? secondFactorLines(info.second_factors) : []),
         ];
         print(lines.join('\n'));
       }),
@@ -339,8 +410,12 @@ function registerUsersCommands(program: Command): void {
       run(async () => {
         const options = allOptions<TargetOptions & { passwordFile?: string }>(command);
         const password = options.passwordFile ? readPasswordFile(options.passwordFile) : undefined;
-        const result = await admin(options, (client) => setPassword(client, user, password));
-        print(`password of ${result.userId} changed; its devices were logged out.`);
+        const result = await adminWithAuth(openTarget(options), options, (client, auth) => setPassword(client, user, password, auth));
+        if (result.at === 'auth service') {
+          print(`password of ${result.userId} changed at the auth service (2FA is on: Synapse has no password login); ${result.loggedOutDevices ?? 0} devices logged out.`);
+        } else {
+          print(`password of ${result.userId} changed; its devices were logged out.`);
+        }
         if (result.generatedPassword) print(`password (shown once, store it now): ${result.generatedPassword}`);
       }),
     );
@@ -405,9 +480,45 @@ function registerUsersCommands(program: Command): void {
 
   users
     .command('reset-2fa')
-    .description('the old chart\'s command: explains that Synapse has no 2FA to reset')
-    .argument('[user]', 'ignored')
-    .action(() => print(reset2faAnswer));
+    .description('remove every second factor and recovery code of a user at the auth service (built-in 2FA); asks to type the user id')
+    .argument('<user>', 'localpart or full user id')
+    .option('-y, --yes', 'do not ask for confirmation (scripts)')
+    .addOption(outputOption())
+    .action((user: string, _options, command: Command) =>
+      run(async () => {
+        const options = allOptions<TargetOptions & OutputOptions & { yes?: boolean }>(command);
+        const target = targetWithAuth(options);
+        const result = await adminWithAuth(target, options, async (client, auth) => {
+          const userId = await existingUserId(client, user);
+          await confirmByTyping(`remove every second factor and recovery code of ${userId} on ${target.description}`, userId, options.yes);
+          return resetSecondFactors(client, auth!, userId);
+        });
+        const enrol = result.after.mustEnrol;
+        if (options.output === 'json') return printJson({ user_id: result.userId, removed: result.removed, must_enrol: enrol });
+        print(
+          [
+            `second factors of ${result.userId} reset at the auth service.`,
+            result.removed.length > 0 ? `removed: ${result.removed.join('; ')}.` : 'removed: nothing (the user had no second factor).',
+            enrol
+              ? 'the user must enrol a second factor at the next sign-in (the policy requires one).'
+              : 'the user signs in with the password alone until enrolling a factor again (the policy does not require one).',
+          ].join('\n'),
+        );
+      }),
+    );
+
+  users
+    .command('unlock')
+    .description('end a user\'s lockout after too many failed sign-ins at the auth service (built-in 2FA)')
+    .argument('<user>', 'localpart or full user id')
+    .action((user: string, _options, command: Command) =>
+      run(async () => {
+        const options = allOptions<TargetOptions>(command);
+        const target = targetWithAuth(options);
+        const result = await adminWithAuth(target, options, (client, auth) => unlockUser(client, auth!, user));
+        print(result.wasLockedUntil ? `${result.userId} unlocked (it was locked until ${result.wasLockedUntil}).` : `${result.userId} was not locked; nothing to do.`);
+      }),
+    );
 }
 
 // ---- rooms --------------------------------------------------------------------------------------------

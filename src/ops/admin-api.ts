@@ -272,10 +272,11 @@ export class SynapseAdminClient {
   }
 
   /** Creates a user; refuses when it exists (the PUT would silently modify it). */
-  async createUser(userId: string, fields: { password: string; admin?: boolean; displayname?: string; email?: string }): Promise<UserDetails> {
+  /** Without a password the user has none in Synapse (built-in 2FA: the auth service holds it). */
+  async createUser(userId: string, fields: { password?: string; admin?: boolean; displayname?: string; email?: string }): Promise<UserDetails> {
     if (await this.findUser(userId)) throw new AdminApiError(`user ${userId} already exists.`, 409);
     return this.putUser(userId, {
-      password: fields.password,
+      ...(fields.password !== undefined ? { password: fields.password } : {}),
       admin: fields.admin ?? false,
       ...(fields.displayname !== undefined ? { displayname: fields.displayname } : {}),
       ...(fields.email !== undefined ? { threepids: [{ medium: 'email', address: fields.email }] } : {}),
@@ -345,6 +346,16 @@ export class SynapseAdminClient {
       }),
     );
     return answer.access_token;
+  }
+
+  /** Logs every device of the user out (deletes them and their access tokens); returns how many. */
+  async logoutAllDevices(userId: string): Promise<number> {
+    const { devices } = await this.aboutUser(userId, () => this.request<{ devices: { device_id: string }[] }>('GET', `/_synapse/admin/v2/users/${encode(userId)}/devices`));
+    if (devices.length === 0) return 0;
+    await this.aboutUser(userId, () =>
+      this.request('POST', `/_synapse/admin/v2/users/${encode(userId)}/delete_devices`, { body: { devices: devices.map((d) => d.device_id) } }),
+    );
+    return devices.length;
   }
 
   joinedRooms(userId: string): Promise<{ joined_rooms: string[]; total: number }> {
@@ -501,6 +512,34 @@ export async function loginWithPassword(baseUrl: string, user: string, password:
     throw new AdminApiError(`Synapse rate-limited the admin login; retry in ${Math.ceil((answer.retry_after_ms ?? 60_000) / 1000)} s.`);
   }
   throw new AdminApiError(`admin login as ${user} failed: HTTP ${response.status} ${answer.errcode ?? ''}`.trim() + '.');
+}
+
+/**
+ * Login as a user of an application service's namespace (`m.login.application_service`): the as_token
+ * travels in the Authorization header only. How the CLI logs in as the admin while Synapse's password login
+ * is off (built-in 2FA; the `mxstack-cli` application service).
+ */
+export async function loginWithAppservice(baseUrl: string, user: string, asToken: string, deviceId: string): Promise<{ userId: string; accessToken: string }> {
+  let response: Response;
+  try {
+    response = await fetch(new URL('_matrix/client/v3/login', baseUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${asToken}` },
+      body: JSON.stringify({ type: 'm.login.application_service', identifier: { type: 'm.id.user', user }, device_id: deviceId, initial_device_display_name: 'mxstack CLI' }),
+      signal: AbortSignal.timeout(60_000),
+    });
+  } catch (error) {
+    throw unreachable(baseUrl, error);
+  }
+  const answer = (await response.json().catch(() => ({}))) as { user_id?: string; access_token?: string; errcode?: string; error?: string };
+  if (response.ok && answer.user_id && answer.access_token) return { userId: answer.user_id, accessToken: answer.access_token };
+  if (answer.errcode === 'M_UNKNOWN_TOKEN' || response.status === 401) {
+    throw new AdminApiError('Synapse refused the stored token of the mxstack-cli application service (M_UNKNOWN_TOKEN): restart Synapse so it reads its application service file again (locally `mxstack down` then `mxstack up`).');
+  }
+  if (response.status === 403) {
+    throw new AdminApiError(`Synapse refused the admin login of ${user} through the mxstack-cli application service (${answer.errcode ?? `HTTP ${response.status}`}): the admin user is not in its namespace; restart the stack after changing synapse.server.adminUser.`);
+  }
+  throw new AdminApiError(`admin login as ${user} through the mxstack-cli application service failed: HTTP ${response.status} ${answer.errcode ?? ''}`.trim() + '.');
 }
 
 /** The user id a token belongs to, or undefined when Synapse no longer accepts the token. */

@@ -1,6 +1,12 @@
-/** `mxstack users ...`: user administration through the Synapse Admin API, the same on every target. */
+/**
+ * `mxstack users ...`: user administration through the Synapse Admin API, the same on every target. When
+ * the stack has built-in 2FA (the auth component), passwords live at the auth service (Synapse's password
+ * login is off), so create / set-password go through its admin API too, and reset-2fa / unlock / the
+ * "Second factors" of `info` exist only there. Functions take the auth client as `auth` (undefined: 2FA off).
+ */
 import { generateAdminPassword } from './secrets/generate.js';
-import { toUserId, type SynapseAdminClient, type UserDetails, type UserFilter, type UserListEntry } from './admin-api.js';
+import { AdminApiError, toUserId, type SynapseAdminClient, type UserDetails, type UserFilter, type UserListEntry } from './admin-api.js';
+import { localpartOf, type AdminAccountInfo, type AuthAdminClient } from './auth-admin.js';
 
 /** A user as `users list --output json` prints it: scripts rely on user_id, admin and deactivated. */
 export interface UserSummary {
@@ -49,15 +55,36 @@ export interface CreatedUser {
   generatedPassword?: string;
 }
 
-export async function createUser(admin: SynapseAdminClient, request: CreateUserRequest): Promise<CreatedUser> {
+/**
+ * Creates a user. With 2FA on, the Synapse user gets no password (Synapse 1.160 would store a hash from the
+ * admin API's `password` even with password login off, a second copy nobody could change), and the
+ * password is set at the auth service; its admin API is checked first, so a stopped auth service refuses
+ * before anything is created.
+ */
+export async function createUser(admin: SynapseAdminClient, request: CreateUserRequest, auth?: AuthAdminClient): Promise<CreatedUser> {
   const userId = toUserId(request.user, admin.serverName);
   const generatedPassword = request.password === undefined ? generateAdminPassword() : undefined;
+  const password = request.password ?? generatedPassword!;
+  const isAdmin = request.admin ?? false;
+  if (auth) {
+    const problem = await auth.health();
+    if (problem) throw new AdminApiError(`the auth service is not healthy (${problem}): nothing was created; start it and try again.`);
+  }
   await admin.createUser(userId, {
-    password: request.password ?? generatedPassword!,
-    admin: request.admin ?? false,
+    ...(auth ? {} : { password }),
+    admin: isAdmin,
     ...(request.displayName !== undefined ? { displayname: request.displayName } : {}),
     ...(request.email !== undefined ? { email: request.email } : {}),
   });
+  if (auth) {
+    try {
+      await auth.setPassword(localpartOf(userId), password, isAdmin);
+    } catch (error) {
+      throw new AdminApiError(
+        `created ${userId} in Synapse, but the auth service did not take its password (${error instanceof Error ? error.message : String(error)}): set it with \`mxstack users set-password ${userId} --password-file FILE\`.`,
+      );
+    }
+  }
   return { userId, ...(generatedPassword ? { generatedPassword } : {}) };
 }
 
@@ -81,6 +108,30 @@ export interface UserInfo {
   emails: string[];
   external_ids: { auth_provider: string; external_id: string }[];
   joined_rooms: string[];
+  /** With 2FA on: the user's second factors (never secrets); null when the auth service has no account. */
+  second_factors?: SecondFactors | null;
+}
+
+/** What `users info` shows of a user's sign-in at the auth service (JSON field names as printed). */
+export interface SecondFactors {
+  /** Where the password lives: argon2id at the auth service, synapse-bcrypt (imported, not yet re-hashed), none (still only in Synapse). */
+  password: AdminAccountInfo['password'];
+  authenticator_app: { enrolled: boolean; enrolled_at: string | null };
+  security_keys: { name: string; created: string; last_used: string | null }[];
+  recovery_codes_left: number;
+  must_enrol: boolean;
+  locked_until: string | null;
+}
+
+export function describeSecondFactors(account: AdminAccountInfo): SecondFactors {
+  return {
+    password: account.password,
+    authenticator_app: { enrolled: account.totp.enrolled, enrolled_at: account.totp.enrolledAt ?? null },
+    security_keys: account.webauthn.map((key) => ({ name: key.name, created: key.createdAt, last_used: key.lastUsedAt ?? null })),
+    recovery_codes_left: account.recoveryCodesLeft,
+    must_enrol: account.mustEnrol,
+    locked_until: account.lockedUntil ?? null,
+  };
 }
 
 export function describeUser(details: UserDetails, joinedRooms: string[]): UserInfo {
@@ -101,20 +152,81 @@ export function describeUser(details: UserDetails, joinedRooms: string[]): UserI
   };
 }
 
-export async function userInfo(admin: SynapseAdminClient, user: string): Promise<UserInfo> {
+export async function userInfo(admin: SynapseAdminClient, user: string, auth?: AuthAdminClient): Promise<UserInfo> {
   const userId = toUserId(user, admin.serverName);
   const details = await admin.getUser(userId);
   const { joined_rooms: rooms } = await admin.joinedRooms(userId);
-  return describeUser(details, rooms);
+  const info = describeUser(details, rooms);
+  if (!auth) return info;
+  const account = await auth.findAccount(localpartOf(userId));
+  return { ...info, second_factors: account ? describeSecondFactors(account) : null };
 }
 
-/** Sets a password (generated when not given, returned once); logs the user's devices out. */
-export async function setPassword(admin: SynapseAdminClient, user: string, password: string | undefined): Promise<CreatedUser> {
+export interface PasswordChange extends CreatedUser {
+  /** Where the password was set: Synapse, or the auth service when 2FA is on. */
+  at: 'synapse' | 'auth service';
+  /** Devices logged out (with 2FA on, through the Admin API after the change). */
+  loggedOutDevices?: number;
+}
+
+/**
+ * Sets a password (generated when not given, returned once); logs the user's devices out. With 2FA on the
+ * password is set at the auth service (Synapse refuses password changes while its password login is off).
+ */
+export async function setPassword(admin: SynapseAdminClient, user: string, password: string | undefined, auth?: AuthAdminClient): Promise<PasswordChange> {
+  const userId = toUserId(user, admin.serverName);
+  const details = await admin.getUser(userId);
+  if (details.deactivated) throw new AdminApiError(`user ${userId} is deactivated: a password would not let it sign in.`);
+  const generatedPassword = password === undefined ? generateAdminPassword() : undefined;
+  const generated = generatedPassword ? { generatedPassword } : {};
+  if (!auth) {
+    await admin.resetPassword(userId, password ?? generatedPassword!, true);
+    return { userId, at: 'synapse', ...generated };
+  }
+  await auth.setPassword(localpartOf(userId), password ?? generatedPassword!, Boolean(details.admin));
+  const loggedOutDevices = await admin.logoutAllDevices(userId);
+  return { userId, at: 'auth service', loggedOutDevices, ...generated };
+}
+
+export interface SecondFactorReset {
+  userId: string;
+  /** One phrase per factor removed (names and dates, never secrets); empty when there was none. */
+  removed: string[];
+  /** The account as it is now. */
+  after: AdminAccountInfo;
+}
+
+/** What an account's factors are, one phrase each: what reset-2fa removes. */
+export function factorPhrases(account: AdminAccountInfo): string[] {
+  const day = (iso: string | undefined) => (iso ? iso.slice(0, 10) : 'unknown date');
+  return [
+    ...(account.totp.enrolled ? [`authenticator app (enrolled ${day(account.totp.enrolledAt)})`] : []),
+    ...account.webauthn.map((key) => `security key "${key.name}" (added ${day(key.createdAt)}${key.lastUsedAt ? `, last used ${day(key.lastUsedAt)}` : ', never used'})`),
+    ...(account.recoveryCodesLeft > 0 ? [`${account.recoveryCodesLeft} unused recovery code${account.recoveryCodesLeft === 1 ? '' : 's'}`] : []),
+  ];
+}
+
+/** The user id a reset-2fa confirmation must type; refuses users Synapse does not know. */
+export async function existingUserId(admin: SynapseAdminClient, user: string): Promise<string> {
   const userId = toUserId(user, admin.serverName);
   await admin.getUser(userId);
-  const generatedPassword = password === undefined ? generateAdminPassword() : undefined;
-  await admin.resetPassword(userId, password ?? generatedPassword!, true);
-  return { userId, ...(generatedPassword ? { generatedPassword } : {}) };
+  return userId;
+}
+
+/** Removes every second factor and recovery code of the user at the auth service. */
+export async function resetSecondFactors(admin: SynapseAdminClient, auth: AuthAdminClient, user: string): Promise<SecondFactorReset> {
+  const userId = await existingUserId(admin, user);
+  const before = await auth.account(localpartOf(userId));
+  const after = await auth.resetSecondFactors(localpartOf(userId));
+  return { userId, removed: factorPhrases(before).filter((phrase) => !factorPhrases(after).includes(phrase)), after };
+}
+
+/** Clears the user's lockout at the auth service; returns when it was locked until (undefined: was not locked). */
+export async function unlockUser(admin: SynapseAdminClient, auth: AuthAdminClient, user: string): Promise<{ userId: string; wasLockedUntil?: string }> {
+  const userId = await existingUserId(admin, user);
+  const before = await auth.account(localpartOf(userId));
+  await auth.unlock(localpartOf(userId));
+  return { userId, ...(before.lockedUntil ? { wasLockedUntil: before.lockedUntil } : {}) };
 }
 
 export async function deactivateUser(admin: SynapseAdminClient, user: string, erase: boolean): Promise<string> {
@@ -139,6 +251,3 @@ export async function loginToken(admin: SynapseAdminClient, user: string, validF
   return { userId, accessToken, ...(validUntil !== undefined ? { validUntil: new Date(validUntil).toISOString() } : {}) };
 }
 
-/** The old chart's `reset-2fa`: there is nothing to reset; one honest sentence. */
-export const reset2faAnswer =
-  'Synapse has no two-factor authentication, so there is nothing to reset; built-in 2FA will come with mxstack\'s own identity provider (until then, enforce 2FA at your OIDC provider: see docs/operations.md).';

@@ -254,9 +254,9 @@ describe('users', () => {
     assert.equal(all.find((u) => u.user_id === '@bob:localhost')?.deactivated, true);
   });
 
-  test('reset-2fa answers that Synapse has no 2FA', async () => {
-    const result = await ok(['users', 'reset-2fa', 'bob']);
-    assert.match(result.stdout, /^Synapse has no two-factor authentication, so there is nothing to reset; built-in 2FA will come with mxstack's own identity provider/);
+  test('reset-2fa and unlock say that 2FA is off (exit 2)', async () => {
+    await fails(['users', 'reset-2fa', 'bob', '--yes'], 2, /two-factor authentication is off on the local stack/);
+    await fails(['users', 'unlock', 'bob'], 2, /there is no second factor to manage/);
   });
 
   test('list pages through more than 10 000 users (created in bulk through the Admin API), with filters', { timeout: 1_800_000 }, async () => {

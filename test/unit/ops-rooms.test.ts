@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { importedContent, importedPowerLevels, parseRoomExport, settableState, type ExportedMessage } from '../../src/ops/rooms.js';
 import type { MatrixEvent } from '../../src/ops/admin-api.js';
 import { formatTable, parseDurationMs } from '../../src/cli/ops.js';
-import { reset2faAnswer, timestampToIso } from '../../src/ops/users.js';
+import { timestampToIso } from '../../src/ops/users.js';
+import { authOffSentence } from '../../src/ops/auth-admin.js';
 
 const message: ExportedMessage = {
   event_id: '$abc',
@@ -37,7 +38,7 @@ test('an import file that is not an export is refused in one sentence', () => {
   assert.equal(parseRoomExport(JSON.stringify(valid), 'f.json').room.room_id, '!a:x');
 });
 
-test('CLI helpers: durations, tables, timestamps in seconds or milliseconds, the 2FA answer', () => {
+test('CLI helpers: durations, tables, timestamps in seconds or milliseconds, the 2FA-off sentence', () => {
   assert.equal(parseDurationMs('90s', '--x'), 90_000);
   assert.equal(parseDurationMs('7d', '--x'), 7 * 86_400_000);
   assert.throws(() => parseDurationMs('7 weeks', '--valid-for'), /--valid-for 7 weeks: expected a duration like 30m, 12h or 7d\./);
@@ -45,5 +46,5 @@ test('CLI helpers: durations, tables, timestamps in seconds or milliseconds, the
   assert.equal(timestampToIso(1_700_000_000), '2023-11-14T22:13:20.000Z');
   assert.equal(timestampToIso(1_700_000_000_000), '2023-11-14T22:13:20.000Z');
   assert.equal(timestampToIso(null), null);
-  assert.match(reset2faAnswer, /^Synapse has no two-factor authentication, so there is nothing to reset; built-in 2FA will come with mxstack's own identity provider/);
+  assert.match(authOffSentence('the local stack in /x'), /^two-factor authentication is off on the local stack in \/x \(synapse\.server\.mfa\.totp\.enabled and synapse\.server\.mfa\.webauthn\.enabled are false\)/);
 });
