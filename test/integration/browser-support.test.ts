@@ -4,6 +4,7 @@
  * - Debian's Chromium starts through playwright-core and renders a page;
  * - the virtual authenticator makes a credential for navigator.credentials.create on `localhost`, signs an
  *   assertion with it in a fresh context after export/import, and (as browsers must) refuses an IP origin;
+ * - a context given another source address really connects from it (through the forwarding proxy);
  * - a QR code drawn by the `qrcode` library is read back from a screenshot and its otpauth:// URI parsed;
  *   the codes computed from it match an independent RFC 6238 computation (node:crypto HMAC).
  */
@@ -56,7 +57,8 @@ before(async () => {
   const qrDataUrl = await QRCode.toDataURL(enrolmentUri, { margin: 4, scale: 6 });
   server = createServer((request, response) => {
     response.setHeader('content-type', 'text/html; charset=utf-8');
-    if (request.url === '/qr') response.end(`<!doctype html><title>qr</title><p>Scan this</p><img id="qr" alt="QR code" src="${qrDataUrl}">`);
+    if (request.url === '/peer') response.end(`<!doctype html><title>peer</title><p id="peer">${request.socket.remoteAddress}</p>`);
+    else if (request.url === '/qr') response.end(`<!doctype html><title>qr</title><p>Scan this</p><img id="qr" alt="QR code" src="${qrDataUrl}">`);
     else response.end(webauthnPage);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -112,6 +114,18 @@ test('the virtual authenticator registers a credential on localhost and signs wi
   await imported.remove();
   await first.close();
   await second.close();
+});
+
+test('a context with a source address reaches loopback servers from that address (per-address throttling needs it)', { skip, timeout: 60_000 }, async () => {
+  const seen: string[] = [];
+  for (const sourceAddress of [undefined, '127.0.0.2', '127.0.0.3']) {
+    const context = await browser.newContext(sourceAddress ? { sourceAddress } : {});
+    const page = await context.newPage();
+    await page.goto(`http://localhost:${port}/peer`);
+    seen.push((await page.locator('#peer').textContent()) ?? '');
+    await context.close();
+  }
+  assert.deepEqual(seen, ['127.0.0.1', '127.0.0.2', '127.0.0.3']);
 });
 
 /** RFC 6238 with SHA-1, written out with node:crypto: an independent check of the otpauth library's codes. */

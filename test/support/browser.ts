@@ -15,6 +15,8 @@
  * through `localhost`, never `127.0.0.1`.
  */
 import { existsSync } from 'node:fs';
+import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { chromium, type BrowserContext, type CDPSession, type Locator, type Page } from 'playwright-core';
 import jsQRModule from 'jsqr';
 import { PNG } from 'pngjs';
@@ -53,6 +55,11 @@ export interface BrowserOptions {
   colorScheme?: 'light' | 'dark';
   /** CSS pixels; default 800 x 900 (screenshots stay small). */
   viewport?: { width: number; height: number };
+  /**
+   * Connect from this loopback address (127.0.0.2, 127.0.0.3, ...) instead of 127.0.0.1, through a small
+   * forwarding proxy: "a user at another address", for servers that throttle per client address.
+   */
+  sourceAddress?: string;
 }
 
 export interface TestBrowser {
@@ -67,12 +74,21 @@ export interface TestBrowser {
  */
 export async function launchBrowser(): Promise<TestBrowser> {
   const launched = await chromium.launch({ executablePath: chromiumPath, headless: true, args: [...chromiumArgs], timeout: 60_000 });
+  const proxies = new Map<string, Promise<SourceAddressProxy>>();
+  const proxyFor = (sourceAddress: string) => {
+    let proxy = proxies.get(sourceAddress);
+    if (!proxy) proxies.set(sourceAddress, (proxy = startSourceAddressProxy(sourceAddress)));
+    return proxy;
+  };
   return {
     async newContext(options: BrowserOptions = {}) {
+      const proxy = options.sourceAddress ? await proxyFor(options.sourceAddress) : undefined;
       const context = await launched.newContext({
         colorScheme: options.colorScheme ?? 'light',
         viewport: options.viewport ?? { width: 800, height: 900 },
         locale: 'en-GB',
+        // `<-loopback>` removes Chromium's implicit bypass of loopback hosts: everything goes through the proxy.
+        ...(proxy ? { proxy: { server: proxy.url, bypass: '<-loopback>' } } : {}),
       });
       // Every wait is bounded: a page that never answers fails the test instead of hanging the suite.
       context.setDefaultTimeout(30_000);
@@ -80,8 +96,101 @@ export async function launchBrowser(): Promise<TestBrowser> {
       return context;
     },
     async close() {
-      await launched.close();
+      try {
+        await launched.close();
+      } finally {
+        for (const proxy of proxies.values()) await (await proxy).close();
+      }
     },
+  };
+}
+
+// ---- Another client address ----------------------------------------------------------------------------
+
+export interface SourceAddressProxy {
+  /** `http://127.0.0.1:<port>`: the proxy server for Chromium. */
+  url: string;
+  /** How many requests it forwarded (a test can check the browser really used it). */
+  forwarded(): number;
+  close(): Promise<void>;
+}
+
+/** Loopback host names a test may browse; the proxy connects to their IPv4 address (the stack binds 127.0.0.1). */
+function loopbackTarget(hostname: string): string {
+  if (hostname === 'localhost' || hostname.endsWith('.localhost')) return '127.0.0.1';
+  if (/^127\.\d+\.\d+\.\d+$/.test(hostname)) return hostname;
+  throw new Error(`the source-address proxy only forwards to loopback, not to ${hostname}`);
+}
+
+/**
+ * A forwarding HTTP proxy on 127.0.0.1 whose outgoing connections are bound to `sourceAddress` (any address
+ * of 127.0.0.0/8 works on Linux without configuration). Plain http requests (absolute-form) and CONNECT
+ * tunnels, to loopback only.
+ */
+export async function startSourceAddressProxy(sourceAddress: string): Promise<SourceAddressProxy> {
+  let forwarded = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    let target: URL;
+    let host: string;
+    try {
+      target = new URL(request.url ?? '');
+      host = loopbackTarget(target.hostname);
+    } catch (error) {
+      response.writeHead(502, { 'content-type': 'text/plain' }).end(String(error));
+      return;
+    }
+    forwarded += 1;
+    const upstream = httpRequest(
+      { host, port: Number(target.port || 80), localAddress: sourceAddress, method: request.method, path: `${target.pathname}${target.search}`, headers: request.headers, timeout: 60_000 },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+        answer.pipe(response);
+      },
+    );
+    upstream.on('timeout', () => upstream.destroy(new Error('upstream timeout')));
+    upstream.on('error', (error) => {
+      if (!response.headersSent) response.writeHead(502, { 'content-type': 'text/plain' });
+      response.end(String(error));
+    });
+    request.pipe(upstream);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('connect', (request: IncomingMessage, client: Socket, head: Buffer) => {
+    const [hostname = '', port = '443'] = (request.url ?? '').split(':');
+    let host: string;
+    try {
+      host = loopbackTarget(hostname);
+    } catch {
+      client.end('HTTP/1.1 502 Bad Gateway\r\n\r\n');
+      return;
+    }
+    forwarded += 1;
+    const upstream = connect({ host, port: Number(port), localAddress: sourceAddress }, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    forwarded: () => forwarded,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
