@@ -5,8 +5,11 @@ import {
   ArchiveMismatchError,
   backupFormat,
   backupFormatVersion,
+  authDatabasePlan,
   compareVersions,
+  compareWithManifest,
   incompatibility,
+  type ManifestPart,
   parseManifest,
   versionNumbers,
   type BackupManifest,
@@ -88,4 +91,30 @@ test('secrets: a wrong passphrase or a flipped ciphertext byte cannot be read', 
 test('secrets: the default parameters are OWASP\'s scrypt minimum', () => {
   const envelope = JSON.parse(encryptSecrets(secrets, 'a long enough passphrase').toString()) as SecretsEnvelope;
   assert.deepEqual([envelope.kdf.N, envelope.kdf.r, envelope.kdf.p, envelope.kdf.keyLength], [2 ** 17, 8, 1, 32]);
+});
+
+test('the auth database part: listed when the manifest names an auth database, chunks numbered, required then, refused otherwise', () => {
+  const part = (name: string, kind: ManifestPart['kind']): ManifestPart => ({ name, kind, size: 1, sha256: 'b'.repeat(64) });
+  const base = [part('database.dump.000000', 'database'), part('media.tar.000000', 'media'), part('signing.key', 'signing-key')];
+  const withAuth = [base[0]!, part('auth-database.dump.000000', 'auth-database'), part('auth-database.dump.000001', 'auth-database'), base[1]!, base[2]!];
+  assert.deepEqual(compareWithManifest(manifest({ authDatabase: 'synapse_auth', parts: withAuth }), withAuth), []);
+  assert.deepEqual(compareWithManifest(manifest({ authDatabase: 'synapse_auth', parts: base }), base), ['the archive has no dump of the auth database.']);
+  assert.deepEqual(compareWithManifest(manifest({ parts: withAuth }), withAuth), [
+    'the archive holds auth-database.dump chunks but its manifest names no auth database.',
+  ]);
+  const gap = [base[0]!, part('auth-database.dump.000001', 'auth-database'), base[1]!, base[2]!];
+  assert.deepEqual(compareWithManifest(manifest({ authDatabase: 'synapse_auth', parts: gap }), gap), ['auth-database.dump chunks are not numbered consecutively (auth-database.dump.000001).']);
+  const parsed = parseManifest(JSON.stringify(manifest({ authDatabase: 'synapse_auth', parts: withAuth })));
+  assert.equal(parsed.authDatabase, 'synapse_auth');
+  assert.throws(() => parseManifest(JSON.stringify(manifest({ authDatabase: 7 as unknown as string }))), /malformed \(authDatabase\)/);
+});
+
+test('2FA on one side only: an archive with the auth database needs a stack with 2FA; one without keeps the stack\'s', () => {
+  const authArchive = manifest({ authDatabase: 'synapse_auth' });
+  assert.match(incompatibility(authArchive, { ...live, auth: false }) ?? '', /made with built-in 2FA on .*this stack has it off/);
+  assert.equal(incompatibility(authArchive, { ...live, auth: true }), undefined);
+  assert.equal(incompatibility(manifest(), { ...live, auth: true }), undefined);
+  assert.equal(authDatabasePlan(authArchive, true), 'replace');
+  assert.equal(authDatabasePlan(manifest(), true), 'keep');
+  assert.equal(authDatabasePlan(manifest(), false), 'none');
 });

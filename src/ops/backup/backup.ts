@@ -10,9 +10,9 @@ import { basename, dirname, join } from 'node:path';
 import type { Target } from '../target.js';
 import { inventorySecretNames, secretInventory } from '../secrets/inventory.js';
 import { TarWriter } from './tar.js';
-import { backupFormat, backupFormatVersion, chunkName, manifestChecksumName, manifestName, type BackupManifest, type ManifestPart, type PartKind } from './manifest.js';
+import { backupFormat, backupFormatVersion, chunkName, manifestChecksumName, manifestName, type BackupManifest, type ChunkedBase, type ManifestPart, type PartKind } from './manifest.js';
 import { encryptSecrets, type StoredSecret } from './secrets-crypto.js';
-import { lastLines, liveStack } from './live.js';
+import { authDatabaseName, databaseExists, lastLines, liveStack } from './live.js';
 import { megabytes, progressMeter, type Progress, type ProgressMeter } from './progress.js';
 
 /** Chunk size of the dump and media parts: the most memory a backup holds at once. */
@@ -38,7 +38,7 @@ export interface BackupResult {
 /** Writes a stream as consecutive chunk entries; returns the parts written. */
 async function writeChunked(
   stream: AsyncIterable<Buffer>,
-  base: 'database.dump' | 'media.tar',
+  base: ChunkedBase,
   kind: PartKind,
   writer: TarWriter,
   chunkBytes: number,
@@ -70,7 +70,7 @@ async function archiveCommandOutput(
   target: Target,
   component: 'postgresql' | 'synapse',
   argv: string[],
-  base: 'database.dump' | 'media.tar',
+  base: ChunkedBase,
   kind: PartKind,
   writer: TarWriter,
   chunkBytes: number,
@@ -118,6 +118,18 @@ export async function createBackup(target: Target, options: BackupOptions): Prom
     parts.push(...(await archiveCommandOutput(target, 'postgresql', dump, 'database.dump', 'database', writer, chunkBytes, dumpMeter, [0])));
     dumpMeter.done();
 
+    const authDatabase = authDatabaseName(target);
+    if (authDatabase !== undefined) {
+      if (!(await databaseExists(target, authDatabase))) {
+        throw new Error(`the auth database ${authDatabase} does not exist: the auth component creates it when it starts; start the stack (\`mxstack status\` shows whether auth runs) and back up again.`);
+      }
+      progress?.(`backup: dumping the auth database ${authDatabase} (accounts and second factors)`);
+      const authMeter = progressMeter('auth database dump', undefined, progress);
+      const authDump = [...target.postgresqlTool('pg_dump'), '--format=custom', '--no-password', '-d', authDatabase];
+      parts.push(...(await archiveCommandOutput(target, 'postgresql', authDump, 'auth-database.dump', 'auth-database', writer, chunkBytes, authMeter, [0])));
+      authMeter.done();
+    }
+
     progress?.('backup: archiving the media store');
     const mediaMeter = progressMeter('media store', undefined, progress);
     const media = ['tar', '--create', '--file=-', `--directory=${target.stack.placement.paths.mediaStore}`, `--exclude=./${restoreWorkPrefix}*`, '.'];
@@ -145,6 +157,7 @@ export async function createBackup(target: Target, options: BackupOptions): Prom
       createdAt: createdAt.toISOString(),
       versions: { synapse: live.synapseVersion, postgresql: live.postgresqlVersion },
       database: target.stack.database.name,
+      ...(authDatabase !== undefined ? { authDatabase } : {}),
       parts,
     };
     const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);

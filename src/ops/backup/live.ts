@@ -47,11 +47,20 @@ export async function synapseVersion(target: Target): Promise<string> {
   });
 }
 
-/** What an archive is checked against: the stack's server name and the versions running now. */
+/** What an archive is checked against: the stack's server name, the versions running now, whether it has 2FA. */
 export async function liveStack(target: Target): Promise<LiveStack> {
   return {
     serverName: target.stack.serverName,
     synapseVersion: await synapseVersion(target),
     postgresqlVersion: await runSql(target, 'SHOW server_version;', 'asking PostgreSQL its version'),
+    auth: target.stack.auth !== undefined,
   };
+}
+
+/**
+ * The auth component's database (AuthServiceConfig.database.database in the contract: Synapse's database
+ * name + `_auth`), on the stack's PostgreSQL; undefined when the stack has no auth component.
+ */
+export function authDatabaseName(target: Target): string | undefined {
+  return target.stack.auth ? `${target.stack.database.name}_auth` : undefined;
 }

@@ -4,6 +4,8 @@
  *
  * Archive layout (ustar, in this order):
  *   database.dump.NNNNNN   pg_dump -Fc output, cut in chunks (concatenated in order: the dump)
+ *   auth-database.dump.NNNNNN  only when the stack has built-in 2FA: pg_dump -Fc of the auth component's
+ *                          database (<db>_auth: accounts, password hashes, sealed factors), chunked alike
  *   media.tar.NNNNNN       a tar of the media store, cut in chunks the same way
  *   signing.key            Synapse's signing key
  *   secrets.enc            optional: every stack secret, encrypted (src/ops/backup/secrets-crypto.ts)
@@ -15,7 +17,10 @@ export const backupFormatVersion = 1;
 export const manifestName = 'manifest.json';
 export const manifestChecksumName = 'manifest.json.sha256';
 
-export type PartKind = 'database' | 'media' | 'signing-key' | 'secrets';
+export type PartKind = 'database' | 'auth-database' | 'media' | 'signing-key' | 'secrets';
+
+/** Parts cut in numbered chunks. */
+export type ChunkedBase = 'database.dump' | 'auth-database.dump' | 'media.tar';
 
 export interface ManifestPart {
   name: string;
@@ -36,6 +41,8 @@ export interface BackupManifest {
   };
   /** The database the dump was taken from (informational: restore uses the stack's). */
   database: string;
+  /** The auth component's database, when the archive holds its dump (made with built-in 2FA on). */
+  authDatabase?: string;
   parts: ManifestPart[];
 }
 
@@ -47,6 +54,7 @@ export class ArchiveMismatchError extends Error {}
 
 const partPatterns: [RegExp, PartKind][] = [
   [/^database\.dump\.\d{6}$/, 'database'],
+  [/^auth-database\.dump\.\d{6}$/, 'auth-database'],
   [/^media\.tar\.\d{6}$/, 'media'],
   [/^signing\.key$/, 'signing-key'],
   [/^secrets\.enc$/, 'secrets'],
@@ -57,7 +65,7 @@ export function partKindOf(name: string): PartKind | undefined {
 }
 
 /** Name of the n-th chunk of a chunked part. */
-export const chunkName = (base: 'database.dump' | 'media.tar', index: number) => `${base}.${String(index).padStart(6, '0')}`;
+export const chunkName = (base: ChunkedBase, index: number) => `${base}.${String(index).padStart(6, '0')}`;
 
 const isHex64 = (value: unknown) => typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);
 
@@ -79,6 +87,7 @@ export function parseManifest(text: string): BackupManifest {
   if (typeof m.createdAt !== 'string' || Number.isNaN(Date.parse(m.createdAt))) problems.push('createdAt');
   if (typeof m.versions?.synapse !== 'string' || typeof m.versions.postgresql !== 'string') problems.push('versions');
   if (typeof m.database !== 'string') problems.push('database');
+  if (m.authDatabase !== undefined && typeof m.authDatabase !== 'string') problems.push('authDatabase');
   if (!Array.isArray(m.parts)) problems.push('parts');
   else {
     m.parts.forEach((part, i) => {
@@ -116,9 +125,16 @@ export function compareWithManifest(manifest: BackupManifest, read: readonly Man
   if (problems.length === 0 && read.map((p) => p.name).join('\n') !== manifest.parts.map((p) => p.name).join('\n')) {
     problems.push('the archive parts are not in the manifest order.');
   }
-  for (const base of ['database.dump', 'media.tar'] as const) {
+  const wanted: Record<ChunkedBase, string | undefined> = {
+    'database.dump': 'database dump',
+    'auth-database.dump': manifest.authDatabase !== undefined ? 'dump of the auth database' : undefined,
+    'media.tar': 'media store',
+  };
+  for (const base of ['database.dump', 'auth-database.dump', 'media.tar'] as const) {
     const chunks = manifest.parts.filter((p) => p.name.startsWith(`${base}.`));
-    if (chunks.length === 0) problems.push(`the archive has no ${base === 'database.dump' ? 'database dump' : 'media store'}.`);
+    const what = wanted[base];
+    if (chunks.length === 0 && what !== undefined) problems.push(`the archive has no ${what}.`);
+    if (chunks.length > 0 && what === undefined) problems.push(`the archive holds ${base} chunks but its manifest names no auth database.`);
     chunks.forEach((chunk, i) => {
       if (chunk.name !== chunkName(base, i)) problems.push(`${base} chunks are not numbered consecutively (${chunk.name}).`);
     });
@@ -147,6 +163,8 @@ export interface LiveStack {
   serverName: string;
   synapseVersion: string;
   postgresqlVersion: string;
+  /** Whether the stack runs the auth component (built-in 2FA). */
+  auth?: boolean;
 }
 
 /**
@@ -166,5 +184,19 @@ export function incompatibility(manifest: BackupManifest, live: LiveStack): stri
   if (archiveMajor === undefined || liveMajor === undefined || liveMajor < archiveMajor) {
     return `the archive's database comes from PostgreSQL ${manifest.versions.postgresql}, newer than this stack's ${live.postgresqlVersion}.`;
   }
+  // Users created while 2FA was on have no password in Synapse: without the auth database nobody could sign in.
+  if (manifest.authDatabase !== undefined && !live.auth) {
+    return 'the archive was made with built-in 2FA on (it holds the auth database: passwords and second factors), but this stack has it off: enable synapse.server.mfa.totp.enabled (or .webauthn.enabled) as when the archive was made, then restore.';
+  }
   return undefined;
+}
+
+/**
+ * What happens to the stack's auth database: replaced by the archive's, kept (the archive was made with
+ * 2FA off: accounts not yet at the auth service import their Synapse password at the first sign-in), or
+ * nothing to do (2FA off on both).
+ */
+export function authDatabasePlan(manifest: BackupManifest, stackHasAuth: boolean): 'replace' | 'keep' | 'none' {
+  if (manifest.authDatabase !== undefined) return 'replace';
+  return stackHasAuth ? 'keep' : 'none';
 }
