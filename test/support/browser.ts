@@ -302,23 +302,12 @@ export function totpStep(enrolment: TotpEnrolment, atMs: number = Date.now()): n
   return Math.floor(atMs / 1000 / enrolment.period);
 }
 
-/** The code for the step `offset` steps from the one at `atMs` (0: current, -2: previous-but-one). */
-export function totpCode(enrolment: TotpEnrolment, offset = 0, atMs: number = Date.now()): string {
-  const step = totpStep(enrolment, atMs) + offset;
+/** The code of one TOTP step. */
+export function totpCodeAtStep(enrolment: TotpEnrolment, step: number): string {
   return enrolment.totp.generate({ timestamp: step * enrolment.period * 1000 });
 }
 
-/**
- * Waits (bounded) until the current step is not the one `lastStep` used, so a fresh code exists: the
- * service refuses a code whose step is not after the account's last used one.
- */
-export async function waitForNextTotpStep(enrolment: TotpEnrolment, lastStep: number, maxWaitMs = (enrolment.period + 5) * 1000): Promise<number> {
-  const deadline = Date.now() + maxWaitMs;
-  for (;;) {
-    const step = totpStep(enrolment);
-    if (step > lastStep) return step;
-    if (Date.now() > deadline) throw new Error(`the TOTP step did not advance past ${lastStep} within ${maxWaitMs} ms`);
-    const nextStepAtMs = (lastStep + 1) * enrolment.period * 1000;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(1000, Math.max(50, nextStepAtMs - Date.now() + 50))));
-  }
+/** The code for the step `offset` steps from the one at `atMs` (0: current, -2: previous-but-one). */
+export function totpCode(enrolment: TotpEnrolment, offset = 0, atMs: number = Date.now()): string {
+  return totpCodeAtStep(enrolment, totpStep(enrolment, atMs) + offset);
 }

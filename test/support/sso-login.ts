@@ -1,0 +1,160 @@
+/**
+ * Signing in to a local stack with 2FA as a person would, in a real browser: Synapse's SSO redirect for the
+ * idp `oidc-mxstack`, the auth component's pages (password, then a second factor or enrolment), Synapse's
+ * callback, and the redirect carrying `loginToken`, which is exchanged for a Matrix access token with
+ * `m.login.token` (then /account/whoami proves it works).
+ *
+ * The pages are driven through what a user sees and a screen reader announces (labels, button names), so a
+ * test fails when the pages stop being usable, not when markup moves. The few ids and texts the auth pages
+ * promise are documented at the top of src/components/auth/service/pages.ts.
+ */
+import type { BrowserContext, Page } from 'playwright-core';
+import { matrixRequest } from './matrix-client.js';
+import { parseTotpUri, readQrCode, totpStep, type TotpEnrolment } from './browser.js';
+
+/** Synapse shows the built-in provider as `oidc-` + its idp_id `mxstack`. */
+export const mxstackIdpId = 'oidc-mxstack';
+
+export interface StackUrls {
+  /** The public base URL the browser uses (`http://localhost:<router>/`: WebAuthn needs a domain, not an IP). */
+  browserBase: string;
+  /** The same router for API calls from the test (`http://127.0.0.1:<router>/`). */
+  apiBase: string;
+  /** Where Synapse sends the browser back with `loginToken` (whitelisted; answered by the test, never by the stack). */
+  redirectUrl: string;
+}
+
+export interface MatrixLogin {
+  user_id: string;
+  access_token: string;
+  device_id?: string;
+}
+
+/** `<public base>_matrix/client/v3/login/sso/redirect/oidc-mxstack?redirectUrl=...` */
+export function ssoRedirectUrl(urls: StackUrls): string {
+  const url = new URL(`_matrix/client/v3/login/sso/redirect/${mxstackIdpId}`, urls.browserBase);
+  url.searchParams.set('redirectUrl', urls.redirectUrl);
+  return url.href;
+}
+
+/**
+ * Answers the redirect URL inside the browser (a small "signed in" page), so the flow's last hop needs no
+ * server and the test reads `loginToken` from the URL. Call once per context.
+ */
+export async function answerRedirectUrl(context: BrowserContext, urls: StackUrls): Promise<void> {
+  const target = new URL(urls.redirectUrl);
+  await context.route(
+    (url) => url.origin === target.origin && url.pathname === target.pathname,
+    (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Signed in</title><p id="signed-in">Signed in.</p>' }),
+  );
+}
+
+/** The auth pages, as the user sees them. Kept in one place: the rest of the tests speak in user actions. */
+export const authPage = {
+  username: (page: Page) => page.getByLabel(/user ?name/i),
+  password: (page: Page) => page.getByLabel(/^password$/i),
+  signInButton: (page: Page) => page.getByRole('button', { name: /^(sign in|continue|next)$/i }),
+  code: (page: Page) => page.getByLabel(/code/i).first(),
+  verifyButton: (page: Page) => page.getByRole('button', { name: /^(verify|confirm|continue|sign in)$/i }).first(),
+  qrCode: (page: Page) => page.locator('#totp-qr'),
+  recoveryCodes: (page: Page) => page.locator('#recovery-codes'),
+  useRecoveryCode: (page: Page) => page.getByRole('link', { name: /recovery code/i }).or(page.getByRole('button', { name: /recovery code/i })).first(),
+  useSecurityKey: (page: Page) => page.getByRole('button', { name: /security key/i }).first(),
+  useAuthenticatorApp: (page: Page) => page.getByRole('link', { name: /authenticator app/i }).or(page.getByRole('button', { name: /authenticator app/i })).first(),
+  error: (page: Page) => page.getByRole('alert'),
+};
+
+/** Opens Synapse's SSO redirect and waits for the auth component's sign-in form. */
+export async function openSignIn(page: Page, urls: StackUrls): Promise<void> {
+  await page.goto(ssoRedirectUrl(urls));
+  await authPage.password(page).waitFor({ state: 'visible' });
+}
+
+export async function submitPassword(page: Page, username: string, password: string): Promise<void> {
+  await authPage.username(page).fill(username);
+  await authPage.password(page).fill(password);
+  await Promise.all([page.waitForLoadState('load'), authPage.signInButton(page).click()]);
+}
+
+export async function submitCode(page: Page, code: string): Promise<void> {
+  await authPage.code(page).fill(code);
+  await Promise.all([page.waitForLoadState('load'), authPage.verifyButton(page).click()]);
+}
+
+/** The text of the page's alert (refusals are announced that way), or '' when there is none. */
+export async function alertText(page: Page): Promise<string> {
+  const alert = authPage.error(page);
+  return (await alert.count()) > 0 ? ((await alert.first().textContent()) ?? '').trim() : '';
+}
+
+/**
+ * Waits for the browser to arrive at the redirect URL with `loginToken` (through Synapse's confirmation page
+ * when the redirect URL is not whitelisted: its link is followed) and returns the token.
+ */
+export async function awaitLoginToken(page: Page, urls: StackUrls, timeoutMs = 60_000): Promise<string> {
+  const target = new URL(urls.redirectUrl);
+  const arrived = (url: URL) => url.origin === target.origin && url.pathname === target.pathname && url.searchParams.has('loginToken');
+  const deadline = Date.now() + timeoutMs;
+  while (!arrived(new URL(page.url()))) {
+    if (Date.now() > deadline) throw new Error(`no loginToken within ${timeoutMs} ms; the browser is at ${describePage(page.url())}: ${await pageSummary(page)}`);
+    const confirm = page.locator('a[href*="loginToken="]');
+    if ((await confirm.count()) > 0) {
+      await confirm.first().click();
+      continue;
+    }
+    await page.waitForURL(arrived, { timeout: Math.min(2_000, Math.max(1, deadline - Date.now())) }).catch(() => undefined);
+  }
+  return new URL(page.url()).searchParams.get('loginToken')!;
+}
+
+/** A URL without its query (which may hold tokens or states). */
+export function describePage(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
+}
+
+/** The page's heading and alert, for failure messages. */
+export async function pageSummary(page: Page): Promise<string> {
+  const heading = await page.locator('h1').first().textContent({ timeout: 2_000 }).catch(() => undefined);
+  const alert = await alertText(page).catch(() => '');
+  return `title "${await page.title().catch(() => '')}", heading "${heading?.trim() ?? ''}"${alert ? `, alert "${alert}"` : ''}`;
+}
+
+/** `m.login.token` (single use), then /account/whoami with the new access token. */
+export async function exchangeLoginToken(urls: StackUrls, loginToken: string): Promise<MatrixLogin> {
+  const login = await matrixRequest<MatrixLogin>(urls.apiBase, 'POST', '/_matrix/client/v3/login', { body: { type: 'm.login.token', token: loginToken } });
+  const whoami = await matrixRequest<{ user_id: string }>(urls.apiBase, 'GET', '/_matrix/client/v3/account/whoami', { accessToken: login.access_token });
+  if (whoami.user_id !== login.user_id) throw new Error(`whoami says ${whoami.user_id}, the login said ${login.user_id}`);
+  return login;
+}
+
+/** On the enrolment page: reads the QR code from its screenshot and parses the otpauth:// URI. */
+export async function readEnrolmentQr(page: Page): Promise<TotpEnrolment> {
+  const qr = authPage.qrCode(page);
+  await qr.waitFor({ state: 'visible' });
+  return parseTotpUri(await readQrCode(qr));
+}
+
+/** The recovery codes as shown (once) after an enrolment. */
+export async function readRecoveryCodes(page: Page): Promise<string[]> {
+  const list = authPage.recoveryCodes(page);
+  await list.waitFor({ state: 'visible' });
+  const text = (await list.textContent()) ?? '';
+  return [...text.matchAll(/[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}/g)].map((match) => match[0]);
+}
+
+/**
+ * The step of a code that the service will accept as fresh: not before the current step, and after the last
+ * step this account used (a code whose step is not after it is refused as replayed). Waits (bounded) only
+ * when even the next step's code (still accepted, ±1 step) would not be after it.
+ */
+export async function freshStep(enrolment: TotpEnrolment, lastUsedStep: number | undefined): Promise<number> {
+  const deadline = Date.now() + 3 * enrolment.period * 1000;
+  for (;;) {
+    const current = totpStep(enrolment);
+    const wanted = Math.max(current, (lastUsedStep ?? -Infinity) + 1);
+    if (wanted <= current + 1) return wanted;
+    if (Date.now() > deadline) throw new Error('the TOTP clock did not advance');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
