@@ -1,14 +1,9 @@
-// The auth repository against a real PostgreSQL (the runtime's), started just for this file: initdb and
-// postgres run as the runtime's postgres user through `chroot --userspec`, in a fresh directory under the
-// runtime's /tmp, on a Unix socket only (no TCP port), and everything is removed afterwards.
+// The auth repository against a real PostgreSQL (the runtime's), started just for this file by
+// test/support/auth-postgres.ts: a fresh directory, a Unix socket only (no TCP port), removed afterwards.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { postgresqlBinDir, runtimeDir, runtimeIsPresent, runtimeUser } from '../../src/targets/local/runtime.js';
+import type pg from 'pg';
 import bcrypt from 'bcryptjs';
 import * as repo from '../../src/components/auth/repository.js';
 import * as signIn from '../../src/components/auth/sign-in.js';
@@ -17,64 +12,30 @@ import { totpCodeAt } from '../../src/components/auth/totp.js';
 import { generateRecoveryCodes, hashRecoveryCode } from '../../src/components/auth/recovery-codes.js';
 import { seal } from '../../src/components/auth/secret-box.js';
 import { accountKey, addressKey, recordFailure, emptyThrottleState, type ThrottlePolicy } from '../../src/components/auth/throttle.js';
+import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '../support/auth-postgres.js';
 
-const rootfs = runtimeDir();
-const skip = process.getuid?.() !== 0 ? 'needs root (chroot into the runtime)' : !runtimeIsPresent(rootfs) ? `no runtime at ${rootfs} (run: mxstack runtime setup)` : false;
+const skip = authPostgresSkipReason();
 
-let hostDir = '';
-let pool: pg.Pool | undefined;
-
-function runAsPostgres(argv: string[]): ReturnType<typeof spawnSync> {
-  const user = runtimeUser(rootfs, 'postgres');
-  return spawnSync('chroot', [`--userspec=${user.uid}:${user.gid}`, `--groups=${user.gid}`, rootfs, ...argv], { encoding: 'utf8', timeout: 20_000 });
-}
+let server: AuthPostgres | undefined;
 
 before(async () => {
   if (skip) return;
-  const user = runtimeUser(rootfs, 'postgres');
-  hostDir = mkdtempSync(join(rootfs, 'tmp', 'mxstack-auth-'));
-  chownSync(hostDir, user.uid, user.gid);
-  const inside = hostDir.slice(rootfs.length);
-  const bin = postgresqlBinDir(rootfs);
-  const initdb = runAsPostgres([`${bin}/initdb`, '-D', `${inside}/data`, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
-  assert.equal(initdb.status, 0, `initdb failed: ${initdb.stderr}`);
-  const server = spawn(
-    'chroot',
-    [`--userspec=${user.uid}:${user.gid}`, `--groups=${user.gid}`, rootfs, `${bin}/postgres`, '-D', `${inside}/data`, '-k', inside, '-c', "listen_addresses=", '-c', 'dynamic_shared_memory_type=mmap', '-c', 'fsync=off'],
-    { stdio: 'ignore', detached: false },
-  );
-  server.unref();
-  pool = new pg.Pool({ host: hostDir, user: 'postgres', database: 'postgres', max: 4 });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      await pool.query('SELECT 1');
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  server = await startAuthPostgres();
 });
 
 after(async () => {
-  if (skip) return;
-  await pool?.end();
-  if (hostDir) {
-    runAsPostgres([`${postgresqlBinDir(rootfs)}/pg_ctl`, '-D', `${hostDir.slice(rootfs.length)}/data`, '-m', 'immediate', '-w', '-t', '10', 'stop']);
-    rmSync(hostDir, { recursive: true, force: true });
-  }
+  await server?.stop();
 });
 
 function db(): pg.Pool {
-  return pool!;
+  return server!.pool;
 }
 
 test('migration is idempotent and can run concurrently', { skip }, async () => {
   await Promise.all([repo.migrate(db()), repo.migrate(db())]);
   await repo.migrate(db());
   const tables = await db().query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE tablename LIKE 'auth_%' ORDER BY 1");
-  assert.deepEqual(tables.rows.map((row) => row.tablename), ['auth_accounts', 'auth_audit_log', 'auth_lockouts', 'auth_passwords', 'auth_recovery_codes', 'auth_totp', 'auth_webauthn_credentials']);
+  assert.deepEqual(tables.rows.map((row) => row.tablename), ['auth_accounts', 'auth_audit_log', 'auth_lockouts', 'auth_oidc_payloads', 'auth_passwords', 'auth_recovery_codes', 'auth_totp', 'auth_webauthn_credentials']);
 });
 
 test('accounts are unique regardless of case; passwords are stored with their scheme', { skip }, async () => {

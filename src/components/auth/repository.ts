@@ -298,3 +298,30 @@ export async function auditTrail(db: Database, accountId: string): Promise<{ eve
   );
   return result.rows;
 }
+
+/** Server admin flag, refreshed from Synapse's `users.admin` at each sign-in. */
+export async function setAdmin(db: Database, accountId: string, isAdmin: boolean): Promise<void> {
+  await db.query('UPDATE auth_accounts SET is_admin = $2 WHERE id = $1', [accountId, isAdmin]);
+}
+
+export interface WebAuthnCredentialInfo {
+  readonly credentialId: Buffer;
+  readonly name: string;
+  readonly createdAt: Date;
+  readonly lastUsedAt: Date | undefined;
+}
+
+/** Names and dates of an account's security keys (for the account page and `users info`). */
+export async function listWebAuthnCredentialInfo(db: Database, accountId: string): Promise<WebAuthnCredentialInfo[]> {
+  const result = await db.query<{ credential_id: Buffer; name: string; created_at: Date; last_used_at: Date | null }>(
+    'SELECT credential_id, name, created_at, last_used_at FROM auth_webauthn_credentials WHERE account_id = $1 ORDER BY created_at, credential_id',
+    [accountId],
+  );
+  return result.rows.map((row) => ({ credentialId: row.credential_id, name: row.name, createdAt: row.created_at, lastUsedAt: row.last_used_at ?? undefined }));
+}
+
+/** When the confirmed TOTP authenticator was enrolled; undefined without one. */
+export async function totpEnrolledAt(db: Database, accountId: string): Promise<Date | undefined> {
+  const result = await db.query<{ created_at: Date }>('SELECT created_at FROM auth_totp WHERE account_id = $1 AND confirmed', [accountId]);
+  return result.rows[0]?.created_at;
+}

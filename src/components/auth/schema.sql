@@ -78,3 +78,21 @@ CREATE TABLE IF NOT EXISTS auth_audit_log (
   detail          jsonb NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS auth_audit_log_account ON auth_audit_log (account_id, at);
+
+-- oidc-provider's models (sessions, interactions, grants, codes, tokens) and the service's own web sessions,
+-- shared by every replica. `payload` is the model's JSON; the other columns are its look-up keys.
+CREATE TABLE IF NOT EXISTS auth_oidc_payloads (
+  model           text NOT NULL,
+  id              text NOT NULL,
+  payload         jsonb NOT NULL,
+  grant_id        text,
+  user_code       text,
+  uid             text,
+  expires_at      timestamptz,
+  consumed_at     timestamptz,
+  PRIMARY KEY (model, id)
+);
+CREATE INDEX IF NOT EXISTS auth_oidc_payloads_grant ON auth_oidc_payloads (grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS auth_oidc_payloads_uid ON auth_oidc_payloads (model, uid) WHERE uid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS auth_oidc_payloads_user_code ON auth_oidc_payloads (model, user_code) WHERE user_code IS NOT NULL;
+CREATE INDEX IF NOT EXISTS auth_oidc_payloads_expiry ON auth_oidc_payloads (expires_at);

@@ -38,6 +38,11 @@ export interface AuthServiceConfig {
   trustedProxies: string[];
   /** Cookies get `Secure` (true whenever the issuer is https). */
   secureCookies: boolean;
+  /**
+   * The directory of the secret files (`authSecretFiles`), placement.paths.authSecretsDir. Optional: the
+   * command line's `--secrets-dir <dir>` takes precedence; one of the two must be given.
+   */
+  secretsDir?: string;
 }
 
 export interface AuthPolicy {

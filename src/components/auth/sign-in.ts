@@ -122,6 +122,66 @@ export async function regenerateRecoveryCodes(ctx: AuthContext, account: repo.Ac
   return codes;
 }
 
+/** Refuses early when the account or the address is locked out (before a WebAuthn ceremony starts, say). */
+export async function lockoutOf(ctx: AuthContext, username: string, address: string): Promise<Refusal | undefined> {
+  return lockedOut(ctx, [accountKey(username), addressKey(address)]);
+}
+
+/**
+ * Second step with a security key: the WebAuthn library verified (or refused) the assertion and the
+ * signature counter update; this applies the same lockout, failure counting and audit as a TOTP code.
+ */
+export async function completeWebAuthnSignIn(ctx: AuthContext, account: repo.Account, verified: boolean, address: string): Promise<{ ok: true } | Refusal> {
+  const keys = [accountKey(account.username), addressKey(address)];
+  const locked = await lockedOut(ctx, keys);
+  if (locked) return locked;
+  if (verified) return signedIn(ctx, account, keys, address, 'webauthn');
+  await recordGuessFailure(ctx, keys, { accountId: account.id, username: account.username, address, reason: 'webauthn' });
+  return { ok: false, reason: 'refused' };
+}
+
+/** A security key was registered (verified by the WebAuthn library): stored, enrolment satisfied, audited. */
+export async function addSecurityKey(ctx: AuthContext, account: repo.Account, credential: repo.WebAuthnCredential, address: string): Promise<{ readonly recoveryCodes: readonly string[] }> {
+  await repo.addWebAuthnCredential(ctx.db, account.id, credential);
+  await repo.setMustEnrol(ctx.db, account.id, false);
+  await repo.appendAudit(ctx.db, { accountId: account.id, username: account.username, event: 'webauthn-added', address, detail: { name: credential.name } });
+  const recoveryCodes = (await repo.factorSummary(ctx.db, account.id)).recoveryCodesLeft === 0 ? await regenerateRecoveryCodes(ctx, account, address) : [];
+  return { recoveryCodes };
+}
+
+export async function removeSecurityKey(ctx: AuthContext, account: repo.Account, credentialId: Buffer, address: string): Promise<boolean> {
+  const removed = await repo.removeWebAuthnCredential(ctx.db, account.id, credentialId);
+  if (removed) await repo.appendAudit(ctx.db, { accountId: account.id, username: account.username, event: 'webauthn-removed', address });
+  return removed;
+}
+
+export async function removeAuthenticatorApp(ctx: AuthContext, account: repo.Account, address: string): Promise<boolean> {
+  const removed = await repo.removeTotp(ctx.db, account.id);
+  if (removed) await repo.appendAudit(ctx.db, { accountId: account.id, username: account.username, event: 'totp-removed', address });
+  return removed;
+}
+
+/** Changes the password of a signed-in user: the current password is a guess like any other (throttled). */
+export async function changePassword(ctx: AuthContext, account: repo.Account, current: string, next: string, address: string): Promise<{ ok: true } | Refusal> {
+  const keys = [accountKey(account.username), addressKey(address)];
+  const locked = await lockedOut(ctx, keys);
+  if (locked) return locked;
+  const stored = await repo.getPasswordHash(ctx.db, account.id);
+  const check = stored ? await checkPassword(stored.hash, current, ctx.passwordOptions) : { ok: false };
+  if (!check.ok) {
+    await recordGuessFailure(ctx, keys, { accountId: account.id, username: account.username, address, reason: 'password' });
+    return { ok: false, reason: 'refused' };
+  }
+  await setPassword(ctx, account, next, address, 'user');
+  return { ok: true };
+}
+
+/** Sets a new argon2id password hash (account page or administrator), audited with who did it. */
+export async function setPassword(ctx: AuthContext, account: repo.Account, password: string, address: string | undefined, by: 'user' | 'admin'): Promise<void> {
+  await repo.setPasswordHash(ctx.db, account.id, await hashPassword(password, ctx.passwordOptions.parameters), 'argon2id');
+  await repo.appendAudit(ctx.db, { accountId: account.id, username: account.username, event: 'password-changed', ...(address ? { address } : {}), detail: { by } });
+}
+
 async function signedIn(ctx: AuthContext, account: repo.Account, keys: readonly ThrottleKey[], address: string, factor: string): Promise<{ ok: true }> {
   await withThrottleState(ctx, keys, (state) => recordSuccess(state, keys[0]!));
   await repo.appendAudit(ctx.db, { accountId: account.id, username: account.username, event: 'sign-in', address, detail: { factor } });
