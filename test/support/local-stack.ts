@@ -7,7 +7,7 @@
  *   const { endpoints } = stack.status;   // endpoints.client, .wellKnown, .metrics, .turn; adminCredentialsFile
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalStackStatus } from '../../src/targets/local/lifecycle.js';
@@ -100,6 +100,8 @@ export async function readLocalStackStatus(stateDir: string): Promise<LocalStack
 /** Starts a stack and waits until `up` reports it healthy. On failure it is stopped and removed before throwing. */
 export async function startLocalStack(options: StartOptions = {}): Promise<LocalStackHandle> {
   const temporaryParent = options.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'mxstack-stack-'));
+  // mkdtemp makes it 0700: the auth service (2FA) runs on this machine as its own user and must enter it.
+  if (temporaryParent) chmodSync(temporaryParent, 0o711);
   const stateDir = options.stateDir ?? join(temporaryParent!, 'state');
   const upArgs = [
     'up',

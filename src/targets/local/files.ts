@@ -11,6 +11,9 @@ import { routerConfigFiles } from '../../components/router/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../components/coturn/config.js';
 import { renderPostgresqlConf } from '../../components/postgresql/config.js';
 import { elementConfigFiles } from '../../components/element/config.js';
+import { renderAuthConfigFile } from '../../components/auth/config.js';
+import { cliAppserviceRegistration } from '../../components/synapse/auth.js';
+import { authConfigPath, authSecretFileContents, localAuthUser } from './auth.js';
 import { runtimeUser, type RuntimeUser } from './runtime.js';
 import type { LocalSecretValues } from './secrets.js';
 import type { StateLayout } from './state.js';
@@ -68,6 +71,11 @@ export function synapseSecretFileContents(stack: Stack, secrets: LocalSecretValu
     [synapseSecretFiles.turnSharedSecret]: secrets.turnSharedSecret,
   };
   for (const [idpId, secret] of Object.entries(secrets.oidcClientSecrets)) files[synapseSecretFiles.oidcClientSecret(idpId)] = secret;
+  if (stack.auth && secrets.auth) {
+    // Synapse's client secret at the auth component, and the CLI's application service (its two tokens).
+    files[synapseSecretFiles.oidcClientSecret(stack.auth.idpId)] = secrets.auth.clientSecret;
+    files[synapseSecretFiles.cliAppserviceRegistration] = cliAppserviceRegistration(stack, secrets.auth.cliAppserviceToken, secrets.auth.cliAppserviceHsToken);
+  }
   return files;
 }
 
@@ -103,6 +111,17 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
     ensureDir(layout.elementConfigDir, root, 0o755);
     ensureDir(layout.elementRootDir, root, 0o755);
     for (const [name, content] of Object.entries(elementConfigFiles(stack))) writePublicFile(join(layout.elementConfigDir, name), content);
+  }
+
+  // The auth service (2FA) runs on the host as its own user: it reads the public config.json and owns its secrets.
+  if (stack.auth && secrets.auth) {
+    ensureDir(join(layout.root, 'auth'), root, 0o755);
+    ensureDir(layout.authConfigDir, root, 0o755);
+    writePublicFile(authConfigPath(layout), renderAuthConfigFile(stack));
+    ensureDir(layout.authSecretsDir, localAuthUser, 0o700);
+    for (const [name, content] of Object.entries(authSecretFileContents(secrets.auth, secrets.postgresPassword))) {
+      writeOwnedFile(join(layout.authSecretsDir, name), content, localAuthUser, 0o600);
+    }
   }
 
   // coturn reads one file: the public part followed by the secret lines.

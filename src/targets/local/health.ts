@@ -37,6 +37,19 @@ export function runtimeEnvironment(user: RuntimeUser): NodeJS.ProcessEnv {
   return { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: user.home, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
 }
 
+/**
+ * `setpriv` arguments running a program of this machine as `user` (its own group only, no privilege it could
+ * regain). The parent-death signal is set in the same call, after the user switch (which would clear it).
+ */
+export function hostProcessArguments(user: RuntimeUser, parentDeathSignal: NodeJS.Signals, argv: string[]): string[] {
+  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--no-new-privs', '--pdeathsig', parentDeathSignal, '--', ...argv];
+}
+
+/** The environment of a host component: nothing of the caller's (no secret can travel in it). */
+export function hostEnvironment(user: RuntimeUser): NodeJS.ProcessEnv {
+  return { ...runtimeEnvironment(user), NODE_ENV: 'production' };
+}
+
 export function pgIsReady(rootfs: string, user: RuntimeUser, binDir: string, host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const child = spawn('chroot', chrootArguments(rootfs, user, [`${binDir}/pg_isready`, '-q', '-h', host, '-p', String(port)]), {

@@ -3,11 +3,12 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
-import { compileStack } from '../../stack/compile.js';
+import { authEnabled, compileStack } from '../../stack/compile.js';
 import type { Stack } from '../../stack/model.js';
 import { normalizeLegacyValues } from '../../values/compat.js';
 import { mergeValueSources, resolveValues, type ValuesSources } from '../../values/load.js';
 import { registerWithSharedSecret } from '../../ops/admin/register.js';
+import { authAccessProblem, authIdOwners, defaultHostProgram, localAuthUser } from './auth.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { checkHealth } from './health.js';
 import { buildSupervisorPlan, type LocalComponentName, type LocalEndpoints, type SupervisorPlan } from './plan.js';
@@ -73,6 +74,7 @@ function listenedPorts(stack: Stack): { name: PortName; port: number; protocols:
   if (stack.values.postgresql.enabled && !stack.values.synapse.database.external) used.push('postgresql');
   if (stack.values.coturn.enabled) used.push('turn', ...(stack.values.coturn.tls.enabled ? (['turns'] as const) : []));
   if (stack.elementUrl !== undefined) used.push('element');
+  if (stack.auth) used.push('auth', 'authAdmin');
   const list = used.map((name) => ({ name, port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
   if (stack.values.coturn.enabled) {
     for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ name: 'relayMin', port, protocols: ['udp'] });
@@ -111,6 +113,21 @@ function checkIdentity(layout: StateLayout, serverName: string): void {
     );
   }
   if (!identity) writeJsonFileAtomic(layout.stateFile, { serverName, createdAt: new Date().toISOString() } satisfies StackIdentity);
+}
+
+/**
+ * With 2FA on, the auth service runs on this machine as localAuthUser: that id must be nobody else's, and that
+ * user must reach Node, this installation and the state directory. One sentence when not.
+ */
+export function checkAuthCanRun(layout: StateLayout, rootfs: string): void {
+  const owners = authIdOwners(rootfs);
+  if (owners.length > 0) {
+    throw new LocalStackUsageError(
+      `uid/gid ${localAuthUser.uid}, which the local 2FA service (the auth component) runs as, already belongs to ${owners.join(' and ')}; remove that user or group, or turn synapse.server.mfa off.`,
+    );
+  }
+  const problem = authAccessProblem(layout, defaultHostProgram());
+  if (problem) throw new LocalStackUsageError(problem);
 }
 
 /** The path of the CLI entry, to start the supervisor with the same code. */
@@ -198,6 +215,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     throw new LocalStackUsageError(
       `the state directory ${layout.root} is inside ${closedAncestor}, which the stack's own users (postgres, matrix-synapse) cannot enter inside the runtime; choose a --state-dir elsewhere (the default is /var/lib/mxstack/default).`,
     );
+  if (authEnabled(values)) checkAuthCanRun(layout, rootfs);
   mkdirSync(layout.root, { recursive: true, mode: 0o711 });
   try {
     acquireLock(layout);
@@ -350,4 +368,4 @@ export async function localStackStatus(stateDir: string): Promise<LocalStackStat
   };
 }
 
-export const localComponentNames: LocalComponentName[] = ['postgresql', 'synapse', 'coturn', 'element', 'router'];
+export const localComponentNames: LocalComponentName[] = ['postgresql', 'auth', 'synapse', 'coturn', 'element', 'router'];

@@ -3,15 +3,23 @@
  * each is healthy, and the endpoints the stack offers. Written by `up` to <state>/plan.json (no secrets:
  * the plan names secret files, never their content).
  */
-import type { Stack } from '../../stack/model.js';
+import { authPathPrefix, type Stack } from '../../stack/model.js';
 import { coturnHasPrometheusExporter } from '../../components/coturn/config.js';
 import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
+import { authArgv, authHealthUrl, authVersion, defaultHostProgram, localAuthUser, type HostProgram } from './auth.js';
+import { authServiceConfig } from '../../components/auth/config.js';
 import type { RuntimeUsers } from './files.js';
 import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
 import type { StateLayout } from './state.js';
 
-export type LocalComponentName = 'postgresql' | 'synapse' | 'coturn' | 'element' | 'router';
+export type LocalComponentName = 'postgresql' | 'auth' | 'synapse' | 'coturn' | 'element' | 'router';
+
+/**
+ * Where a component runs: `runtime`, a program of the runtime entered with chroot as one of its Debian users;
+ * `host`, a program of this machine (the auth service: the runtime has no Node) as a user of its own.
+ */
+export type ComponentLocation = 'runtime' | 'host';
 
 export type HealthCheck =
   | { kind: 'http'; url: string }
@@ -22,8 +30,10 @@ export interface ComponentPlan {
   name: LocalComponentName;
   /** Debian package whose version is reported. */
   package: string;
+  /** Where it runs (a plan.json written before host components existed has none: runtime). */
+  runsIn: ComponentLocation;
   user: RuntimeUser;
-  /** Program and arguments, run inside the runtime with chroot. */
+  /** Program and arguments, run inside the runtime with chroot (or on the host, for a host component). */
   argv: string[];
   stopSignal: NodeJS.Signals;
   health: HealthCheck;
@@ -38,6 +48,8 @@ export interface PostgresqlInitPlan {
   initdbArgs: string[];
   role: string;
   database: string;
+  /** The auth component's database, owned by the role too (created by the supervisor: the role needs no CREATEDB). */
+  authDatabase?: string;
   /** The file holding the role's password (read by the supervisor, sent over stdin). */
   passwordFile: string;
   port: number;
@@ -54,6 +66,10 @@ export interface LocalEndpoints {
   /** Prometheus scrape URLs. */
   metrics: string[];
   turn: string[];
+  /** With 2FA on: the auth component's public base through the router (`<client>auth/`: sign-in pages, OpenID Connect). */
+  auth?: string;
+  /** With 2FA on: the auth component's administration API (never routed), for mxstack's CLI. */
+  authAdmin?: string;
 }
 
 /** Element Web: the user's build with the generated config.json laid over it (a read-only overlay mount). */
@@ -84,7 +100,16 @@ export function localEndpoints(stack: Stack): LocalEndpoints {
       : []),
     `http://${loopback}:${ports.routerMetrics}/metrics`,
   ];
-  return { client: routerUrl, wellKnown: routerUrl, synapse: `http://${loopback}:${ports.synapseHttp}/`, metrics, turn: stack.turnUris };
+  return {
+    client: routerUrl,
+    wellKnown: routerUrl,
+    synapse: `http://${loopback}:${ports.synapseHttp}/`,
+    metrics,
+    turn: stack.turnUris,
+    ...(stack.auth
+      ? { auth: `${routerUrl}${authPathPrefix.replace(/^\//, '')}/`, authAdmin: `http://${loopback}:${ports.authAdmin}/` }
+      : {}),
+  };
 }
 
 /**
@@ -116,9 +141,30 @@ export interface PlanInputs {
   users: RuntimeUsers;
   versions: Record<string, string>;
   postgresPasswordFile: string;
+  /** The Node and entry of the auth service (default: this process's Node and this installation's entry). */
+  hostProgram?: HostProgram;
 }
 
-export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, users, versions, postgresPasswordFile }: PlanInputs): SupervisorPlan {
+/**
+ * The auth service: on the host as localAuthUser, reading its config.json and secret files from the state
+ * directory; after PostgreSQL (its database) and before Synapse, whose logins it serves.
+ */
+function authComponent(stack: Stack, layout: StateLayout, program: HostProgram): ComponentPlan {
+  const { ports } = stack.placement;
+  return {
+    name: 'auth',
+    package: 'mxstack-auth',
+    runsIn: 'host',
+    user: localAuthUser,
+    argv: authArgv(layout, program),
+    stopSignal: 'SIGTERM',
+    health: { kind: 'http', url: authHealthUrl(stack) },
+    startTimeoutSeconds: 120,
+    ports: { http: ports.auth, admin: ports.authAdmin },
+  };
+}
+
+export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, users, versions, postgresPasswordFile, hostProgram }: PlanInputs): SupervisorPlan {
   const { ports } = stack.placement;
   const runPostgresql = stack.values.postgresql.enabled && !stack.values.synapse.database.external;
   const components: ComponentPlan[] = [];
@@ -126,6 +172,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     components.push({
       name: 'postgresql',
       package: postgresqlServerPackage(postgresqlBinDir),
+      runsIn: 'runtime',
       user: users.postgres,
       argv: [`${postgresqlBinDir}/postgres`, '-D', layout.postgresqlDataDir, '-c', `config_file=${layout.postgresqlConfFile}`],
       // SIGINT is PostgreSQL's "fast" shutdown: sessions end, data is flushed.
@@ -135,9 +182,11 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
       ports: { postgresql: ports.postgresql },
     });
   }
+  if (stack.auth) components.push(authComponent(stack, layout, hostProgram ?? defaultHostProgram()));
   components.push({
     name: 'synapse',
     package: 'matrix-synapse',
+    runsIn: 'runtime',
     user: users.synapse,
     argv: [
       'python3',
@@ -157,6 +206,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     components.push({
       name: 'coturn',
       package: 'coturn',
+      runsIn: 'runtime',
       user: users.turnserver,
       argv: ['turnserver', '-c', layout.coturnRuntimeConfFile],
       stopSignal: 'SIGTERM',
@@ -170,6 +220,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     components.push({
       name: 'element',
       package: 'python3',
+      runsIn: 'runtime',
       user: users.nobody,
       // Element Web is static files: Python's file server is enough behind the router.
       argv: ['python3', '-m', 'http.server', '--bind', loopback, '--directory', layout.elementRootDir, String(ports.element)],
@@ -182,6 +233,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
   components.push({
     name: 'router',
     package: 'haproxy',
+    runsIn: 'runtime',
     user: users.haproxy,
     argv: ['haproxy', '-db', '-f', `${layout.routerConfigDir}/haproxy.cfg`],
     stopSignal: 'SIGTERM',
@@ -202,6 +254,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
             initdbArgs: localInitdbArgs(stack),
             role: stack.database.user,
             database: stack.database.name,
+            ...(stack.auth ? { authDatabase: authServiceConfig(stack).database.database } : {}),
             passwordFile: postgresPasswordFile,
             port: ports.postgresql,
           },
@@ -212,6 +265,6 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
       : {}),
     components,
     endpoints: localEndpoints(stack),
-    versions,
+    versions: stack.auth ? { ...versions, 'mxstack-auth': authVersion } : versions,
   };
 }

@@ -9,7 +9,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkHealth, chrootArguments, runtimeEnvironment } from './health.js';
+import { checkHealth, chrootArguments, hostEnvironment, hostProcessArguments, runtimeEnvironment } from './health.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
 import { readJsonFile, releaseLock, stateLayout, transferLock, writeJsonFileAtomic, type ComponentStatus, type StateLayout, type SupervisorStatus } from './state.js';
 
@@ -94,7 +94,11 @@ function postgresqlSocketDir(dataDir: string): string {
 /** psql's \set quoting: backslash and quote escaped inside single quotes. */
 const psqlQuoted = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
-/** The role (password set from its secret file, over stdin) and the database, created when missing. */
+/**
+ * The role (password set from its secret file, over stdin) and its databases (Synapse's, and the auth
+ * component's when 2FA is on), created when missing: at every start, so a stack that turns 2FA on later
+ * gets the auth database at its next `up`.
+ */
 function ensureDatabase(plan: SupervisorPlan, component: ComponentPlan): void {
   const init = plan.postgresql!;
   const socketDir = postgresqlSocketDir(init.dataDir);
@@ -109,15 +113,17 @@ function ensureDatabase(plan: SupervisorPlan, component: ComponentPlan): void {
     '',
   ].join('\n');
   runInRuntime(plan, component, 'creating the database role', [`${init.binDir}/psql`, '-X', '-q', ...connection], script);
-  const exists = runInRuntime(plan, component, 'looking up the database', [
-    `${init.binDir}/psql`, '-X', '-tA', ...connection, '-c', `SELECT 1 FROM pg_database WHERE datname = '${init.database.replace(/'/g, "''")}'`,
-  ]);
-  if (exists.trim() === '1') return;
-  log(`postgresql: creating database ${init.database}`);
-  runInRuntime(plan, component, 'createdb', [
-    `${init.binDir}/createdb`, '-h', socketDir, '-p', String(init.port),
-    '--encoding=UTF8', '--locale=C', '--template=template0', `--owner=${init.role}`, init.database,
-  ]);
+  for (const database of [init.database, ...(init.authDatabase ? [init.authDatabase] : [])]) {
+    const exists = runInRuntime(plan, component, 'looking up the database', [
+      `${init.binDir}/psql`, '-X', '-tA', ...connection, '-c', `SELECT 1 FROM pg_database WHERE datname = '${database.replace(/'/g, "''")}'`,
+    ]);
+    if (exists.trim() === '1') continue;
+    log(`postgresql: creating database ${database}`);
+    runInRuntime(plan, component, 'createdb', [
+      `${init.binDir}/createdb`, '-h', socketDir, '-p', String(init.port),
+      '--encoding=UTF8', '--locale=C', '--template=template0', `--owner=${init.role}`, database,
+    ]);
+  }
 }
 
 class SupervisedComponent {
@@ -132,15 +138,21 @@ class SupervisedComponent {
     private readonly supervisor: Supervisor,
   ) {}
 
-  start(): void {
-    const logFd = openSync(this.supervisor.layout.logFile(this.plan.name), 'a', 0o640);
+  /** The command starting the component: chroot into the runtime, or setpriv on the host. */
+  private command(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+    const { argv, stopSignal, user } = this.plan;
+    if (this.plan.runsIn === 'host') return { command: 'setpriv', args: hostProcessArguments(user, stopSignal, argv), env: hostEnvironment(user) };
     // setpriv (after chroot has switched user, which would clear it) asks the kernel to signal the component
     // when the supervisor dies, so even a supervisor killed with SIGKILL leaves nothing running.
-    const argv = ['setpriv', '--pdeathsig', this.plan.stopSignal, '--', ...this.plan.argv];
-    const child = spawn('chroot', chrootArguments(this.supervisor.plan.rootfs, this.plan.user, argv), {
-      stdio: ['ignore', logFd, logFd],
-      env: runtimeEnvironment(this.plan.user),
-    });
+    const inside = ['setpriv', '--pdeathsig', stopSignal, '--', ...argv];
+    return { command: 'chroot', args: chrootArguments(this.supervisor.plan.rootfs, user, inside), env: runtimeEnvironment(user) };
+  }
+
+  start(): void {
+    const logFd = openSync(this.supervisor.layout.logFile(this.plan.name), 'a', 0o640);
+    const { command, args, env } = this.command();
+    // Not detached: components stay in the supervisor's process group, which `down` kills as a last resort.
+    const child = spawn(command, args, { stdio: ['ignore', logFd, logFd], env, cwd: '/' });
     closeSync(logFd);
     this.child = child;
     this.startedAtMs = Date.now();

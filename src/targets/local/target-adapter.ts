@@ -145,6 +145,13 @@ export class LocalTarget implements Target {
     return plan;
   }
 
+  /** A component whose programs are in the runtime (commands run there); the auth service runs on the host. */
+  private runtimeComponentPlan(component: ComponentName): ComponentPlan {
+    const plan = this.componentPlan(component);
+    if (plan.runsIn === 'host') throw new TargetUsageError(`${component} runs on this machine, not inside the runtime, in ${this.description}: no command runs in its place.`);
+    return plan;
+  }
+
   async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
     this.supervisorPid();
     return use(this.plan.endpoints.synapse);
@@ -206,7 +213,7 @@ export class LocalTarget implements Target {
 
   async exec(component: ComponentName, argv: readonly string[], options: ExecOptions = {}): Promise<CommandResult> {
     const pid = this.supervisorPid();
-    this.componentPlan(component);
+    this.runtimeComponentPlan(component);
     const user = this.user(component, options.user);
     // The supervisor's mount namespace holds the runtime's /proc, /dev, private /run and the state directory.
     return runProcess('nsenter', [`--target=${pid}`, '--mount', '--', 'chroot', ...chrootArguments(this.plan.rootfs, user, [...argv])], {
@@ -224,7 +231,7 @@ export class LocalTarget implements Target {
 
   spawn(component: ComponentName, argv: readonly string[], options: { user?: string } = {}): StreamingCommand {
     const pid = this.supervisorPid();
-    this.componentPlan(component);
+    this.runtimeComponentPlan(component);
     const user = this.user(component, options.user);
     const child = spawn('nsenter', [`--target=${pid}`, '--mount', '--', 'chroot', ...chrootArguments(this.plan.rootfs, user, [...argv])], {
       stdio: ['pipe', 'pipe', 'pipe'],
