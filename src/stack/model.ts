@@ -66,6 +66,8 @@ export const synapseSecretFiles = {
   formSecret: 'form_secret',
   turnSharedSecret: 'turn_shared_secret',
   oidcClientSecret: (idpId: string) => `oidc_${idpId}_client_secret`,
+  /** The `mxstack-cli` application service registration (holds its as_token and hs_token), when 2FA is on. */
+  cliAppserviceRegistration: 'mxstack-cli-appservice.yaml',
 } as const;
 
 /** A Kubernetes Secret key the stack reads, and who creates it. */

@@ -35,5 +35,21 @@ export function normalizeLegacyValues(raw: Tree): Tree {
     branding.authHeaderLogoUrl ??= elementConfig.brandingUrl;
     delete elementConfig.brandingUrl;
   }
+  normalizeTwoFactor(values);
   return values;
+}
+
+/**
+ * The seed README writes `algorithm: "sha1"`; `SHA1` is the same hash. With 2FA on, Synapse's own password
+ * login is off unless the values say otherwise (an explicit `true` is then refused as a contradiction).
+ */
+function normalizeTwoFactor(values: Tree): void {
+  const mfa = child(values, 'synapse', 'server', 'mfa');
+  const totp = mfa && child(mfa, 'totp');
+  if (totp && typeof totp.algorithm === 'string') totp.algorithm = totp.algorithm.toLowerCase();
+  const on = (factor: string) => (mfa && child(mfa, factor)?.enabled) === true;
+  if (!on('totp') && !on('webauthn')) return;
+  const server = child(values, 'synapse', 'server')!;
+  const passwordLogin = (server.passwordLogin ??= {}) as Tree;
+  if (isTree(passwordLogin)) passwordLogin.enabled ??= false;
 }

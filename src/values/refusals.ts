@@ -5,19 +5,60 @@
 import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
 import { oidcPresets } from '../components/synapse/oidc-presets.js';
-import { oidcSecretNamePart } from '../stack/compile.js';
+import { authEnabled, oidcSecretNamePart } from '../stack/compile.js';
 
 type Check = (values: Values) => string | undefined;
 
+/**
+ * The host Synapse's public URL names on a cluster (publicBaseurl, else the Ingress host, else the server
+ * name): the sign-in pages are served on it under /auth. Locally, without publicBaseurl, it is the router's
+ * loopback address, which the values cannot know.
+ */
+function publicHost(v: Values): string {
+  const explicit = v.synapse.server.publicBaseurl;
+  if (explicit) {
+    try {
+      return new URL(explicit).hostname;
+    } catch {
+      return explicit;
+    }
+  }
+  return v.ingress.synapse.host ?? v.synapse.server.name;
+}
+
+/** A WebAuthn rpId must be the page's host or a parent domain of it (never a bare top-level domain). */
+export function isValidRpId(rpId: string, host: string): boolean {
+  const id = rpId.toLowerCase().replace(/\.$/, '');
+  const h = host.toLowerCase().replace(/\.$/, '');
+  return id === h || (id.includes('.') && h.endsWith(`.${id}`));
+}
+
+/** Settings that contradict the built-in identity provider (2FA on). */
+const twoFactorChecks: Check[] = [
+  (v) =>
+    authEnabled(v) && v.synapse.server.registration.enabled
+      ? 'synapse.server.registration.enabled: with two-factor authentication on (synapse.server.mfa), every login goes through mxstack\'s identity provider, which offers no self-service sign-up. Turn registration off and create users with `mxstack users create`.'
+      : undefined,
+  (v) =>
+    authEnabled(v) && v.synapse.server.passwordLogin.enabled
+      ? 'synapse.server.passwordLogin.enabled: true contradicts two-factor authentication (synapse.server.mfa): Synapse\'s own password login would bypass the second factor. Remove the key (it is turned off automatically when 2FA is on).'
+      : undefined,
+  (v) => {
+    const { webauthn } = v.synapse.server.mfa;
+    if (!webauthn.enabled || webauthn.rpId === undefined) return undefined;
+    const host = publicHost(v);
+    return isValidRpId(webauthn.rpId, host)
+      ? undefined
+      : `synapse.server.mfa.webauthn.rpId: "${webauthn.rpId}" is neither the public host "${host}" (where the sign-in pages are served) nor a parent domain of it; browsers refuse such a relying party id. Remove it (default: the public host) or give a parent domain of it.`;
+  },
+  (v) =>
+    authEnabled(v) && v.synapse.server.sso.oidc.providers.some((p) => p.idp_id === 'mxstack')
+      ? 'synapse.server.sso.oidc.providers: idp_id "mxstack" is reserved for the built-in identity provider when two-factor authentication (synapse.server.mfa) is on. Give your provider another idp_id.'
+      : undefined,
+];
+
 const checks: Check[] = [
-  (v) =>
-    v.synapse.server.mfa.totp.enabled
-      ? 'synapse.server.mfa.totp.enabled: Synapse has no two-factor authentication, so this setting would do nothing (the old chart rendered it anyway). Until mxstack\'s built-in identity provider ships, enforce 2FA in an OIDC provider (synapse.server.sso) and set synapse.server.passwordLogin.enabled: false.'
-      : undefined,
-  (v) =>
-    v.synapse.server.mfa.webauthn.enabled
-      ? 'synapse.server.mfa.webauthn.enabled: Synapse has no WebAuthn or any second factor, so this setting would do nothing. Use an OIDC provider that enforces security keys (synapse.server.sso) until mxstack\'s built-in identity provider ships.'
-      : undefined,
+  ...twoFactorChecks,
   (v) => {
     const mas = v.mas as Record<string, unknown>;
     const onlyDisabled = Object.keys(mas).every((key) => key === 'enabled') && mas.enabled !== true;
@@ -83,7 +124,7 @@ const checks: Check[] = [
     return problems.length > 0 ? problems.join('\n') : undefined;
   },
   (v) =>
-    !v.synapse.server.passwordLogin.enabled && !(v.synapse.server.sso.enabled && v.synapse.server.sso.oidc.enabled)
+    !v.synapse.server.passwordLogin.enabled && !authEnabled(v) && !(v.synapse.server.sso.enabled && v.synapse.server.sso.oidc.enabled)
       ? 'synapse.server.passwordLogin.enabled: password login is off and no SSO provider is on, so nobody could sign in. Enable synapse.server.sso with a provider, or keep password login.'
       : undefined,
   (v) => {

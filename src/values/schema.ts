@@ -200,7 +200,7 @@ export const valuesSchema = Type.Object(
           withoutVerification: bool('Allow open registration without email or token (spam risk; doctor flags it).', false),
         }),
         passwordLogin: group('Password login on Synapse.', {
-          enabled: bool('Allow m.login.password; turn off when an identity provider must enforce its own 2FA.', true),
+          enabled: bool('Allow m.login.password; turn off when an identity provider must enforce its own 2FA. Off by default when synapse.server.mfa is on (true is then refused: it would bypass the second factor).', true),
         }),
         adminUser: group('The administrator created at install.', {
           enabled: bool('Create the admin user (idempotent: an existing user counts as success).', true),
@@ -244,17 +244,17 @@ export const valuesSchema = Type.Object(
           enableNotifs: bool('Send notification emails for missed messages.', false),
           clientBaseUrl: optStr('Web client linked from mails (default: the Element URL).'),
         }),
-        mfa: group('Two-factor authentication through mxstack\'s built-in identity provider (the auth component): turning on totp or webauthn sends every login to it, with Synapse\'s own password login off.', {
+        mfa: group('Two-factor authentication through mxstack\'s built-in identity provider (the auth component): turning on totp or webauthn sends every login to it, with Synapse\'s own password login and registration off (create users with `mxstack users create`). Providers in synapse.server.sso stay offered next to it; their users sign in there, without mxstack\'s second factor.', {
           totp: group('TOTP codes from an authenticator app.', {
             enabled: bool('Offer TOTP codes as a second factor (turns the auth component on).', false),
-            algorithm: strEnum('TOTP hash (authenticator apps expect sha1).', ['sha1', 'sha256', 'sha512'], 'sha1'),
+            algorithm: strEnum('TOTP hash (authenticator apps expect sha1; any case, SHA1 = sha1).', ['sha1', 'sha256', 'sha512'], 'sha1'),
             digits: int('Digits per code.', 6, { minimum: 6, maximum: 8 }),
             period: int('Seconds per code.', 30, { minimum: 15, maximum: 120 }),
             issuer: str('Issuer shown in authenticator apps.', 'Matrix'),
           }),
           webauthn: group('Security keys and passkeys (WebAuthn).', {
             enabled: bool('Offer security keys and passkeys as a second factor (turns the auth component on).', false),
-            rpId: optStr('Relying party id: a domain the sign-in page is served on or under (default: the host of the public base URL).'),
+            rpId: optStr('Relying party id: the public host (where the sign-in pages are served under /auth) or a parent domain of it; anything else is refused (default: the host of the public base URL).'),
             rpName: str('Relying party name shown by the browser.', 'Matrix'),
           }),
           required: bool('Every user must enrol a second factor at their next sign-in.', false),
@@ -338,6 +338,10 @@ export const valuesSchema = Type.Object(
       ...podSettings(),
       port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
       adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
+      trustedProxies: strList(
+        'Kubernetes: addresses or CIDR ranges whose X-Forwarded-For the identity provider believes (throttling and the audit log use the client address). Only the router reaches its port (NetworkPolicy), so the default is the private ranges pod networks use; list your pod network if it is not private. Locally: the router\'s loopback address.',
+        ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fd00::/8'],
+      ),
       resources: resources('50m', '128Mi', '1', '512Mi'),
     }),
 

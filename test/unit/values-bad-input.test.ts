@@ -63,7 +63,7 @@ for (const fixture of fixtures) {
 }
 
 // The same through bin/mxstack.js in its own process, for a file-level, a schema and a refusal problem.
-for (const name of ['invalid-yaml', 'top-level-list', 'size-suffix-mb', 'mfa-totp-enabled']) {
+for (const name of ['invalid-yaml', 'top-level-list', 'size-suffix-mb', 'mfa-with-password-login']) {
   test(`bad values ${name} through bin/mxstack.js: exit code 2, same message`, () => {
     const fixture = fixtures.find((f) => f.name === name)!;
     const result = runCli(renderArgs(fixture.file, `${name}-spawned`));
@@ -80,7 +80,12 @@ const badSets: { name: string; set: string[]; expect: string; path: string }[] =
   { name: 'unclosed list index', set: ['synapse.server.sso.oidc.providers[0.idp_id=x'], expect: 'list index must be a number', path: 'synapse.server.sso.oidc.providers[0.idp_id' },
   { name: 'wrong type through --set', set: ['coturn.listeningPort=turn'], expect: 'expected a whole number, found a string', path: 'coturn.listeningPort' },
   { name: 'out of range through --set', set: ['coturn.relayPortRange.max=99999'], expect: 'out of range', path: 'coturn.relayPortRange.max' },
-  { name: 'refusal through --set', set: ['synapse.server.mfa.totp.enabled=true'], expect: 'Synapse has no two-factor authentication', path: 'synapse.server.mfa.totp.enabled' },
+  {
+    name: 'refusal through --set',
+    set: ['synapse.server.mfa.totp.enabled=true', 'synapse.server.passwordLogin.enabled=true'],
+    expect: 'would bypass the second factor',
+    path: 'synapse.server.passwordLogin.enabled',
+  },
   { name: 'index into a mapping', set: ['synapse.server[0]=x'], expect: 'synapse.server is a mapping, not a list', path: 'synapse.server[0]' },
   {
     name: 'key into a list',

@@ -1,9 +1,10 @@
 /**
- * The HAProxy router: serves /.well-known/matrix, routes the Matrix APIs to Synapse and everything
- * else to Element Web, keeps the Synapse admin API off the public port, and exposes its own metrics.
+ * The HAProxy router: serves /.well-known/matrix, routes the Matrix APIs to Synapse, /auth to the
+ * auth component (when 2FA is on) and everything else to Element Web, keeps the Synapse admin API off the public port, and exposes its own metrics.
  * Checked against HAProxy 3.2 (`haproxy -c`).
  */
-import type { Stack } from '../../stack/model.js';
+import { authPathPrefix, type Stack } from '../../stack/model.js';
+import { authHealthPath } from '../auth/service-config.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../wellknown/config.js';
 import { toSortedJson } from '../wellknown/sorted-json.js';
 
@@ -141,16 +142,38 @@ function routingLines(stack: Stack): string[] {
   const exposeAdmin = stack.values.router.exposeAdminApi;
   const toSynapse = exposeAdmin ? 'synapse_api || synapse_admin' : 'synapse_api';
   const unavailable = elementUnavailableReason(stack);
+  const routed = stack.auth ? `${toSynapse} || auth_component` : toSynapse;
   return [
     'acl synapse_admin path,url_dec -m reg /_synapse/+admin(/|$)',
     'acl synapse_api path_beg /_matrix/ /_synapse/client/',
+    ...(stack.auth ? authAclLines() : []),
     ...(exposeAdmin ? [] : ['http-request deny deny_status 403 if synapse_admin']),
     ...(unavailable === undefined
       ? []
-      : [`http-request return status 404 content-type text/plain string ${haproxyLiteral(unavailable)} unless ${toSynapse}`]),
+      : [`http-request return status 404 content-type text/plain string ${haproxyLiteral(unavailable)} unless ${routed}`]),
+    ...(stack.auth ? [`use_backend ${authBackendName} if auth_component`] : []),
     `use_backend synapse if ${toSynapse}`,
     ...(unavailable === undefined ? ['default_backend element'] : []),
   ];
+}
+
+const authBackendName = 'auth';
+
+/** `/auth` and everything under `/auth/` (not `/authx`): the auth component serves its prefix itself. */
+function authAclLines(): string[] {
+  return [`acl auth_component path ${authPathPrefix}`, `acl auth_component path_beg ${authPathPrefix}/`];
+}
+
+/**
+ * The auth component builds no URL from the request (its issuer is configured), but logs and throttles
+ * by client address and needs the original host and scheme: X-Forwarded-For comes from `option
+ * forwardfor`, X-Forwarded-Proto from the frontend, X-Forwarded-Host here (kept when an ingress in
+ * front set it, except locally, where the router is the edge).
+ */
+function authForwardingLines(stack: Stack): string[] {
+  return routerIsEdge(stack)
+    ? ['http-request set-header X-Forwarded-Host %[req.hdr(host)]']
+    : ['http-request set-header X-Forwarded-Host %[req.hdr(host)] unless { req.hdr(X-Forwarded-Host) -m found }'];
 }
 
 function publicFrontend(stack: Stack): Section {
@@ -175,10 +198,11 @@ function metricsFrontend(stack: Stack): Section {
   };
 }
 
-function backend(stack: Stack, name: string, address: string, healthPath: string): Section {
+function backend(stack: Stack, name: string, address: string, healthPath: string, extraLines: string[] = []): Section {
   return {
     header: `backend ${name}`,
     lines: [
+      ...extraLines,
       'option httpchk',
       `http-check send meth GET uri ${healthPath}`,
       'http-check expect status 200',
@@ -193,6 +217,9 @@ function sections(stack: Stack): Section[] {
   if (stack.placement.target === 'kubernetes') list.push(resolversSection());
   list.push(publicFrontend(stack), metricsFrontend(stack));
   list.push(backend(stack, 'synapse', upstreamAddress(stack, hosts.synapse, ports.synapseHttp), '/health'));
+  if (stack.auth) {
+    list.push(backend(stack, authBackendName, upstreamAddress(stack, hosts.auth, ports.auth), authHealthPath, authForwardingLines(stack)));
+  }
   if (elementUnavailableReason(stack) === undefined) {
     list.push(backend(stack, 'element', upstreamAddress(stack, hosts.element, ports.element), '/'));
   }

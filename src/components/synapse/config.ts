@@ -5,6 +5,7 @@ import { deepMerge } from '../../values/load.js';
 import type { Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
+import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
 
 export interface SynapseSecretValues {
@@ -73,7 +74,8 @@ function registrationConfig(stack: Stack): Config {
     ...(registration.requireEmail ? { registrations_require_3pid: ['email'] } : {}),
     registration_requires_token: registration.requireToken,
     allow_guest_access: registration.allowGuests,
-    password_config: { enabled: passwordLogin.enabled },
+    // With the identity provider, a password accepted by Synapse itself would skip the second factor.
+    password_config: { enabled: passwordLogin.enabled && !stack.auth },
   };
 }
 
@@ -101,15 +103,28 @@ function turnConfig(stack: Stack): Config {
   };
 }
 
+/**
+ * oidc_providers: the built-in identity provider first (when 2FA is on), then the user's providers, which
+ * stay offered next to it (their users sign in there, without mxstack's second factor).
+ */
 function ssoConfig(stack: Stack): Config {
   const { sso } = stack.values.synapse.server;
-  if (!sso.enabled) return {};
+  if (!sso.enabled && !stack.auth) return {};
   const secretsDir = stack.placement.paths.synapseSecretsDir;
   const clientWhitelist = sso.clientWhitelist.length > 0 ? sso.clientWhitelist : stack.elementUrl ? [stack.elementUrl] : [];
+  const providers = [
+    ...(stack.auth ? [mxstackOidcProvider(stack, stack.auth)] : []),
+    ...(sso.enabled && sso.oidc.enabled ? sso.oidc.providers.map((provider) => renderOidcProvider(provider, secretsDir)) : []),
+  ];
   return {
-    ...(sso.oidc.enabled ? { oidc_providers: sso.oidc.providers.map((provider) => renderOidcProvider(provider, secretsDir)) } : {}),
+    ...(providers.length > 0 ? { oidc_providers: providers } : {}),
     ...(clientWhitelist.length > 0 ? { sso: { client_whitelist: clientWhitelist } } : {}),
   };
+}
+
+/** The CLI's application service (its registration holds tokens, so it lives among the secret files). */
+function appserviceConfig(stack: Stack): Config {
+  return stack.auth ? { app_service_config_files: [cliAppserviceRegistrationPath(stack)] } : {};
 }
 
 function rateLimitConfig(stack: Stack): Config {
@@ -139,6 +154,7 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...urlPreviewConfig(stack),
     ...turnConfig(stack),
     ...ssoConfig(stack),
+    ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
   };
   return deepMerge(generated, synapse.extraConfig) as Config;
