@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import type { Target } from '../target.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../../components/wellknown/config.js';
 import { signingKeyInfo } from '../secrets/generate.js';
+import { withAuthAdmin } from '../auth-admin.js';
 import { errorSentence, fail, pass, warn, type DoctorCheck } from './report.js';
 import { parseTurnUri, StunErrorResponse, TurnClient } from './turn-client.js';
 
@@ -385,11 +386,69 @@ export async function checkMetrics(env: DoctorEnvironment): Promise<DoctorCheck[
   });
 }
 
+/**
+ * Built-in 2FA (the auth component): its admin API answers /health (it reaches the database), its issuer
+ * answers the OpenID discovery document through the router with its own URL as issuer, and Synapse offers
+ * sign-in through it (SSO provider oidc-<idpId>) and no password login (which would bypass the second factor).
+ */
+export async function checkAuth(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+  const { stack } = env.target;
+  const auth = stack.auth;
+  if (!auth) return [pass('auth', '2FA is off (synapse.server.mfa.totp and .webauthn disabled): no identity provider to check.')];
+  const checks: DoctorCheck[] = [];
+
+  const adminName = 'auth admin API';
+  const adminFix = `start the auth component and check that it reaches PostgreSQL (its database ${stack.database.name}_auth): read its log (${env.logsHint('auth')}).`;
+  checks.push(
+    ...(await guarded(adminName, adminFix, async () => {
+      const problem = await withAuthAdmin(env.target, (client) => client.health());
+      return problem ? fail(adminName, `its /health answered ${problem}.`, adminFix) : pass(adminName, 'healthy (the auth service reaches its database).');
+    })),
+  );
+
+  const discovery = `${auth.issuer}/.well-known/openid-configuration`;
+  const issuerName = 'auth issuer';
+  const issuerFix = `the router must forward ${new URL(auth.issuer).pathname}/ on ${new URL(auth.issuer).host} to the auth component unchanged (check the router and any proxy in front of it; ${env.logsHint('router')}).`;
+  checks.push(
+    ...(await guarded(issuerName, issuerFix, async () => {
+      const answer = await httpGet(discovery);
+      const served = parseJson(answer.text) as { issuer?: unknown; authorization_endpoint?: unknown } | undefined;
+      if (answer.status !== 200 || !served) return fail(issuerName, `${discovery} answered HTTP ${answer.status}${served ? '' : ' without JSON'}.`, issuerFix);
+      if (served.issuer !== auth.issuer) {
+        return fail(issuerName, `${discovery} names issuer ${JSON.stringify(served.issuer)}, expected ${auth.issuer}: Synapse would refuse its tokens.`, `the auth component's issuer must be the public URL ${auth.issuer} (it comes from synapse.server.publicBaseUrl); restart it after changing the values.`);
+      }
+      return pass(issuerName, `${discovery} answers as ${auth.issuer}.`);
+    })),
+  );
+
+  const loginUrl = new URL('_matrix/client/v3/login', env.clientBaseUrl).href;
+  const flowsName = 'auth sign-in through Synapse';
+  const providerId = `oidc-${auth.idpId}`;
+  const flowsFix = `Synapse must run with the configuration mxstack generates for 2FA (oidc_providers with idp_id ${auth.idpId}, password_config.enabled false): restart it so it reads its files again (${env.logsHint('synapse')}).`;
+  checks.push(
+    ...(await guarded(flowsName, flowsFix, async () => {
+      const answer = await httpGet(loginUrl);
+      const flows = (parseJson(answer.text) as { flows?: { type?: string; identity_providers?: { id?: string }[] }[] } | undefined)?.flows;
+      if (answer.status !== 200 || !Array.isArray(flows)) return fail(flowsName, `${loginUrl} answered HTTP ${answer.status} without login flows.`, flowsFix);
+      const types = flows.map((flow) => flow.type ?? '?');
+      if (types.includes('m.login.password')) {
+        return fail(flowsName, `Synapse still offers m.login.password (flows: ${types.join(', ')}): a password alone signs in, bypassing the second factor.`, flowsFix);
+      }
+      const providers = flows.filter((flow) => flow.type === 'm.login.sso').flatMap((flow) => (flow.identity_providers ?? []).map((idp) => idp.id ?? '?'));
+      if (!providers.includes(providerId)) {
+        return fail(flowsName, `Synapse does not list the identity provider ${providerId} (SSO providers: ${providers.join(', ') || 'none'}).`, flowsFix);
+      }
+      return pass(flowsName, `Synapse offers sign-in through ${providerId} and no password login (flows: ${types.join(', ')}).`);
+    })),
+  );
+  return checks;
+}
+
 /** Every check, in checklist order. */
 export async function runDoctorChecks(env: DoctorEnvironment): Promise<DoctorCheck[]> {
   const stopped = await env.notRunning?.();
   if (stopped) return [stopped];
-  const groups = [checkComponents, checkWellKnown, checkClientVersions, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
+  const groups = [checkComponents, checkWellKnown, checkClientVersions, checkAuth, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
   const checks: DoctorCheck[] = [];
   for (const group of groups) checks.push(...(await group(env)));
   return checks;
