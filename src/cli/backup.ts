@@ -49,7 +49,7 @@ export function registerBackupCommands(program: Command): void {
   const backup = addTargetOptions(
     program
       .command('backup')
-      .description('write one archive of the database, media store and signing key (optionally the secrets, encrypted)')
+      .description('write one archive of the database (and the auth database with built-in 2FA), media store and signing key (optionally the secrets, encrypted)')
       .option('--output <file>', 'archive to write (default mxstack-backup-<server>-<time>.tar)')
       .option('--include-secrets', 'also store every stack secret, encrypted with --passphrase-file')
       .option('--passphrase-file <file>', 'file whose first line is the passphrase for --include-secrets'),
@@ -63,7 +63,8 @@ export function registerBackupCommands(program: Command): void {
       const target = openTarget(options);
       const output = options.output ?? defaultOutput(target.stack.serverName, new Date());
       const result = await createBackup(target, { output, progress, ...(passphrase !== undefined ? { passphrase } : {}) });
-      print(`${result.file}: ${megabytes(result.bytes)}, ${result.manifest.parts.length} parts, server ${result.manifest.serverName}`);
+      const auth = result.manifest.authDatabase !== undefined ? `, auth database ${result.manifest.authDatabase} included` : '';
+      print(`${result.file}: ${megabytes(result.bytes)}, ${result.manifest.parts.length} parts, server ${result.manifest.serverName}${auth}`);
     }),
   );
 
@@ -90,6 +91,7 @@ export function registerBackupCommands(program: Command): void {
             `created: ${manifest.createdAt}`,
             `synapse: ${manifest.versions.synapse}, postgresql: ${manifest.versions.postgresql}`,
             `parts: ${manifest.parts.length}, ${megabytes(contents.bytes)}`,
+            manifest.authDatabase !== undefined ? `auth database: ${manifest.authDatabase} (made with built-in 2FA on)` : 'auth database: none (made with built-in 2FA off)',
             secrets,
           ].join('\n'),
         );
