@@ -80,11 +80,11 @@ test('each failure fails its own line with a fix', async () => {
 test('an issuer the router does not serve fails with the routing fix', async () => {
   auth.healthy = true;
   flows = goodFlows;
-  const env = environment();
-  const stack = env.target.stack;
-  (env as { target: FakeTarget }).target = new FakeTarget({ ...stack, auth: { ...stack.auth!, issuer: `${issuerServer.url}elsewhere` } }, synapse.url, auth.url);
-  (env.target as FakeTarget).setSecret(stack.secrets.auth!.adminToken, authToken);
-  const checks = byName(await checkAuth(env));
+  const base = environment();
+  const stack = base.target.stack;
+  const target = new FakeTarget({ ...stack, auth: { ...stack.auth!, issuer: `${issuerServer.url}elsewhere` } }, synapse.url, auth.url);
+  target.setSecret(stack.secrets.auth!.adminToken, authToken);
+  const checks = byName(await checkAuth({ ...base, target }));
   assert.equal(checks['auth issuer']!.status, 'fail');
   assert.match(checks['auth issuer']!.detail, /elsewhere\/\.well-known\/openid-configuration answered HTTP 404/);
   assert.match(checks['auth issuer']!.fix, /the router must forward \/elsewhere\//);
