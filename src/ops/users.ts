@@ -61,12 +61,16 @@ export interface CreatedUser {
  * password is set at the auth service; its admin API is checked first, so a stopped auth service refuses
  * before anything is created.
  */
+/** The shortest password the auth service's admin API accepts (src/components/auth/service/admin.ts). */
+export const authMinimumPasswordLength = 8;
+
 export async function createUser(admin: SynapseAdminClient, request: CreateUserRequest, auth?: AuthAdminClient): Promise<CreatedUser> {
   const userId = toUserId(request.user, admin.serverName);
   const generatedPassword = request.password === undefined ? generateAdminPassword() : undefined;
   const password = request.password ?? generatedPassword!;
   const isAdmin = request.admin ?? false;
   if (auth) {
+    if (password.length < authMinimumPasswordLength) throw new AdminApiError(`the password is too short: the auth service takes passwords of at least ${authMinimumPasswordLength} characters; nothing was created.`);
     const problem = await auth.health();
     if (problem) throw new AdminApiError(`the auth service is not healthy (${problem}): nothing was created; start it and try again.`);
   }
@@ -213,10 +217,18 @@ export async function existingUserId(admin: SynapseAdminClient, user: string): P
   return userId;
 }
 
+/**
+ * Whether the auth service has an account row for this user: it describes a Synapse user it never saw
+ * sign in (password still only in Synapse) as `password: 'none'` without factors, and such a user has
+ * nothing to reset or unlock (the service answers 404 to those calls).
+ */
+const hasAuthAccount = (info: AdminAccountInfo) => info.password !== 'none' || factorPhrases(info).length > 0 || info.mustEnrol || info.lockedUntil !== undefined;
+
 /** Removes every second factor and recovery code of the user at the auth service. */
 export async function resetSecondFactors(admin: SynapseAdminClient, auth: AuthAdminClient, user: string): Promise<SecondFactorReset> {
   const userId = await existingUserId(admin, user);
   const before = await auth.account(localpartOf(userId));
+  if (!hasAuthAccount(before)) return { userId, removed: [], after: before };
   const after = await auth.resetSecondFactors(localpartOf(userId));
   return { userId, removed: factorPhrases(before).filter((phrase) => !factorPhrases(after).includes(phrase)), after };
 }
@@ -225,6 +237,7 @@ export async function resetSecondFactors(admin: SynapseAdminClient, auth: AuthAd
 export async function unlockUser(admin: SynapseAdminClient, auth: AuthAdminClient, user: string): Promise<{ userId: string; wasLockedUntil?: string }> {
   const userId = await existingUserId(admin, user);
   const before = await auth.account(localpartOf(userId));
+  if (!hasAuthAccount(before)) return { userId };
   await auth.unlock(localpartOf(userId));
   return { userId, ...(before.lockedUntil ? { wasLockedUntil: before.lockedUntil } : {}) };
 }

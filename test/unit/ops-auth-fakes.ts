@@ -75,6 +75,8 @@ export interface FakeAccount {
 /** The auth service's admin API over an in-memory table; the policy requires a factor of admins. */
 export class FakeAuthService extends FakeHttp {
   readonly accounts = new Map<string, FakeAccount>();
+  /** Synapse users without an account here: described as the real service does (password none, no factors). */
+  readonly synapseOnly = new Set<string>();
   healthy = true;
   constructor(readonly token: string) {
     super((request, url, body) => this.answer(request, url, body));
@@ -103,10 +105,16 @@ export class FakeAuthService extends FakeHttp {
     const action = match[2] ?? '';
     const path = url.pathname;
     const account = this.accounts.get(username);
-    if (request.method === 'GET' && path === authAdminRoutes.account(username)) return account ? { status: 200, body: this.info(username) } : { status: 404, body: { error: 'no such account' } };
+    if (request.method === 'GET' && path === authAdminRoutes.account(username)) {
+      if (account) return { status: 200, body: this.info(username) };
+      if (this.synapseOnly.has(username)) {
+        return { status: 200, body: { username, isAdmin: false, mustEnrol: false, password: 'none', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 } satisfies AdminAccountInfo };
+      }
+      return { status: 404, body: { error: 'no such account' } };
+    }
     if (request.method === 'PUT' && action === '/password') {
       const { password, isAdmin } = JSON.parse(body) as { password?: unknown; isAdmin?: boolean };
-      if (typeof password !== 'string' || password === '') return { status: 400, body: { error: 'password must be a non-empty string' } };
+      if (typeof password !== 'string' || password.length < 8) return { status: 400, body: { error: 'password must be a string of at least 8 characters' } };
       const existing = account ?? { isAdmin: false, mustEnrol: false, webauthn: [], recoveryCodesLeft: 0 };
       this.accounts.set(username, { ...existing, password, ...(isAdmin !== undefined ? { isAdmin } : {}) });
       return { status: 204 };

@@ -84,6 +84,23 @@ test('create: the Synapse user gets no password, the auth service gets it (and t
   assert.equal(auth.accounts.get('dave')?.password, generated.generatedPassword);
 });
 
+test('reset-2fa and unlock of a user who never signed in at the auth service: nothing to remove, nothing asked', async () => {
+  synapse.users.set(`@hank:${serverName}`, { admin: false, deactivated: false, created: {}, devices: [] });
+  auth.synapseOnly.add('hank');
+  const reset = await both((admin, client) => resetSecondFactors(admin, client, 'hank'));
+  assert.deepEqual(reset.removed, []);
+  assert.equal(reset.after.mustEnrol, false);
+  assert.equal((await both((admin, client) => unlockUser(admin, client, 'hank'))).wasLockedUntil, undefined);
+  assert.ok(!auth.requests.some((r) => r.method === 'POST'), 'no reset or unlock call for an account that does not exist');
+  const info = await both((admin, client) => userInfo(admin, 'hank', client));
+  assert.equal(info.second_factors?.password, 'none');
+});
+
+test('create with a password the auth service would refuse (under 8 characters) is refused before anything is created', async () => {
+  await assert.rejects(both((admin, client) => createUser(admin, { user: 'ivan', password: 'short' }, client)), /too short: .* at least 8 characters; nothing was created/);
+  assert.equal(synapse.users.has(`@ivan:${serverName}`), false);
+});
+
 test('create with the auth service unhealthy is refused before Synapse is asked', async () => {
   auth.healthy = false;
   await assert.rejects(
@@ -164,7 +181,7 @@ test('the auth admin API\'s failures are one sentence each, without the token', 
   });
   const client = new AuthAdminClient(auth.url, authToken);
   await assert.rejects(client.account('nobody'), /user nobody not found at the auth service\./);
-  await assert.rejects(client.setPassword('x', ''), /answered PUT \/admin\/v1\/accounts\/x\/password with HTTP 400: password must be a non-empty string \(user x\)\./);
+  await assert.rejects(client.setPassword('x', 'short'), /answered PUT \/admin\/v1\/accounts\/x\/password with HTTP 400: password must be a string of at least 8 characters \(user x\)\./);
   const probe = createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = (probe.address() as AddressInfo).port;
