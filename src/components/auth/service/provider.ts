@@ -69,11 +69,6 @@ export function createProvider(config: AuthServiceConfig, secrets: ServiceSecret
       Session: 14 * 24 * 3600,
       Grant: 14 * 24 * 3600,
     },
-    loadExistingGrant: async (ctx) => {
-      // Implicit consent for the one first-party client: reuse the session's grant for it.
-      const grantId = ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId);
-      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
-    },
   };
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = true;
