@@ -248,9 +248,14 @@ test('CSRF: a form post without the session token is refused', { skip }, async (
   assert.equal(forged.status, 403);
   const missing = await browser.request(form.action, { form: { username: 'alice', password: 'alice-password-1' } });
   assert.equal(missing.status, 403);
+  // The account page needs no OpenID interaction: a second browser with a session of its own.
+  const victim = newBrowser();
+  const victimForm = formOn(await victim.request(`${svc().issuer}/account`), 'sign-in-form');
   const stranger = newBrowser();
-  const crossSite = await stranger.request(form.action, { form: { csrf: form.csrf, username: 'alice', password: 'alice-password-1' } });
+  await stranger.request(`${svc().issuer}/account`);
+  const crossSite = await stranger.request(victimForm.action, { form: { csrf: victimForm.csrf, username: 'alice', password: 'alice-password-1' } });
   assert.equal(crossSite.status, 403, "another browser's session does not carry this token");
+  assert.equal((await victim.request(victimForm.action, { form: { csrf: victimForm.csrf, username: 'mallory', password: 'wrong' } })).status, 303, 'the right token is accepted');
 });
 
 test(`lockout: after maxFailures wrong passwords the account is locked for everyone; unlock clears it`, { skip }, async () => {
@@ -314,7 +319,7 @@ test('account page: sign in with password + code, regenerate recovery codes, cha
   assert.match(textOf(account, 'error') ?? '', /Wrong code/);
   const recoveryPage = await browser.request(`${svc().issuer}/account/recovery`);
   const signedIn = await browser.submit(recoveryPage, 'recovery-form', { code: aliceRecoveryCodes[1]! });
-  assert.equal(textOf(signedIn, 'account-username'), 'alice');
+  assert.equal(textOf(signedIn, 'account-username'), 'alice', signedIn.body);
   assert.equal(textOf(signedIn, 'totp-status'), 'On');
   assert.equal(textOf(signedIn, 'recovery-codes-left'), '8');
   const codesPage = await browser.submitAction(signedIn, '/recovery-codes/regenerate');

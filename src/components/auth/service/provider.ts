@@ -39,7 +39,8 @@ export function createProvider(config: AuthServiceConfig, secrets: ServiceSecret
     cookies: {
       keys: [...secrets.cookieKeys],
       long: { signed: true, httpOnly: true, sameSite: 'lax', path: config.pathPrefix },
-      short: { signed: true, httpOnly: true, sameSite: 'lax', path: config.pathPrefix },
+      // Short-lived cookies keep oidc-provider's own narrower paths (/auth/interaction/<uid>, /auth/authorize/<uid>).
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     routes: { authorization: '/authorize', token: '/token', userinfo: '/userinfo', jwks: '/jwks', end_session: '/session/end' },
     interactions: { url: (_ctx, interaction) => `${config.pathPrefix}/interaction/${interaction.uid}` },

@@ -76,7 +76,7 @@ async function handleInteraction(service: Service, req: IncomingMessage, res: Se
   }
   if (details.uid !== uid) throw new HttpError(400, 'this sign-in does not belong to this browser session');
   const clientId = String(details.params.client_id);
-  log('interaction', { uid, prompt: details.prompt.name, reasons: details.prompt.reasons.join(' '), details: JSON.stringify(details.prompt.details) });
+  log('interaction', { uid, prompt: details.prompt.name, reasons: details.prompt.reasons.join(' ') });
   const scope = String(details.params.scope ?? 'openid');
   if (details.prompt.name === 'consent' && details.session?.accountId) {
     // Consent is implicit for the one first-party client.
