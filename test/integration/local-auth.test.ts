@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { authSecretFiles } from '../../src/components/auth/service-config.js';
@@ -49,6 +49,26 @@ function processesOf(uid: number): { pid: number; cmdline: string[] }[] {
     }
   }
   return found;
+}
+
+/** The process group of a process (field 5 of /proc/<pid>/stat, after the parenthesised command). */
+function processGroup(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('a local stack with 2FA on (the auth component)', { timeout: minutes(20), skip: isRoot ? false : 'the local target needs root' }, () => {
@@ -202,10 +222,39 @@ describe('a local stack with 2FA on (the auth component)', { timeout: minutes(20
     assert.equal(result.stdout, readFileSync(layout.logFile('auth'), 'utf8'));
   });
 
-  test('down stops the auth process: no process of uid 70000 runs this stack\'s service any more', async () => {
-    const pid = stack.status.components.auth!.pid!;
-    const ours = () => processesOf(localAuthUser.uid).filter((p) => p.cmdline.includes(layout.authSecretsDir));
-    assert.equal(ours().length, 1);
+  test('a crashed auth process is restarted by the supervisor and counted in status', async () => {
+    const before = (await stack.readStatus()).components.auth!;
+    process.kill(before.pid!, 'SIGKILL');
+    const restarted = await waitFor('auth to come back healthy', async () => {
+      const now = (await stack.readStatus()).components.auth!;
+      return now.pid !== before.pid && now.state === 'running' && now.healthy ? now : undefined;
+    }, minutes(3));
+    assert.equal(restarted.restarts, before.restarts + 1);
+    assert.match(readFileSync(layout.logFile('supervisor'), 'utf8'), /auth: exited unexpectedly \(SIGKILL\)/);
+  });
+
+  test('applySecrets rewrites the auth files (owner, mode) and restarts the service', async () => {
+    const target = new LocalTarget({ stateDir: stack.stateDir, rawValues: { synapse: { server: { mfa: { totp: { enabled: true } } } } } });
+    const adminToken = join(layout.authSecretsDir, authSecretFiles.adminToken);
+    const expected = readFileSync(adminToken, 'utf8');
+    rmSync(adminToken);
+    rmSync(join(layout.synapseSecretsDir, synapseSecretFiles.cliAppserviceRegistration));
+    const before = (await stack.readStatus()).components.auth!.pid;
+    await target.applySecrets(['auth']);
+    const file = statSync(adminToken);
+    assert.deepEqual([file.uid, file.mode & 0o777], [localAuthUser.uid, 0o600]);
+    assert.equal(readFileSync(adminToken, 'utf8'), expected, 'the stored secret, not a new one');
+    assert.ok(statSync(join(layout.synapseSecretsDir, synapseSecretFiles.cliAppserviceRegistration)).isFile());
+    const after = (await stack.readStatus()).components.auth!;
+    assert.notEqual(after.pid, before);
+    assert.equal(after.healthy, true);
+  });
+
+  test('down stops the auth process: no process of uid 70000 is left in the supervisor\'s process group', async () => {
+    const pid = (await stack.readStatus()).components.auth!.pid!;
+    const group = processGroup(pid);
+    const ours = () => processesOf(localAuthUser.uid).filter((p) => p.cmdline.includes(layout.authSecretsDir) || (group !== undefined && processGroup(p.pid) === group));
+    assert.ok(ours().some((p) => p.pid === pid));
     await stack.down();
     assert.equal(processIsAlive(pid), false);
     assert.deepEqual(ours(), []);
