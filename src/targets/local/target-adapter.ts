@@ -58,7 +58,11 @@ const noPorts: LocalPorts = {
  * A state directory that never ran (no plan yet) gets the values alone: enough for `secrets init`.
  */
 export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan | undefined, rawValues: Record<string, unknown> | undefined): Stack {
-  const raw = rawValues ?? {};
+  // Without the values, a stack `up` started with 2FA (its plan runs the auth component) must still be
+  // seen with it: the operations log in and manage passwords differently then. Which factor is on does
+  // not matter to them.
+  const withAuth = rawValues === undefined && plan?.components.some((c) => c.name === 'auth');
+  const raw = withAuth ? deepSet({}, ['synapse', 'server', 'mfa', 'totp', 'enabled'], true) : rawValues ?? {};
   const recordedName = plan?.serverName ?? readJsonFile<StackIdentity>(layout.stateFile)?.serverName;
   const values: Values = resolveValues(recordedName ? deepSet(raw, ['synapse', 'server', 'name'], recordedName) : raw);
   if (recordedName && values.synapse.server.name !== recordedName) {
