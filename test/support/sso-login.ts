@@ -4,11 +4,10 @@
  * callback, and the redirect carrying `loginToken`, which is exchanged for a Matrix access token with
  * `m.login.token` (then /account/whoami proves it works).
  *
- * The pages are driven through what a user sees and a screen reader announces (labels, button names), so a
- * test fails when the pages stop being usable, not when markup moves. The few ids and texts the auth pages
- * promise are documented at the top of src/components/auth/service/pages.ts.
+ * The pages are driven through the element ids they promise (documented at the top of
+ * src/components/auth/service/pages.ts).
  */
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { matrixRequest } from './matrix-client.js';
 import { parseTotpUri, readQrCode, totpStep, type TotpEnrolment } from './browser.js';
 
@@ -49,19 +48,39 @@ export async function answerRedirectUrl(context: BrowserContext, urls: StackUrls
   );
 }
 
-/** The auth pages, as the user sees them. Kept in one place: the rest of the tests speak in user actions. */
+/**
+ * The auth pages' elements (ids documented at the top of src/components/auth/service/pages.ts). Kept in one
+ * place: the tests speak in user actions.
+ */
 export const authPage = {
-  username: (page: Page) => page.getByLabel(/user ?name/i),
-  password: (page: Page) => page.getByLabel(/^password$/i),
-  signInButton: (page: Page) => page.getByRole('button', { name: /^(sign in|continue|next)$/i }),
-  code: (page: Page) => page.getByLabel(/code/i).first(),
-  verifyButton: (page: Page) => page.getByRole('button', { name: /^(verify|confirm|continue|sign in)$/i }).first(),
+  username: (page: Page) => page.locator('#username'),
+  password: (page: Page) => page.locator('#password'),
+  signInButton: (page: Page) => page.locator('#sign-in'),
+  /** The TOTP code field, on the second-factor page and on the enrolment confirmation. */
+  code: (page: Page) => page.locator('#code'),
+  verifyButton: (page: Page) => page.locator('#verify'),
+  useRecoveryCode: (page: Page) => page.locator('#use-recovery-code'),
+  recoveryCode: (page: Page) => page.locator('#recovery-code'),
+  useRecoveryButton: (page: Page) => page.locator('#use-recovery'),
+  useSecurityKey: (page: Page) => page.locator('#use-security-key'),
+  enrolTotp: (page: Page) => page.locator('#enrol-totp'),
+  enrolSecurityKey: (page: Page) => page.locator('#enrol-security-key'),
   qrCode: (page: Page) => page.locator('#totp-qr'),
+  totpSecret: (page: Page) => page.locator('#totp-secret'),
+  confirmTotp: (page: Page) => page.locator('#confirm-totp'),
   recoveryCodes: (page: Page) => page.locator('#recovery-codes'),
-  useRecoveryCode: (page: Page) => page.getByRole('link', { name: /recovery code/i }).or(page.getByRole('button', { name: /recovery code/i })).first(),
-  useSecurityKey: (page: Page) => page.getByRole('button', { name: /security key/i }).first(),
-  useAuthenticatorApp: (page: Page) => page.getByRole('link', { name: /authenticator app/i }).or(page.getByRole('button', { name: /authenticator app/i })).first(),
-  error: (page: Page) => page.getByRole('alert'),
+  savedButton: (page: Page) => page.locator('#saved'),
+  error: (page: Page) => page.locator('#error'),
+  notice: (page: Page) => page.locator('#notice'),
+  account: {
+    username: (page: Page) => page.locator('#account-username'),
+    totpStatus: (page: Page) => page.locator('#totp-status'),
+    securityKeys: (page: Page) => page.locator('#security-keys > li'),
+    securityKeyName: (page: Page) => page.locator('#security-key-name'),
+    addSecurityKey: (page: Page) => page.locator('#add-security-key'),
+    recoveryCodesLeft: (page: Page) => page.locator('#recovery-codes-left'),
+    signOut: (page: Page) => page.locator('#sign-out'),
+  },
 };
 
 /** Opens Synapse's SSO redirect and waits for the auth component's sign-in form. */
@@ -70,18 +89,44 @@ export async function openSignIn(page: Page, urls: StackUrls): Promise<void> {
   await authPage.password(page).waitFor({ state: 'visible' });
 }
 
+/** Submits a form by clicking its button and waits for the page the POST answers with. */
+async function clickAndLoad(page: Page, button: Locator): Promise<void> {
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), button.click()]);
+}
+
 export async function submitPassword(page: Page, username: string, password: string): Promise<void> {
   await authPage.username(page).fill(username);
   await authPage.password(page).fill(password);
-  await Promise.all([page.waitForLoadState('load'), authPage.signInButton(page).click()]);
+  await clickAndLoad(page, authPage.signInButton(page));
 }
 
+/** The code on the second-factor page (`#verify`) or on the enrolment confirmation (`#confirm-totp`). */
 export async function submitCode(page: Page, code: string): Promise<void> {
   await authPage.code(page).fill(code);
-  await Promise.all([page.waitForLoadState('load'), authPage.verifyButton(page).click()]);
+  const confirm = authPage.confirmTotp(page);
+  await clickAndLoad(page, (await confirm.count()) > 0 ? confirm : authPage.verifyButton(page));
 }
 
-/** The text of the page's alert (refusals are announced that way), or '' when there is none. */
+/** From the second-factor page: "Use a recovery code", then the code. */
+export async function submitRecoveryCode(page: Page, code: string): Promise<void> {
+  if ((await authPage.recoveryCode(page).count()) === 0) await clickAndLoad(page, authPage.useRecoveryCode(page));
+  await authPage.recoveryCode(page).fill(code);
+  await clickAndLoad(page, authPage.useRecoveryButton(page));
+}
+
+/** On the enrolment page: "Set up an authenticator app" (when a choice is offered), then the QR code. */
+export async function startTotpEnrolment(page: Page): Promise<TotpEnrolment> {
+  await authPage.qrCode(page).or(authPage.enrolTotp(page)).first().waitFor({ state: 'visible' });
+  if ((await authPage.enrolTotp(page).count()) > 0) await clickAndLoad(page, authPage.enrolTotp(page));
+  return readEnrolmentQr(page);
+}
+
+/** On the recovery-codes page: "I saved them" (the flow continues to Synapse). */
+export async function confirmRecoveryCodesSaved(page: Page): Promise<void> {
+  await authPage.savedButton(page).click();
+}
+
+/** The text of the page's alert (`#error`, role=alert: refusals are announced that way), or ''. */
 export async function alertText(page: Page): Promise<string> {
   const alert = authPage.error(page);
   return (await alert.count()) > 0 ? ((await alert.first().textContent()) ?? '').trim() : '';
