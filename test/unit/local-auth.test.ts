@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -29,6 +29,8 @@ import { localPlacement, resolveLocalPorts, type LocalPorts } from '../../src/ta
 import { buildSupervisorPlan } from '../../src/targets/local/plan.js';
 import type { LocalSecretValues } from '../../src/targets/local/secrets.js';
 import { stateLayout } from '../../src/targets/local/state.js';
+import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import { TargetUsageError } from '../../src/ops/target.js';
 
 const users = {
   nobody: { uid: 65534, gid: 65534, home: '/nonexistent' },
@@ -292,4 +294,23 @@ test('the auth uid/gid must be nobody\'s, on this machine or in the runtime', ()
   assert.deepEqual(authIdOwners('/rt', localAuthUser, (path) => files[path] ?? ''), []);
   // This machine and the runtime mxstack built: the id is free on both.
   assert.deepEqual(authIdOwners('/nonexistent-runtime'), []);
+});
+
+test('operations run no command "inside" the auth component: it is not in the runtime', async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'mxstack-local-auth-'));
+  try {
+    const { layout, stack } = stackFor(join(parent, 'state'), mfaOn);
+    const plan = buildSupervisorPlan({ stack, layout, rootfs: '/r', postgresqlBinDir: '/usr/lib/postgresql/18/bin', users, versions: {}, postgresPasswordFile: '/p' });
+    mkdirSync(layout.root, { recursive: true });
+    writeFileSync(join(layout.root, 'plan.json'), JSON.stringify(plan));
+    writeFileSync(layout.stateFile, JSON.stringify({ serverName: 'chat.example', createdAt: new Date().toISOString() }));
+    // The lock names a live process (this one), as when the supervisor runs.
+    writeFileSync(layout.lockFile, `${process.pid}\n`);
+    const target = new LocalTarget({ stateDir: layout.root, rawValues: { synapse: { server: { mfa: { totp: { enabled: true } } } } } });
+    await assert.rejects(target.exec('auth', ['true']), (error: Error) => error instanceof TargetUsageError && /auth runs on this machine, not inside the runtime/.test(error.message));
+    assert.throws(() => target.spawn('auth', ['true']), TargetUsageError);
+    assert.equal(await target.withAuth(async (url) => url), `http://127.0.0.1:${stack.placement.ports.authAdmin}/`);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
 });

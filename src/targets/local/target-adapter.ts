@@ -164,7 +164,8 @@ export class LocalTarget implements Target {
   async withAuth<T>(use: (adminBaseUrl: string) => Promise<T>): Promise<T> {
     this.supervisorPid();
     if (!this.stack.auth) throw new TargetUsageError(`${this.description} has no auth component (synapse.server.mfa.totp and .webauthn are off).`);
-    return use(`http://${this.stack.placement.hosts.auth}:${this.stack.placement.ports.authAdmin}/`);
+    // The running plan's endpoint (what the service listens on), else the recorded ports.
+    return use(this.plan.endpoints.authAdmin ?? `http://${this.stack.placement.hosts.auth}:${this.stack.placement.ports.authAdmin}/`);
   }
 
   private secretFile(ref: SecretKeyRef): string {
