@@ -12,6 +12,8 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as OTPAuth from 'otpauth';
 import { authAdminRoutes, type AdminAccountInfo } from '../../src/components/auth/service-config.js';
 import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '../support/auth-postgres.js';
+import { join } from 'node:path';
+import { addVirtualAuthenticator, browserSkipReason, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
 import { formOn, recoveryCodesOn, startAuthService, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
 
 const skip = authPostgresSkipReason();
@@ -350,4 +352,74 @@ test('health on both listeners; static files; unknown interaction', { skip }, as
   assert.equal((await fetch(`${svc().issuer}/static/nope.js`)).status, 404);
   const expired = await fetch(`${svc().issuer}/interaction/doesnotexist`);
   assert.equal(expired.status, 400);
+});
+
+// ---- A real browser on the service's own pages (Debian Chromium through playwright-core) -------------------
+// Security keys through Chromium's virtual authenticator (the DevTools protocol); the authenticator app
+// enrolled from the QR code read back from a screenshot. The pages are browsed at `localhost` (WebAuthn
+// refuses IP-address origins), the service's configured WebAuthn origin.
+
+const browserSkip = skip || browserSkipReason() || false;
+
+test('Chromium: enrol a security key and an authenticator app on the account page, then sign in with the key', { skip: browserSkip }, async () => {
+  assert.equal((await admin(authAdminRoutes.password('erin'), { method: 'PUT', body: { password: 'erin-password' } })).status, 204);
+  const chromium = await launchBrowser();
+  try {
+    const context = await chromium.newContext({ colorScheme: 'dark' });
+    const page = await context.newPage();
+    const key = await addVirtualAuthenticator(page);
+    const accountUrl = `${svc().config.policy.webauthn.origin}/auth/account`;
+    await page.goto(accountUrl);
+    await page.getByLabel('Username').fill('erin');
+    await page.getByLabel('Password').fill('erin-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Set up two-factor authentication' }).waitFor();
+    await page.getByLabel('Name of the security key').fill('Test key <b>');
+    await page.getByRole('button', { name: 'Add a security key' }).click();
+    await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    assert.equal(await page.locator('#recovery-codes li').count(), 10);
+    if (process.env.AUTH_SCREENSHOTS) await page.screenshot({ path: join(process.env.AUTH_SCREENSHOTS, 'recovery-codes-dark.png') });
+    await page.getByRole('button', { name: 'I saved them' }).click();
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    assert.equal((await key.credentials()).length, 1);
+    assert.match(await page.locator('#security-keys').innerText(), /Test key <b>/);
+
+    await page.getByRole('button', { name: 'Add an authenticator app' }).click();
+    const enrolment = parseTotpUri(await readQrCode(page.locator('#totp-qr svg')));
+    assert.equal(enrolment.secret, await page.locator('#totp-secret').innerText(), 'the QR code and the text show the same secret');
+    assert.equal(enrolment.issuer, 'Test Matrix');
+    if (process.env.AUTH_SCREENSHOTS) await page.screenshot({ path: join(process.env.AUTH_SCREENSHOTS, 'totp-enrolment-dark.png') });
+    await page.getByLabel('Authentication code').fill(totpCode(enrolment));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    assert.equal(await page.locator('#totp-status').innerText(), 'On');
+    if (process.env.AUTH_SCREENSHOTS) await page.screenshot({ path: join(process.env.AUTH_SCREENSHOTS, 'account-dark.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
+    await page.getByLabel('Username').fill('@Erin:example.test');
+    await page.getByLabel('Password').fill('erin-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Use a security key' }).click();
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    const info = (await admin(authAdminRoutes.account('erin'))).json as AdminAccountInfo;
+    assert.equal(info.webauthn.length, 1);
+    assert.equal(info.webauthn[0]!.name, 'Test key <b>');
+    assert.ok(info.webauthn[0]!.lastUsedAt, 'the key was used to sign in');
+    assert.equal(info.totp.enrolled, true);
+
+    const light = await chromium.newContext({ colorScheme: 'light' });
+    const signIn = await light.newPage();
+    await signIn.goto(accountUrl);
+    if (process.env.AUTH_SCREENSHOTS) await signIn.screenshot({ path: join(process.env.AUTH_SCREENSHOTS, 'sign-in-light.png') });
+    // Runs in the page (a string: this file is compiled without the DOM types).
+    const inlineScriptBlocked = await signIn.evaluate(`(() => {
+      const element = document.createElement('script');
+      element.textContent = 'window.inlineRan = true';
+      document.body.append(element);
+      return window.inlineRan !== true;
+    })()`);
+    assert.equal(inlineScriptBlocked, true, 'the CSP blocks inline scripts');
+  } finally {
+    await chromium.close();
+  }
 });

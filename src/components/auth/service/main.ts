@@ -26,17 +26,42 @@ import { SessionStore } from './sessions.js';
 import type { Service } from './service.js';
 import { log } from './log.js';
 
-function poolFor(config: AuthServiceConfig, secrets: ServiceSecrets, database: string): pg.Pool {
-  const { host, port, user, sslmode } = config.database;
-  const ssl = sslmode === 'disable' || sslmode === '' ? false : sslmode === 'verify-full' || sslmode === 'verify-ca' ? { rejectUnauthorized: true } : { rejectUnauthorized: false };
+type Ssl = pg.PoolConfig['ssl'];
+
+/** node-postgres has no libpq `prefer`: the service tries TLS first and falls back when the server has none. */
+function sslFor(sslmode: string): Ssl | 'prefer' {
+  if (sslmode === 'disable' || sslmode === 'allow' || sslmode === '') return false;
+  if (sslmode === 'require') return { rejectUnauthorized: false };
+  if (sslmode === 'verify-ca') return { rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  if (sslmode === 'verify-full') return { rejectUnauthorized: true };
+  return 'prefer';
+}
+
+function poolFor(config: AuthServiceConfig, secrets: ServiceSecrets, database: string, ssl: Ssl): pg.Pool {
+  const { host, port, user } = config.database;
   const pool = new pg.Pool({ host, port, user, password: secrets.databasePassword, database, ssl, max: 8, connectionTimeoutMillis: 10_000 });
   pool.on('error', (error) => log('database-connection-error', { database, message: error.message }));
   return pool;
 }
 
+async function chooseSsl(config: AuthServiceConfig, secrets: ServiceSecrets): Promise<Ssl> {
+  const mode = sslFor(config.database.sslmode);
+  if (mode !== 'prefer') return mode;
+  const probe = poolFor(config, secrets, config.database.synapseDatabase, { rejectUnauthorized: false });
+  try {
+    await probe.query('SELECT 1');
+    return { rejectUnauthorized: false };
+  } catch (error) {
+    if (/does not support SSL/i.test((error as Error).message)) return false;
+    throw new Error(`cannot connect to PostgreSQL on ${config.database.host}:${config.database.port} as ${config.database.user}: ${(error as Error).message}`);
+  } finally {
+    await probe.end();
+  }
+}
+
 /** Creates the auth database when it does not exist (through the Synapse database, which does). */
-async function ensureDatabase(config: AuthServiceConfig, secrets: ServiceSecrets): Promise<void> {
-  const probe = poolFor(config, secrets, config.database.database);
+async function ensureDatabase(config: AuthServiceConfig, secrets: ServiceSecrets, ssl: Ssl): Promise<void> {
+  const probe = poolFor(config, secrets, config.database.database, ssl);
   try {
     await probe.query('SELECT 1');
     return;
@@ -45,7 +70,7 @@ async function ensureDatabase(config: AuthServiceConfig, secrets: ServiceSecrets
   } finally {
     await probe.end();
   }
-  const admin = poolFor(config, secrets, config.database.synapseDatabase);
+  const admin = poolFor(config, secrets, config.database.synapseDatabase, ssl);
   try {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(config.database.database)}`);
     log('database-created', { database: config.database.database });
@@ -63,9 +88,10 @@ export async function startService(argv: readonly string[]): Promise<{ stop(): P
   const args = parseArguments(argv);
   const config = loadConfig(args.configPath);
   const secrets = loadSecrets(secretsDirectory(args, config));
-  await ensureDatabase(config, secrets);
-  const db = poolFor(config, secrets, config.database.database);
-  const synapseDb = poolFor(config, secrets, config.database.synapseDatabase);
+  const ssl = await chooseSsl(config, secrets);
+  await ensureDatabase(config, secrets, ssl);
+  const db = poolFor(config, secrets, config.database.database, ssl);
+  const synapseDb = poolFor(config, secrets, config.database.synapseDatabase, ssl);
   await repo.migrate(db);
   const { policy } = config;
   const auth: AuthContext = {

@@ -162,9 +162,7 @@ export function totpEnrolmentPage(page: FlowPage & { qrSvg: Html; secret: string
     page,
     'Set up an authenticator app',
     html`${messages(page)}
-<ol>
-<li>Scan this QR code with your authenticator app.</li>
-</ol>
+<p>Scan this QR code with your authenticator app.</p>
 <div id="totp-qr" class="qr" role="img" aria-label="QR code for your authenticator app">${page.qrSvg}</div>
 <p>Or enter this key by hand: <code id="totp-secret" class="secret">${page.secret}</code></p>
 <form id="totp-confirm-form" method="post" action="${page.flow}/enrol/totp/confirm">
