@@ -136,6 +136,9 @@ describe('a local stack with 2FA on (the auth component)', { timeout: minutes(20
     // Not in the runtime: its root is this machine's.
     assert.equal(statSync(`/proc/${pid}/root/usr/bin/node`).ino, statSync('/usr/bin/node').ino);
     const environment = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    assert.ok(environment.split('\0').includes(`TMPDIR=${layout.authTmpDir}`));
+    // tsx compiled the service's sources into its own TMPDIR, not into a /tmp directory someone could make first.
+    assert.equal(statSync(join(layout.authTmpDir, `tsx-${localAuthUser.uid}`)).uid, localAuthUser.uid);
     const secrets = storedSecrets();
     assert.ok(secrets.length >= 10, `found ${secrets.length} stored secrets`);
     for (const secret of secrets) {

@@ -110,6 +110,7 @@ test('with 2FA on, auth runs on the host after PostgreSQL and before Synapse, as
     '/srv/stacks/a/auth/secrets',
   ]);
   assert.deepEqual(auth.user, localAuthUser);
+  assert.deepEqual(auth.environment, { TMPDIR: '/srv/stacks/a/auth/tmp' }, 'its own TMPDIR: tsx keeps compiled code there');
   assert.notEqual(auth.user.uid, 0);
   assert.notEqual(auth.user.gid, 0);
   for (const other of Object.values(users)) {
@@ -161,9 +162,10 @@ test('the plan (written to plan.json) names secret files, never a secret', () =>
 test('setpriv switches to the auth user (own group only, no new privileges) and sets the parent-death signal after it', () => {
   const args = hostProcessArguments(localAuthUser, 'SIGTERM', ['/usr/bin/node', '/x/bin/mxstack-auth.js']);
   assert.deepEqual(args, ['--reuid=70000', '--regid=70000', '--clear-groups', '--no-new-privs', '--pdeathsig', 'SIGTERM', '--', '/usr/bin/node', '/x/bin/mxstack-auth.js']);
-  const env = hostEnvironment(localAuthUser);
-  assert.deepEqual(Object.keys(env).sort(), ['HOME', 'LANG', 'LC_ALL', 'NODE_ENV', 'PATH']);
+  const env = hostEnvironment(localAuthUser, { TMPDIR: '/s/auth/tmp' });
+  assert.deepEqual(Object.keys(env).sort(), ['HOME', 'LANG', 'LC_ALL', 'NODE_ENV', 'PATH', 'TMPDIR']);
   assert.equal(env.HOME, '/nonexistent');
+  assert.equal(env.TMPDIR, '/s/auth/tmp');
 });
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -185,9 +187,11 @@ test('files: config.json public and without secrets; auth secrets 0600 owned by 
     assert.equal(config.database.port, stack.placement.ports.postgresql);
     assert.equal(config.listen.port, stack.placement.ports.auth);
 
-    const secretsDir = statSync(layout.authSecretsDir);
-    assert.equal(secretsDir.mode & 0o777, 0o700);
-    assert.deepEqual([secretsDir.uid, secretsDir.gid], [localAuthUser.uid, localAuthUser.gid]);
+    for (const dir of [layout.authSecretsDir, layout.authTmpDir]) {
+      const stats = statSync(dir);
+      assert.equal(stats.mode & 0o777, 0o700, dir);
+      assert.deepEqual([stats.uid, stats.gid], [localAuthUser.uid, localAuthUser.gid], dir);
+    }
     assert.deepEqual(readdirSync(layout.authSecretsDir).sort(), Object.values(authSecretFiles).sort());
     for (const name of readdirSync(layout.authSecretsDir)) {
       const stats = statSync(join(layout.authSecretsDir, name));

@@ -119,6 +119,7 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
     ensureDir(layout.authConfigDir, root, 0o755);
     writePublicFile(authConfigPath(layout), renderAuthConfigFile(stack));
     ensureDir(layout.authSecretsDir, localAuthUser, 0o700);
+    ensureDir(layout.authTmpDir, localAuthUser, 0o700);
     for (const [name, content] of Object.entries(authSecretFileContents(secrets.auth, secrets.postgresPassword))) {
       writeOwnedFile(join(layout.authSecretsDir, name), content, localAuthUser, 0o600);
     }

@@ -46,8 +46,8 @@ export function hostProcessArguments(user: RuntimeUser, parentDeathSignal: NodeJ
 }
 
 /** The environment of a host component: nothing of the caller's (no secret can travel in it). */
-export function hostEnvironment(user: RuntimeUser): NodeJS.ProcessEnv {
-  return { ...runtimeEnvironment(user), NODE_ENV: 'production' };
+export function hostEnvironment(user: RuntimeUser, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...runtimeEnvironment(user), NODE_ENV: 'production', ...extra };
 }
 
 export function pgIsReady(rootfs: string, user: RuntimeUser, binDir: string, host: string, port: number): Promise<boolean> {

@@ -35,6 +35,8 @@ export interface ComponentPlan {
   user: RuntimeUser;
   /** Program and arguments, run inside the runtime with chroot (or on the host, for a host component). */
   argv: string[];
+  /** Environment entries added to the fixed one (never a secret). */
+  environment?: Record<string, string>;
   stopSignal: NodeJS.Signals;
   health: HealthCheck;
   /** How long a start may take before it counts as failed. */
@@ -157,6 +159,7 @@ function authComponent(stack: Stack, layout: StateLayout, program: HostProgram):
     runsIn: 'host',
     user: localAuthUser,
     argv: authArgv(layout, program),
+    environment: { TMPDIR: layout.authTmpDir },
     stopSignal: 'SIGTERM',
     health: { kind: 'http', url: authHealthUrl(stack) },
     startTimeoutSeconds: 120,

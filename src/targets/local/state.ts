@@ -70,6 +70,8 @@ export function stateLayout(stateDirectory: string) {
     /** The auth component's generated config.json (no secrets) and its secret files. */
     authConfigDir: join(root, 'auth', 'config'),
     authSecretsDir: join(root, 'auth', 'secrets'),
+    /** The auth service's TMPDIR (tsx's compile cache): its own, not a /tmp directory anyone could make first. */
+    authTmpDir: join(root, 'auth', 'tmp'),
     /** hold/<component>: an operation (restore) stopped it; the supervisor does not restart it meanwhile. */
     holdDir: join(root, 'hold'),
   };

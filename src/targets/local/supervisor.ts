@@ -140,12 +140,12 @@ class SupervisedComponent {
 
   /** The command starting the component: chroot into the runtime, or setpriv on the host. */
   private command(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
-    const { argv, stopSignal, user } = this.plan;
-    if (this.plan.runsIn === 'host') return { command: 'setpriv', args: hostProcessArguments(user, stopSignal, argv), env: hostEnvironment(user) };
+    const { argv, stopSignal, user, environment } = this.plan;
+    if (this.plan.runsIn === 'host') return { command: 'setpriv', args: hostProcessArguments(user, stopSignal, argv), env: hostEnvironment(user, environment) };
     // setpriv (after chroot has switched user, which would clear it) asks the kernel to signal the component
     // when the supervisor dies, so even a supervisor killed with SIGKILL leaves nothing running.
     const inside = ['setpriv', '--pdeathsig', stopSignal, '--', ...argv];
-    return { command: 'chroot', args: chrootArguments(this.supervisor.plan.rootfs, user, inside), env: runtimeEnvironment(user) };
+    return { command: 'chroot', args: chrootArguments(this.supervisor.plan.rootfs, user, inside), env: { ...runtimeEnvironment(user), ...environment } };
   }
 
   start(): void {
