@@ -97,7 +97,8 @@ async function resetSecondFactors(service: Service, res: ServerResponse, usernam
 }
 
 async function unlock(service: Service, res: ServerResponse, username: string): Promise<void> {
-  if (!(await repo.findAccount(service.db, username))) return sendJson(res, 404, { error: `no account ${username}` });
+  const known = (await repo.findAccount(service.db, username)) ?? (await findSynapseUser(service.synapseDb, service.config.serverName, username));
+  if (!known) return sendJson(res, 404, { error: `no account ${username}` });
   await repo.saveThrottleEntries(service.db, new Map(), [accountKey(username)]);
   log('admin-account-unlocked', { username });
   sendJson(res, 204, undefined);

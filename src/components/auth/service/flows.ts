@@ -149,7 +149,9 @@ const postHandlers: Record<string, PostHandler> = {
     const next = stepAfterPassword(service.config.policy, await accountFactors(service, outcome.account));
     log('sign-in-password-accepted', { username, address: step.address, flow: step.target.kind, next });
     if (next === 'done') await repo.appendAudit(service.db, { accountId: outcome.account.id, username, event: 'sign-in', address: step.address, detail: { factor: 'password' } });
-    return back(step, { stage: next === 'second-factor' ? 'second-factor' : next, accountId: outcome.account.id, username });
+    Object.assign(step.flow, { stage: next, accountId: outcome.account.id, username });
+    await service.sessions.rotate(step.session, step.res);
+    return redirect(step.res, step.target.base);
   },
 
   async '/totp'(step) {

@@ -26,8 +26,8 @@ export interface FlowState {
 }
 
 export interface WebSession {
-  readonly id: string;
-  readonly csrf: string;
+  id: string;
+  csrf: string;
   flows: Record<string, FlowState>;
 }
 
@@ -61,6 +61,18 @@ export class SessionStore {
 
   async save(session: WebSession): Promise<void> {
     await this.adapter.upsert(session.id, { csrf: session.csrf, flows: session.flows } as AdapterPayload, sessionTtlSeconds);
+  }
+
+  /**
+   * A new id and CSRF token for the same session state (after the password step), so an id planted in the
+   * browser before the sign-in never names a signed-in session.
+   */
+  async rotate(session: WebSession, res: ServerResponse): Promise<void> {
+    await this.adapter.destroy(session.id);
+    session.id = newToken();
+    session.csrf = newToken();
+    await this.save(session);
+    res.appendHeader('set-cookie', serialiseCookie(sessionCookieName, session.id, { path: this.cookiePath, secure: this.secure }));
   }
 
   async destroy(session: WebSession, res: ServerResponse): Promise<void> {
