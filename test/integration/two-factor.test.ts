@@ -146,6 +146,13 @@ async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
+/** With MXSTACK_SCREENSHOTS, also the terminal output docs/2fa.md quotes. */
+function saveTerminalOutput(name: string, command: string, output: string): void {
+  if (!screenshotDir) return;
+  mkdirSync(screenshotDir, { recursive: true });
+  writeFileSync(join(screenshotDir, `${name}.txt`), `$ ${command}\n${output}`);
+}
+
 async function signedIn(page: Page): Promise<MatrixLogin> {
   return exchangeLoginToken(urls, await awaitLoginToken(page, urls));
 }
@@ -328,26 +335,6 @@ test('the code just used and a wrong code are refused; then a fresh code works',
   await context.close();
 });
 
-test('a code from the previous-but-one step is refused (not a replay: the account last used an older step); a current code works', { skip, timeout: 240_000 }, async () => {
-  assert.ok(pat.enrolment && pat.lastStep !== undefined, 'pat enrolled earlier');
-  const enrolment = pat.enrolment;
-  // The previous-but-one step must be after pat's last used one, or the refusal would only prove replay.
-  const deadline = Date.now() + 4 * enrolment.period * 1000;
-  while (totpStep(enrolment) - 2 <= pat.lastStep) {
-    assert.ok(Date.now() < deadline, 'the TOTP clock did not advance');
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-  }
-  const { context, page } = await newContext({ sourceAddress: '127.0.0.2' });
-  await openSignIn(page, urls);
-  await submitPassword(page, 'pat', passwords.pat);
-  await authPage.code(page).waitFor({ state: 'visible' });
-  await submitCode(page, totpCodeAtStep(enrolment, totpStep(enrolment) - 2));
-  await assertCodeRefused(page, 'a code from the previous-but-one step');
-  await enterFreshCode(page, enrolment, pat);
-  assert.equal((await signedIn(page)).user_id, `@pat:${stack!.status.serverName}`);
-  await context.close();
-});
-
 test('a recovery code signs in once, then never again', { skip, timeout: 180_000 }, async () => {
   assert.ok(alice.recoveryCodes?.length, 'alice has recovery codes');
   const code = alice.recoveryCodes[0]!;
@@ -384,6 +371,8 @@ test('add a security key on the account page, then sign in with it (virtual auth
   assert.equal(await authPage.account.username(page).textContent(), 'alice');
   assert.equal(await authPage.account.totpStatus(page).textContent(), 'On');
   assert.equal(await authPage.account.recoveryCodesLeft(page).textContent(), '8');
+  const accountHtml = await page.content();
+  assert.ok(!alice.recoveryCodes.some((code) => accountHtml.includes(code)), 'the account page shows a recovery code again');
   await screenshot(page, '8-account');
   await authPage.account.securityKeyName(page).fill('Test key');
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), authPage.account.addSecurityKey(page).click()]);
@@ -423,12 +412,15 @@ test('users reset-2fa: the user enrols afresh at the next sign-in', { skip, time
   await first.context.close();
   assert.equal((await secondFactors('carol')).authenticator_app.enrolled, true);
 
+  saveTerminalOutput('users-info-before-reset', 'mxstack users info carol', await cliOk(['users', 'info', 'carol']));
   const output = await cliOk(['users', 'reset-2fa', 'carol', '--yes']);
   assert.match(output, /carol/);
+  saveTerminalOutput('users-reset-2fa', 'mxstack users reset-2fa carol --yes', output);
   const reset = await secondFactors('carol');
   assert.equal(reset.authenticator_app.enrolled, false);
   assert.equal(reset.recovery_codes_left, 0);
   assert.equal(reset.must_enrol, true);
+  saveTerminalOutput('users-info-after-reset', 'mxstack users info carol', await cliOk(['users', 'info', 'carol']));
 
   const again = await newContext({ sourceAddress: '127.0.0.3' });
   await openSignIn(again.page, urls);
@@ -475,6 +467,27 @@ test('10 wrong passwords lock the account for the configured time; the right pas
   await submitRecoveryCode(other.page, alice.recoveryCodes![2]!);
   assert.equal((await signedIn(other.page)).user_id, `@alice:${stack!.status.serverName}`);
   await other.context.close();
+});
+
+test('a code from the previous-but-one step is refused (not a replay: the account last used an older step); a current code works', { skip, timeout: 240_000 }, async () => {
+  assert.ok(pat.enrolment && pat.lastStep !== undefined, 'pat enrolled earlier');
+  const enrolment = pat.enrolment;
+  // The previous-but-one step must be after pat's last used one, or the refusal would only prove replay
+  // (this runs late, during erin's lockout, so the clock has usually moved on already).
+  const deadline = Date.now() + 4 * enrolment.period * 1000;
+  while (totpStep(enrolment) - 2 <= pat.lastStep) {
+    assert.ok(Date.now() < deadline, 'the TOTP clock did not advance');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+  const { context, page } = await newContext({ sourceAddress: '127.0.0.2' });
+  await openSignIn(page, urls);
+  await submitPassword(page, 'pat', passwords.pat);
+  await authPage.code(page).waitFor({ state: 'visible' });
+  await submitCode(page, totpCodeAtStep(enrolment, totpStep(enrolment) - 2));
+  await assertCodeRefused(page, 'a code from the previous-but-one step');
+  await enterFreshCode(page, enrolment, pat);
+  assert.equal((await signedIn(page)).user_id, `@pat:${stack!.status.serverName}`);
+  await context.close();
 });
 
 test('once the lockout ends the right password works again', { skip, timeout: 180_000 }, async () => {
