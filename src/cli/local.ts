@@ -72,6 +72,7 @@ function printStatus(status: LocalStackStatus): void {
   if (status.endpoints) {
     lines.push(`client URL:     ${status.endpoints.client}`, `well-known URL: ${status.endpoints.wellKnown}.well-known/matrix/client`);
     if (status.endpoints.turn.length > 0) lines.push(`TURN:           ${status.endpoints.turn.join(' ')}`);
+    if (status.endpoints.auth) lines.push(`2FA sign-in:    ${status.endpoints.auth} (account page: ${status.endpoints.auth}account)`);
     lines.push(`metrics:        ${status.endpoints.metrics.join(' ')}`);
   }
   if (status.adminCredentialsFile) lines.push(`admin credentials: ${status.adminCredentialsFile}`);
@@ -124,6 +125,7 @@ export function registerLocalCommands(program: Command): void {
         const result = await upLocalStack({ stateDir: options.stateDir, values: { files: options.values, sets: options.set }, progress });
         const { endpoints } = result.plan;
         const lines = [`client URL:     ${endpoints.client}`, `well-known URL: ${endpoints.wellKnown}.well-known/matrix/client`];
+        if (endpoints.auth) lines.push(`2FA sign-in:    ${endpoints.auth} (account page: ${endpoints.auth}account)`);
         if (result.adminCredentialsFile) lines.push(`admin credentials (${result.adminUserId}): ${result.adminCredentialsFile}`);
         if (result.stack.elementUrl) lines.push(`Element Web:    ${result.stack.elementUrl}`);
         else if (result.stack.values.element.enabled) {
