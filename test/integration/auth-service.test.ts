@@ -14,6 +14,7 @@ import { authAdminRoutes, type AdminAccountInfo } from '../../src/components/aut
 import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '../support/auth-postgres.js';
 import { join } from 'node:path';
 import { addVirtualAuthenticator, browserSkipReason, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
+import { PostgresAdapter, pruneExpiredPayloads } from '../../src/components/auth/service/adapter.js';
 import { csrfOn, formOn, recoveryCodesOn, startAuthService, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
 
 const skip = authPostgresSkipReason();
@@ -362,6 +363,33 @@ test('sign-out at the end_session endpoint: a confirmation page in the service l
   const done = await browser.follow(await browser.request(new URL(`${svc().issuer}/session/end/confirm`), { form: { xsrf, logout: 'yes' } }));
   assert.equal(done.status, 200);
   assert.match(done.body, /id="signed-out"/);
+});
+
+test('PostgreSQL adapter: find by id, uid and user code; consume; revoke by grant; expired rows are absent', { skip }, async () => {
+  // The service's own database, created by the service at start (its tables come from schema.sql).
+  const db = postgres!.poolFor('synapse_auth');
+  const adapter = new PostgresAdapter(db, 'TestModel');
+  await adapter.upsert('a', { jti: 'a', grantId: 'g1', uid: 'u1', userCode: 'UC-1' }, 60);
+  await adapter.upsert('b', { jti: 'b', grantId: 'g1' }, 60);
+  await adapter.upsert('c', { jti: 'c', grantId: 'g2' }, 60);
+  assert.deepEqual(await adapter.find('a'), { jti: 'a', grantId: 'g1', uid: 'u1', userCode: 'UC-1' });
+  assert.equal((await adapter.findByUid('u1'))?.jti, 'a');
+  assert.equal((await adapter.findByUserCode('UC-1'))?.jti, 'a');
+  assert.equal(await new PostgresAdapter(db, 'OtherModel').find('a'), undefined, 'models are separate');
+  await adapter.consume('a');
+  const consumed = await adapter.find('a');
+  assert.equal(typeof consumed?.consumed, 'number');
+  await adapter.revokeByGrantId('g1');
+  assert.equal(await adapter.find('a'), undefined);
+  assert.equal(await adapter.find('b'), undefined);
+  assert.equal((await adapter.find('c'))?.jti, 'c');
+  await adapter.destroy('c');
+  assert.equal(await adapter.find('c'), undefined);
+  // Written "ten minutes ago" for one minute: expired now.
+  await new PostgresAdapter(db, 'TestModel', () => Date.now() - 600_000).upsert('old', { jti: 'old' }, 60);
+  assert.equal(await adapter.find('old'), undefined);
+  assert.ok((await pruneExpiredPayloads(db)) >= 1);
+  assert.equal((await db.query("SELECT count(*)::int AS n FROM auth_oidc_payloads WHERE id = 'old'")).rows[0].n, 0);
 });
 
 test('health on both listeners; static files; unknown interaction', { skip }, async () => {

@@ -1,5 +1,42 @@
-// The two HTTP listeners: pages + OpenID Connect under the path prefix (`listen`), and the admin API
-// (`adminListen`). `/health` on both.
+/**
+ * The two HTTP listeners. `<p>` is config.pathPrefix (`/auth`); `<flow>` is `<p>/interaction/<uid>` (an
+ * OpenID sign-in) or `<p>/account` (the account page).
+ *
+ * listen (pages + OpenID Connect):
+ *   GET  /health                                  200 {status:'ok'} when the database answers, else 503
+ *   GET  <p>/.well-known/openid-configuration     discovery (oidc-provider)
+ *   GET  <p>/authorize, <p>/authorize/<uid>       authorization endpoint and its resume (oidc-provider)
+ *   POST <p>/token                                token endpoint, client_secret_basic, PKCE S256
+ *   GET  <p>/userinfo                             {sub, preferred_username}
+ *   GET  <p>/jwks                                 public signing keys
+ *   GET  <p>/session/end, POST <p>/session/end/confirm   sign-out (oidc-provider, our page)
+ *   GET  <p>/static/auth.css, <p>/static/auth.js  the stylesheet and the WebAuthn script
+ *   GET  <flow>                                   the page of the flow's current step
+ *   GET  <flow>/recovery                          recovery code form (during the second-factor step)
+ *   POST <flow>/password                          form: csrf, username, password
+ *   POST <flow>/totp                              form: csrf, code
+ *   POST <flow>/recovery                          form: csrf, code (a recovery code)
+ *   POST <flow>/enrol/totp/start                  form: csrf → QR page
+ *   POST <flow>/enrol/totp/confirm                form: csrf, code
+ *   POST <flow>/continue                          form: csrf ("I saved them" after recovery codes)
+ *   POST <flow>/cancel                            form: csrf ("Sign in as someone else")
+ *   POST <flow>/webauthn/authenticate/options     JSON, header x-csrf-token → PublicKeyCredentialRequestOptionsJSON
+ *   POST <flow>/webauthn/authenticate/verify      JSON {response} → {redirect}
+ *   POST <flow>/webauthn/register/options         JSON → PublicKeyCredentialCreationOptionsJSON
+ *   POST <flow>/webauthn/register/verify          JSON {response, name} → {redirect}
+ *   POST <p>/account/totp/remove                  form: csrf (signed in)
+ *   POST <p>/account/webauthn/remove              form: csrf, id (base64url credential id)
+ *   POST <p>/account/recovery-codes/regenerate    form: csrf → recovery codes page
+ *   POST <p>/account/password/change              form: csrf, current, next (8+ characters)
+ *   POST <p>/account/sign-out                     form: csrf
+ *
+ * adminListen (bearer admin-token; authAdminRoutes in ../service-config.ts):
+ *   GET  /health
+ *   GET  /admin/v1/accounts/<username>                        → AdminAccountInfo | 404
+ *   PUT  /admin/v1/accounts/<username>/password               {password, isAdmin?} → 204
+ *   POST /admin/v1/accounts/<username>/reset-second-factors   {} → AdminAccountInfo
+ *   POST /admin/v1/accounts/<username>/unlock                 {} → 204
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { authHealthPath } from '../service-config.js';
