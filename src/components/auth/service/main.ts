@@ -49,7 +49,7 @@ async function chooseSsl(config: AuthServiceConfig, secrets: ServiceSecrets): Pr
   if (mode !== 'prefer') return mode;
   const probe = poolFor(config, secrets, config.database.synapseDatabase, { rejectUnauthorized: false });
   try {
-    await probe.query('SELECT 1');
+    await withStartupRetry(() => probe.query('SELECT 1'));
     return { rejectUnauthorized: false };
   } catch (error) {
     if (/does not support SSL/i.test((error as Error).message)) return false;
@@ -59,11 +59,29 @@ async function chooseSsl(config: AuthServiceConfig, secrets: ServiceSecrets): Pr
   }
 }
 
+/** Errors of a server that is not up yet (or restarting): worth waiting for, within a bound. */
+const notReadyCodes = new Set(['ECONNREFUSED', 'ENOENT', 'ETIMEDOUT', 'EAI_AGAIN', '57P03']);
+const startupWaitMs = 60_000;
+
+async function withStartupRetry<T>(attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + startupWaitMs;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? '';
+      if (!notReadyCodes.has(code) || Date.now() > deadline) throw error;
+      if (tries === 1) log('database-waiting', { reason: code });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 /** Creates the auth database when it does not exist (through the Synapse database, which does). */
 async function ensureDatabase(config: AuthServiceConfig, secrets: ServiceSecrets, ssl: Ssl): Promise<void> {
   const probe = poolFor(config, secrets, config.database.database, ssl);
   try {
-    await probe.query('SELECT 1');
+    await withStartupRetry(() => probe.query('SELECT 1'));
     return;
   } catch (error) {
     if ((error as { code?: string }).code !== '3D000') throw new Error(`cannot connect to the auth database ${config.database.database} on ${config.database.host}:${config.database.port} as ${config.database.user}: ${(error as Error).message}`);
