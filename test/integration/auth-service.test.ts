@@ -127,7 +127,8 @@ function totpFor(secret: string): OTPAuth.TOTP {
 
 /** A code for the NEXT step: accepted (±1 step) and always later than a code of the current step. */
 function nextStepCode(secret: string): string {
-  return totpFor(secret).generate({ timestamp: Date.now() + 30_000 });
+  aliceLastCodeAt = Date.now() + 30_000;
+  return totpFor(secret).generate({ timestamp: aliceLastCodeAt });
 }
 
 async function signInWithPassword(browser: TestBrowser, authorization: Authorization, username: string, password: string): Promise<Page> {
@@ -153,6 +154,8 @@ async function enrolTotp(browser: TestBrowser, enrolPage: Page): Promise<{ secre
 }
 
 let aliceSecret = '';
+/** The time whose step gave alice's last accepted code: that code (and any earlier one) is a replay from then on. */
+let aliceLastCodeAt = 0;
 let aliceRecoveryCodes: string[] = [];
 
 test('admin API: 401 without the admin token or with a wrong one; set a password (argon2id)', { skip }, async () => {
@@ -225,7 +228,7 @@ test('second factor: a wrong code and a replayed code are refused; a recovery co
   assert.match(second.body, /inputmode="numeric"/);
   const wrong = await browser.submit(second, 'totp-form', { code: String((Number(totpFor(aliceSecret).generate()) + 1) % 1_000_000).padStart(6, '0') });
   assert.match(textOf(wrong, 'error') ?? '', /Wrong code/);
-  const replay = await browser.submit(wrong, 'totp-form', { code: nextStepCode(aliceSecret) });
+  const replay = await browser.submit(wrong, 'totp-form', { code: totpFor(aliceSecret).generate({ timestamp: aliceLastCodeAt }) });
   assert.match(textOf(replay, 'error') ?? '', /Wrong code/, 'the code already used in the previous test is refused');
   const recoveryPage = await browser.follow(await browser.request(new URL(`${authorization.page.url.pathname}/recovery`, authorization.page.url)));
   assert.match(recoveryPage.body, /<label for="recovery-code">Recovery code<\/label>/);
@@ -319,9 +322,8 @@ test('account page: sign in with password + code, regenerate recovery codes, cha
   assert.notEqual(browser.jar.header(signInPage.url), cookiesBefore, 'the session id changes after the password (no fixation)');
   assert.equal((await browser.request(formOn(signInPage, 'sign-in-form').action, { form: { csrf: csrfOn(signInPage), username: 'alice', password: 'x' } })).status, 403, 'the CSRF token from before the sign-in is void');
   assert.match(second.body, /id="totp-form"/);
-  // A code two steps ahead is outside the window; then a fresh code two steps after the last used one.
-  const account = await browser.submit(second, 'totp-form', { code: totpFor(aliceSecret).generate({ timestamp: Date.now() + 30_000 }) });
-  // The step of "now + 30 s" was used by an earlier test: refused as a replay; use a recovery code instead.
+  // The code last accepted is refused again (a replay); a recovery code signs in instead.
+  const account = await browser.submit(second, 'totp-form', { code: totpFor(aliceSecret).generate({ timestamp: aliceLastCodeAt }) });
   assert.match(textOf(account, 'error') ?? '', /Wrong code/);
   const recoveryPage = await browser.request(`${svc().issuer}/account/recovery`);
   const signedIn = await browser.submit(recoveryPage, 'recovery-form', { code: aliceRecoveryCodes[1]! });
