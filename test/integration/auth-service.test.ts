@@ -176,6 +176,8 @@ test('OIDC code flow with PKCE: password, TOTP enrolment, recovery codes, code e
   assert.match(authorization.page.body, /autocomplete="current-password"/);
   assert.equal(authorization.page.headers.get('cache-control'), 'no-store');
   assert.match(authorization.page.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+  assert.match(authorization.page.headers.get('content-security-policy') ?? '', /form-action 'self' http:\/\/127\.0\.0\.1:9;/, "the sign-in's redirect chain may end at the client");
+  assert.equal(authorization.page.headers.get('referrer-policy'), 'no-referrer');
   assert.doesNotMatch(authorization.page.headers.get('content-security-policy') ?? '', /unsafe-inline/);
   const wrongPassword = await signInWithPassword(browser, authorization, 'alice', 'not-her-password');
   assert.equal(textOf(wrongPassword, 'error'), 'Wrong username or password.');
@@ -361,6 +363,7 @@ test('sign-out at the end_session endpoint: a confirmation page in the service l
   assert.match(page.body, /<form id="op.logoutForm" method="post" action="[^"]*\/auth\/session\/end\/confirm">/);
   assert.match(page.body, /<button id="confirm-sign-out" type="submit" form="op.logoutForm" name="logout" value="yes">Sign out<\/button>/);
   assert.doesNotMatch(page.body, /<script/);
+  assert.match(page.headers.get('content-security-policy') ?? '', /form-action 'self' http:\/\/127\.0\.0\.1:9;/);
   const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.body)![1]!;
   const done = await browser.follow(await browser.request(new URL(`${svc().issuer}/session/end/confirm`), { form: { xsrf, logout: 'yes' } }));
   assert.equal(done.status, 200);

@@ -41,3 +41,9 @@ test('page headers: no inline scripts, no framing, no referrer, never cached', (
   assert.equal(headers['referrer-policy'], 'no-referrer');
   assert.equal(headers['cache-control'], 'no-store');
 });
+
+test("page headers: forms may post to this origin and the client's redirect origins only", () => {
+  const csp = pageSecurityHeaders(['https://matrix.example.org', 'https://matrix.example.org'])['content-security-policy']!;
+  assert.match(csp, /form-action 'self' https:\/\/matrix\.example\.org;/);
+  assert.match(pageSecurityHeaders()['content-security-policy']!, /form-action 'self';/);
+});

@@ -65,16 +65,26 @@ export function bearerMatches(header: string | undefined, expected: string): boo
   return tokensMatch(expected, match?.[1]);
 }
 
-/** Headers of every HTML page: no framing, no inline scripts, no referrer, never cached. */
-export function pageSecurityHeaders(): Record<string, string> {
+/**
+ * Headers of every page: no framing, no inline scripts, no referrer, never cached. Forms may post (and
+ * their redirects lead) only to this origin and `formOrigins` (the client's redirect URIs: a sign-in ends
+ * with a redirect chain started by a form post, which Chromium checks against form-action).
+ */
+export function pageSecurityHeaders(formOrigins: readonly string[] = []): Record<string, string> {
+  const formAction = ["'self'", ...new Set(formOrigins)].join(' ');
   return {
-    'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+    'content-security-policy': `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
     'cache-control': 'no-store',
     'cross-origin-opener-policy': 'same-origin',
   };
+}
+
+/** Sets the page headers on a response before it is written (a later writeHead may override single ones). */
+export function applyPageSecurityHeaders(res: ServerResponse, formOrigins: readonly string[]): void {
+  for (const [name, value] of Object.entries(pageSecurityHeaders(formOrigins))) res.setHeader(name, value);
 }
 
 const maxBodyBytes = 64 * 1024;
@@ -119,8 +129,9 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(status === 204 ? undefined : JSON.stringify(body));
 }
 
-export function sendHtml(res: ServerResponse, status: number, html: string, extraHeaders: Record<string, string | string[]> = {}): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...pageSecurityHeaders(), ...extraHeaders });
+/** An HTML page; its security headers come from applyPageSecurityHeaders (set for every page route). */
+export function sendHtml(res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
   res.end(html);
 }
 

@@ -10,11 +10,13 @@ import type { ServiceSecrets } from './config.js';
 import { html, trustedHtml } from './html.js';
 import { layout, logoutPage } from './pages.js';
 import { log } from './log.js';
+import { pageSecurityHeaders } from './http.js';
 
 export const oidcScopes = ['openid', 'profile'] as const;
 
 export function createProvider(config: AuthServiceConfig, secrets: ServiceSecrets, db: Database): Provider {
   const pageContext = { brand: config.brand, prefix: config.pathPrefix, csrf: '' };
+  const pageHeaders = pageSecurityHeaders(config.client.redirectUris.map((uri) => new URL(uri).origin));
   const configuration: Configuration = {
     adapter: postgresAdapterFactory(db),
     clients: [
@@ -49,16 +51,19 @@ export function createProvider(config: AuthServiceConfig, secrets: ServiceSecret
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx: KoaContextWithOIDC, form: string) => {
+          ctx.set(pageHeaders);
           ctx.type = 'html';
           ctx.body = logoutPage(pageContext, trustedHtml(form));
         },
         postLogoutSuccessSource: async (ctx: KoaContextWithOIDC) => {
+          ctx.set(pageHeaders);
           ctx.type = 'html';
           ctx.body = layout(pageContext, 'Signed out', html`<p id="signed-out">You are signed out of ${config.brand}.</p>`);
         },
       },
     },
     renderError: async (ctx, out) => {
+      ctx.set(pageHeaders);
       ctx.type = 'html';
       ctx.body = layout(pageContext, 'Something went wrong', html`<div id="error" class="error" role="alert">${String(out.error_description ?? out.error ?? 'error')}</div>`);
     },

@@ -42,7 +42,7 @@ import { readFileSync } from 'node:fs';
 import { authHealthPath } from '../service-config.js';
 import { handleAdmin } from './admin.js';
 import { handleFlow, messages } from './flows.js';
-import { HttpError, sendHtml, sendJson } from './http.js';
+import { applyPageSecurityHeaders, HttpError, sendHtml, sendJson } from './http.js';
 import { implicitGrant } from './provider.js';
 import * as pages from './pages.js';
 import type { Service } from './service.js';
@@ -69,12 +69,14 @@ function sendError(service: Service, res: ServerResponse, error: unknown, json: 
   if (!(error instanceof HttpError)) log('request-failed', { message: (error as Error).message });
   if (res.headersSent) return void res.end();
   if (json) return sendJson(res, status, { error: message });
+  applyPageSecurityHeaders(res, []);
   sendHtml(res, status, pages.messagePage({ brand: service.config.brand, prefix: service.config.pathPrefix, csrf: '' }, status === 404 ? 'Not found' : 'Something went wrong', message));
 }
 
 export function publicHandler(service: Service): (req: IncomingMessage, res: ServerResponse) => void {
   const prefix = service.config.pathPrefix;
   const providerCallback = service.provider.callback();
+  const formOrigins = service.config.client.redirectUris.map((uri) => new URL(uri).origin);
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://service.invalid');
     const path = url.pathname;
@@ -88,6 +90,8 @@ export function publicHandler(service: Service): (req: IncomingMessage, res: Ser
         return void res.end(req.method === 'HEAD' ? undefined : file.body);
       }
       const interaction = new RegExp(`^${prefix}/interaction/([A-Za-z0-9_-]+)(/.*)?$`).exec(path);
+      // oidc-provider's own responses (below) keep its headers: some of its pages auto-submit with inline scripts.
+      if (interaction || path === `${prefix}/account` || path.startsWith(`${prefix}/account/`)) applyPageSecurityHeaders(res, formOrigins);
       if (interaction) return handleInteraction(service, req, res, interaction[1]!, interaction[2] ?? '');
       if (path === `${prefix}/account` || path.startsWith(`${prefix}/account/`)) {
         return handleFlow(service, req, res, { kind: 'account', key: 'account', base: `${prefix}/account` }, path.slice(prefix.length + 8), async () => undefined);
