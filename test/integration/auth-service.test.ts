@@ -50,7 +50,7 @@ after(async () => {
   const code = await service?.stop();
   if (service) {
     assert.equal(code, 0, `the service exits 0 on SIGTERM; output:\n${service.output()}`);
-    for (const secret of [service.clientSecret, service.adminToken, 'alice-password-1', 'bob-synapse-password']) {
+    for (const secret of [service.clientSecret, service.adminToken, 'alice-password-1', 'alice-password-2', 'bob-synapse-password', ...(aliceSecret ? [aliceSecret] : []), ...aliceRecoveryCodes]) {
       assert.ok(!service.output().includes(secret), 'the log never contains a secret or password');
     }
   }
@@ -476,4 +476,18 @@ test('Chromium: enrol a security key and an authenticator app on the account pag
   } finally {
     await chromium.close();
   }
+});
+
+test('audit log: sign-ins, failures, lockouts and factor changes are recorded, never a secret', { skip }, async () => {
+  const db = postgres!.poolFor('synapse_auth');
+  const rows = (await db.query<{ username: string | null; event: string; address: string | null; detail: Record<string, unknown> }>('SELECT username, event, address, detail FROM auth_audit_log ORDER BY id')).rows;
+  const events = new Set(rows.map((row) => row.event));
+  for (const event of ['sign-in', 'sign-in-failed', 'locked-out', 'password-imported', 'totp-enrolled', 'recovery-codes-generated', 'recovery-code-used', 'password-changed', 'second-factors-reset']) {
+    assert.ok(events.has(event), `audit has ${event}`);
+  }
+  if (!browserSkip) assert.ok(events.has('webauthn-added'));
+  assert.ok(rows.some((row) => row.event === 'locked-out' && row.username === 'carol'));
+  assert.ok(rows.some((row) => row.event === 'sign-in' && row.username === 'alice' && row.address?.startsWith('192.0.2.')), 'addresses come from X-Forwarded-For of the trusted router');
+  const text = JSON.stringify(rows);
+  for (const secret of ['alice-password-1', 'alice-password-2', 'bob-synapse-password', 'carol-password', aliceSecret, ...aliceRecoveryCodes]) assert.ok(!text.includes(secret), 'no secret in the audit log');
 });
