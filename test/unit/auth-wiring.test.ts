@@ -1,12 +1,14 @@
 /**
  * The auth component wired into the stack: values (2FA keys accepted, contradictions refused), its
  * config.json, Synapse's side (the `mxstack` OIDC provider, password login off, the CLI's application
- * service) checked with Synapse's JSON Schema and Synapse's own config loader, and the router's /auth
- * route checked with the real HAProxy (config check and a running instance).
+ * service) checked with Synapse's JSON Schema and Synapse's own config loader, the router's /auth
+ * route checked with the real HAProxy (config check and a running instance), the Kubernetes objects
+ * and the secrets `mxstack secrets init` generates and assembles.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createPrivateKey, createPublicKey, sign, verify, type JsonWebKey } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -21,7 +23,12 @@ import { authServiceConfig, renderAuthConfigFile } from '../../src/components/au
 import { renderHomeserverConfig, renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../src/components/synapse/config.js';
 import { cliAppserviceRegistration, cliAppserviceRegistrationConfig } from '../../src/components/synapse/auth.js';
 import { routerConfigFiles, renderRouterConfig } from '../../src/components/router/config.js';
-import { generateSigningKey } from '../../src/ops/secrets/generate.js';
+import { authSecretGenerators, generateSigningKey, rsaJwkThumbprint } from '../../src/ops/secrets/generate.js';
+import { secretInventory } from '../../src/ops/secrets/inventory.js';
+import { parseRecoveryCodeKey, parseSealingKeyring } from '../../src/components/auth/keys.js';
+import { authSecretFiles } from '../../src/components/auth/service-config.js';
+import { renderKubernetesObjects, toPlainSorted } from '../../src/targets/kubernetes/render.js';
+import { assembleSecretConfigData, planSecrets, secretConfigDigest, secretConfigUpToDate } from '../../src/targets/kubernetes/secrets-store.js';
 import {
   freeLoopbackPort,
   kubernetesStack,
@@ -409,4 +416,134 @@ test('a running HAProxy forwards /auth paths unchanged to the auth component wit
   assert.equal(atAuth.length, paths.length);
   assert.equal((await fetchUntilUp('/_matrix/client/versions')).status, 200);
   assert.deepEqual(atSynapse.map((s) => s.url), ['/_matrix/client/versions']);
+});
+
+// ---------------------------------------------------------------- Kubernetes and secrets
+
+const k8sObjects = (stack: Stack): Plain[] => renderKubernetesObjects(stack).map((o) => toPlainSorted(o) as Plain);
+const ofKind = (objects: Plain[], kind: string, name: string): Plain => {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  assert.ok(found, `${kind}/${name}`);
+  return found;
+};
+
+test('Kubernetes: the auth Deployment runs the image with config.json from a ConfigMap and every secret file projected', () => {
+  const stack = kubernetesStack({ ...totpOn, auth: { replicaCount: 3, resources: { limits: { memory: '384Mi' } } } });
+  const objects = k8sObjects(stack);
+  const configMap = ofKind(objects, 'ConfigMap', 'mxstack-auth');
+  assert.deepEqual(Object.keys(configMap.data), ['config.json']);
+  assert.deepEqual(JSON.parse(configMap.data['config.json'] as string), JSON.parse(renderAuthConfigFile(stack)));
+  const deployment = ofKind(objects, 'Deployment', 'mxstack-auth');
+  assert.equal(deployment.spec.replicas, 3);
+  const pod = deployment.spec.template.spec;
+  const [container] = pod.containers as Plain[];
+  assert.equal(container!.image, 'mxstack/auth:0.1.0');
+  assert.deepEqual(container!.args, ['--config', '/config/config.json']);
+  assert.equal(container!.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(pod.securityContext.runAsUser, 10001);
+  assert.equal(container!.resources.limits.memory, '384Mi');
+  for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.deepEqual(container![probe].httpGet, { path: '/health', port: 'http' }, probe);
+  assert.match(deployment.spec.template.metadata.annotations['checksum/config'], /^[0-9a-f]{64}$/);
+  const secretsVolume = (pod.volumes as Plain[]).find((v) => v.name === 'secrets')!;
+  const projected = (secretsVolume.projected.sources as Plain[]).flatMap((source) => (source.secret.items as Plain[]).map((item) => `${source.secret.name}/${item.key}>${item.path}`));
+  assert.deepEqual(projected.sort(), [
+    'mxstack-auth/admin-token>admin-token',
+    'mxstack-auth/client-secret>client-secret',
+    'mxstack-auth/cookie-keys>cookie-keys',
+    'mxstack-auth/recovery-code-key>recovery-code-key',
+    'mxstack-auth/sealing-keyring>sealing-keyring',
+    'mxstack-auth/signing-jwks>signing-jwks',
+    'mxstack-postgresql/postgres-password>database-password',
+  ]);
+  assert.deepEqual(new Set(projected.map((p) => p.split('>')[1])), new Set(Object.values(authSecretFiles)), 'exactly the files the service reads');
+  assert.deepEqual((container!.volumeMounts as Plain[]).map((m) => m.mountPath).sort(), ['/config', '/secrets', '/tmp']);
+  const service = ofKind(objects, 'Service', 'mxstack-auth');
+  assert.deepEqual((service.spec.ports as Plain[]).map((p) => `${p.name}:${p.port}>${p.targetPort}`), ['http:8090>http', 'admin:8091>admin']);
+  assert.equal(ofKind(objects, 'PodDisruptionBudget', 'mxstack-auth').spec.minAvailable, 1);
+  // A config change rolls the pods.
+  const other = ofKind(k8sObjects(kubernetesStack({ ...totpOn, synapse: { server: { name: 'example.com', mfa: { totp: { enabled: true, digits: 8 } } } } })), 'Deployment', 'mxstack-auth');
+  assert.notEqual(other.spec.template.metadata.annotations['checksum/config'], deployment.spec.template.metadata.annotations['checksum/config']);
+  // One replica: no budget (it would block every drain); no 2FA: no auth objects at all.
+  assert.ok(!k8sObjects(kubernetesStack({ ...totpOn, auth: { replicaCount: 1 } })).some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === 'mxstack-auth'));
+  assert.ok(!k8sObjects(kubernetesStack()).some((o) => o.metadata.name === 'mxstack-auth'));
+});
+
+test('Kubernetes: Synapse gets the client secret and the CLI registration among its secret files', () => {
+  const objects = k8sObjects(kubernetesStack(totpOn));
+  const pod = ofKind(objects, 'Deployment', 'mxstack-synapse').spec.template.spec;
+  const secretsVolume = (pod.volumes as Plain[]).find((v) => v.name === 'secrets')!;
+  const projected = (secretsVolume.projected.sources as Plain[]).flatMap((source) => (source.secret.items as Plain[]).map((item) => `${source.secret.name}/${item.key}>${item.path}`));
+  assert.ok(projected.includes('mxstack-auth/client-secret>oidc_mxstack_client_secret'), projected.join(', '));
+  assert.ok(projected.includes('mxstack-synapse-secret-config/mxstack-cli-appservice.yaml>mxstack-cli-appservice.yaml'), projected.join(', '));
+});
+
+test('secrets init plan (Kubernetes): every auth key generated in <release>-auth, the registration assembled from its tokens', () => {
+  const stack = kubernetesStack(totpOn);
+  const plan = planSecrets(stack, new Map());
+  assert.deepEqual(plan.problems, []);
+  const auth = plan.create.find((c) => c.name === 'mxstack-auth');
+  assert.ok(auth, plan.create.map((c) => c.name).join(', '));
+  assert.deepEqual(Object.keys(auth.data).sort(), ['admin-token', 'cli-appservice-hs-token', 'cli-appservice-token', 'client-secret', 'cookie-keys', 'recovery-code-key', 'sealing-keyring', 'signing-jwks']);
+  assert.ok(!plan.generated.some((g) => g.endsWith('mxstack-cli-appservice.yaml')), 'the registration is assembled, never generated');
+  const data = assembleSecretConfigData(stack, new Map(), plan);
+  assert.deepEqual(Object.keys(data).sort(), ['homeserver-secrets.yaml', 'mxstack-cli-appservice.yaml']);
+  const registration = parseYaml(data['mxstack-cli-appservice.yaml']!) as Plain;
+  assert.equal(registration.as_token, auth.data['cli-appservice-token']);
+  assert.equal(registration.hs_token, auth.data['cli-appservice-hs-token']);
+  // Existing values are kept: nothing to create when everything is there.
+  const live = new Map(plan.create.map((c) => [c.name, c.data]));
+  const again = planSecrets(stack, live);
+  assert.deepEqual([again.create, again.addKeys, again.generated], [[], [], []]);
+  assert.ok(secretConfigUpToDate(stack, new Map([...live, ['mxstack-synapse-secret-config', data]]), data));
+  assert.ok(!secretConfigUpToDate(stack, live, data));
+  // Without 2FA: one key, digested exactly as before.
+  const plain = kubernetesStack();
+  const plainPlan = planSecrets(plain, new Map());
+  const plainData = assembleSecretConfigData(plain, new Map(), plainPlan);
+  assert.deepEqual(Object.keys(plainData), ['homeserver-secrets.yaml']);
+  assert.equal(secretConfigDigest(plainData), secretConfigDigest(plainData['homeserver-secrets.yaml']!));
+});
+
+test('secret inventory (`secrets list/verify/init`): every auth key, generated, with a purpose', () => {
+  const entries = secretInventory(kubernetesStack(totpOn)).filter((e) => e.ref.name === 'mxstack-auth');
+  assert.deepEqual(entries.map((e) => e.id).sort(), [
+    'auth-admin-token',
+    'auth-cli-appservice-hs-token',
+    'auth-cli-appservice-token',
+    'auth-client-secret',
+    'auth-cookie-keys',
+    'auth-recovery-code-key',
+    'auth-sealing-keyring',
+    'auth-signing-jwks',
+  ]);
+  for (const entry of entries) {
+    assert.equal(entry.origin, 'generated');
+    assert.ok(entry.purpose.length > 10);
+    const [a, b] = [entry.value!(), entry.value!()];
+    assert.notEqual(a, b, `${entry.id} is random`);
+  }
+  assert.equal(secretInventory(kubernetesStack()).some((e) => e.ref.name === 'mxstack-auth'), false);
+});
+
+test('generated auth keys have the formats the service reads', () => {
+  const keyring = parseSealingKeyring(authSecretGenerators.sealingKeyring());
+  assert.equal(keyring.keyring.length, 1);
+  assert.equal(parseRecoveryCodeKey(authSecretGenerators.recoveryCodeKey()).length, 32);
+  const cookies = authSecretGenerators.cookieKeys().split(',');
+  assert.equal(cookies.length, 2);
+  for (const key of cookies) assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+  const jwks = JSON.parse(authSecretGenerators.signingJwks()) as { keys: Plain[] };
+  assert.equal(jwks.keys.length, 1);
+  const [jwk] = jwks.keys;
+  assert.equal(jwk!.kty, 'RSA');
+  assert.equal(jwk!.alg, 'RS256');
+  assert.equal(jwk!.use, 'sig');
+  assert.equal(typeof jwk!.d, 'string');
+  assert.equal(jwk!.kid, rsaJwkThumbprint(jwk as JsonWebKey));
+  // A real RSA 2048 private key that signs what its public half verifies (RS256).
+  const privateKey = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  assert.equal(privateKey.asymmetricKeyDetails?.modulusLength, 2048);
+  const signature = sign('sha256', Buffer.from('id token'), privateKey);
+  assert.ok(verify('sha256', Buffer.from('id token'), createPublicKey(privateKey), signature));
+  for (const key of ['clientSecret', 'adminToken', 'cliAppserviceToken', 'cliAppserviceHsToken'] as const) assert.match(authSecretGenerators[key](), /^[A-Za-z0-9_-]{43}$/);
 });

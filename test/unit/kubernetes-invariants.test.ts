@@ -337,7 +337,9 @@ const clientsOf: Record<string, string[]> = {
   router: ['ingress-controller'],
   synapse: ['router', 'admin-bootstrap'],
   element: ['router'],
-  postgresql: ['synapse', 'backup'],
+  postgresql: ['synapse', 'backup', 'auth'],
+  // The sign-in port: browsers through the router, Synapse for token, userinfo and jwks.
+  auth: ['router', 'synapse'],
 };
 
 interface ListenPort {
@@ -345,6 +347,8 @@ interface ListenPort {
   protocol: Protocol;
   /** A Service port named `metrics`: meant for Prometheus. */
   metrics: boolean;
+  /** A Service port named `admin` (the auth component's administration API): reached by port-forward only, never over the network. */
+  admin: boolean;
 }
 
 /** The pod ports each component's Services lead to (named target ports resolved against the pod template). */
@@ -361,7 +365,7 @@ function listenPorts(r: Render, component: Workload): ListenPort[] {
         if (!named) continue;
         port = named.containerPort;
       }
-      ports.set(`${protocol}/${port}`, { port, protocol, metrics: p.name === 'metrics' });
+      ports.set(`${protocol}/${port}`, { port, protocol, metrics: p.name === 'metrics', admin: p.name === 'admin' });
     }
   }
   return [...ports.values()];
@@ -402,12 +406,13 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
   // Every port every release pod listens on (plus one nobody should reach), from every possible source.
   for (const destination of components) {
     const to = net.pods[destination.component]!;
-    const listening: ListenPort[] = [...listenPorts(r, destination), { port: 12345, protocol: 'TCP', metrics: false }];
+    const listening: ListenPort[] = [...listenPorts(r, destination), { port: 12345, protocol: 'TCP', metrics: false, admin: false }];
     if (destination.component === 'coturn') {
-      listening.push({ port: ports.relayMin, protocol: 'UDP', metrics: false }, { port: ports.relayMax, protocol: 'UDP', metrics: false }, { port: ports.relayMax + 1, protocol: 'UDP', metrics: false });
+      const relay = (port: number): ListenPort => ({ port, protocol: 'UDP', metrics: false, admin: false });
+      listening.push(relay(ports.relayMin), relay(ports.relayMax), relay(ports.relayMax + 1));
     }
-    for (const { port, protocol, metrics } of listening) {
-      const isClientPort = !metrics && port !== 12345;
+    for (const { port, protocol, metrics, admin } of listening) {
+      const isClientPort = !metrics && !admin && port !== 12345;
       for (const from of releaseSources) {
         if (from === to) continue;
         const expected = isClientPort && (clientsOf[destination.component] ?? []).includes(from.name) && protocol === 'TCP';
@@ -426,7 +431,7 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
 
   // What release pods may reach outside the release.
   const smtp = external('smtp relay', addressInside(np.egress.smtpCidr));
-  const resolvers = ['synapse', 'router', 'admin-bootstrap', 'backup'];
+  const resolvers = ['synapse', 'router', 'admin-bootstrap', 'backup', 'auth'];
   const previewsReach = (ip: string) => server.urlPreviews.enabled && server.urlPreviews.ipRangeWhitelist.some((range) => cidrContains(range.includes('/') ? range : `${range}/${range.includes(':') ? 128 : 32}`, ip));
   for (const from of releaseSources) {
     const isSynapse = from.name === 'synapse';
@@ -485,6 +490,21 @@ test('the flows the stack needs are among the cases checked, and pods outside th
   }
   const otherNeighbour: PodEndpoint = { ...net.neighbour, name: 'neighbour-2', ip: '10.244.9.12' };
   assert.equal(evaluateConnection(net.cluster, { from: net.neighbour, to: otherNeighbour, port: 80, protocol: 'TCP' }).allowed, true);
+});
+
+test('with 2FA the auth flows are among the cases checked: sign-in port from router and Synapse, admin port from nobody', () => {
+  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.stack.auth !== undefined && x.stack.values.postgresql.enabled);
+  assert.ok(r, 'a fixture with 2FA and the release PostgreSQL');
+  const components = workloads(r.objects);
+  const net = releaseNetwork(r.stack, r.raw, Object.fromEntries(components.map((w) => [w.component, { labels: w.template.metadata?.labels ?? {} }])));
+  const cases = flowCases(r, net, components);
+  const allowed = new Set(cases.filter((c) => c.expected).map((c) => `${c.from.name}>${c.to.name}/${c.port}`));
+  const { auth, authAdmin, postgresql } = r.stack.placement.ports;
+  for (const flow of [`router>auth/${auth}`, `synapse>auth/${auth}`, `auth>postgresql/${postgresql}`, 'auth>dns/53']) assert.ok(allowed.has(flow), flow);
+  const toAdmin = cases.filter((c) => c.to.name === 'auth' && c.port === authAdmin);
+  assert.ok(toAdmin.length >= 5, 'the admin port is among the cases');
+  assert.deepEqual(toAdmin.filter((c) => c.expected), [], 'nobody reaches the admin port over the network');
+  assert.ok(!cases.some((c) => c.from.name === 'auth' && c.expected && !['postgresql', 'dns'].includes(c.to.name)), 'auth reaches only PostgreSQL and DNS');
 });
 
 test('the restricted-profile oracle flags the breaches it exists to catch', () => {

@@ -249,6 +249,8 @@ test('Synapse: every *_path under the secrets directory is projected from its Se
       }
     };
     collect(hs);
+    // app_service_config_files is a list of paths (the mxstack-cli registration with 2FA), not a *_path key.
+    paths.push(...((hs.app_service_config_files ?? []) as string[]));
     const spec = named(objects, 'Deployment', `${release}-synapse`).spec.template.spec;
     const mount = mountPathOf(spec.containers[0], 'secrets');
     const projected = mountedSecretKeys(spec)

@@ -1,6 +1,6 @@
 /**
- * Every values snippet of the old chart's README is accepted by mxstack (the 2FA one is refused with
- * the sentence explaining why), and what the README says it does is visible in the rendered output.
+ * Every values snippet of the old chart's README is accepted by mxstack, and what the README says it
+ * does is visible in the rendered output (the 2FA one now deploys the built-in identity provider).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,10 +52,8 @@ const notValues: Record<string, string> = {
   '#### Security #1': "an excerpt of Synapse's homeserver.yaml (url_preview_ip_range_blacklist) showing what the chart renders",
 };
 
-const refused: Record<string, string> = {
-  '#### Server Configuration #1':
-    'synapse.server.mfa.totp.enabled: Synapse has no two-factor authentication, so this setting would do nothing',
-};
+/** Blocks refused with a sentence (none today: the 2FA block used to be, before the auth component). */
+const refused: Record<string, string> = {};
 
 const snippets = yamlSnippets(readFileSync(seedReadme, 'utf8'));
 const snippet = (id: string): Snippet => {
@@ -164,12 +162,29 @@ for (const { id, line, text } of snippets) {
   });
 }
 
-test('README 2FA snippet through the CLI: exit 2 and the sentence saying why and what to do instead', () => {
+test('"Server Configuration" (2FA): TOTP as the README writes it sends every login to the auth component', () => {
+  const { objects, values } = render(rawOf('#### Server Configuration #1'));
+  assert.equal(values.synapse.server.mfa.totp.algorithm, 'sha1');
+  assert.equal(values.synapse.server.mfa.totp.issuer, 'My Matrix');
+  const config = homeserver(objects);
+  assert.deepEqual(config.password_config, { enabled: false }, 'Synapse\'s own password login is off');
+  const [provider] = config.oidc_providers as Plain[];
+  assert.equal(provider!.idp_id, 'mxstack');
+  assert.equal(provider!.issuer, `${config.public_baseurl}auth`, 'the issuer is /auth on Synapse\'s public host');
+  const deployment = oneOf(objects, 'Deployment', 'auth');
+  assert.equal(deployment.metadata.name, 'mxstack-auth');
+  const authConfig = JSON.parse(oneOf(objects, 'ConfigMap', 'auth').data['config.json'] as string) as Plain;
+  assert.deepEqual(
+    { ...authConfig.policy.totp },
+    { enabled: true, issuer: 'My Matrix', digits: 6, period: 30, algorithm: 'SHA1' },
+  );
+});
+
+test('README 2FA snippet through the CLI: rendered, with the auth component', () => {
   const result = runCli(['render', '--set', 'synapse.server.mfa.totp.enabled=true', '--set', 'synapse.server.mfa.totp.issuer=My Matrix']);
-  assert.equal(result.status, 2);
-  assert.match(result.stderr, /synapse\.server\.mfa\.totp\.enabled: Synapse has no two-factor authentication, so this setting would do nothing/);
-  assert.match(result.stderr, /enforce 2FA in an OIDC provider \(synapse\.server\.sso\) and set synapse\.server\.passwordLogin\.enabled: false/);
-  assert.equal(result.stdout, '');
+  assert.equal(result.status, 0, result.stderr);
+  const objects = result.stdout.split(/^---$/m).map((doc) => parseYaml(doc) as Plain | null).filter((o): o is Plain => o !== null);
+  assert.ok(objects.some((o) => o.kind === 'Deployment' && o.metadata.name === 'mxstack-auth'), 'the auth Deployment is rendered');
 });
 
 test('"Key settings": server name and public hosts reach Synapse, Element and the Ingress', () => {

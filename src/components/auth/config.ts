@@ -66,6 +66,7 @@ export function authServiceConfig(stack: Stack): AuthServiceConfig {
     policy: authPolicy(stack),
     trustedProxies: authTrustedProxies(stack),
     secureCookies: new URL(auth.issuer).protocol === 'https:',
+    secretsDir: placement.paths.authSecretsDir,
   };
 }
 

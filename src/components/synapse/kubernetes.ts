@@ -71,7 +71,21 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
       }
     }
   }
+  if (stack.auth && secrets.auth) {
+    files.push(
+      { ref: secrets.auth.clientSecret, file: synapseSecretFiles.oidcClientSecret(stack.auth.idpId), purpose: 'client_secret_path of the built-in identity provider (2FA)' },
+      { ref: cliAppserviceRegistrationRef(stack), file: synapseSecretFiles.cliAppserviceRegistration, purpose: 'app_service_config_files: the mxstack-cli application service (its tokens)' },
+    );
+  }
   return files;
+}
+
+/**
+ * The mxstack-cli application service registration: assembled by `mxstack secrets init` from the tokens in
+ * `<release>-auth`, stored next to homeserver-secrets.yaml in the Secret Synapse's assembled files live in.
+ */
+export function cliAppserviceRegistrationRef(stack: Stack): SecretRef {
+  return { name: stack.secrets.synapseSecretConfig.name, key: synapseSecretFiles.cliAppserviceRegistration, userProvided: false };
 }
 
 /** A projected volume gathering one key from each Secret, under the given file names. */

@@ -1,5 +1,7 @@
 /** Generators for every secret the stack needs. Random from node:crypto; no I/O. */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomInt, type JsonWebKey } from 'node:crypto';
+import type { AuthSecrets } from '../../stack/model.js';
+import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../components/auth/keys.js';
 
 const alphanumeric = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -61,3 +63,41 @@ export function signingKeyInfo(keyFile: string): SigningKeyInfo {
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   return { keyId: `ed25519:${version}`, publicKey: spki.subarray(spki.length - 32).toString('base64').replace(/=+$/, '') };
 }
+
+/** RFC 7638 thumbprint of an RSA key (base64url sha256 of its required members in lexical order). */
+export function rsaJwkThumbprint(jwk: JsonWebKey): string {
+  const canonical = JSON.stringify({ e: jwk.e, kty: jwk.kty, n: jwk.n });
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+/**
+ * The auth component's OpenID Connect signing keys: a JWKS `{"keys":[...]}` with one RSA 2048 private
+ * key (kid = its thumbprint, alg RS256, use sig), the algorithm Synapse expects of ID tokens by default.
+ */
+export function generateSigningJwks(): string {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return JSON.stringify({ keys: [{ ...jwk, kid: rsaJwkThumbprint(jwk), alg: 'RS256', use: 'sig' }] });
+}
+
+/** A TOTP sealing keyring with one fresh key (components/auth/keys.ts format), its id unique enough to rotate next to. */
+export function generateSealingKeyringSecret(): string {
+  return formatSealingKeyring([generateSealingKey(`k${randomString(8, 'abcdefghijklmnopqrstuvwxyz0123456789')}`)]);
+}
+
+/** Cookie signing keys: two random keys, comma-separated (the first signs, both verify). */
+export function generateCookieKeys(): string {
+  return [generateRandomSecret(), generateRandomSecret()].join(',');
+}
+
+/** How each key of the `<release>-auth` Secret is generated (every one of them is). */
+export const authSecretGenerators: Record<keyof AuthSecrets, () => string> = {
+  clientSecret: () => generateRandomSecret(),
+  sealingKeyring: generateSealingKeyringSecret,
+  recoveryCodeKey: generateRecoveryCodeKey,
+  cookieKeys: generateCookieKeys,
+  signingJwks: generateSigningJwks,
+  adminToken: () => generateRandomSecret(),
+  cliAppserviceToken: () => generateRandomSecret(),
+  cliAppserviceHsToken: () => generateRandomSecret(),
+};

@@ -3,8 +3,23 @@
  * in the values, or brought by the user (an `existingSecret`-style reference, never generated).
  * Pure: a function of the stack.
  */
-import type { SecretRef, Stack } from '../../stack/model.js';
-import { generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from './generate.js';
+import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
+import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from './generate.js';
+
+/** What each key of the auth component's Secret is for (`secrets list`). */
+const authSecretPurposes: Record<keyof AuthSecrets, string> = {
+  clientSecret: 'Synapse\'s client secret at the built-in identity provider (2FA)',
+  sealingKeyring: 'keyring sealing TOTP secrets at rest (2FA)',
+  recoveryCodeKey: 'HMAC key of the recovery-code hashes (2FA)',
+  cookieKeys: 'signing keys of the sign-in cookies (2FA)',
+  signingJwks: 'OpenID Connect signing keys of the identity provider (JWKS, 2FA)',
+  adminToken: 'bearer token of the identity provider\'s administration API (mxstack users)',
+  cliAppserviceToken: 'as_token of the mxstack-cli application service (admin login while password login is off)',
+  cliAppserviceHsToken: 'hs_token of the mxstack-cli application service',
+};
+
+/** `auth-client-secret`, `auth-sealing-keyring`, ...: the key names with an `auth-` prefix. */
+const authSecretId = (ref: SecretRef) => `auth-${ref.key}`;
 
 export type SecretOrigin =
   /** mxstack generates it when missing. */
@@ -52,6 +67,12 @@ export function secretInventory(stack: Stack): SecretEntry[] {
     for (const provider of server.sso.oidc.providers) {
       const ref = secrets.oidcClientSecrets[provider.idp_id];
       if (ref) add(`oidc-${provider.idp_id}`, ref, `client secret of OIDC provider ${provider.idp_id}`, provider.client_secret, undefined);
+    }
+  }
+  if (secrets.auth) {
+    for (const key of Object.keys(authSecretPurposes) as (keyof AuthSecrets)[]) {
+      const ref = secrets.auth[key];
+      add(authSecretId(ref), ref, authSecretPurposes[key], undefined, authSecretGenerators[key]);
     }
   }
   return entries;

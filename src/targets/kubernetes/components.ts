@@ -13,6 +13,7 @@ import { coturnObjects } from '../../components/coturn/kubernetes.js';
 import { routerObjects } from '../../components/router/kubernetes.js';
 import { valuesSecretObjects } from './secrets.js';
 import { backupObjects } from '../../components/backup/kubernetes.js';
+import { authObjects } from '../../components/auth/kubernetes.js';
 
 export type ObjectBuilder = (stack: Stack) => KubeObject[];
 
@@ -27,6 +28,7 @@ export const componentObjectBuilders: ObjectBuilder[] = [
   postgresqlObjects,
   coturnObjects,
   routerObjects,
+  authObjects,
   valuesSecretObjects,
   backupObjects,
 ];

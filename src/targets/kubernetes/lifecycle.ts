@@ -55,12 +55,13 @@ import {
 } from './guards.js';
 import {
   annotateSecretConfigDigest,
-  assembleSecretConfig,
+  assembleSecretConfigData,
   decodeSecrets,
   mergePatchForKeys,
   planSecrets,
   releaseSecretNames,
   secretConfigDigest,
+  secretConfigUpToDate,
   secretManifest,
   type LiveSecrets,
   type SecretsPlan,
@@ -251,12 +252,12 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
     await runKubectl(mergePatchArgs(connection, `secret/${entry.name}`, { dryRun }), { stdin: mergePatchForKeys(entry.data) });
     report(`${dryRun ? 'would add' : 'added'} to Secret ${entry.name}: ${Object.keys(entry.data).sort().join(', ')}`);
   }
-  const secretConfig = assembleSecretConfig(stack, pre.live, pre.plan);
+  const secretConfig = assembleSecretConfigData(stack, pre.live, pre.plan);
   const ref = stack.secrets.synapseSecretConfig;
-  const current = pre.live.get(ref.name)?.[ref.key];
-  if (current !== secretConfig) {
-    await runKubectl(applyArgs(connection, { dryRun }), { stdin: toYamlStream([secretManifest(stack, ref.name, { [ref.key]: secretConfig })]) });
-    report(`${dryRun ? 'would write' : 'wrote'} Secret ${ref.name} (${ref.key}: database${stack.values.synapse.server.email.enabled ? ' and email' : ''} settings)`);
+  if (!secretConfigUpToDate(stack, pre.live, secretConfig)) {
+    await runKubectl(applyArgs(connection, { dryRun }), { stdin: toYamlStream([secretManifest(stack, ref.name, secretConfig)]) });
+    const appservice = Object.keys(secretConfig).length > 1 ? ', and the mxstack-cli application service registration' : '';
+    report(`${dryRun ? 'would write' : 'wrote'} Secret ${ref.name} (${ref.key}: database${stack.values.synapse.server.email.enabled ? ' and email' : ''} settings${appservice})`);
   }
   return secretConfigDigest(secretConfig);
 }
@@ -436,7 +437,7 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
   const live = await readLiveSecrets(connection, stack);
   const plan = planSecrets(stack, live);
   if (plan.problems.length > 0) throw new ReleaseRefusal(plan.problems);
-  const secretConfig = assembleSecretConfig(stack, live, plan);
+  const secretConfig = assembleSecretConfigData(stack, live, plan);
   const ref = stack.secrets.synapseSecretConfig;
   const members = annotateSecretConfigDigest(asMembers(context.objects, id), ref.name, secretConfigDigest(secretConfig));
   const result = await runKubectl(diffArgs(connection, { forceConflicts: Boolean(helm) }), { stdin: toYamlStream(members), acceptExitCodes: [0, 1] });
@@ -446,7 +447,7 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
     diff: result.stdout,
     namespaceMissing: false,
     createdSecrets: plan.generated,
-    secretConfigChanges: live.get(ref.name)?.[ref.key] !== secretConfig,
+    secretConfigChanges: !secretConfigUpToDate(stack, live, secretConfig),
     prune: prune.delete.map((o) => describeRef(refOf(o))),
     ...(helm ? { helm } : {}),
   };

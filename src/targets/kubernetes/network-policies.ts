@@ -100,6 +100,7 @@ function deployedComponents(stack: Stack) {
     coturn: v.coturn.enabled,
     adminBootstrap: v.synapse.server.adminUser.enabled,
     backup: backupScheduled(stack),
+    auth: stack.auth !== undefined,
   };
 }
 
@@ -161,11 +162,12 @@ function defaultDeny(stack: Stack, f: PolicyFactory): NetworkPolicy {
   });
 }
 
-/** The pods that look names up: Synapse (database, federation, mail, IdPs), the router and the bootstrap Job (Service names). */
+/** The pods that look names up: Synapse (database, federation, mail, IdPs), the router, the auth component and the bootstrap Job (Service names). */
 function dnsEgress(stack: Stack, f: PolicyFactory): NetworkPolicy {
   const resolvers = [
     'synapse',
     'router',
+    ...(deployedComponents(stack).auth ? ['auth'] : []),
     ...(deployedComponents(stack).adminBootstrap ? [adminBootstrapComponent] : []),
     ...(deployedComponents(stack).backup ? [backupComponent] : []),
   ];
@@ -190,8 +192,19 @@ function httpEntry(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   return policies;
 }
 
+/**
+ * The auth component's sign-in port takes the router (browsers, under /auth) and Synapse (token, userinfo
+ * and jwks at its internal URL); its admin port takes nobody (mxstack reaches it by port-forward, which
+ * NetworkPolicies do not see). Its own egress: the database (in database()) and DNS, nothing else.
+ */
+function authFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  if (!deployedComponents(stack).auth) return [];
+  const port = [tcp(stack.placement.ports.auth)];
+  return [...f.releaseFlow('router', 'auth', port), ...f.releaseFlow('synapse', 'auth', port)];
+}
+
 function database(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
-  const clients = ['synapse', ...(deployedComponents(stack).backup ? [backupComponent] : [])];
+  const clients = ['synapse', ...(deployedComponents(stack).auth ? ['auth'] : []), ...(deployedComponents(stack).backup ? [backupComponent] : [])];
   if (deployedComponents(stack).postgresql) return clients.flatMap((client) => f.releaseFlow(client, 'postgresql', [tcp(stack.placement.ports.postgresql)]));
   // An external database usually sits on a private address, so the port is the only restriction.
   return clients.map((client) => f.egress(client, 'database', undefined, [tcp(stack.database.port)]));
@@ -259,6 +272,7 @@ export function buildNetworkPolicies(stack: Stack): KubeObject[] {
     defaultDeny(stack, f),
     dnsEgress(stack, f),
     ...httpEntry(stack, f),
+    ...authFlows(stack, f),
     ...database(stack, f),
     ...synapseOutbound(stack, f),
     ...metricsScraping(stack, f),

@@ -5,9 +5,11 @@
  * Planning is pure; `ensureReleaseSecrets` runs the plan through kubectl.
  */
 import { createHash } from 'node:crypto';
-import type { SecretRef, Stack } from '../../stack/model.js';
-import { generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../ops/secrets/generate.js';
+import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
+import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../ops/secrets/generate.js';
 import { renderSynapseSecretConfig, toSynapseYaml } from '../../components/synapse/config.js';
+import { cliAppserviceRegistration } from '../../components/synapse/auth.js';
+import { cliAppserviceRegistrationRef } from '../../components/synapse/kubernetes.js';
 import { documentedSecrets, type DocumentedSecret } from './secrets.js';
 import type { PlainObject } from './applyset.js';
 
@@ -19,6 +21,8 @@ export interface SecretGenerators {
   adminPassword: () => string;
   randomSecret: () => string;
   signingKey: () => string;
+  /** The keys of `<release>-auth` (2FA); default: authSecretGenerators. */
+  auth?: Record<keyof AuthSecrets, () => string>;
 }
 
 export const defaultGenerators: SecretGenerators = {
@@ -26,6 +30,7 @@ export const defaultGenerators: SecretGenerators = {
   adminPassword: generateAdminPassword,
   randomSecret: () => generateRandomSecret(),
   signingKey: generateSigningKey,
+  auth: authSecretGenerators,
 };
 
 export interface SecretsPlan {
@@ -51,10 +56,17 @@ export function valueSourceFor(stack: Stack, name: string, key: string, generato
   for (const ref of [s.registrationSharedSecret, s.macaroonSecretKey, s.formSecret, s.turnSharedSecret]) {
     if (sameRef(ref, name, key)) return generators.randomSecret;
   }
+  if (s.auth) {
+    const auth = s.auth;
+    const authKey = (Object.keys(auth) as (keyof AuthSecrets)[]).find((k) => sameRef(auth[k], name, key));
+    if (authKey) return (generators.auth ?? authSecretGenerators)[authKey];
+  }
   return undefined;
 }
 
-const isSecretConfig = (stack: Stack, entry: { name: string; key: string }) => sameRef(stack.secrets.synapseSecretConfig, entry.name, entry.key);
+/** The keys assembled from others (homeserver-secrets.yaml, the CLI's appservice registration), never generated. */
+const isSecretConfig = (stack: Stack, entry: { name: string; key: string }) =>
+  sameRef(stack.secrets.synapseSecretConfig, entry.name, entry.key) || sameRef(cliAppserviceRegistrationRef(stack), entry.name, entry.key);
 
 function howToCreate(stack: Stack, entry: DocumentedSecret): string {
   return `kubectl -n ${stack.namespace} create secret generic ${entry.name} --from-file=${entry.key}=<file holding the value>`;
@@ -134,9 +146,40 @@ export function assembleSecretConfig(stack: Stack, live: LiveSecrets, plan?: Sec
   return toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword, ...(smtpPassword !== undefined ? { smtpPassword } : {}) }));
 }
 
-/** sha256 of the assembled file: a pod annotation, so a change of it restarts Synapse. */
-export function secretConfigDigest(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+/**
+ * Every assembled key of the synapse-secret-config Secret, by key: homeserver-secrets.yaml, and with 2FA
+ * the mxstack-cli application service registration (from the tokens in `<release>-auth`). Throws a
+ * sentence naming the Secret when a value it needs is nowhere.
+ */
+export function assembleSecretConfigData(stack: Stack, live: LiveSecrets, plan?: SecretsPlan): Record<string, string> {
+  const data: Record<string, string> = { [stack.secrets.synapseSecretConfig.key]: assembleSecretConfig(stack, live, plan) };
+  const auth = stack.secrets.auth;
+  if (auth) {
+    const [asToken, hsToken] = [auth.cliAppserviceToken, auth.cliAppserviceHsToken].map((ref) => {
+      const value = storedValue(ref, live, plan);
+      if (value === undefined) throw new Error(`cannot assemble ${cliAppserviceRegistrationRef(stack).key}: Secret ${ref.name} has no key ${ref.key}.`);
+      return value;
+    });
+    data[cliAppserviceRegistrationRef(stack).key] = cliAppserviceRegistration(stack, asToken!, hsToken!);
+  }
+  return data;
+}
+
+/** Whether the live synapse-secret-config Secret already holds exactly the assembled keys. */
+export function secretConfigUpToDate(stack: Stack, live: LiveSecrets, assembled: Record<string, string>): boolean {
+  const current = live.get(stack.secrets.synapseSecretConfig.name) ?? {};
+  return Object.entries(assembled).every(([key, value]) => current[key] === value);
+}
+
+/** sha256 of the assembled file(s): a pod annotation, so a change of any restarts Synapse. */
+export function secretConfigDigest(text: string | Record<string, string>): string {
+  if (typeof text === 'string') return createHash('sha256').update(text).digest('hex');
+  const hash = createHash('sha256');
+  const keys = Object.keys(text).sort();
+  // One file alone hashes exactly as before (no rollout of existing Synapse pods after upgrading mxstack).
+  if (keys.length === 1) return secretConfigDigest(text[keys[0]!]!);
+  for (const key of keys) hash.update(`${key}\0${text[key]}\0`);
+  return hash.digest('hex');
 }
 
 export const secretConfigDigestAnnotation = 'mxstack.dev/secret-config-sha256';

@@ -7,7 +7,8 @@
 import { Secret } from 'kubernetes-models/v1/Secret';
 import type { SecretRef, Stack } from '../../stack/model.js';
 import { adminBootstrapComponent, adminBootstrapSecretFiles } from '../../components/synapse/admin-bootstrap.js';
-import { synapseComponent, synapseSecretFileList } from '../../components/synapse/kubernetes.js';
+import { cliAppserviceRegistrationRef, synapseComponent, synapseSecretFileList } from '../../components/synapse/kubernetes.js';
+import { authComponent, authSecretFileList } from '../../components/auth/kubernetes.js';
 import { objectMeta } from './meta.js';
 import type { KubeObject } from './objects.js';
 
@@ -89,6 +90,15 @@ export function documentedSecrets(stack: Stack): DocumentedSecret[] {
   add(stack.secrets.postgresPassword, 'mxstack secrets init', 'database password, written into homeserver-secrets.yaml');
   if (stack.secrets.smtpPassword) add(stack.secrets.smtpPassword, 'mxstack secrets init', 'SMTP password, written into homeserver-secrets.yaml');
   add(stack.secrets.adminUsername, 'mxstack users', 'localpart of the administrator');
+  if (stack.secrets.auth) {
+    const authDeployment = `deployment/${stack.objectName(authComponent)}`;
+    for (const file of authSecretFileList(stack)) add(file.ref, authDeployment, `${file.file}: ${file.purpose}`);
+    const registration = `${cliAppserviceRegistrationRef(stack).key}`;
+    add(stack.secrets.auth.cliAppserviceToken, 'mxstack secrets init', `as_token of the mxstack-cli application service, written into ${registration}`);
+    add(stack.secrets.auth.cliAppserviceToken, 'mxstack users', 'as_token: the CLI logs in as the administrator with it (m.login.application_service)');
+    add(stack.secrets.auth.cliAppserviceHsToken, 'mxstack secrets init', `hs_token of the mxstack-cli application service, written into ${registration}`);
+    add(stack.secrets.auth.adminToken, 'mxstack users', 'bearer token of the identity provider\'s administration API');
+  }
   if (v.postgresql.enabled && !v.synapse.database.external) {
     add(stack.secrets.postgresPassword, `statefulset/${stack.objectName('postgresql')}`, 'POSTGRES_PASSWORD_FILE of the release PostgreSQL');
   }

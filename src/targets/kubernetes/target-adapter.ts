@@ -21,7 +21,7 @@ import {
   spawnKubectlStreaming,
   type KubectlConnection,
 } from './kubectl.js';
-import { assembleSecretConfig, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretManifest } from './secrets-store.js';
+import { assembleSecretConfigData, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretConfigUpToDate, secretManifest } from './secrets-store.js';
 
 /** Where coturn's init container writes the configuration coturn runs with (src/components/coturn/kubernetes.ts). */
 const coturnRuntimeConfig = '/run/coturn/turnserver.conf';
@@ -140,6 +140,7 @@ export class KubernetesTarget implements Target {
     if (component === 'element') return values.element.replicaCount;
     if (component === 'router') return values.router.replicaCount;
     if (component === 'synapse') return values.synapse.replicaCount;
+    if (component === 'auth') return values.auth.replicaCount;
     return 1;
   }
 
@@ -163,15 +164,15 @@ export class KubernetesTarget implements Target {
     await runKubectl(rolloutStatusArgs(this.connection, this.workload(component), 600), { timeoutMs: 660_000 });
   }
 
-  /** Re-assembles homeserver-secrets.yaml from the stored passwords, then restarts and waits for each component. */
+  /** Re-assembles homeserver-secrets.yaml (and the CLI's appservice registration) from the stored secrets, then restarts and waits for each component. */
   async applySecrets(components: readonly ComponentName[]): Promise<void> {
     const names = releaseSecretNames(this.stack).map((name) => `secret/${name}`);
     const live = decodeSecrets((await runKubectl(getNamedArgs(this.connection, names))).stdout);
     const ref = this.stack.secrets.synapseSecretConfig;
     if (live.get(this.stack.secrets.postgresPassword.name)?.[this.stack.secrets.postgresPassword.key] !== undefined) {
-      const assembled = assembleSecretConfig(this.stack, live);
-      if (live.get(ref.name)?.[ref.key] !== assembled) {
-        await runKubectl(applyArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, { [ref.key]: assembled })) });
+      const assembled = assembleSecretConfigData(this.stack, live);
+      if (!secretConfigUpToDate(this.stack, live, assembled)) {
+        await runKubectl(applyArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, assembled)) });
       }
     }
     for (const component of components) {

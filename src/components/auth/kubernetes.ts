@@ -1,0 +1,135 @@
+/**
+ * The auth component (the built-in identity provider) on Kubernetes, when 2FA is on: config.json in a
+ * ConfigMap (no secrets), the Deployment with its keys and the database password as files, the Service
+ * (sign-in port routed by the router, admin port reached only through `kubectl port-forward`), and a
+ * disruption budget when it runs more than one replica.
+ */
+import { posix } from 'node:path';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
+import type { KubeObject } from '../../targets/kubernetes/objects.js';
+import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
+import {
+  configChecksum,
+  configChecksumAnnotation,
+  containerImage,
+  emptyDirVolume,
+  hardenedPodSpec,
+  httpGetProbe,
+  podAnnotations,
+  resourceRequirements,
+  standardProbes,
+} from '../../targets/kubernetes/pod-security.js';
+import { projectedSecretVolume } from '../synapse/kubernetes.js';
+import { renderAuthConfigFile } from './config.js';
+import { authConfigFile, authHealthPath, authSecretFiles } from './service-config.js';
+
+export const authComponent = 'auth';
+
+/** The user images/auth/Dockerfile runs as (no name in the image; any unprivileged id would do). */
+export const authUid = 10001;
+
+/** One secret file of placement.paths.authSecretsDir and the Secret key it comes from. */
+export interface AuthSecretFile {
+  ref: SecretRef;
+  file: string;
+  purpose: string;
+}
+
+/** Which `<release>-auth` key lands in which file (the database password comes from PostgreSQL's Secret). */
+const fileOfKey: Record<Exclude<keyof AuthSecrets, 'cliAppserviceToken' | 'cliAppserviceHsToken'>, { file: string; purpose: string }> = {
+  clientSecret: { file: authSecretFiles.clientSecret, purpose: 'Synapse\'s client secret' },
+  sealingKeyring: { file: authSecretFiles.sealingKeyring, purpose: 'TOTP sealing keyring' },
+  recoveryCodeKey: { file: authSecretFiles.recoveryCodeKey, purpose: 'recovery-code HMAC key' },
+  cookieKeys: { file: authSecretFiles.cookieKeys, purpose: 'cookie signing keys' },
+  signingJwks: { file: authSecretFiles.signingJwks, purpose: 'OpenID Connect signing keys (JWKS)' },
+  adminToken: { file: authSecretFiles.adminToken, purpose: 'administration API bearer token' },
+};
+
+/** The files the service reads (authSecretFiles), each from its Secret key. The appservice tokens are Synapse's. */
+export function authSecretFileList(stack: Stack): AuthSecretFile[] {
+  const auth = stack.secrets.auth;
+  if (!auth) return [];
+  return [
+    { ref: stack.secrets.postgresPassword, file: authSecretFiles.databasePassword, purpose: 'password of the database role (same as Synapse\'s)' },
+    ...(Object.keys(fileOfKey) as (keyof typeof fileOfKey)[]).map((key) => ({ ref: auth[key], ...fileOfKey[key] })),
+  ];
+}
+
+function authContainer(stack: Stack): IContainer {
+  const { auth } = stack.values;
+  const { paths, ports } = stack.placement;
+  return {
+    name: 'auth',
+    ...containerImage(auth.image),
+    // The image's ENTRYPOINT is `node bin/mxstack-auth.js`; config.json names the secrets directory.
+    args: ['--config', posix.join(paths.authConfigDir, authConfigFile)],
+    ports: [
+      { name: 'http', containerPort: ports.auth, protocol: 'TCP' as const },
+      { name: 'admin', containerPort: ports.authAdmin, protocol: 'TCP' as const },
+    ],
+    resources: resourceRequirements(auth.resources),
+    // /health answers 200 when the database does; the first start creates the database and its schema.
+    ...standardProbes((timing) => httpGetProbe(authHealthPath, 'http', timing), 120),
+    volumeMounts: [
+      { name: 'config', mountPath: paths.authConfigDir, readOnly: true },
+      { name: 'secrets', mountPath: paths.authSecretsDir, readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
+function authDeployment(stack: Stack, configData: Record<string, string>): Deployment {
+  const { auth } = stack.values;
+  return new Deployment({
+    metadata: objectMeta(stack, authComponent),
+    spec: {
+      replicas: auth.replicaCount,
+      selector: { matchLabels: stack.selectorLabels(authComponent) },
+      template: {
+        // config.json is read once at start: a changed config needs new pods.
+        metadata: podMeta(stack, authComponent, podAnnotations(auth, { [configChecksumAnnotation]: configChecksum(configData) })),
+        spec: hardenedPodSpec(stack.values, {
+          uid: authUid,
+          settings: auth,
+          containers: [authContainer(stack)],
+          volumes: [
+            { name: 'config', configMap: { name: stack.objectName(authComponent) } },
+            projectedSecretVolume('secrets', authSecretFileList(stack)),
+            emptyDirVolume('tmp'),
+          ],
+        }),
+      },
+    },
+  });
+}
+
+function authService(stack: Stack): Service {
+  const { auth } = stack.values;
+  return new Service({
+    metadata: objectMeta(stack, authComponent),
+    spec: {
+      type: 'ClusterIP',
+      selector: stack.selectorLabels(authComponent),
+      ports: [
+        { name: 'http', port: auth.port, targetPort: 'http', protocol: 'TCP' as const },
+        { name: 'admin', port: auth.adminPort, targetPort: 'admin', protocol: 'TCP' as const },
+      ],
+    },
+  });
+}
+
+export function authObjects(stack: Stack): KubeObject[] {
+  if (!stack.auth) return [];
+  const configData = { [authConfigFile]: renderAuthConfigFile(stack) };
+  return [
+    new ConfigMap({ metadata: objectMeta(stack, authComponent), data: configData }),
+    authDeployment(stack, configData),
+    authService(stack),
+    ...podDisruptionBudgets(stack, authComponent, stack.values.auth.replicaCount),
+  ];
+}
