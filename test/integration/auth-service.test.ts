@@ -491,3 +491,37 @@ test('audit log: sign-ins, failures, lockouts and factor changes are recorded, n
   const text = JSON.stringify(rows);
   for (const secret of ['alice-password-1', 'alice-password-2', 'bob-synapse-password', 'carol-password', aliceSecret, ...aliceRecoveryCodes]) assert.ok(!text.includes(secret), 'no secret in the audit log');
 });
+
+test('policy without "required": password alone for users, enrolment for admins (requiredForAdmins), TOTP only', { skip }, async () => {
+  const synapse = postgres!.poolFor('synapse');
+  await synapse.query('INSERT INTO users (name, password_hash, admin, deactivated) VALUES ($1, $2, 1, 0)', ['@grace:example.test', bcrypt.hashSync('grace-password', 10)]);
+  const lenient = await startAuthService({
+    postgres: postgres!,
+    redirectUri,
+    database: 'lenient_auth',
+    policy: { required: false, requiredForAdmins: true, webauthn: { enabled: false, rpId: 'localhost', rpName: 'Test', origin: 'http://localhost' } },
+  });
+  const previous = service;
+  service = lenient;
+  try {
+    assert.equal((await admin(authAdminRoutes.password('frank'), { method: 'PUT', body: { password: 'frank-password' } })).status, 204);
+    const browser = newBrowser();
+    const authorization = await startAuthorization(browser);
+    const done = await signInWithPassword(browser, authorization, 'frank', 'frank-password');
+    const tokens = await exchangeCode(callbackCode(done, authorization), authorization.verifier);
+    assert.equal(tokens.status, 200, 'a user without a factor signs in with the password alone');
+
+    const admins = newBrowser();
+    const adminAuthorization = await startAuthorization(admins);
+    const enrol = await signInWithPassword(admins, adminAuthorization, 'grace', 'grace-password');
+    assert.match(enrol.body, /id="enrol-totp"/, 'a server admin must enrol');
+    assert.doesNotMatch(enrol.body, /security-key/, 'no security key offered while WebAuthn is off');
+    assert.equal(((await admin(authAdminRoutes.account('grace'))).json as AdminAccountInfo).isAdmin, true, 'admin flag from Synapse');
+
+    const reset = (await admin(authAdminRoutes.resetSecondFactors('frank'), { method: 'POST', body: {} })).json as AdminAccountInfo;
+    assert.equal(reset.mustEnrol, false, 'reset does not force enrolment when the policy does not require a factor');
+  } finally {
+    service = previous;
+    assert.equal(await lenient.stop(), 0);
+  }
+});

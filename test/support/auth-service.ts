@@ -42,6 +42,8 @@ export interface AuthServiceOptions {
   readonly policy?: Partial<AuthPolicy>;
   readonly serverName?: string;
   readonly redirectUri?: string;
+  /** The service's own database (default synapse_auth); created by the service when missing. */
+  readonly database?: string;
 }
 
 export function testSigningJwks(): { keys: Record<string, unknown>[] } {
@@ -76,7 +78,7 @@ export async function startAuthService(options: AuthServiceOptions): Promise<Aut
     pathPrefix: '/auth',
     listen: { host: '127.0.0.1', port },
     adminListen: { host: '127.0.0.1', port: adminPort },
-    database: { host: options.postgres.socketDir, port: 5432, user: options.postgres.user, database: 'synapse_auth', synapseDatabase: 'synapse', sslmode: 'disable' },
+    database: { host: options.postgres.socketDir, port: 5432, user: options.postgres.user, database: options.database ?? 'synapse_auth', synapseDatabase: 'synapse', sslmode: 'disable' },
     serverName,
     client: { clientId: 'synapse', redirectUris: [options.redirectUri ?? 'http://127.0.0.1:9/_synapse/client/oidc/callback'] },
     elementUrl: 'http://127.0.0.1:9/element/',
