@@ -518,6 +518,15 @@ test('policy without "required": password alone for users, enrolment for admins 
     assert.doesNotMatch(enrol.body, /security-key/, 'no security key offered while WebAuthn is off');
     assert.equal(((await admin(authAdminRoutes.account('grace'))).json as AdminAccountInfo).isAdmin, true, 'admin flag from Synapse');
 
+    const accountBrowser = newBrowser();
+    const accountPage = await accountBrowser.submit(await accountBrowser.request(`${svc().issuer}/account`), 'sign-in-form', { username: 'frank', password: 'frank-password' });
+    assert.equal(textOf(accountPage, 'totp-status'), 'Off');
+    const qrPage = await accountBrowser.submitAction(accountPage, '/enrol/totp/start');
+    assert.match(qrPage.body, /id="totp-confirm-form"/);
+    const cancelled = await accountBrowser.submitAction(qrPage, '/enrol/totp/cancel');
+    assert.equal(textOf(cancelled, 'totp-status'), 'Off', 'cancelling the enrolment leads back to the account page');
+    assert.deepEqual(((await admin(authAdminRoutes.account('frank'))).json as AdminAccountInfo).totp, { enrolled: false });
+
     const reset = (await admin(authAdminRoutes.resetSecondFactors('frank'), { method: 'POST', body: {} })).json as AdminAccountInfo;
     assert.equal(reset.mustEnrol, false, 'reset does not force enrolment when the policy does not require a factor');
   } finally {

@@ -190,6 +190,14 @@ const postHandlers: Record<string, PostHandler> = {
     return back(step, await afterEnrolment(step, account, outcome.recoveryCodes));
   },
 
+  async '/enrol/totp/cancel'(step) {
+    const account = await flowAccount(step);
+    if (step.flow.stage !== 'enrol-totp' || !account) return back(step);
+    // Only an unconfirmed enrolment is dropped: a confirmed authenticator is removed on the account page.
+    if ((await repo.getTotp(step.service.db, account.id))?.confirmed === false) await repo.removeTotp(step.service.db, account.id);
+    return back(step, { stage: step.flow.afterCodes ?? 'enrol', afterCodes: undefined });
+  },
+
   async '/continue'(step) {
     if (step.flow.stage !== 'recovery-codes') return back(step);
     return back(step, { stage: step.flow.afterCodes ?? 'done', sealedCodes: undefined, afterCodes: undefined });

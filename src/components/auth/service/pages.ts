@@ -14,7 +14,8 @@
  *   "Add a security key" (with `#security-key-name`, label "Name of the security key")
  * - authenticator app enrolment: `#totp-qr` (inline SVG QR code of the otpauth:// URI), `#totp-secret`
  *   (the secret as text), form `#totp-confirm-form` (POST <flow>/enrol/totp/confirm), `#code` (label
- *   "Authentication code"), button `#confirm-totp` "Confirm"
+ *   "Authentication code"), button `#confirm-totp` "Confirm"; button `#cancel-totp` "Cancel" (back to the
+ *   previous page, the unconfirmed secret dropped)
  * - recovery codes (shown once): list `#recovery-codes` (one `<li><code>` per code), button `#saved`
  *   "I saved them"
  * - account page (/auth/account, after signing in): `#totp-status` ("On"/"Off"), button `#add-totp` "Add an
@@ -170,7 +171,8 @@ ${csrfField(page)}
 <p>Then enter the code the app shows.</p>
 ${codeInput(page.digits)}
 <button id="confirm-totp" type="submit">Confirm</button>
-</form>`,
+</form>
+<form method="post" action="${page.flow}/enrol/totp/cancel" class="alternative">${csrfField(page)}<button id="cancel-totp" type="submit" class="link">Cancel</button></form>`,
   );
 }
 

@@ -18,6 +18,7 @@
  *   POST <flow>/recovery                          form: csrf, code (a recovery code)
  *   POST <flow>/enrol/totp/start                  form: csrf → QR page
  *   POST <flow>/enrol/totp/confirm                form: csrf, code
+ *   POST <flow>/enrol/totp/cancel                 form: csrf (drops the unconfirmed secret)
  *   POST <flow>/continue                          form: csrf ("I saved them" after recovery codes)
  *   POST <flow>/cancel                            form: csrf ("Sign in as someone else")
  *   POST <flow>/webauthn/authenticate/options     JSON, header x-csrf-token → PublicKeyCredentialRequestOptionsJSON
