@@ -10,15 +10,19 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, sign, verify, type JsonWebKey } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import Provider from 'oidc-provider';
 import AjvModule from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { resolveValues } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { isValidRpId } from '../../src/values/refusals.js';
 import { authEnabled } from '../../src/stack/compile.js';
-import { synapseSecretFiles, type Stack } from '../../src/stack/model.js';
+import { synapseSecretFiles, type AuthSecrets, type Stack } from '../../src/stack/model.js';
+import { authSecretFileList } from '../../src/components/auth/kubernetes.js';
+import { loadConfig, loadSecrets } from '../../src/components/auth/service/config.js';
 import { authServiceConfig, renderAuthConfigFile } from '../../src/components/auth/config.js';
 import { renderHomeserverConfig, renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../src/components/synapse/config.js';
 import { cliAppserviceRegistration, cliAppserviceRegistrationConfig } from '../../src/components/synapse/auth.js';
@@ -546,4 +550,30 @@ test('generated auth keys have the formats the service reads', () => {
   const signature = sign('sha256', Buffer.from('id token'), privateKey);
   assert.ok(verify('sha256', Buffer.from('id token'), createPublicKey(privateKey), signature));
   for (const key of ['clientSecret', 'adminToken', 'cliAppserviceToken', 'cliAppserviceHsToken'] as const) assert.match(authSecretGenerators[key](), /^[A-Za-z0-9_-]{43}$/);
+});
+
+test('what the stack writes is what the auth service reads: its own config and secret loaders, and oidc-provider, accept them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxstack-auth-wiring-'));
+  try {
+    const stack = kubernetesStack(totpOn);
+    const configMap = ofKind(k8sObjects(stack), 'ConfigMap', 'mxstack-auth');
+    writeFileSync(join(dir, 'config.json'), configMap.data['config.json'] as string);
+    const config = loadConfig(join(dir, 'config.json'));
+    assert.deepEqual(config, authServiceConfig(stack));
+    assert.equal(config.secretsDir, '/secrets');
+    // The files as the pod sees them: one per authSecretFiles name, generated as `secrets init` does.
+    const generatedByFile: Record<string, string> = { [authSecretFiles.databasePassword]: 'db-password' };
+    for (const file of authSecretFileList(stack).filter((f) => f.file !== authSecretFiles.databasePassword)) {
+      const key = (Object.keys(stack.secrets.auth!) as (keyof AuthSecrets)[]).find((k) => stack.secrets.auth![k] === file.ref)!;
+      generatedByFile[file.file] = authSecretGenerators[key]();
+    }
+    writeFiles(join(dir, 'secrets'), generatedByFile);
+    const secrets = loadSecrets(join(dir, 'secrets'));
+    assert.equal(secrets.cookieKeys.length, 2);
+    assert.equal(secrets.clientSecret, generatedByFile[authSecretFiles.clientSecret]);
+    const provider = new Provider(config.issuer, { jwks: secrets.signingJwks as never, cookies: { keys: [...secrets.cookieKeys] } });
+    assert.equal(provider.issuer, 'https://matrix.example.com/auth');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
