@@ -404,6 +404,9 @@ test('health on both listeners; static files; unknown interaction', { skip }, as
   assert.equal(css.status, 200);
   assert.match(await css.text(), /prefers-color-scheme: dark/);
   assert.equal((await fetch(`${svc().issuer}/static/nope.js`)).status, 404);
+  const root = await fetch(svc().issuer, { redirect: 'manual' });
+  assert.equal(root.status, 303);
+  assert.equal(root.headers.get('location'), '/auth/account');
   const expired = await fetch(`${svc().issuer}/interaction/doesnotexist`);
   assert.equal(expired.status, 400);
 });

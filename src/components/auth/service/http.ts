@@ -2,7 +2,7 @@
 // router, CSRF tokens, security headers. No framework: node:http and these.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 export function parseCookies(header: string | undefined): Map<string, string> {
   const cookies = new Map<string, string>();
@@ -37,7 +37,7 @@ export function normaliseAddress(address: string): string {
  * X-Forwarded-For entry that is not itself a trusted proxy (entries further left are client-controlled).
  */
 export function clientAddress(peer: string | undefined, forwardedFor: string | undefined, trustedProxies: readonly string[]): string {
-  const trusted = new Set(trustedProxies.map(normaliseAddress));
+  const trusted = trustedAddresses(trustedProxies);
   const direct = normaliseAddress(peer ?? '');
   if (!trusted.has(direct) || !forwardedFor) return direct || 'unknown';
   const chain = forwardedFor.split(',').map(normaliseAddress).filter((entry) => isIP(entry) !== 0);
@@ -45,6 +45,22 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | u
     if (!trusted.has(chain[index]!)) return chain[index]!;
   }
   return chain[0] ?? direct;
+}
+
+/**
+ * Trusted proxies as addresses or CIDR ranges (on Kubernetes the router's pod address is not known in
+ * advance: the stack trusts the pod network's ranges, see auth.trustedProxies).
+ */
+function trustedAddresses(entries: readonly string[]): { has: (address: string) => boolean } {
+  const list = new BlockList();
+  for (const entry of entries.map(normaliseAddress)) {
+    const [address = '', prefix] = entry.split('/');
+    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (isIP(address) === 0) continue;
+    if (prefix === undefined) list.addAddress(address, family);
+    else list.addSubnet(address, Number(prefix), family);
+  }
+  return { has: (address) => isIP(address) !== 0 && list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4') };
 }
 
 export function newToken(bytes = 32): string {

@@ -4,6 +4,7 @@
  *
  * listen (pages + OpenID Connect):
  *   GET  /health                                  200 {status:'ok'} when the database answers, else 503
+ *   GET  <p>, <p>/                                → 303 <p>/account
  *   GET  <p>/.well-known/openid-configuration     discovery (oidc-provider)
  *   GET  <p>/authorize, <p>/authorize/<uid>       authorization endpoint and its resume (oidc-provider)
  *   POST <p>/token                                token endpoint, client_secret_basic, PKCE S256
@@ -43,7 +44,7 @@ import { readFileSync } from 'node:fs';
 import { authHealthPath } from '../service-config.js';
 import { handleAdmin } from './admin.js';
 import { handleFlow, messages } from './flows.js';
-import { applyPageSecurityHeaders, HttpError, sendHtml, sendJson } from './http.js';
+import { applyPageSecurityHeaders, HttpError, redirect, sendHtml, sendJson } from './http.js';
 import { implicitGrant } from './provider.js';
 import * as pages from './pages.js';
 import type { Service } from './service.js';
@@ -97,7 +98,8 @@ export function publicHandler(service: Service): (req: IncomingMessage, res: Ser
       if (path === `${prefix}/account` || path.startsWith(`${prefix}/account/`)) {
         return handleFlow(service, req, res, { kind: 'account', key: 'account', base: `${prefix}/account` }, path.slice(prefix.length + 8), async () => undefined);
       }
-      if (path === prefix || path.startsWith(`${prefix}/`)) {
+      if ((path === prefix || path === `${prefix}/`) && (req.method === 'GET' || req.method === 'HEAD')) return redirect(res, `${prefix}/account`);
+      if (path.startsWith(`${prefix}/`)) {
         // oidc-provider builds its URLs from the mount path it finds in originalUrl minus url.
         (req as IncomingMessage & { originalUrl?: string }).originalUrl = req.url;
         req.url = (req.url ?? '/').slice(prefix.length) || '/';
