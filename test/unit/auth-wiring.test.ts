@@ -23,6 +23,7 @@ import { authEnabled } from '../../src/stack/compile.js';
 import { synapseSecretFiles, type AuthSecrets, type Stack } from '../../src/stack/model.js';
 import { authSecretFileList } from '../../src/components/auth/kubernetes.js';
 import { loadConfig, loadSecrets } from '../../src/components/auth/service/config.js';
+import { clientAddress } from '../../src/components/auth/service/http.js';
 import { authServiceConfig, renderAuthConfigFile } from '../../src/components/auth/config.js';
 import { renderHomeserverConfig, renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../src/components/synapse/config.js';
 import { cliAppserviceRegistration, cliAppserviceRegistrationConfig } from '../../src/components/synapse/auth.js';
@@ -576,4 +577,15 @@ test('what the stack writes is what the auth service reads: its own config and s
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('Kubernetes trusted proxies are CIDR ranges the service honours: the client behind ingress controller and router, never a direct caller\'s claim', () => {
+  const { trustedProxies } = authServiceConfig(kubernetesStack(totpOn));
+  // Browser → ingress controller (10.244.2.3, adds the client) → router (10.244.1.7, adds the controller) → auth.
+  assert.equal(clientAddress('10.244.1.7', '203.0.113.9, 10.244.2.3', trustedProxies), '203.0.113.9');
+  assert.equal(clientAddress('::ffff:10.244.1.7', '203.0.113.9', trustedProxies), '203.0.113.9');
+  assert.equal(clientAddress('203.0.113.5', '198.51.100.1', trustedProxies), '203.0.113.5', 'a peer outside the ranges cannot claim an address');
+  const local = authServiceConfig(localStack({ synapse: { server: { mfa: { totp: { enabled: true } } } } })).trustedProxies;
+  assert.equal(clientAddress('127.0.0.1', '198.51.100.1', local), '198.51.100.1');
+  assert.equal(clientAddress('127.0.0.2', '198.51.100.1', local), '127.0.0.2', 'locally only the router\'s address is trusted');
 });
