@@ -15,7 +15,7 @@ import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '..
 import { join } from 'node:path';
 import { addVirtualAuthenticator, browserSkipReason, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
 import { PostgresAdapter, pruneExpiredPayloads } from '../../src/components/auth/service/adapter.js';
-import { csrfOn, formOn, recoveryCodesOn, startAuthService, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
+import { csrfOn, formOn, freePort, recoveryCodesOn, startAuthService, startRoundRobinProxy, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
 
 const skip = authPostgresSkipReason();
 const redirectUri = 'http://127.0.0.1:9/_synapse/client/oidc/callback';
@@ -535,5 +535,40 @@ test('policy without "required": password alone for users, enrolment for admins 
   } finally {
     service = previous;
     assert.equal(await lenient.stop(), 0);
+  }
+});
+
+test('two replicas behind a round-robin proxy share interactions, sessions, single-use codes and signing keys', { skip }, async () => {
+  const proxyPort = await freePort();
+  const first = await startAuthService({ postgres: postgres!, redirectUri, database: 'replicated_auth', issuer: `http://127.0.0.1:${proxyPort}/auth` });
+  const second = await startAuthService({ postgres: postgres!, replicaOf: first }).catch(async (error: unknown) => {
+    await first.stop();
+    throw error;
+  });
+  const proxy = await startRoundRobinProxy(proxyPort, () => [first.listenUrl, second.listenUrl]);
+  const previous = service;
+  service = first;
+  try {
+    assert.equal((await admin(authAdminRoutes.password('henry'), { method: 'PUT', body: { password: 'henry-password' } })).status, 204);
+    const browser = newBrowser();
+    const authorization = await startAuthorization(browser);
+    const enrolPage = await signInWithPassword(browser, authorization, 'henry', 'henry-password');
+    const { after } = await enrolTotp(browser, enrolPage);
+    const code = callbackCode(after, authorization);
+    const tokens = await exchangeCode(code, authorization.verifier);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.json));
+    const userinfo = async (): Promise<number> => (await fetch(`${svc().issuer}/userinfo`, { headers: { authorization: `Bearer ${String(tokens.json.access_token)}` } })).status;
+    assert.deepEqual([await userinfo(), await userinfo()], [200, 200], 'the access token is valid at both replicas');
+    assert.equal((await exchangeCode(code, authorization.verifier)).json.error, 'invalid_grant', 'the other replica knows the code was used');
+    // A replayed code revokes what it gave (oidc-provider): at both replicas.
+    assert.deepEqual([await userinfo(), await userinfo()], [401, 401]);
+    const [jwksFirst, jwksSecond] = await Promise.all([first, second].map(async (replica) => (await fetch(`${replica.listenUrl}/auth/jwks`)).json()));
+    assert.deepEqual(jwksFirst, jwksSecond);
+    for (const replica of [first, second]) assert.match(replica.output(), /"event":"interaction"/, 'each replica served part of the sign-in');
+  } finally {
+    service = previous;
+    await proxy.close();
+    assert.equal(await second.stop(), 0);
+    assert.equal(await first.stop(), 0);
   }
 });

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from '../../src/components/auth/service-config.js';
@@ -32,6 +33,9 @@ export interface AuthServiceHandle {
   readonly adminUrl: string;
   readonly clientSecret: string;
   readonly adminToken: string;
+  /** Where the page listener is (the issuer may point at a proxy in front of it). */
+  readonly listenUrl: string;
+  readonly secretsDir: string;
   /** Everything the service printed on stdout and stderr so far. */
   output(): string;
   stop(): Promise<number | null>;
@@ -44,6 +48,10 @@ export interface AuthServiceOptions {
   readonly redirectUri?: string;
   /** The service's own database (default synapse_auth); created by the service when missing. */
   readonly database?: string;
+  /** The public issuer, when a proxy in front of the service has another address (default: the service's own). */
+  readonly issuer?: string;
+  /** Another replica of this service: the same config (but its own ports) and the same secret files. */
+  readonly replicaOf?: AuthServiceHandle;
 }
 
 export function testSigningJwks(): { keys: Record<string, unknown>[] } {
@@ -54,47 +62,52 @@ export function testSigningJwks(): { keys: Record<string, unknown>[] } {
 export async function startAuthService(options: AuthServiceOptions): Promise<AuthServiceHandle> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'mxstack-auth-service-'));
-  const secretsDir = join(dir, 'secrets');
-  mkdirSync(secretsDir, { mode: 0o700 });
-  const clientSecret = randomBytes(24).toString('base64url');
-  const adminToken = randomBytes(24).toString('base64url');
-  const secrets: Record<keyof typeof authSecretFiles, string> = {
-    databasePassword: 'unused-with-trust-authentication',
-    clientSecret,
-    sealingKeyring: formatSealingKeyring([generateSealingKey('k1')]),
-    recoveryCodeKey: generateRecoveryCodeKey(),
-    cookieKeys: `${randomBytes(32).toString('hex')},${randomBytes(32).toString('hex')}`,
-    signingJwks: JSON.stringify(testSigningJwks()),
-    adminToken,
-  };
-  for (const [key, file] of Object.entries(authSecretFiles)) {
-    writeFileSync(join(secretsDir, file), secrets[key as keyof typeof authSecretFiles] + '\n');
-    chmodSync(join(secretsDir, file), 0o600);
+  const replicaOf = options.replicaOf;
+  const secretsDir = replicaOf?.secretsDir ?? join(dir, 'secrets');
+  const clientSecret = replicaOf?.clientSecret ?? randomBytes(24).toString('base64url');
+  const adminToken = replicaOf?.adminToken ?? randomBytes(24).toString('base64url');
+  if (!replicaOf) {
+    mkdirSync(secretsDir, { mode: 0o700 });
+    const secrets: Record<keyof typeof authSecretFiles, string> = {
+      databasePassword: 'unused-with-trust-authentication',
+      clientSecret,
+      sealingKeyring: formatSealingKeyring([generateSealingKey('k1')]),
+      recoveryCodeKey: generateRecoveryCodeKey(),
+      cookieKeys: `${randomBytes(32).toString('hex')},${randomBytes(32).toString('hex')}`,
+      signingJwks: JSON.stringify(testSigningJwks()),
+      adminToken,
+    };
+    for (const [key, file] of Object.entries(authSecretFiles)) {
+      writeFileSync(join(secretsDir, file), secrets[key as keyof typeof authSecretFiles] + '\n');
+      chmodSync(join(secretsDir, file), 0o600);
+    }
   }
-  const issuer = `http://127.0.0.1:${port}/auth`;
+  const issuer = options.issuer ?? replicaOf?.issuer ?? `http://127.0.0.1:${port}/auth`;
   const serverName = options.serverName ?? 'example.test';
-  const config: AuthServiceConfig = {
-    issuer,
-    pathPrefix: '/auth',
-    listen: { host: '127.0.0.1', port },
-    adminListen: { host: '127.0.0.1', port: adminPort },
-    database: { host: options.postgres.socketDir, port: 5432, user: options.postgres.user, database: options.database ?? 'synapse_auth', synapseDatabase: 'synapse', sslmode: 'disable' },
-    serverName,
-    client: { clientId: 'synapse', redirectUris: [options.redirectUri ?? 'http://127.0.0.1:9/_synapse/client/oidc/callback'] },
-    elementUrl: 'http://127.0.0.1:9/element/',
-    brand: 'Element Test',
-    policy: {
-      totp: { enabled: true, issuer: 'Test Matrix', digits: 6, period: 30, algorithm: 'SHA1' },
-      webauthn: { enabled: true, rpId: 'localhost', rpName: 'Test Matrix', origin: `http://localhost:${port}` },
-      required: true,
-      requiredForAdmins: true,
-      lockout: { maxFailures: 3, durationSeconds: 600, failureWindowSeconds: 600 },
-      ...options.policy,
-    },
-    trustedProxies: ['127.0.0.1'],
-    secureCookies: false,
-    secretsDir,
-  };
+  const config: AuthServiceConfig = replicaOf
+    ? { ...replicaOf.config, listen: { host: '127.0.0.1', port }, adminListen: { host: '127.0.0.1', port: adminPort } }
+    : {
+        issuer,
+        pathPrefix: '/auth',
+        listen: { host: '127.0.0.1', port },
+        adminListen: { host: '127.0.0.1', port: adminPort },
+        database: { host: options.postgres.socketDir, port: 5432, user: options.postgres.user, database: options.database ?? 'synapse_auth', synapseDatabase: 'synapse', sslmode: 'disable' },
+        serverName,
+        client: { clientId: 'synapse', redirectUris: [options.redirectUri ?? 'http://127.0.0.1:9/_synapse/client/oidc/callback'] },
+        elementUrl: 'http://127.0.0.1:9/element/',
+        brand: 'Element Test',
+        policy: {
+          totp: { enabled: true, issuer: 'Test Matrix', digits: 6, period: 30, algorithm: 'SHA1' },
+          webauthn: { enabled: true, rpId: 'localhost', rpName: 'Test Matrix', origin: `http://localhost:${new URL(issuer).port}` },
+          required: true,
+          requiredForAdmins: true,
+          lockout: { maxFailures: 3, durationSeconds: 600, failureWindowSeconds: 600 },
+          ...options.policy,
+        },
+        trustedProxies: ['127.0.0.1'],
+        secureCookies: false,
+        secretsDir,
+      };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   const child: ChildProcess = spawn(process.execPath, [new URL('../../bin/mxstack-auth.js', import.meta.url).pathname, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -107,7 +120,7 @@ export async function startAuthService(options: AuthServiceOptions): Promise<Aut
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     const code = await exited;
     clearTimeout(timer);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true }); // a replica's dir holds only its config: the secrets stay with the first
     return code;
   };
   const deadline = Date.now() + 60_000;
@@ -124,7 +137,40 @@ export async function startAuthService(options: AuthServiceOptions): Promise<Aut
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return { config, issuer, adminUrl: `http://127.0.0.1:${adminPort}`, clientSecret, adminToken, output: () => output, stop };
+  return { config, issuer, adminUrl: `http://127.0.0.1:${adminPort}`, listenUrl: `http://127.0.0.1:${port}`, secretsDir, clientSecret, adminToken, output: () => output, stop };
+}
+
+/**
+ * A load balancer for replicas: an HTTP proxy on 127.0.0.1 that sends each request to the next target in
+ * turn (round robin), so consecutive requests of one sign-in land on different replicas.
+ */
+export async function startRoundRobinProxy(port: number, targets: () => readonly string[]): Promise<{ url: string; close(): Promise<void> }> {
+  let next = 0;
+  const server = createHttpServer((req, res) => {
+    const list = targets();
+    const target = new URL(list[next++ % list.length]!);
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 export interface Page {
