@@ -6,6 +6,7 @@
  */
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AdminApiError } from '../../src/ops/admin-api.js';
@@ -216,4 +217,38 @@ test('reset-2fa confirmation: no terminal and no --yes is refused with a sentenc
     return true;
   });
   await confirmByTyping('x', '@gina:example.org', true);
+});
+
+/** Runs confirmByTyping in a child on a pseudo-terminal (util-linux `script`), typing `answer` once the prompt shows. */
+function typeAtPrompt(answer: string): Promise<string> {
+  const code = `import('./src/cli/ops.ts').then(({ confirmByTyping }) => confirmByTyping('reset it', '@gina:example.org', undefined)).then(() => console.log('CONFIRMED'), (e) => console.log('REFUSED ' + e.message))`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', `${process.execPath} --import tsx -e "${code}"`, '/dev/null'], { cwd: new URL('../../', import.meta.url), stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let typed = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!typed && output.includes('to confirm:')) {
+        typed = true;
+        child.stdin.write(`${answer}\r`);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      resolve(output);
+    });
+  });
+}
+
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+
+test('reset-2fa confirmation on a terminal: the prompt asks for the user id; only the exact id confirms', { skip: hasScript ? false : 'util-linux script is not installed' }, async () => {
+  const confirmed = await typeAtPrompt('@gina:example.org');
+  assert.match(confirmed, /This will reset it\. Type the user id \(@gina:example\.org\) to confirm:/);
+  assert.match(confirmed, /CONFIRMED/);
+  const refused = await typeAtPrompt('y');
+  assert.match(refused, /REFUSED not confirmed \(typed "y", expected @gina:example\.org\): nothing was changed\./);
 });
