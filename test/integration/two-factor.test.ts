@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { stringify } from 'yaml';
 import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
-import { matrixRequest, MatrixHttpError } from '../support/matrix-client.js';
+import { loginWithPassword, matrixRequest, MatrixHttpError } from '../support/matrix-client.js';
 import {
   addVirtualAuthenticator,
   browserSkipReason,
@@ -140,10 +140,19 @@ async function newContext(options: BrowserOptions = {}): Promise<{ context: Brow
   return { context, page: await context.newPage() };
 }
 
+/** With MXSTACK_SCREENSHOTS: the page, full width, down to a little below its card (no empty tail). */
 async function screenshot(page: Page, name: string): Promise<void> {
   if (!screenshotDir) return;
   mkdirSync(screenshotDir, { recursive: true });
-  await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true, animations: 'disabled' });
+  const card = await page.locator('main').first().boundingBox();
+  const width = page.viewportSize()?.width ?? 800;
+  await page.screenshot({
+    path: join(screenshotDir, `${name}.png`),
+    fullPage: true,
+    animations: 'disabled',
+    caret: 'hide',
+    ...(card ? { clip: { x: 0, y: 0, width, height: Math.ceil(card.y + card.height + 40) } } : {}),
+  });
 }
 
 /** With MXSTACK_SCREENSHOTS, also the terminal output docs/2fa.md quotes. */
@@ -214,6 +223,8 @@ before(async () => {
   const before2fa = await startLocalStack({ stateDir, valuesFiles: [withoutTwoFactor] });
   stack = before2fa;
   await createUser('pat');
+  // Her password works in Synapse now: its refusal later is 2FA's doing, not a wrong password.
+  await loginWithPassword(urls.apiBase, 'pat', passwords.pat);
   await before2fa.down();
   // 2. The same state directory with 2FA on: Synapse keeps its users.
   stack = await startLocalStack({ stateDir, valuesFiles: [withTwoFactor] });
@@ -226,7 +237,7 @@ after(async () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 }, { timeout: 300_000 });
 
-test('while 2FA is on Synapse offers only SSO through oidc-mxstack: m.login.password is refused, even with the right password', { skip, timeout: 60_000 }, async () => {
+test('while 2FA is on Synapse offers only SSO through oidc-mxstack: m.login.password is refused, even with the right password', { skip, timeout: 120_000 }, async () => {
   const flows = await matrixRequest<{ flows: { type: string; identity_providers?: { id: string }[] }[] }>(urls.apiBase, 'GET', '/_matrix/client/v3/login');
   const types = flows.flows.map((flow) => flow.type);
   assert.ok(!types.includes('m.login.password'), `flows: ${types.join(', ')}`);
