@@ -13,7 +13,7 @@ import * as OTPAuth from 'otpauth';
 import { authAdminRoutes, type AdminAccountInfo } from '../../src/components/auth/service-config.js';
 import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '../support/auth-postgres.js';
 import { join } from 'node:path';
-import { addVirtualAuthenticator, browserSkipReason, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
+import { addVirtualAuthenticator, browserSkipReason, type VirtualCredential, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
 import { PostgresAdapter, pruneExpiredPayloads } from '../../src/components/auth/service/adapter.js';
 import { csrfOn, formOn, freePort, recoveryCodesOn, startAuthService, startRoundRobinProxy, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
 
@@ -570,5 +570,60 @@ test('two replicas behind a round-robin proxy share interactions, sessions, sing
     await proxy.close();
     assert.equal(await second.stop(), 0);
     assert.equal(await first.stop(), 0);
+  }
+});
+
+test('Chromium: an OpenID sign-in that enrols a security key, then one that uses it, each ending at the client', { skip: browserSkip }, async () => {
+  assert.equal((await admin(authAdminRoutes.password('ivan'), { method: 'PUT', body: { password: 'ivan-password' } })).status, 204);
+  const chromium = await launchBrowser();
+  try {
+    /** Drives one authorization in a fresh context; returns the code the client's redirect URI received. */
+    const signIn = async (context: Awaited<ReturnType<typeof chromium.newContext>>, act: (page: Awaited<ReturnType<typeof context.newPage>>) => Promise<void>): Promise<string> => {
+      let received: URL | undefined;
+      // The client (Synapse) is not running: its callback is answered here and the code kept.
+      await context.route(`${redirectUri}**`, async (route) => {
+        received = new URL(route.request().url());
+        await route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' });
+      });
+      const page = await context.newPage();
+      const verifier = randomBytes(32).toString('base64url');
+      const url = new URL(`${svc().config.policy.webauthn.origin}/auth/authorize`);
+      url.search = new URLSearchParams({ client_id: 'synapse', response_type: 'code', scope: 'openid profile', redirect_uri: redirectUri, state: 's', nonce: 'n', code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256' }).toString();
+      await page.goto(url.href);
+      await act(page);
+      await page.getByText('callback reached').waitFor();
+      const code = received?.searchParams.get('code');
+      assert.ok(code, 'the client received a code');
+      assert.equal((await exchangeCode(code, verifier)).status, 200);
+      return code;
+    };
+    const first = await chromium.newContext();
+    let credentials: VirtualCredential[] = [];
+    await signIn(first, async (page) => {
+      const authenticator = await addVirtualAuthenticator(page);
+      await page.getByLabel('Username').fill('ivan');
+      await page.getByLabel('Password').fill('ivan-password');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Add a security key' }).click();
+      await page.locator('#recovery-codes li').first().waitFor();
+      credentials = await authenticator.credentials();
+      await page.getByRole('button', { name: 'I saved them' }).click();
+    });
+    assert.equal(credentials.length, 1);
+    // The same key in another browser: the credential moves to a new virtual authenticator.
+    const second = await chromium.newContext();
+    await signIn(second, async (page) => {
+      const authenticator = await addVirtualAuthenticator(page);
+      await authenticator.addCredential(credentials[0]!);
+      await page.getByLabel('Username').fill('ivan');
+      await page.getByLabel('Password').fill('ivan-password');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      assert.equal(await page.locator('#totp-form').count(), 0, 'no code form without an authenticator app');
+      await page.getByRole('button', { name: 'Use a security key' }).click();
+    });
+    const info = (await admin(authAdminRoutes.account('ivan'))).json as AdminAccountInfo;
+    assert.ok(info.webauthn[0]?.lastUsedAt);
+  } finally {
+    await chromium.close();
   }
 });
