@@ -9,7 +9,8 @@
  * - second factor: form `#totp-form` (POST <flow>/totp), `#code` (label "Authentication code"), button
  *   `#verify` "Verify"; button `#use-security-key` "Use a security key" (only with security keys); link
  *   `#use-recovery-code` "Use a recovery code" → form `#recovery-form` (POST <flow>/recovery),
- *   `#recovery-code` (label "Recovery code"), button `#use-recovery` "Sign in with recovery code"
+ *   `#recovery-code` (label "Recovery code"), button `#use-recovery` "Sign in with recovery code", link
+ *   `#back-to-code` "Back"; button `#cancel` "Sign in as someone else"
  * - enrolment choice: button `#enrol-totp` "Set up an authenticator app", button `#enrol-security-key`
  *   "Add a security key" (with `#security-key-name`, label "Name of the security key")
  * - authenticator app enrolment: `#totp-qr` (inline SVG QR code of the otpauth:// URI), `#totp-secret`
@@ -26,6 +27,11 @@
  *   `#change-password-form` with `#current-password` ("Current password"), `#new-password`
  *   ("New password"), button `#change-password` "Change password"; `#notice` (role=status, e.g.
  *   "Password changed."); button `#sign-out` "Sign out"; link `#back-to-element` "Back to Element" when set.
+ * - sign-out (/auth/session/end, oidc-provider's form `#op.logoutForm`): button `#confirm-sign-out` "Sign out",
+ *   `#stay-signed-in` "Stay signed in"; afterwards `#signed-out`.
+ * - the security key buttons run /auth/static/auth.js (navigator.credentials); a refusal appears in `#error`.
+ * WebAuthn needs a domain origin: browse the pages at `localhost`, never `127.0.0.1`, and configure
+ * policy.webauthn.{rpId, origin} to match.
  */
 import { html, type Html } from './html.js';
 
