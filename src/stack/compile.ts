@@ -72,10 +72,18 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
   };
 }
 
+/**
+ * The host name browsers use for the local stack: its loopback address, or `localhost` when security keys
+ * are on, because WebAuthn refuses IP addresses as relying party ids (and http://localhost is a secure context).
+ */
+export function localPublicHost(values: Values, placement: Placement): string {
+  return values.synapse.server.mfa.webauthn.enabled ? 'localhost' : placement.hosts.router;
+}
+
 function publicBaseUrl(values: Values, placement: Placement): string {
   const explicit = values.synapse.server.publicBaseurl;
   if (explicit) return explicit.endsWith('/') ? explicit : `${explicit}/`;
-  if (placement.target === 'local') return `http://${placement.hosts.router}:${placement.ports.router}/`;
+  if (placement.target === 'local') return `http://${localPublicHost(values, placement)}:${placement.ports.router}/`;
   const host = values.ingress.synapse.host ?? values.synapse.server.name;
   return `https://${host}/`;
 }
@@ -83,7 +91,7 @@ function publicBaseUrl(values: Values, placement: Placement): string {
 function elementUrl(values: Values, placement: Placement): string | undefined {
   if (!values.element.enabled) return undefined;
   if (placement.target === 'local') {
-    return values.element.webRoot ? `http://${placement.hosts.router}:${placement.ports.router}/` : undefined;
+    return values.element.webRoot ? `http://${localPublicHost(values, placement)}:${placement.ports.router}/` : undefined;
   }
   const host = values.ingress.element.host;
   return host ? `https://${host}/` : undefined;
