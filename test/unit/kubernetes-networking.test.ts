@@ -270,6 +270,17 @@ test('Ingress hosts: Synapse paths, Element at /, well-known on the server name,
   ]);
 });
 
+test('Ingress and HTTPRoutes: with 2FA on, the sign-in pages (/auth, the issuer\'s path) are routed on the Synapse host only', () => {
+  const values = { ...ingressValues(), synapse: { server: { name: 'example.com', mfa: { totp: { enabled: true } } } } };
+  const stack = stackOf(values);
+  assert.equal(stack.auth?.issuer, 'https://matrix.example.com/auth');
+  const ingress = onlyIngress(values);
+  assert.deepEqual(pathsOf(ingress, 'matrix.example.com'), ['/_matrix', '/_synapse/client', '/auth']);
+  assert.deepEqual(pathsOf(ingress, 'chat.example.com'), ['/']);
+  const routes = JSON.stringify(buildHttpRoutes(stackOf({ ...values, gatewayApi: { enabled: true, parentRefs: [{ name: 'gw' }] } })).map((o) => toPlainSorted(o)));
+  assert.match(routes, /"value":"\/auth"/);
+});
+
 test('Ingress: federation prefixes are added when custom Synapse paths do not cover them, and only with federation on', () => {
   const custom = onlyIngress(ingressValues({ synapse: { host: 'matrix.example.com', paths: ['/_matrix/client', '/_synapse/client'] } }));
   assert.deepEqual(pathsOf(custom, 'matrix.example.com'), ['/_matrix/client', '/_synapse/client', '/_matrix/federation', '/_matrix/key']);

@@ -3,7 +3,7 @@
  * Every path goes to the router Service: the router routes by path (Synapse, Element, well-known), so the
  * ingress layer only decides which hosts and prefixes reach the release at all.
  */
-import type { Stack } from '../../stack/model.js';
+import { authPathPrefix, type Stack } from '../../stack/model.js';
 
 export interface PublicHost {
   host: string;
@@ -49,7 +49,9 @@ export function publicHosts(stack: Stack): PublicHost[] {
   const synapseHost = ingress.synapse.host ?? new URL(stack.publicBaseUrl).hostname;
   // With the default paths these are already under /_matrix; listed so custom paths keep federation working.
   const federation = synapse.server.federation.enabled && ingress.federation.enabled ? federationPaths : [];
-  add(synapseHost, [...ingress.synapse.paths, ...federation], ingress.synapse.tls);
+  // The identity provider's pages live on Synapse's public host: its issuer is <public base URL>/auth.
+  const auth = stack.auth ? [authPathPrefix] : [];
+  add(synapseHost, [...ingress.synapse.paths, ...federation, ...auth], ingress.synapse.tls);
   if (element.enabled && ingress.element.host) add(ingress.element.host, ingress.element.paths, ingress.element.tls);
   if (ingress.wellKnown.enabled) add(stack.serverName, [wellKnownPath], ingress.synapse.tls);
   return [...byHost].map(([host, { paths, tls }]) => ({
