@@ -17,9 +17,10 @@ import type { ComponentName, Stack } from '../../src/stack/model.js';
 import { synapseSecretFiles } from '../../src/stack/model.js';
 import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, Target } from '../../src/ops/target.js';
 import { secretInventory } from '../../src/ops/secrets/inventory.js';
-import { exportSecrets, initSecrets, listSecrets, rotateSecret } from '../../src/ops/secrets/manage.js';
+import { exportSecrets, initSecrets, listSecrets, rotateSecret, rotationRestarts } from '../../src/ops/secrets/manage.js';
 import { databasePasswordOf, turnSecretOf, verifySecrets, consistent } from '../../src/ops/secrets/verify.js';
 import { generateSigningKey, signingKeyInfo } from '../../src/ops/secrets/generate.js';
+import { parseSealingKeyring } from '../../src/components/auth/keys.js';
 import { KubernetesTarget, lastWriteOf } from '../../src/targets/kubernetes/target-adapter.js';
 import { execArgs, parseForwardedPort, portForwardArgs } from '../../src/targets/kubernetes/kubectl.js';
 
@@ -294,4 +295,40 @@ test('kubectl builders for exec and port-forward; the forwarded port is read fro
   assert.equal(parseForwardedPort('Forwarding from 127.0.0.1:43121 -> 8008'), 43121);
   assert.equal(parseForwardedPort('Handling connection for 43121'), undefined);
   assert.equal(lastWriteOf({ metadata: { name: 'a', creationTimestamp: '2026-01-01T00:00:00Z', managedFields: [{ time: '2026-03-01T00:00:00Z' }, { time: '2026-02-01T00:00:00Z' }] } }).toISOString(), '2026-03-01T00:00:00.000Z');
+});
+
+test('rotate with 2FA on: key sets keep their predecessors, the database password restarts the auth component too, the recovery-code key is refused', async () => {
+  const target = new MemoryTarget(stackFrom(['synapse.server.mfa.totp.enabled=true']));
+  await initSecrets(target, { force: false });
+  const stored = (key: string) => target.secrets.get(`mx-auth/${key}`)!.value;
+
+  const keyringBefore = stored('sealing-keyring');
+  assert.deepEqual((await rotateSecret(target, 'auth-sealing-keyring', {})).restarted, ['auth']);
+  const keyring = parseSealingKeyring(stored('sealing-keyring'));
+  assert.equal(keyring.keyring.length, 2);
+  assert.notEqual(keyring.current.id, parseSealingKeyring(keyringBefore).current.id);
+  assert.deepEqual(keyring.keyring[1], parseSealingKeyring(keyringBefore).current, 'the old key still opens secrets sealed under it');
+
+  const cookiesBefore = stored('cookie-keys').split(',');
+  await rotateSecret(target, 'auth-cookie-keys', {});
+  const cookies = stored('cookie-keys').split(',');
+  assert.equal(cookies.length, 3);
+  assert.ok(!cookiesBefore.includes(cookies[0]!), 'a new key signs');
+  assert.deepEqual(cookies.slice(1), cookiesBefore, 'the previous keys still verify');
+
+  const jwksBefore = JSON.parse(stored('signing-jwks')) as { keys: { kid: string }[] };
+  await rotateSecret(target, 'auth-signing-jwks', {});
+  const jwks = JSON.parse(stored('signing-jwks')) as { keys: { kid: string }[] };
+  assert.equal(jwks.keys.length, 2);
+  assert.notEqual(jwks.keys[0]!.kid, jwksBefore.keys[0]!.kid);
+  assert.equal(jwks.keys[1]!.kid, jwksBefore.keys[0]!.kid);
+
+  assert.deepEqual((await rotateSecret(target, 'auth-client-secret', {})).restarted, ['synapse', 'auth']);
+  assert.deepEqual(rotationRestarts(target.stack)['postgres-password'], ['synapse', 'auth']);
+  await assert.rejects(rotateSecret(target, 'auth-recovery-code-key', {}), /every recovery code users saved would stop working/);
+
+  const without2fa = new MemoryTarget(stackFrom());
+  await initSecrets(without2fa, { force: false });
+  await assert.rejects(rotateSecret(without2fa, 'auth-cookie-keys', {}), /2FA is off on this stack, so it has no auth keys/);
+  assert.deepEqual(rotationRestarts(without2fa.stack)['postgres-password'], ['synapse']);
 });

@@ -5,9 +5,12 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ComponentName } from '../../stack/model.js';
+import type { ComponentName, Stack } from '../../stack/model.js';
 import type { Target } from '../target.js';
 import { withAdmin, type AdminSessionOptions } from '../admin-session.js';
+import { localpartOf, withAuthAdmin } from '../auth-admin.js';
+import { generateSealingKey, rotateSealingKeyring } from '../../components/auth/keys.js';
+import { generateRandomSecret, generateSigningJwks } from './generate.js';
 import { secretInventory, inventorySecretNames, type SecretEntry, type SecretOrigin } from './inventory.js';
 
 /** A problem with the stored secrets the user must fix (exit 2). */
@@ -97,17 +100,54 @@ export async function exportSecrets(target: Target, directory: string): Promise<
   return written;
 }
 
-/** What a rotation touches: which components re-read the secret. */
-const rotationRestarts: Record<string, ComponentName[]> = {
-  'turn-shared-secret': ['synapse', 'coturn'],
-  'registration-shared-secret': ['synapse'],
-  'macaroon-secret-key': ['synapse'],
-  'form-secret': ['synapse'],
-  'postgres-password': ['synapse'],
-  'admin-password': [],
+/** What a rotation touches: which components re-read the secret (the auth component reads the database password too). */
+export function rotationRestarts(stack: Stack): Record<string, ComponentName[]> {
+  const auth: ComponentName[] = stack.auth ? ['auth'] : [];
+  return {
+    'turn-shared-secret': ['synapse', 'coturn'],
+    'registration-shared-secret': ['synapse'],
+    'macaroon-secret-key': ['synapse'],
+    'form-secret': ['synapse'],
+    'postgres-password': ['synapse', ...auth],
+    'admin-password': [],
+    ...(stack.auth ? authRotationRestarts : {}),
+  };
+}
+
+const authRotationRestarts: Record<string, ComponentName[]> = {
+  'auth-client-secret': ['synapse', 'auth'],
+  'auth-sealing-keyring': ['auth'],
+  'auth-cookie-keys': ['auth'],
+  'auth-signing-jwks': ['auth'],
+  'auth-admin-token': ['auth'],
+  'auth-cli-appservice-token': ['synapse'],
+  'auth-cli-appservice-hs-token': ['synapse'],
 };
 
-export const rotatableSecrets = Object.keys(rotationRestarts);
+export const rotatableSecrets = [
+  'turn-shared-secret', 'registration-shared-secret', 'macaroon-secret-key', 'form-secret', 'postgres-password', 'admin-password',
+  ...Object.keys(authRotationRestarts),
+];
+
+/** Keys kept next to the new one, so what the old keys signed or sealed stays readable. */
+const keptPreviousKeys = 2;
+
+/**
+ * The new value of a key set that must keep its predecessors: TOTP secrets sealed under the old key must
+ * still open, cookies and ID tokens signed with it must still verify until they expire. Other secrets are
+ * simply replaced.
+ */
+export function rotatedKeySet(id: string, stored: string | undefined, fresh: () => string): string {
+  if (stored === undefined) return fresh();
+  if (id === 'auth-sealing-keyring') return rotateSealingKeyring(stored, generateSealingKey(`k${Date.now().toString(36)}`));
+  if (id === 'auth-cookie-keys') return [generateRandomSecret(), ...stored.split(',').filter(Boolean).slice(0, keptPreviousKeys)].join(',');
+  if (id === 'auth-signing-jwks') {
+    const previous = (JSON.parse(stored) as { keys: unknown[] }).keys.slice(0, keptPreviousKeys);
+    const [next] = (JSON.parse(generateSigningJwks()) as { keys: unknown[] }).keys;
+    return JSON.stringify({ keys: [next, ...previous] });
+  }
+  return fresh();
+}
 
 export interface RotateResult {
   id: string;
@@ -128,15 +168,25 @@ export async function rotateSecret(target: Target, id: string, adminOptions: Adm
   if (id === 'signing-key') {
     throw new SecretsUsageError('the signing key is the server\'s identity for federation: replacing it makes other servers distrust old events; it is not rotated by mxstack.');
   }
-  if (!entry || !(id in rotationRestarts)) throw new SecretsUsageError(`cannot rotate ${id}: choose one of ${rotatableSecrets.join(', ')}.`);
+  if (id === 'auth-recovery-code-key') {
+    throw new SecretsUsageError('the recovery-code key is not rotated: every recovery code users saved would stop working. Users regenerate their codes on the account page.');
+  }
+  const restarts = rotationRestarts(target.stack);
+  if (!entry || !(id in restarts)) {
+    const available = Object.keys(restarts);
+    const hint = !target.stack.auth && id in authRotationRestarts ? ' (2FA is off on this stack, so it has no auth keys)' : '';
+    throw new SecretsUsageError(`cannot rotate ${id}${hint}: choose one of ${available.join(', ')}.`);
+  }
   if (entry.origin !== 'generated') {
     throw new SecretsUsageError(`${label(entry)} comes from ${entry.origin === 'values' ? 'the values file' : 'you'}: change it there, then apply.`);
   }
-  const value = entry.value!();
+  const value = rotatedKeySet(id, await target.readSecret(entry.ref), entry.value!);
   if (id === 'admin-password') {
-    // The account first: if that fails, the stored password still opens it.
+    // The account first: if that fails, the stored password still opens it. With 2FA on, passwords live
+    // in the identity provider (Synapse refuses password changes while its password login is off).
     await withAdmin(target, adminOptions, async (admin) => {
-      await admin.resetPassword(admin.adminUserId!, value, false);
+      if (target.stack.auth) await withAuthAdmin(target, (auth) => auth.setPassword(localpartOf(admin.adminUserId!), value, true));
+      else await admin.resetPassword(admin.adminUserId!, value, false);
     });
     await target.writeSecret(entry.ref, value);
     await target.applySecrets([]);
@@ -150,7 +200,7 @@ export async function rotateSecret(target: Target, id: string, adminOptions: Adm
     if (result.exitCode !== 0) throw new Error(`changing the database role's password failed: ${result.stderr.trim().split('\n').slice(-1)[0] ?? 'psql failed'}`);
   }
   await target.writeSecret(entry.ref, value);
-  const restarted = rotationRestarts[id]!.filter((c) => c !== 'coturn' || target.stack.values.coturn.enabled);
+  const restarted = restarts[id]!.filter((c) => c !== 'coturn' || target.stack.values.coturn.enabled);
   await target.applySecrets(restarted);
   return {
     id,
