@@ -200,6 +200,9 @@ describe('a local stack with 2FA on (the auth component)', { timeout: minutes(20
     }
     const config = statSync(join(layout.authConfigDir, 'config.json'));
     assert.deepEqual([config.uid, config.mode & 0o777], [0, 0o644]);
+    const recordedValues = statSync(layout.valuesFile);
+    assert.deepEqual([recordedValues.uid, recordedValues.mode & 0o777], [0, 0o600], 'the values up recorded may hold secrets');
+    assert.notEqual(new LocalTarget({ stateDir: stack.stateDir }).stack.auth, undefined, 'operations without values see 2FA on');
     const synapse = runtimeUser(runtimeDir(), 'matrix-synapse');
     for (const name of [synapseSecretFiles.oidcClientSecret('mxstack'), synapseSecretFiles.cliAppserviceRegistration]) {
       const file = statSync(join(layout.synapseSecretsDir, name));

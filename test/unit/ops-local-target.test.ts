@@ -38,3 +38,17 @@ test('a command against a stack that is not running fails with one sentence and 
   assert.equal(result.status, 1);
   assert.equal(result.stderr, `error: cannot reach Synapse: the local stack in ${stateDir} is not running; start it with \`mxstack up --state-dir ${stateDir}\`.\n`);
 });
+
+test('operations without values see the stack as the last `up` recorded it (values.json), values given win', async () => {
+  const { writeJsonFileAtomic, stateLayout } = await import('../../src/targets/local/state.js');
+  const stateDir = join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state');
+  const layout = stateLayout(stateDir);
+  assert.equal(new LocalTarget({ stateDir }).stack.auth, undefined, 'nothing recorded: the defaults (2FA off)');
+  writeJsonFileAtomic(layout.valuesFile, { synapse: { server: { name: 'chat.example', mfa: { webauthn: { enabled: true } } } } }, 0o600);
+  const recorded = new LocalTarget({ stateDir }).stack;
+  assert.equal(recorded.serverName, 'chat.example');
+  assert.equal(recorded.values.synapse.server.mfa.webauthn.enabled, true);
+  assert.equal(recorded.values.synapse.server.mfa.totp.enabled, false, 'not guessed: the recorded values say which factor is on');
+  const given = new LocalTarget({ stateDir, rawValues: { synapse: { server: { name: 'chat.example' } } } }).stack;
+  assert.equal(given.auth, undefined);
+});

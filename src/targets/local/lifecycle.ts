@@ -245,6 +245,8 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
       postgresPasswordFile: localSecretFile(layout, stack.secrets.postgresPassword),
     });
     writeJsonFileAtomic(join(layout.root, 'plan.json'), plan);
+    // Operations run later without -f see the stack as it was started (2FA on or off, its digits, ports...).
+    writeJsonFileAtomic(layout.valuesFile, raw, 0o600);
     supervisorPid = startSupervisor(layout);
     transferLock(layout, supervisorPid);
     options.progress(`supervisor started (pid ${supervisorPid}); logs in ${layout.logsDir}`);

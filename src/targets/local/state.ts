@@ -42,6 +42,8 @@ export function stateLayout(stateDirectory: string) {
     root,
     stateFile: join(root, 'state.json'),
     portsFile: join(root, 'ports.json'),
+    /** The merged values (raw, not defaulted) of the last `up`, mode 0600 (values may hold secrets). */
+    valuesFile: join(root, 'values.json'),
     lockFile: join(root, 'lock'),
     statusFile: join(root, 'status.json'),
     adminCredentialsFile: join(root, 'admin-credentials.json'),

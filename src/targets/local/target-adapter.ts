@@ -54,15 +54,16 @@ const noPorts: LocalPorts = {
 };
 
 /**
- * The stack as `up` compiled it: same values (or the defaults with the recorded server name), same ports.
- * A state directory that never ran (no plan yet) gets the values alone: enough for `secrets init`.
+ * The stack as `up` compiled it: the values given, else the values the last `up` recorded, else the
+ * defaults with the recorded server name; the same ports. A state directory that never ran (no plan yet)
+ * gets the values alone: enough for `secrets init`.
  */
 export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan | undefined, rawValues: Record<string, unknown> | undefined): Stack {
-  // Without the values, a stack `up` started with 2FA (its plan runs the auth component) must still be
-  // seen with it: the operations log in and manage passwords differently then. Which factor is on does
-  // not matter to them.
-  const withAuth = rawValues === undefined && plan?.components.some((c) => c.name === 'auth');
-  const raw = withAuth ? deepSet({}, ['synapse', 'server', 'mfa', 'totp', 'enabled'], true) : rawValues ?? {};
+  const given = rawValues ?? readJsonFile<Record<string, unknown>>(layout.valuesFile);
+  // A state directory started before `up` recorded its values: a plan that runs the auth component means
+  // 2FA was on, and the operations log in and manage passwords differently then.
+  const withAuth = given === undefined && plan?.components.some((c) => c.name === 'auth');
+  const raw = withAuth ? deepSet({}, ['synapse', 'server', 'mfa', 'totp', 'enabled'], true) : given ?? {};
   const recordedName = plan?.serverName ?? readJsonFile<StackIdentity>(layout.stateFile)?.serverName;
   const values: Values = resolveValues(recordedName ? deepSet(raw, ['synapse', 'server', 'name'], recordedName) : raw);
   if (recordedName && values.synapse.server.name !== recordedName) {
