@@ -4,7 +4,8 @@
  * check generated files with the real programs of the runtime root filesystem when it exists.
  */
 import { runtimeDir } from '../../src/targets/local/runtime.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import type { TestContext } from 'node:test';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -129,4 +130,33 @@ export function runInRootfs(args: string[], timeoutMs = 20_000, user?: string, i
   const userspec = user === undefined ? [] : [`--userspec=${user}:${user}`];
   const result = spawnSync('chroot', [...userspec, runtimeRootfs, ...args], { encoding: 'utf8', timeout: timeoutMs, input });
   return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}` };
+}
+
+/**
+ * Runs the runtime's HAProxy on the stack's generated haproxy.cfg (already written inside the runtime) until
+ * the test ends; returns the router's base URL.
+ */
+export function runRuntimeRouter(t: TestContext, stack: Stack): string {
+  const router = spawn('chroot', [runtimeRootfs, 'haproxy', '-db', '-f', join(stack.placement.paths.routerConfigDir, 'haproxy.cfg')], { stdio: 'ignore' });
+  const killer = setTimeout(() => router.kill('SIGKILL'), 30_000);
+  const exited = new Promise((resolve) => router.on('exit', resolve));
+  t.after(async () => {
+    router.kill('SIGTERM');
+    await exited;
+    clearTimeout(killer);
+  });
+  return `http://127.0.0.1:${stack.placement.ports.router}`;
+}
+
+/** fetch, retried for about 5 s while the router starts (refused connections) or has not seen its backend up yet (503). */
+export async function fetchUntilUp(url: string, init?: RequestInit): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const response = await fetch(url, { ...init, signal: AbortSignal.timeout(3_000) });
+      if (response.status !== 503 || attempt >= 50) return response;
+    } catch (error) {
+      if (attempt >= 50) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

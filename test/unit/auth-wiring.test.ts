@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, sign, verify, type JsonWebKey } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +40,8 @@ import {
   rootfsScratch,
   rootfsUnavailable,
   runInRootfs,
+  runRuntimeRouter,
+  fetchUntilUp,
   runtimeRootfs,
   withRouterConfigDir,
   writeFiles,
@@ -382,32 +383,11 @@ test('a running HAProxy forwards /auth paths unchanged to the auth component wit
     synapse.close();
   });
 
-  const router = spawn('chroot', [runtimeRootfs, 'haproxy', '-db', '-f', join(stack.placement.paths.routerConfigDir, 'haproxy.cfg')], { stdio: 'ignore' });
-  const killer = setTimeout(() => router.kill('SIGKILL'), 30_000);
-  const exited = new Promise((resolve) => router.on('exit', resolve));
-  t.after(async () => {
-    router.kill('SIGTERM');
-    await exited;
-    clearTimeout(killer);
-  });
-
-  const base = `http://127.0.0.1:${stack.placement.ports.router}`;
-  const fetchUntilUp = async (path: string, init?: RequestInit): Promise<Response> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const response = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(3_000) });
-        // 503 until the health check has seen the backend up.
-        if (response.status !== 503 || attempt >= 50) return response;
-      } catch (error) {
-        if (attempt >= 50) throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  };
+  const base = runRuntimeRouter(t, stack);
 
   const paths = ['/auth', '/auth/.well-known/openid-configuration', '/auth/interaction/abc?x=1', '/auth/static/app.css'];
   for (const path of paths) {
-    const response = await fetchUntilUp(path, { headers: { 'X-Forwarded-For': '203.0.113.66', 'X-Forwarded-Host': 'evil.example' } });
+    const response = await fetchUntilUp(`${base}${path}`, { headers: { 'X-Forwarded-For': '203.0.113.66', 'X-Forwarded-Host': 'evil.example' } });
     assert.equal(response.status, 200, path);
   }
   assert.deepEqual(atAuth.map((s) => s.url), paths, 'forwarded unchanged');
@@ -416,10 +396,10 @@ test('a running HAProxy forwards /auth paths unchanged to the auth component wit
     assert.equal(headers['x-forwarded-proto'], 'http');
     assert.equal(headers['x-forwarded-host'], `127.0.0.1:${stack.placement.ports.router}`);
   }
-  const notAuth = await fetchUntilUp('/authx');
+  const notAuth = await fetchUntilUp(`${base}/authx`);
   assert.equal(notAuth.status, 404, '/authx is not the auth component');
   assert.equal(atAuth.length, paths.length);
-  assert.equal((await fetchUntilUp('/_matrix/client/versions')).status, 200);
+  assert.equal((await fetchUntilUp(`${base}/_matrix/client/versions`)).status, 200);
   assert.deepEqual(atSynapse.map((s) => s.url), ['/_matrix/client/versions']);
 });
 

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { renderRouterConfig, routerConfigFiles } from '../../src/components/router/config.js';
@@ -13,6 +12,8 @@ import {
   rootfsScratch,
   rootfsUnavailable,
   runInRootfs,
+  runRuntimeRouter,
+  fetchUntilUp,
   runtimeRootfs,
   withRouterConfigDir,
   writeFiles,
@@ -160,26 +161,7 @@ test('a running HAProxy serves well-known with CORS, proxies the Matrix API and 
   await new Promise<void>((resolve) => synapse.listen(stack.placement.ports.synapseHttp, '127.0.0.1', resolve));
   t.after(() => synapse.close());
 
-  const router = spawn('chroot', [runtimeRootfs, 'haproxy', '-db', '-f', join(stack.placement.paths.routerConfigDir, 'haproxy.cfg')], { stdio: 'ignore' });
-  const killer = setTimeout(() => router.kill('SIGKILL'), 30_000);
-  const exited = new Promise((resolve) => router.on('exit', resolve));
-  t.after(async () => {
-    router.kill('SIGTERM');
-    await exited;
-    clearTimeout(killer);
-  });
-
-  const base = `http://127.0.0.1:${stack.placement.ports.router}`;
-  const fetchUntilUp = async (url: string, init?: RequestInit): Promise<Response> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fetch(url, { ...init, signal: AbortSignal.timeout(3_000) });
-      } catch (error) {
-        if (attempt >= 50) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-  };
+  const base = runRuntimeRouter(t, stack);
 
   const client = await fetchUntilUp(`${base}/.well-known/matrix/client`);
   assert.equal(client.status, 200);
