@@ -11,7 +11,7 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
 import {
   configChecksum,
@@ -110,17 +110,7 @@ function authDeployment(stack: Stack, configData: Record<string, string>): Deplo
 
 function authService(stack: Stack): Service {
   const { auth } = stack.values;
-  return new Service({
-    metadata: objectMeta(stack, authComponent),
-    spec: {
-      type: 'ClusterIP',
-      selector: stack.selectorLabels(authComponent),
-      ports: [
-        { name: 'http', port: auth.port, targetPort: 'http', protocol: 'TCP' as const },
-        { name: 'admin', port: auth.adminPort, targetPort: 'admin', protocol: 'TCP' as const },
-      ],
-    },
-  });
+  return clusterIpService(stack, authComponent, { http: auth.port, admin: auth.adminPort });
 }
 
 export function authObjects(stack: Stack): KubeObject[] {

@@ -13,7 +13,7 @@ import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { Stack } from '../../stack/model.js';
 import { ValuesError } from '../../values/errors.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
 import {
   configChecksum,
   containerImage,
@@ -236,14 +236,7 @@ function coturnService(stack: Stack): Service {
 function coturnMetricsService(stack: Stack): Service[] {
   if (!stack.values.coturn.prometheusExporter.enabled) return [];
   return [
-    new Service({
-      metadata: objectMeta(stack, coturnComponent, coturnMetricsServiceName(stack)),
-      spec: {
-        type: 'ClusterIP',
-        selector: stack.selectorLabels(coturnComponent),
-        ports: [{ name: 'metrics', port: stack.placement.ports.turnMetrics, targetPort: 'metrics', protocol: 'TCP' as const }],
-      },
-    }),
+    clusterIpService(stack, coturnComponent, { metrics: stack.placement.ports.turnMetrics }, coturnMetricsServiceName(stack)),
   ];
 }
 

@@ -9,7 +9,7 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
 import {
   configChecksum,
@@ -78,17 +78,7 @@ function routerDeployment(stack: Stack, configData: Record<string, string>): Dep
 
 function routerService(stack: Stack): Service {
   const { ports } = stack.placement;
-  return new Service({
-    metadata: objectMeta(stack, routerComponent),
-    spec: {
-      type: 'ClusterIP',
-      selector: stack.selectorLabels(routerComponent),
-      ports: [
-        { name: 'http', port: ports.router, targetPort: 'http', protocol: 'TCP' as const },
-        { name: 'metrics', port: ports.routerMetrics, targetPort: 'metrics', protocol: 'TCP' as const },
-      ],
-    },
-  });
+  return clusterIpService(stack, routerComponent, { http: ports.router, metrics: ports.routerMetrics });
 }
 
 export function routerObjects(stack: Stack): KubeObject[] {

@@ -1,5 +1,6 @@
 /** Object metadata every object of the release carries: its name and the recommended labels. */
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Service } from 'kubernetes-models/v1/Service';
 import type { Stack } from '../../stack/model.js';
 
 export type IObjectMeta = NonNullable<IConfigMap['metadata']>;
@@ -18,4 +19,16 @@ export function podMeta(stack: Stack, component: string, annotations: Record<str
     labels: stack.labels(component),
     ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
+}
+
+/** A ClusterIP Service of a component's pods: one TCP port per entry, each targeting the container port of the same name. */
+export function clusterIpService(stack: Stack, component: string, ports: Record<string, number>, name: string = stack.objectName(component)): Service {
+  return new Service({
+    metadata: objectMeta(stack, component, name),
+    spec: {
+      type: 'ClusterIP',
+      selector: stack.selectorLabels(component),
+      ports: Object.entries(ports).map(([portName, port]) => ({ name: portName, port, targetPort: portName, protocol: 'TCP' as const })),
+    },
+  });
 }
