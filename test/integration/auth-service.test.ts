@@ -384,6 +384,13 @@ test('PostgreSQL adapter: find by id, uid and user code; consume; revoke by gran
   await adapter.consume('a');
   const consumed = await adapter.find('a');
   assert.equal(typeof consumed?.consumed, 'number');
+  // Two replicas redeeming one code at the same instant: exactly one consume wins, the other is invalid_grant.
+  await adapter.upsert('raced', { jti: 'raced' }, 60);
+  const race = await Promise.allSettled([adapter.consume('raced'), new PostgresAdapter(db, 'TestModel').consume('raced')]);
+  assert.deepEqual(race.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const loser = race.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
+  assert.equal((loser.reason as { error?: string }).error, 'invalid_grant');
+  await assert.rejects(adapter.consume('a'), { error: 'invalid_grant' }, 'consuming twice is refused');
   await adapter.revokeByGrantId('g1');
   assert.equal(await adapter.find('a'), undefined);
   assert.equal(await adapter.find('b'), undefined);

@@ -1,7 +1,7 @@
 // oidc-provider's storage adapter on PostgreSQL (table auth_oidc_payloads), so that every replica sees the
 // same sessions, interactions, grants, codes and tokens. Expiry is honoured on every read (an expired row
 // is as good as absent) and expired rows are pruned from time to time.
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Database } from '../repository.js';
 
 interface PayloadRow {
@@ -48,8 +48,14 @@ export class PostgresAdapter implements Adapter {
     return this.first(await this.db.query<PayloadRow>(`SELECT ${columns} FROM auth_oidc_payloads WHERE model = $1 AND user_code = $2`, [this.model, userCode]));
   }
 
+  /**
+   * oidc-provider finds a code (or refresh token), checks it is unconsumed, then consumes it: two replicas
+   * redeeming the same code at once would both pass the check. Only the request whose UPDATE marks the row
+   * wins; the other is refused as an invalid grant.
+   */
   async consume(id: string): Promise<void> {
-    await this.db.query('UPDATE auth_oidc_payloads SET consumed_at = now() WHERE model = $1 AND id = $2 AND consumed_at IS NULL', [this.model, id]);
+    const result = await this.db.query('UPDATE auth_oidc_payloads SET consumed_at = now() WHERE model = $1 AND id = $2 AND consumed_at IS NULL', [this.model, id]);
+    if (result.rowCount === 0) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async destroy(id: string): Promise<void> {
