@@ -15,7 +15,8 @@ import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '..
 import { join } from 'node:path';
 import { addVirtualAuthenticator, browserSkipReason, type VirtualCredential, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
 import { PostgresAdapter, pruneExpiredPayloads } from '../../src/components/auth/service/adapter.js';
-import { csrfOn, formOn, freePort, recoveryCodesOn, startAuthService, startRoundRobinProxy, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
+import { csrfOn, formOn, recoveryCodesOn, startAuthService, startRoundRobinProxy, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
+import { freeLoopbackPort } from '../support/component-stacks.js';
 
 const skip = authPostgresSkipReason();
 const redirectUri = 'http://127.0.0.1:9/_synapse/client/oidc/callback';
@@ -546,7 +547,7 @@ test('policy without "required": password alone for users, enrolment for admins 
 });
 
 test('two replicas behind a round-robin proxy share interactions, sessions, single-use codes and signing keys', { skip }, async () => {
-  const proxyPort = await freePort();
+  const proxyPort = await freeLoopbackPort();
   const first = await startAuthService({ postgres: postgres!, redirectUri, database: 'replicated_auth', issuer: `http://127.0.0.1:${proxyPort}/auth` });
   const second = await startAuthService({ postgres: postgres!, replicaOf: first }).catch(async (error: unknown) => {
     await first.stop();

@@ -14,13 +14,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
 import { matrixRequest, MatrixHttpError } from '../support/matrix-client.js';
 import { ssoLogin, startOidcProvider, type OidcProviderHandle } from '../support/oidc-provider.js';
+import { freeLoopbackPort } from '../support/component-stacks.js';
 
 let stack: LocalStackHandle;
 let idp: OidcProviderHandle;
@@ -37,20 +37,8 @@ const accounts = {
   carol: { preferred_username: 'carol.sso', name: 'Carol Example', email: 'carol@example.org' },
 };
 
-/** A port free right now on 127.0.0.1: the router's, so the provider knows Synapse's callback URL in advance. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address !== 'string' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 before(async () => {
-  const routerPort = await freePort();
+  const routerPort = await freeLoopbackPort();
   clientBaseUrl = `http://127.0.0.1:${routerPort}/`;
   redirectUrl = `${clientBaseUrl}sso-complete`;
   const callback = `${clientBaseUrl}_synapse/client/oidc/callback`;

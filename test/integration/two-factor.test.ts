@@ -18,7 +18,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -55,6 +54,7 @@ import {
   type MatrixLogin,
   type StackUrls,
 } from '../support/sso-login.js';
+import { freeLoopbackPort } from '../support/component-stacks.js';
 
 const skip = browserSkipReason() ?? (process.getuid?.() !== 0 ? 'the local stack needs root' : undefined);
 const screenshotDir = process.env.MXSTACK_SCREENSHOTS;
@@ -76,17 +76,6 @@ const passwords = {
 const alice: { enrolment?: TotpEnrolment; lastStep?: number; recoveryCodes?: string[]; securityKey?: VirtualCredential } = {};
 const pat: { enrolment?: TotpEnrolment; lastStep?: number } = {};
 let erinLockedUntilMs: number | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address !== 'string' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function writeValues(name: string, values: unknown): string {
   const file = join(workDir, name);
@@ -185,7 +174,7 @@ before(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'mxstack-2fa-'));
   // The state directory lives inside: the auth service's own uid must be able to pass through (not list).
   chmodSync(workDir, 0o711);
-  const routerPort = await freePort();
+  const routerPort = await freeLoopbackPort();
   urls = {
     browserBase: `http://localhost:${routerPort}/`,
     apiBase: `http://127.0.0.1:${routerPort}/`,

@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,17 +14,7 @@ import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from '../../
 import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/components/auth/keys.js';
 import { CookieJar } from './oidc-provider.js';
 import type { AuthPostgres } from './auth-postgres.js';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
+import { freeLoopbackPort } from './component-stacks.js';
 
 export interface AuthServiceHandle {
   readonly config: AuthServiceConfig;
@@ -60,7 +49,7 @@ export function testSigningJwks(): { keys: Record<string, unknown>[] } {
 }
 
 export async function startAuthService(options: AuthServiceOptions): Promise<AuthServiceHandle> {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
   const dir = mkdtempSync(join(tmpdir(), 'mxstack-auth-service-'));
   const replicaOf = options.replicaOf;
   const secretsDir = replicaOf?.secretsDir ?? join(dir, 'secrets');
