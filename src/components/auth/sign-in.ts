@@ -24,7 +24,8 @@ export interface AuthContext {
 
 export type Refusal = { readonly ok: false; readonly reason: 'locked'; readonly retryAfterMs: number } | { readonly ok: false; readonly reason: 'refused' };
 
-export type PasswordOutcome = Refusal | { readonly ok: true; readonly account: repo.Account; readonly hasSecondFactor: boolean };
+/** `factors` is the account's factor summary read for this step, so the caller need not read it again. */
+export type PasswordOutcome = Refusal | { readonly ok: true; readonly account: repo.Account; readonly factors: repo.FactorSummary; readonly hasSecondFactor: boolean };
 
 /**
  * A verified hash of a random password: unknown accounts are checked against it so that "no such user"
@@ -50,7 +51,7 @@ export async function signInWithPassword(ctx: AuthContext, username: string, pas
     if (stored.scheme === 'synapse-bcrypt') await repo.appendAudit(ctx.db, { accountId: account.id, username: account.username, event: 'password-imported', address });
   }
   const factors = await repo.factorSummary(ctx.db, account.id);
-  return { ok: true, account, hasSecondFactor: factors.totp || factors.webauthnCredentials > 0 };
+  return { ok: true, account, factors, hasSecondFactor: factors.totp || factors.webauthnCredentials > 0 };
 }
 
 /** Second step with a TOTP code: the code must be right AND its step must win the single-use update. */

@@ -51,9 +51,12 @@ function addressOf(service: Service, req: IncomingMessage): string {
   return clientAddress(req.socket.remoteAddress, Array.isArray(forwarded) ? forwarded.join(',') : forwarded, service.config.trustedProxies);
 }
 
-async function accountFactors(service: Service, account: repo.Account): Promise<AccountFactors & { recoveryCodesLeft: number }> {
-  const summary = await repo.factorSummary(service.db, account.id);
+function factorsOf(account: repo.Account, summary: repo.FactorSummary): AccountFactors & { recoveryCodesLeft: number } {
   return { isAdmin: account.isAdmin, mustEnrol: account.mustEnrol, hasTotp: summary.totp, securityKeys: summary.webauthnCredentials, recoveryCodesLeft: summary.recoveryCodesLeft };
+}
+
+async function accountFactors(service: Service, account: repo.Account): Promise<AccountFactors & { recoveryCodesLeft: number }> {
+  return factorsOf(account, await repo.factorSummary(service.db, account.id));
 }
 
 /**
@@ -146,7 +149,7 @@ const postHandlers: Record<string, PostHandler> = {
       log(outcome.reason === 'locked' ? 'sign-in-locked' : 'sign-in-password-refused', { username, address: step.address, flow: step.target.kind });
       return back(step, { error: refusalMessage(outcome, messages.wrongPassword) });
     }
-    const next = stepAfterPassword(service.config.policy, await accountFactors(service, outcome.account));
+    const next = stepAfterPassword(service.config.policy, factorsOf(outcome.account, outcome.factors));
     log('sign-in-password-accepted', { username, address: step.address, flow: step.target.kind, next });
     if (next === 'done') await repo.appendAudit(service.db, { accountId: outcome.account.id, username, event: 'sign-in', address: step.address, detail: { factor: 'password' } });
     Object.assign(step.flow, { stage: next, accountId: outcome.account.id, username });
