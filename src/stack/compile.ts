@@ -35,12 +35,13 @@ function authSecrets(release: string): AuthSecrets {
   };
 }
 
-function stackAuth(baseUrl: string, placement: Placement): StackAuth {
+function stackAuth(baseUrl: string, placement: Placement, synapseDatabase: string): StackAuth {
   return {
     issuer: `${baseUrl.replace(/\/$/, '')}${authPathPrefix}`,
     internalUrl: `http://${placement.hosts.auth}:${placement.ports.auth}${authPathPrefix}`,
     clientId: 'synapse',
     idpId: 'mxstack',
+    database: `${synapseDatabase}_auth`,
   };
 }
 
@@ -144,6 +145,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
   const namespace = options.namespace ?? defaultNamespace;
   checkReleaseNames(release, namespace);
   const baseUrl = publicBaseUrl(values, placement);
+  const databaseName = values.synapse.database.name ?? values.postgresql.database;
   const selectorLabels = (component: string) => ({
     'app.kubernetes.io/name': component,
     'app.kubernetes.io/instance': release,
@@ -173,12 +175,12 @@ export function compileStack(values: Values, placement: Placement, options: Comp
     database: {
       host: values.synapse.database.external ? values.synapse.database.host! : placement.hosts.postgresql,
       port: values.synapse.database.external ? values.synapse.database.port : placement.ports.postgresql,
-      name: values.synapse.database.name ?? values.postgresql.database,
+      name: databaseName,
       user: values.synapse.database.user ?? values.postgresql.username,
       sslmode: values.synapse.database.external ? values.synapse.database.sslmode : 'disable',
     },
     secrets: deriveSecrets(values, release),
-    ...(authEnabled(values) ? { auth: stackAuth(baseUrl, placement) } : {}),
+    ...(authEnabled(values) ? { auth: stackAuth(baseUrl, placement, databaseName) } : {}),
     versions: componentVersions,
     selectorLabels,
     labels: (component: string) => ({

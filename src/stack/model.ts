@@ -128,6 +128,8 @@ export interface StackAuth {
   clientId: string;
   /** Synapse's idp_id: logins go through `/_matrix/client/v3/login/sso/redirect/oidc-<idpId>`. */
   idpId: string;
+  /** The auth component's own database on the stack's PostgreSQL: Synapse's database name + `_auth`. */
+  database: string;
 }
 
 /** The path prefix under which the router serves the auth component on the public host. */

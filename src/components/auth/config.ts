@@ -55,7 +55,7 @@ export function authServiceConfig(stack: Stack): AuthServiceConfig {
       host: database.host,
       port: database.port,
       user: database.user,
-      database: `${database.name}_auth`,
+      database: auth.database,
       synapseDatabase: database.name,
       sslmode: database.sslmode,
     },

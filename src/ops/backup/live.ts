@@ -57,10 +57,7 @@ export async function liveStack(target: Target): Promise<LiveStack> {
   };
 }
 
-/**
- * The auth component's database (AuthServiceConfig.database.database in the contract: Synapse's database
- * name + `_auth`), on the stack's PostgreSQL; undefined when the stack has no auth component.
- */
+/** The auth component's database (StackAuth.database) on the stack's PostgreSQL; undefined without the auth component. */
 export function authDatabaseName(target: Target): string | undefined {
-  return target.stack.auth ? `${target.stack.database.name}_auth` : undefined;
+  return target.stack.auth?.database;
 }

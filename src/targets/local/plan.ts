@@ -7,7 +7,6 @@ import { authPathPrefix, type Stack } from '../../stack/model.js';
 import { coturnHasPrometheusExporter } from '../../components/coturn/config.js';
 import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
 import { authArgv, authHealthUrl, authVersion, defaultHostProgram, localAuthUser, type HostProgram } from './auth.js';
-import { authServiceConfig } from '../../components/auth/config.js';
 import type { RuntimeUsers } from './files.js';
 import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
@@ -257,7 +256,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
             initdbArgs: localInitdbArgs(stack),
             role: stack.database.user,
             database: stack.database.name,
-            ...(stack.auth ? { authDatabase: authServiceConfig(stack).database.database } : {}),
+            ...(stack.auth ? { authDatabase: stack.auth.database } : {}),
             passwordFile: postgresPasswordFile,
             port: ports.postgresql,
           },
