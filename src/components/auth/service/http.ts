@@ -52,6 +52,15 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | u
  * advance: the stack trusts the pod network's ranges, see auth.trustedProxies).
  */
 function trustedAddresses(entries: readonly string[]): { has: (address: string) => boolean } {
+  let trusted = trustedByList.get(entries);
+  if (!trusted) trustedByList.set(entries, (trusted = buildTrustedAddresses(entries)));
+  return trusted;
+}
+
+/** Built once per configured list (the service's config is fixed), not once per request. */
+const trustedByList = new WeakMap<readonly string[], { has: (address: string) => boolean }>();
+
+function buildTrustedAddresses(entries: readonly string[]): { has: (address: string) => boolean } {
   const list = new BlockList();
   for (const entry of entries.map(normaliseAddress)) {
     const [address = '', prefix] = entry.split('/');
