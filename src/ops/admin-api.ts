@@ -492,20 +492,27 @@ export function unreachable(baseUrl: string, error: unknown): AdminApiError {
   return new AdminApiError(`cannot reach Synapse at ${baseUrl} (${cause}): is the stack running?`);
 }
 
-/** Password login for the admin; the password travels in the body only. */
-export async function loginWithPassword(baseUrl: string, user: string, password: string, deviceId: string): Promise<{ userId: string; accessToken: string }> {
+type LoginAnswer = { user_id?: string; access_token?: string; errcode?: string; error?: string; retry_after_ms?: number };
+
+/** POST /login with `body` (and any extra headers); the caller turns a refusal into its own sentence. */
+async function postLogin(baseUrl: string, body: Record<string, unknown>, deviceId: string, headers: Record<string, string> = {}): Promise<{ response: Response; answer: LoginAnswer }> {
   let response: Response;
   try {
     response = await fetch(new URL('_matrix/client/v3/login', baseUrl), {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user }, password, device_id: deviceId, initial_device_display_name: 'mxstack CLI' }),
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ ...body, device_id: deviceId, initial_device_display_name: 'mxstack CLI' }),
       signal: AbortSignal.timeout(60_000),
     });
   } catch (error) {
     throw unreachable(baseUrl, error);
   }
-  const answer = (await response.json().catch(() => ({}))) as { user_id?: string; access_token?: string; errcode?: string; error?: string; retry_after_ms?: number };
+  return { response, answer: (await response.json().catch(() => ({}))) as LoginAnswer };
+}
+
+/** Password login for the admin; the password travels in the body only. */
+export async function loginWithPassword(baseUrl: string, user: string, password: string, deviceId: string): Promise<{ userId: string; accessToken: string }> {
+  const { response, answer } = await postLogin(baseUrl, { type: 'm.login.password', identifier: { type: 'm.id.user', user }, password }, deviceId);
   if (response.ok && answer.user_id && answer.access_token) return { userId: answer.user_id, accessToken: answer.access_token };
   if (answer.errcode === 'M_FORBIDDEN') throw new AdminApiError(`Synapse refused the stored admin password of ${user} (M_FORBIDDEN); reset it with \`mxstack secrets rotate admin-password\` or pass --access-token-file.`);
   if (answer.errcode === 'M_LIMIT_EXCEEDED') {
@@ -520,18 +527,7 @@ export async function loginWithPassword(baseUrl: string, user: string, password:
  * is off (built-in 2FA; the `mxstack-cli` application service).
  */
 export async function loginWithAppservice(baseUrl: string, user: string, asToken: string, deviceId: string): Promise<{ userId: string; accessToken: string }> {
-  let response: Response;
-  try {
-    response = await fetch(new URL('_matrix/client/v3/login', baseUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${asToken}` },
-      body: JSON.stringify({ type: 'm.login.application_service', identifier: { type: 'm.id.user', user }, device_id: deviceId, initial_device_display_name: 'mxstack CLI' }),
-      signal: AbortSignal.timeout(60_000),
-    });
-  } catch (error) {
-    throw unreachable(baseUrl, error);
-  }
-  const answer = (await response.json().catch(() => ({}))) as { user_id?: string; access_token?: string; errcode?: string; error?: string };
+  const { response, answer } = await postLogin(baseUrl, { type: 'm.login.application_service', identifier: { type: 'm.id.user', user } }, deviceId, { authorization: `Bearer ${asToken}` });
   if (response.ok && answer.user_id && answer.access_token) return { userId: answer.user_id, accessToken: answer.access_token };
   if (answer.errcode === 'M_UNKNOWN_TOKEN' || response.status === 401) {
     throw new AdminApiError('Synapse refused the stored token of the mxstack-cli application service (M_UNKNOWN_TOKEN): restart Synapse so it reads its application service file again (locally `mxstack down` then `mxstack up`).');
