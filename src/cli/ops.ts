@@ -21,7 +21,6 @@ import { withAdmin } from '../ops/admin-session.js';
 import {
   createUser,
   deactivateUser,
-  existingUserId,
   listUsers,
   loginToken,
   resetSecondFactors,
@@ -488,11 +487,11 @@ function registerUsersCommands(program: Command): void {
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions & { yes?: boolean }>(command);
         const target = targetWithAuth(options);
-        const result = await adminWithAuth(target, options, async (client, auth) => {
-          const userId = await existingUserId(client, user);
-          await confirmByTyping(`remove every second factor and recovery code of ${userId} on ${target.description}`, userId, options.yes);
-          return resetSecondFactors(client, auth!, userId);
-        });
+        const result = await adminWithAuth(target, options, (client, auth) =>
+          resetSecondFactors(client, auth!, user, (userId) =>
+            confirmByTyping(`remove every second factor and recovery code of ${userId} on ${target.description}`, userId, options.yes),
+          ),
+        );
         const enrol = result.after.mustEnrol;
         if (options.output === 'json') return printJson({ user_id: result.userId, removed: result.removed, must_enrol: enrol });
         print(

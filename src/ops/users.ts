@@ -210,8 +210,8 @@ export function factorPhrases(account: AdminAccountInfo): string[] {
   ];
 }
 
-/** The user id a reset-2fa confirmation must type; refuses users Synapse does not know. */
-export async function existingUserId(admin: SynapseAdminClient, user: string): Promise<string> {
+/** The full user id of a user Synapse knows; refuses others. */
+async function existingUserId(admin: SynapseAdminClient, user: string): Promise<string> {
   const userId = toUserId(user, admin.serverName);
   await admin.getUser(userId);
   return userId;
@@ -224,9 +224,18 @@ export async function existingUserId(admin: SynapseAdminClient, user: string): P
  */
 const hasAuthAccount = (info: AdminAccountInfo) => info.password !== 'none' || factorPhrases(info).length > 0 || info.mustEnrol || info.lockedUntil !== undefined;
 
-/** Removes every second factor and recovery code of the user at the auth service. */
-export async function resetSecondFactors(admin: SynapseAdminClient, auth: AuthAdminClient, user: string): Promise<SecondFactorReset> {
+/**
+ * Removes every second factor and recovery code of the user at the auth service; `confirm` (the CLI's typed
+ * confirmation) runs once the user is known to exist, before anything changes.
+ */
+export async function resetSecondFactors(
+  admin: SynapseAdminClient,
+  auth: AuthAdminClient,
+  user: string,
+  confirm: (userId: string) => Promise<void> = async () => undefined,
+): Promise<SecondFactorReset> {
   const userId = await existingUserId(admin, user);
+  await confirm(userId);
   const before = await auth.account(localpartOf(userId));
   if (!hasAuthAccount(before)) return { userId, removed: [], after: before };
   const after = await auth.resetSecondFactors(localpartOf(userId));
