@@ -50,35 +50,31 @@ function requestOptions(options) {
   };
 }
 
-function registrationJson(credential) {
+/** The JSON form @simplewebauthn/server verifies: the shared fields plus the ceremony's own `response` fields. */
+function credentialJson(credential, response) {
   return {
     id: credential.id,
     rawId: toBase64url(credential.rawId),
     type: credential.type,
     clientExtensionResults: credential.getClientExtensionResults(),
     authenticatorAttachment: credential.authenticatorAttachment || undefined,
-    response: {
-      clientDataJSON: toBase64url(credential.response.clientDataJSON),
-      attestationObject: toBase64url(credential.response.attestationObject),
-      transports: credential.response.getTransports ? credential.response.getTransports() : [],
-    },
+    response: { clientDataJSON: toBase64url(credential.response.clientDataJSON), ...response },
   };
 }
 
+function registrationJson(credential) {
+  return credentialJson(credential, {
+    attestationObject: toBase64url(credential.response.attestationObject),
+    transports: credential.response.getTransports ? credential.response.getTransports() : [],
+  });
+}
+
 function authenticationJson(credential) {
-  return {
-    id: credential.id,
-    rawId: toBase64url(credential.rawId),
-    type: credential.type,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    authenticatorAttachment: credential.authenticatorAttachment || undefined,
-    response: {
-      clientDataJSON: toBase64url(credential.response.clientDataJSON),
-      authenticatorData: toBase64url(credential.response.authenticatorData),
-      signature: toBase64url(credential.response.signature),
-      userHandle: credential.response.userHandle ? toBase64url(credential.response.userHandle) : undefined,
-    },
-  };
+  return credentialJson(credential, {
+    authenticatorData: toBase64url(credential.response.authenticatorData),
+    signature: toBase64url(credential.response.signature),
+    userHandle: credential.response.userHandle ? toBase64url(credential.response.userHandle) : undefined,
+  });
 }
 
 function showError(message) {
