@@ -8,7 +8,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { authConfigFile, authHealthPath, authSecretFiles } from '../../components/auth/service-config.js';
-import type { Stack } from '../../stack/model.js';
+import type { AuthSecrets, Stack } from '../../stack/model.js';
 import { componentVersions } from '../../versions.js';
 import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
@@ -51,16 +51,7 @@ export const authHealthUrl = (stack: Stack) => `http://${loopback}:${stack.place
 export const authVersion = componentVersions.auth;
 
 /** The auth secrets a local stack keeps under <state>/secrets/<release>-auth/ (see AuthSecrets). */
-export interface LocalAuthSecretValues {
-  clientSecret: string;
-  sealingKeyring: string;
-  recoveryCodeKey: string;
-  cookieKeys: string;
-  signingJwks: string;
-  adminToken: string;
-  cliAppserviceToken: string;
-  cliAppserviceHsToken: string;
-}
+export type LocalAuthSecretValues = Record<keyof AuthSecrets, string>;
 
 /** The files of placement.paths.authSecretsDir: one secret each; the database password is the stack's role's. */
 export function authSecretFileContents(auth: LocalAuthSecretValues, databasePassword: string): Record<string, string> {

@@ -6,12 +6,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
 import {
+  authSecretGenerators,
   generateAdminPassword,
   generatePostgresPassword,
   generateRandomSecret,
   generateSigningKey,
 } from '../../ops/secrets/generate.js';
-import { secretInventory } from '../../ops/secrets/inventory.js';
 import type { LocalAuthSecretValues } from './auth.js';
 import type { StateLayout } from './state.js';
 
@@ -70,25 +70,10 @@ export interface LocalSecretValues {
   auth?: LocalAuthSecretValues;
 }
 
-/** How `secrets init` generates a secret (the one inventory of src/ops/secrets), when it does. */
-function inventoryGenerator(stack: Stack, ref: SecretRef): (() => string) | undefined {
-  const entry = secretInventory(stack).find((e) => e.ref.name === ref.name && e.ref.key === ref.key);
-  return entry?.origin === 'generated' ? entry.value : undefined;
-}
-
-/** The auth component's keys (<state>/secrets/<release>-auth/*), generated like `secrets init` does when missing. */
-function ensureAuthSecrets(stack: Stack, refs: AuthSecrets, layout: StateLayout): LocalAuthSecretValues {
-  const ensure = (ref: SecretRef) => ensureSecret(layout, ref, undefined, inventoryGenerator(stack, ref));
-  return {
-    clientSecret: ensure(refs.clientSecret),
-    sealingKeyring: ensure(refs.sealingKeyring),
-    recoveryCodeKey: ensure(refs.recoveryCodeKey),
-    cookieKeys: ensure(refs.cookieKeys),
-    signingJwks: ensure(refs.signingJwks),
-    adminToken: ensure(refs.adminToken),
-    cliAppserviceToken: ensure(refs.cliAppserviceToken),
-    cliAppserviceHsToken: ensure(refs.cliAppserviceHsToken),
-  };
+/** The auth component's keys (<state>/secrets/<release>-auth/*), generated as `secrets init` does when missing. */
+function ensureAuthSecrets(refs: AuthSecrets, layout: StateLayout): LocalAuthSecretValues {
+  const keys = Object.keys(authSecretGenerators) as (keyof AuthSecrets)[];
+  return Object.fromEntries(keys.map((key) => [key, ensureSecret(layout, refs[key], undefined, authSecretGenerators[key])])) as LocalAuthSecretValues;
 }
 
 /** Every secret the stack reads, generating the missing ones. */
@@ -114,7 +99,7 @@ export function ensureLocalSecrets(stack: Stack, layout: StateLayout): LocalSecr
       ? { smtpPassword: ensureSecret(layout, secrets.smtpPassword, email.smtpPass, undefined) }
       : {}),
     oidcClientSecrets,
-    ...(secrets.auth ? { auth: ensureAuthSecrets(stack, secrets.auth, layout) } : {}),
+    ...(secrets.auth ? { auth: ensureAuthSecrets(secrets.auth, layout) } : {}),
   };
 }
 
