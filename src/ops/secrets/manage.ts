@@ -100,19 +100,15 @@ export async function exportSecrets(target: Target, directory: string): Promise<
   return written;
 }
 
-/** What a rotation touches: which components re-read the secret (the auth component reads the database password too). */
-export function rotationRestarts(stack: Stack): Record<string, ComponentName[]> {
-  const auth: ComponentName[] = stack.auth ? ['auth'] : [];
-  return {
-    'turn-shared-secret': ['synapse', 'coturn'],
-    'registration-shared-secret': ['synapse'],
-    'macaroon-secret-key': ['synapse'],
-    'form-secret': ['synapse'],
-    'postgres-password': ['synapse', ...auth],
-    'admin-password': [],
-    ...(stack.auth ? authRotationRestarts : {}),
-  };
-}
+/** What a rotation touches: which components re-read the secret. */
+const baseRotationRestarts: Record<string, ComponentName[]> = {
+  'turn-shared-secret': ['synapse', 'coturn'],
+  'registration-shared-secret': ['synapse'],
+  'macaroon-secret-key': ['synapse'],
+  'form-secret': ['synapse'],
+  'postgres-password': ['synapse'],
+  'admin-password': [],
+};
 
 const authRotationRestarts: Record<string, ComponentName[]> = {
   'auth-client-secret': ['synapse', 'auth'],
@@ -124,10 +120,13 @@ const authRotationRestarts: Record<string, ComponentName[]> = {
   'auth-cli-appservice-hs-token': ['synapse'],
 };
 
-export const rotatableSecrets = [
-  'turn-shared-secret', 'registration-shared-secret', 'macaroon-secret-key', 'form-secret', 'postgres-password', 'admin-password',
-  ...Object.keys(authRotationRestarts),
-];
+/** The rotations this stack offers; with 2FA on, the auth keys too, and the auth component reads the database password. */
+export function rotationRestarts(stack: Stack): Record<string, ComponentName[]> {
+  if (!stack.auth) return baseRotationRestarts;
+  return { ...baseRotationRestarts, 'postgres-password': ['synapse', 'auth'], ...authRotationRestarts };
+}
+
+export const rotatableSecrets = [...Object.keys(baseRotationRestarts), ...Object.keys(authRotationRestarts)];
 
 /** Keys kept next to the new one, so what the old keys signed or sealed stays readable. */
 const keptPreviousKeys = 2;
@@ -137,7 +136,7 @@ const keptPreviousKeys = 2;
  * still open, cookies and ID tokens signed with it must still verify until they expire. Other secrets are
  * simply replaced.
  */
-export function rotatedKeySet(id: string, stored: string | undefined, fresh: () => string): string {
+function rotatedKeySet(id: string, stored: string | undefined, fresh: () => string): string {
   if (stored === undefined) return fresh();
   if (id === 'auth-sealing-keyring') return rotateSealingKeyring(stored, generateSealingKey(`k${Date.now().toString(36)}`));
   if (id === 'auth-cookie-keys') return [generateRandomSecret(), ...stored.split(',').filter(Boolean).slice(0, keptPreviousKeys)].join(',');
