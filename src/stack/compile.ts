@@ -77,7 +77,7 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
  * The host name browsers use for the local stack: its loopback address, or `localhost` when security keys
  * are on, because WebAuthn refuses IP addresses as relying party ids (and http://localhost is a secure context).
  */
-export function localPublicHost(values: Values, placement: Placement): string {
+function localPublicHost(values: Values, placement: Placement): string {
   return values.synapse.server.mfa.webauthn.enabled ? 'localhost' : placement.hosts.router;
 }
 

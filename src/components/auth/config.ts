@@ -5,7 +5,7 @@ import type { TotpAlgorithm } from './totp.js';
 import { toSortedJson } from '../wellknown/sorted-json.js';
 
 /** Locally the router reaches the service over loopback; on Kubernetes from the pod network (values). */
-export function authTrustedProxies(stack: Stack): string[] {
+function authTrustedProxies(stack: Stack): string[] {
   return stack.placement.target === 'local' ? [stack.placement.hosts.router] : [...stack.values.auth.trustedProxies];
 }
 
@@ -14,7 +14,7 @@ function requireAuth(stack: Stack): NonNullable<Stack['auth']> {
   return stack.auth;
 }
 
-export function authPolicy(stack: Stack): AuthPolicy {
+function authPolicy(stack: Stack): AuthPolicy {
   const { mfa } = stack.values.synapse.server;
   const issuer = requireAuth(stack).issuer;
   return {
@@ -38,7 +38,7 @@ export function authPolicy(stack: Stack): AuthPolicy {
 }
 
 /** Synapse's OIDC callback: the one redirect URI of the `synapse` client. */
-export function synapseOidcCallbackUrl(stack: Stack): string {
+function synapseOidcCallbackUrl(stack: Stack): string {
   return `${stack.publicBaseUrl}_synapse/client/oidc/callback`;
 }
 

@@ -31,7 +31,7 @@ import { authConfigFile, authHealthPath, authSecretFiles } from './service-confi
 export const authComponent = 'auth';
 
 /** The user images/auth/Dockerfile runs as (no name in the image; any unprivileged id would do). */
-export const authUid = 10001;
+const authUid = 10001;
 
 /** One secret file of placement.paths.authSecretsDir and the Secret key it comes from. */
 export interface AuthSecretFile {

@@ -11,7 +11,7 @@ import type { SynapseOidcProvider } from './oidc-presets.js';
 import { toSynapseYaml } from './config.js';
 
 /** Id (and sender localpart) of the CLI's application service. */
-export const cliAppserviceId = 'mxstack-cli';
+const cliAppserviceId = 'mxstack-cli';
 
 /** The `oidc_providers` entry for the auth component. */
 export function mxstackOidcProvider(stack: Stack, auth: StackAuth): SynapseOidcProvider {

@@ -26,7 +26,7 @@ import type { StateLayout } from './state.js';
 export const localAuthUser: RuntimeUser = { uid: 70000, gid: 70000, home: '/nonexistent' };
 
 /** The mxstack installation this code runs from (the directory holding bin/ and src/). */
-export const mxstackInstallDir = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const mxstackInstallDir = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
 /** The service's entry point: registers tsx and runs src/components/auth/service/main.ts. */
 export const authEntry = join(mxstackInstallDir, 'bin', 'mxstack-auth.js');

@@ -119,7 +119,7 @@ function checkIdentity(layout: StateLayout, serverName: string): void {
  * With 2FA on, the auth service runs on this machine as localAuthUser: that id must be nobody else's, and that
  * user must reach Node, this installation and the state directory. One sentence when not.
  */
-export function checkAuthCanRun(layout: StateLayout, rootfs: string): void {
+function checkAuthCanRun(layout: StateLayout, rootfs: string): void {
   const owners = authIdOwners(rootfs);
   if (owners.length > 0) {
     throw new LocalStackUsageError(
