@@ -55,14 +55,15 @@ export interface CreatedUser {
   generatedPassword?: string;
 }
 
+/** The shortest password the auth service's admin API accepts (src/components/auth/service/admin.ts). */
+const authMinimumPasswordLength = 8;
+
 /**
  * Creates a user. With 2FA on, the Synapse user gets no password (Synapse 1.160 would store a hash from the
  * admin API's `password` even with password login off, a second copy nobody could change), and the
  * password is set at the auth service; its admin API is checked first, so a stopped auth service refuses
  * before anything is created.
  */
-/** The shortest password the auth service's admin API accepts (src/components/auth/service/admin.ts). */
-export const authMinimumPasswordLength = 8;
 
 export async function createUser(admin: SynapseAdminClient, request: CreateUserRequest, auth?: AuthAdminClient): Promise<CreatedUser> {
   const userId = toUserId(request.user, admin.serverName);
