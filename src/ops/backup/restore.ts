@@ -188,12 +188,12 @@ function renameDatabases(target: Target, renames: [from: string, to: string][], 
 }
 
 /** The renames that put the archive's databases in place (current → previous, staging → current). */
-export function swapInRenames(databases: readonly DatabaseSwap[]): [string, string][] {
+function swapInRenames(databases: readonly DatabaseSwap[]): [string, string][] {
   return databases.flatMap((db): [string, string][] => [...(db.exists ? [[db.name, db.previous] as [string, string]] : []), [db.staging, db.name]]);
 }
 
 /** The renames that undo swapInRenames (current → staging, previous → current). */
-export function swapBackRenames(databases: readonly DatabaseSwap[]): [string, string][] {
+function swapBackRenames(databases: readonly DatabaseSwap[]): [string, string][] {
   return databases.flatMap((db): [string, string][] => [[db.name, db.staging], ...(db.exists ? [[db.previous, db.name] as [string, string]] : [])]);
 }
 

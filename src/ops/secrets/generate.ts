@@ -81,12 +81,12 @@ export function generateSigningJwks(): string {
 }
 
 /** A TOTP sealing keyring with one fresh key (components/auth/keys.ts format), its id unique enough to rotate next to. */
-export function generateSealingKeyringSecret(): string {
+function generateSealingKeyringSecret(): string {
   return formatSealingKeyring([generateSealingKey(`k${randomString(8, 'abcdefghijklmnopqrstuvwxyz0123456789')}`)]);
 }
 
 /** Cookie signing keys: two random keys, comma-separated (the first signs, both verify). */
-export function generateCookieKeys(): string {
+function generateCookieKeys(): string {
   return [generateRandomSecret(), generateRandomSecret()].join(',');
 }
 
