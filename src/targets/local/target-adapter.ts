@@ -59,11 +59,7 @@ const noPorts: LocalPorts = {
  * gets the values alone: enough for `secrets init`.
  */
 export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan | undefined, rawValues: Record<string, unknown> | undefined): Stack {
-  const given = rawValues ?? readJsonFile<Record<string, unknown>>(layout.valuesFile);
-  // A state directory started before `up` recorded its values: a plan that runs the auth component means
-  // 2FA was on, and the operations log in and manage passwords differently then.
-  const withAuth = given === undefined && plan?.components.some((c) => c.name === 'auth');
-  const raw = withAuth ? deepSet({}, ['synapse', 'server', 'mfa', 'totp', 'enabled'], true) : given ?? {};
+  const raw = rawValues ?? readJsonFile<Record<string, unknown>>(layout.valuesFile) ?? {};
   const recordedName = plan?.serverName ?? readJsonFile<StackIdentity>(layout.stateFile)?.serverName;
   const values: Values = resolveValues(recordedName ? deepSet(raw, ['synapse', 'server', 'name'], recordedName) : raw);
   if (recordedName && values.synapse.server.name !== recordedName) {
