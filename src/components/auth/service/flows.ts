@@ -60,10 +60,10 @@ async function accountFactors(service: Service, account: repo.Account): Promise<
 }
 
 /**
- * Handles GET/POST `target.base + subpath`. `finish` is called when the flow reaches `done` on an
+ * Handles GET/POST `target.base + subpath`. `finish` is called (with the request's session) when the flow reaches `done` on an
  * interaction (it completes the OpenID interaction and writes the response).
  */
-export async function handleFlow(service: Service, req: IncomingMessage, res: ServerResponse, target: FlowTarget, subpath: string, finish: (flow: FlowState) => Promise<void>): Promise<void> {
+export async function handleFlow(service: Service, req: IncomingMessage, res: ServerResponse, target: FlowTarget, subpath: string, finish: (flow: FlowState, session: WebSession) => Promise<void>): Promise<void> {
   const method = req.method ?? 'GET';
   if (method === 'GET' || method === 'HEAD') {
     const session = await service.sessions.loadOrCreate(req, res);
@@ -309,7 +309,7 @@ async function signedInAccount(step: Step): Promise<repo.Account | undefined> {
 
 // ---------------------------------------------------------------------------------------------------
 
-async function renderStage(service: Service, res: ServerResponse, session: WebSession, target: FlowTarget, flow: FlowState, finish: (flow: FlowState) => Promise<void>): Promise<void> {
+async function renderStage(service: Service, res: ServerResponse, session: WebSession, target: FlowTarget, flow: FlowState, finish: (flow: FlowState, session: WebSession) => Promise<void>): Promise<void> {
   const page = { brand: service.config.brand, prefix: service.config.pathPrefix, csrf: session.csrf, flow: target.base, error: flow.error, notice: flow.notice };
   const account = flow.username ? await repo.findAccount(service.db, flow.username) : undefined;
   const clearFlash = async (): Promise<void> => {
@@ -353,7 +353,7 @@ async function renderStage(service: Service, res: ServerResponse, session: WebSe
       return sendHtml(res, 200, pages.recoveryCodesPage({ ...page, codes }));
     }
     case 'done':
-      if (target.kind === 'interaction') return finish(flow);
+      if (target.kind === 'interaction') return finish(flow, session);
       await clearFlash();
       return sendHtml(res, 200, pages.accountPage({ ...page, view: await accountView(service, account) }));
   }

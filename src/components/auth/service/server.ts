@@ -48,7 +48,7 @@ import { applyPageSecurityHeaders, HttpError, redirect, sendHtml, sendJson } fro
 import { implicitGrant } from './provider.js';
 import * as pages from './pages.js';
 import type { Service } from './service.js';
-import type { FlowState } from './sessions.js';
+import type { FlowState, WebSession } from './sessions.js';
 import { log } from './log.js';
 
 const staticFiles: Record<string, { type: string; body: Buffer }> = {
@@ -79,6 +79,7 @@ export function publicHandler(service: Service): (req: IncomingMessage, res: Ser
   const prefix = service.config.pathPrefix;
   const providerCallback = service.provider.callback();
   const formOrigins = service.config.client.redirectUris.map((uri) => new URL(uri).origin);
+  const interactionPath = new RegExp(`^${prefix}/interaction/([A-Za-z0-9_-]+)(/.*)?$`);
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://service.invalid');
     const path = url.pathname;
@@ -91,7 +92,7 @@ export function publicHandler(service: Service): (req: IncomingMessage, res: Ser
         res.writeHead(200, { 'content-type': file.type, 'cache-control': 'public, max-age=300', 'x-content-type-options': 'nosniff' });
         return void res.end(req.method === 'HEAD' ? undefined : file.body);
       }
-      const interaction = new RegExp(`^${prefix}/interaction/([A-Za-z0-9_-]+)(/.*)?$`).exec(path);
+      const interaction = interactionPath.exec(path);
       // oidc-provider's own responses (below) keep its headers: some of its pages auto-submit with inline scripts.
       if (interaction || path === `${prefix}/account` || path.startsWith(`${prefix}/account/`)) applyPageSecurityHeaders(res, formOrigins);
       if (interaction) return handleInteraction(service, req, res, interaction[1]!, interaction[2] ?? '');
@@ -128,14 +129,11 @@ async function handleInteraction(service: Service, req: IncomingMessage, res: Se
     return void (await service.provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true }));
   }
   const target = { kind: 'interaction' as const, key: `interaction:${uid}`, base: `${prefix}/interaction/${uid}` };
-  await handleFlow(service, req, res, target, subpath, async (flow: FlowState) => {
+  await handleFlow(service, req, res, target, subpath, async (flow: FlowState, session: WebSession) => {
     const accountId = flow.username!;
     const grantId = await implicitGrant(service.provider, accountId, clientId, scope, details.grantId);
-    const session = await service.sessions.load(req);
-    if (session) {
-      delete session.flows[target.key];
-      await service.sessions.save(session);
-    }
+    delete session.flows[target.key];
+    await service.sessions.save(session);
     log('interaction-finished', { username: accountId, client: clientId });
     await service.provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
   });
