@@ -2,7 +2,7 @@
 import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
-import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
+import { authIdpId, authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
 
 export const defaultRelease = 'mxstack';
 export const defaultNamespace = 'matrix';
@@ -40,7 +40,7 @@ function stackAuth(baseUrl: string, placement: Placement, synapseDatabase: strin
     issuer: `${baseUrl.replace(/\/$/, '')}${authPathPrefix}`,
     internalUrl: `http://${placement.hosts.auth}:${placement.ports.auth}${authPathPrefix}`,
     clientId: 'synapse',
-    idpId: 'mxstack',
+    idpId: authIdpId,
     database: `${synapseDatabase}_auth`,
   };
 }

@@ -6,6 +6,7 @@ import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
 import { oidcPresets } from '../components/synapse/oidc-presets.js';
 import { authEnabled, oidcSecretNamePart } from '../stack/compile.js';
+import { authIdpId } from '../stack/model.js';
 
 type Check = (values: Values) => string | undefined;
 
@@ -52,8 +53,8 @@ const twoFactorChecks: Check[] = [
       : `synapse.server.mfa.webauthn.rpId: "${webauthn.rpId}" is neither the public host "${host}" (where the sign-in pages are served) nor a parent domain of it; browsers refuse such a relying party id. Remove it (default: the public host) or give a parent domain of it.`;
   },
   (v) =>
-    authEnabled(v) && v.synapse.server.sso.oidc.providers.some((p) => p.idp_id === 'mxstack')
-      ? 'synapse.server.sso.oidc.providers: idp_id "mxstack" is reserved for the built-in identity provider when two-factor authentication (synapse.server.mfa) is on. Give your provider another idp_id.'
+    authEnabled(v) && v.synapse.server.sso.oidc.providers.some((p) => p.idp_id === authIdpId)
+      ? `synapse.server.sso.oidc.providers: idp_id "${authIdpId}" is reserved for the built-in identity provider when two-factor authentication (synapse.server.mfa) is on. Give your provider another idp_id.`
       : undefined,
 ];
 
