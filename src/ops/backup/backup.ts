@@ -112,11 +112,15 @@ export async function createBackup(target: Target, options: BackupOptions): Prom
     const writer = new TarWriter(file, Math.floor(createdAt.getTime() / 1000));
     const parts: ManifestPart[] = [];
 
+    const dumpDatabase = async (database: string, base: ChunkedBase, kind: PartKind, label: string) => {
+      const meter = progressMeter(label, undefined, progress);
+      const dump = [...target.postgresqlTool('pg_dump'), '--format=custom', '--no-password', '-d', database];
+      parts.push(...(await archiveCommandOutput(target, 'postgresql', dump, base, kind, writer, chunkBytes, meter, [0])));
+      meter.done();
+    };
+
     progress?.(`backup: dumping database ${target.stack.database.name} (PostgreSQL ${live.postgresqlVersion})`);
-    const dumpMeter = progressMeter('database dump', undefined, progress);
-    const dump = [...target.postgresqlTool('pg_dump'), '--format=custom', '--no-password', '-d', target.stack.database.name];
-    parts.push(...(await archiveCommandOutput(target, 'postgresql', dump, 'database.dump', 'database', writer, chunkBytes, dumpMeter, [0])));
-    dumpMeter.done();
+    await dumpDatabase(target.stack.database.name, 'database.dump', 'database', 'database dump');
 
     const authDatabase = authDatabaseName(target);
     if (authDatabase !== undefined) {
@@ -124,10 +128,7 @@ export async function createBackup(target: Target, options: BackupOptions): Prom
         throw new Error(`the auth database ${authDatabase} does not exist: the auth component creates it when it starts; start the stack (\`mxstack status\` shows whether auth runs) and back up again.`);
       }
       progress?.(`backup: dumping the auth database ${authDatabase} (accounts and second factors)`);
-      const authMeter = progressMeter('auth database dump', undefined, progress);
-      const authDump = [...target.postgresqlTool('pg_dump'), '--format=custom', '--no-password', '-d', authDatabase];
-      parts.push(...(await archiveCommandOutput(target, 'postgresql', authDump, 'auth-database.dump', 'auth-database', writer, chunkBytes, authMeter, [0])));
-      authMeter.done();
+      await dumpDatabase(authDatabase, 'auth-database.dump', 'auth-database', 'auth database dump');
     }
 
     progress?.('backup: archiving the media store');
