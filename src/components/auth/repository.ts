@@ -219,13 +219,16 @@ export async function factorSummary(db: Database, accountId: string): Promise<Fa
   return { totp: row.totp, webauthnCredentials: row.webauthn, recoveryCodesLeft: row.recovery };
 }
 
-/** `users reset-2fa`: removes every second factor and makes the account enrol afresh, in one transaction. */
-export async function resetSecondFactors(db: Database, accountId: string, audit: { address?: string; detail?: Record<string, unknown> } = {}): Promise<void> {
+/**
+ * `users reset-2fa`: removes every second factor and sets whether the account must enrol afresh (`mustEnrol`:
+ * the policy requires a factor for it), in one transaction.
+ */
+export async function resetSecondFactors(db: Database, accountId: string, audit: { address?: string; detail?: Record<string, unknown> } = {}, mustEnrol = true): Promise<void> {
   await inTransaction(db, async (client) => {
     await client.query('DELETE FROM auth_totp WHERE account_id = $1', [accountId]);
     await client.query('DELETE FROM auth_webauthn_credentials WHERE account_id = $1', [accountId]);
     await client.query('DELETE FROM auth_recovery_codes WHERE account_id = $1', [accountId]);
-    await client.query('UPDATE auth_accounts SET must_enrol = true WHERE id = $1', [accountId]);
+    await client.query('UPDATE auth_accounts SET must_enrol = $2 WHERE id = $1', [accountId, mustEnrol]);
     await appendAudit(client, { accountId, event: 'second-factors-reset', ...audit });
   });
 }

@@ -89,9 +89,8 @@ async function setPassword(service: Service, req: IncomingMessage, res: ServerRe
 async function resetSecondFactors(service: Service, res: ServerResponse, username: string): Promise<void> {
   const account = await repo.findAccount(service.db, username);
   if (!account) return sendJson(res, 404, { error: `no account ${username}` });
-  await repo.resetSecondFactors(service.db, account.id, { detail: { by: 'admin' } });
-  // resetSecondFactors marks the account to enrol; that stands only when the policy requires a factor.
-  if (!secondFactorRequired(service.config.policy, { isAdmin: account.isAdmin, mustEnrol: false })) await repo.setMustEnrol(service.db, account.id, false);
+  const mustEnrol = secondFactorRequired(service.config.policy, { isAdmin: account.isAdmin, mustEnrol: false });
+  await repo.resetSecondFactors(service.db, account.id, { detail: { by: 'admin' } }, mustEnrol);
   log('admin-second-factors-reset', { username });
   sendJson(res, 200, await adminAccountInfo(service, username));
 }
