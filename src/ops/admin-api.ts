@@ -486,10 +486,13 @@ export class SynapseAdminClient {
   }
 }
 
+/** What a failed fetch ran into: the socket error code (ECONNREFUSED, ...), else the error's name (TimeoutError). */
+export const connectionCause = (error: unknown): string =>
+  (error as { cause?: { code?: string } })?.cause?.code ?? (error as { name?: string })?.name ?? 'error';
+
 /** One sentence for a connection failure (refused, timed out, no route). */
 export function unreachable(baseUrl: string, error: unknown): AdminApiError {
-  const cause = (error as { cause?: { code?: string } })?.cause?.code ?? (error as { name?: string })?.name ?? 'error';
-  return new AdminApiError(`cannot reach Synapse at ${baseUrl} (${cause}): is the stack running?`);
+  return new AdminApiError(`cannot reach Synapse at ${baseUrl} (${connectionCause(error)}): is the stack running?`);
 }
 
 type LoginAnswer = { user_id?: string; access_token?: string; errcode?: string; error?: string; retry_after_ms?: number };

@@ -6,7 +6,7 @@
  * nor a password ever appears in a message.
  */
 import { authAdminRoutes, authHealthPath, type AdminAccountInfo } from '../components/auth/service-config.js';
-import { AdminApiError } from './admin-api.js';
+import { AdminApiError, connectionCause } from './admin-api.js';
 import { TargetUsageError, type Target } from './target.js';
 
 export type { AdminAccountInfo };
@@ -41,8 +41,7 @@ export class AuthAdminClient {
         signal: AbortSignal.timeout(60_000),
       });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } })?.cause?.code ?? (error as { name?: string })?.name ?? 'error';
-      throw new AuthAdminError(`cannot reach the auth service's admin API at ${this.baseUrl} (${cause}): is the auth component running?`);
+      throw new AuthAdminError(`cannot reach the auth service's admin API at ${this.baseUrl} (${connectionCause(error)}): is the auth component running?`);
     }
     const text = await response.text();
     let json: unknown;
