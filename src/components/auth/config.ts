@@ -1,6 +1,6 @@
 /** The auth component's config.json (the contract in ./service-config.ts), derived from the stack. Pure. */
-import { authPathPrefix, type Stack } from '../../stack/model.js';
-import type { AuthPolicy, AuthServiceConfig } from './service-config.js';
+import { authPathPrefix, type AuthSecrets, type Stack } from '../../stack/model.js';
+import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from './service-config.js';
 import type { TotpAlgorithm } from './totp.js';
 import { toSortedJson } from '../wellknown/sorted-json.js';
 
@@ -74,3 +74,16 @@ export function authServiceConfig(stack: Stack): AuthServiceConfig {
 export function renderAuthConfigFile(stack: Stack): string {
   return toSortedJson(authServiceConfig(stack));
 }
+
+/**
+ * Which `<release>-auth` key lands in which file of placement.paths.authSecretsDir, on both targets (the
+ * database password comes from PostgreSQL's Secret; the appservice tokens are Synapse's).
+ */
+export const authSecretFileOfKey: Record<Exclude<keyof AuthSecrets, 'cliAppserviceToken' | 'cliAppserviceHsToken'>, { file: string; purpose: string }> = {
+  clientSecret: { file: authSecretFiles.clientSecret, purpose: 'Synapse\'s client secret' },
+  sealingKeyring: { file: authSecretFiles.sealingKeyring, purpose: 'TOTP sealing keyring' },
+  recoveryCodeKey: { file: authSecretFiles.recoveryCodeKey, purpose: 'recovery-code HMAC key' },
+  cookieKeys: { file: authSecretFiles.cookieKeys, purpose: 'cookie signing keys' },
+  signingJwks: { file: authSecretFiles.signingJwks, purpose: 'OpenID Connect signing keys (JWKS)' },
+  adminToken: { file: authSecretFiles.adminToken, purpose: 'administration API bearer token' },
+};

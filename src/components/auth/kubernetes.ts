@@ -9,7 +9,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
+import type { SecretRef, Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
 import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
@@ -25,7 +25,7 @@ import {
   standardProbes,
 } from '../../targets/kubernetes/pod-security.js';
 import { projectedSecretVolume } from '../synapse/kubernetes.js';
-import { renderAuthConfigFile } from './config.js';
+import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
 import { authConfigFile, authHealthPath, authSecretFiles } from './service-config.js';
 
 export const authComponent = 'auth';
@@ -40,23 +40,13 @@ export interface AuthSecretFile {
   purpose: string;
 }
 
-/** Which `<release>-auth` key lands in which file (the database password comes from PostgreSQL's Secret). */
-const fileOfKey: Record<Exclude<keyof AuthSecrets, 'cliAppserviceToken' | 'cliAppserviceHsToken'>, { file: string; purpose: string }> = {
-  clientSecret: { file: authSecretFiles.clientSecret, purpose: 'Synapse\'s client secret' },
-  sealingKeyring: { file: authSecretFiles.sealingKeyring, purpose: 'TOTP sealing keyring' },
-  recoveryCodeKey: { file: authSecretFiles.recoveryCodeKey, purpose: 'recovery-code HMAC key' },
-  cookieKeys: { file: authSecretFiles.cookieKeys, purpose: 'cookie signing keys' },
-  signingJwks: { file: authSecretFiles.signingJwks, purpose: 'OpenID Connect signing keys (JWKS)' },
-  adminToken: { file: authSecretFiles.adminToken, purpose: 'administration API bearer token' },
-};
-
 /** The files the service reads (authSecretFiles), each from its Secret key. The appservice tokens are Synapse's. */
 export function authSecretFileList(stack: Stack): AuthSecretFile[] {
   const auth = stack.secrets.auth;
   if (!auth) return [];
   return [
     { ref: stack.secrets.postgresPassword, file: authSecretFiles.databasePassword, purpose: 'password of the database role (same as Synapse\'s)' },
-    ...(Object.keys(fileOfKey) as (keyof typeof fileOfKey)[]).map((key) => ({ ref: auth[key], ...fileOfKey[key] })),
+    ...(Object.keys(authSecretFileOfKey) as (keyof typeof authSecretFileOfKey)[]).map((key) => ({ ref: auth[key], ...authSecretFileOfKey[key] })),
   ];
 }
 

@@ -8,6 +8,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { authConfigFile, authHealthPath, authSecretFiles } from '../../components/auth/service-config.js';
+import { authSecretFileOfKey } from '../../components/auth/config.js';
 import type { AuthSecrets, Stack } from '../../stack/model.js';
 import { componentVersions } from '../../versions.js';
 import { loopback } from './placement.js';
@@ -55,15 +56,9 @@ export type LocalAuthSecretValues = Record<keyof AuthSecrets, string>;
 
 /** The files of placement.paths.authSecretsDir: one secret each; the database password is the stack's role's. */
 export function authSecretFileContents(auth: LocalAuthSecretValues, databasePassword: string): Record<string, string> {
-  return {
-    [authSecretFiles.databasePassword]: databasePassword,
-    [authSecretFiles.clientSecret]: auth.clientSecret,
-    [authSecretFiles.sealingKeyring]: auth.sealingKeyring,
-    [authSecretFiles.recoveryCodeKey]: auth.recoveryCodeKey,
-    [authSecretFiles.cookieKeys]: auth.cookieKeys,
-    [authSecretFiles.signingJwks]: auth.signingJwks,
-    [authSecretFiles.adminToken]: auth.adminToken,
-  };
+  const files: Record<string, string> = { [authSecretFiles.databasePassword]: databasePassword };
+  for (const [key, { file }] of Object.entries(authSecretFileOfKey) as [keyof typeof authSecretFileOfKey, { file: string }][]) files[file] = auth[key];
+  return files;
 }
 
 /** Users and groups of a passwd or group file text that have the id `id` (third field). */
