@@ -37,7 +37,7 @@ export async function handleAdmin(service: Service, req: IncomingMessage, res: S
   throw new HttpError(405, `method ${method} not allowed here`);
 }
 
-export async function adminAccountInfo(service: Service, username: string): Promise<AdminAccountInfo | undefined> {
+async function adminAccountInfo(service: Service, username: string): Promise<AdminAccountInfo | undefined> {
   const account = await repo.findAccount(service.db, username);
   if (!account) {
     const synapseUser = await findSynapseUser(service.synapseDb, service.config.serverName, username);
