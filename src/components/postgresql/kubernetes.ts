@@ -8,7 +8,7 @@ import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
 import { containerImage, emptyDirVolume, execProbe, hardenedPodSpec, podAnnotations, resourceRequirements, standardProbes } from '../../targets/kubernetes/pod-security.js';
 import { postgresqlInitdbArgs, postgresqlSettings } from './config.js';
 
@@ -121,7 +121,7 @@ function postgresqlServices(stack: Stack): Service[] {
   const ports = [{ name: 'postgresql', port, targetPort: 'postgresql', protocol: 'TCP' as const }];
   const selector = stack.selectorLabels(postgresqlComponent);
   return [
-    new Service({ metadata: objectMeta(stack, postgresqlComponent), spec: { type: 'ClusterIP', selector, ports } }),
+    clusterIpService(stack, postgresqlComponent, { postgresql: port }),
     new Service({
       metadata: objectMeta(stack, postgresqlComponent, postgresqlHeadlessServiceName(stack)),
       spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector, ports },
