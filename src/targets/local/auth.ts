@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { authConfigFile, authHealthPath, authSecretFiles } from '../../components/auth/service-config.js';
 import { authSecretFileOfKey } from '../../components/auth/config.js';
 import type { AuthSecrets, Stack } from '../../stack/model.js';
-import { componentVersions } from '../../versions.js';
 import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
 import type { StateLayout } from './state.js';
@@ -48,8 +47,6 @@ export function authArgv(layout: StateLayout, program: HostProgram): string[] {
 }
 
 export const authHealthUrl = (stack: Stack) => `http://${loopback}:${stack.placement.ports.auth}${authHealthPath}`;
-
-export const authVersion = componentVersions.auth;
 
 /** The auth secrets a local stack keeps under <state>/secrets/<release>-auth/ (see AuthSecrets). */
 export type LocalAuthSecretValues = Record<keyof AuthSecrets, string>;

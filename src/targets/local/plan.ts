@@ -6,11 +6,12 @@
 import { authPathPrefix, type Stack } from '../../stack/model.js';
 import { coturnHasPrometheusExporter } from '../../components/coturn/config.js';
 import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
-import { authArgv, authHealthUrl, authVersion, defaultHostProgram, localAuthUser, type HostProgram } from './auth.js';
+import { authArgv, authHealthUrl, defaultHostProgram, localAuthUser, type HostProgram } from './auth.js';
 import type { RuntimeUsers } from './files.js';
 import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
 import type { StateLayout } from './state.js';
+import { componentVersions } from '../../versions.js';
 
 export type LocalComponentName = 'postgresql' | 'auth' | 'synapse' | 'coturn' | 'element' | 'router';
 
@@ -267,6 +268,6 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
       : {}),
     components,
     endpoints: localEndpoints(stack),
-    versions: stack.auth ? { ...versions, 'mxstack-auth': authVersion } : versions,
+    versions: stack.auth ? { ...versions, 'mxstack-auth': componentVersions.auth } : versions,
   };
 }
