@@ -121,6 +121,12 @@ async function flowAccount(step: Step): Promise<repo.Account | undefined> {
   return step.flow.username ? repo.findAccount(step.service.db, step.flow.username) : undefined;
 }
 
+/** Starts a WebAuthn ceremony: its challenge is kept in the flow for the verify step, the options go to the browser. */
+async function sendCeremonyOptions(step: Step, options: { readonly challenge: string }): Promise<void> {
+  step.flow.challenge = options.challenge;
+  return jsonBack(step, 200, options as unknown as Record<string, unknown>);
+}
+
 function canEnrol(step: Step): boolean {
   return step.flow.stage === 'enrol' || (step.target.kind === 'account' && step.flow.stage === 'done');
 }
@@ -217,9 +223,7 @@ const postHandlers: Record<string, PostHandler> = {
     if (step.flow.stage !== 'second-factor' || !account) return jsonBack(step, 409, { error: messages.expired });
     const locked = await signIn.lockoutOf(step.service.auth, account.username, step.address);
     if (locked) return jsonBack(step, 429, { error: refusalMessage(locked, '') });
-    const options = await webauthn.authenticationOptions(step.service.db, step.service.config.policy.webauthn, account);
-    step.flow.challenge = options.challenge;
-    return jsonBack(step, 200, options as unknown as Record<string, unknown>);
+    return sendCeremonyOptions(step, await webauthn.authenticationOptions(step.service.db, step.service.config.policy.webauthn, account));
   },
 
   async '/webauthn/authenticate/verify'(step) {
@@ -238,9 +242,7 @@ const postHandlers: Record<string, PostHandler> = {
   async '/webauthn/register/options'(step) {
     const account = await flowAccount(step);
     if (!canEnrol(step) || !account || !step.service.config.policy.webauthn.enabled) return jsonBack(step, 409, { error: messages.expired });
-    const options = await webauthn.registrationOptions(step.service.db, step.service.config.policy.webauthn, account);
-    step.flow.challenge = options.challenge;
-    return jsonBack(step, 200, options as unknown as Record<string, unknown>);
+    return sendCeremonyOptions(step, await webauthn.registrationOptions(step.service.db, step.service.config.policy.webauthn, account));
   },
 
   async '/webauthn/register/verify'(step) {
