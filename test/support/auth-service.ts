@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from '../../src/components/auth/service-config.js';
 import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/components/auth/keys.js';
-import { CookieJar } from './oidc-provider.js';
+import { browse, CookieJar, followRedirects, type BrowserResponse } from './oidc-provider.js';
 import type { AuthPostgres } from './auth-postgres.js';
 import { freeLoopbackPort } from './component-stacks.js';
 
@@ -162,49 +162,21 @@ export async function startRoundRobinProxy(port: number, targets: () => readonly
   };
 }
 
-export interface Page {
-  readonly url: URL;
-  readonly status: number;
-  readonly location?: URL;
-  readonly body: string;
-  readonly headers: Headers;
-}
+/** A page as the fetch-driven browser of test/support/oidc-provider.ts returns it. */
+export type Page = BrowserResponse;
 
 /** A browser: cookie jar, redirects not followed, and the client address the (trusted) router reports. */
 export class TestBrowser {
   readonly jar = new CookieJar();
   constructor(readonly forwardedFor: string) {}
 
-  async request(url: URL | string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Page> {
-    const target = new URL(url);
-    const cookie = this.jar.header(target);
-    const response = await fetch(target, {
-      method: init.method ?? (init.form ? 'POST' : 'GET'),
-      redirect: 'manual',
-      headers: {
-        accept: 'text/html',
-        'x-forwarded-for': this.forwardedFor,
-        ...(cookie ? { cookie } : {}),
-        ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
-      },
-      ...(init.form ? { body: new URLSearchParams(init.form).toString() } : {}),
-      signal: AbortSignal.timeout(30_000),
-    });
-    this.jar.store(target, response.headers.getSetCookie());
-    const location = response.headers.get('location');
-    return { url: target, status: response.status, ...(location ? { location: new URL(location, target) } : {}), body: await response.text(), headers: response.headers };
+  request(url: URL | string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Page> {
+    return browse(this.jar, new URL(url), { ...init, headers: { accept: 'text/html', 'x-forwarded-for': this.forwardedFor } });
   }
 
   /** Follows redirects (at most 10) until a page, or a location `stop` accepts (returned unvisited). */
-  async follow(page: Page, stop: (url: URL) => boolean = () => false): Promise<Page> {
-    let current = page;
-    const hops: string[] = [];
-    for (let hop = 0; hop < 10; hop++) {
-      if (!current.location || current.status < 300 || current.status >= 400 || stop(current.location)) return current;
-      hops.push(`${current.status} ${current.location.pathname}`);
-      current = await this.request(current.location);
-    }
-    throw new Error(`too many redirects from ${page.url.href}: ${hops.join(' → ')}`);
+  follow(page: Page, stop: (url: URL) => boolean = () => false): Promise<Page> {
+    return followRedirects(this.jar, page, stop, 10, { 'x-forwarded-for': this.forwardedFor });
   }
 
   /** Submits the form whose id is `formId` on `page` with `fields` (+ its CSRF token), following redirects. */

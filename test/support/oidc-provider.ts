@@ -108,16 +108,22 @@ export interface BrowserResponse {
   status: number;
   location?: URL;
   body: string;
+  headers: Headers;
 }
 
 /** One request, redirects NOT followed, cookies sent and stored; bounded in time. */
-export async function browse(jar: CookieJar, url: URL, init: { method?: string; form?: Record<string, string>; timeoutMs?: number } = {}): Promise<BrowserResponse> {
+export async function browse(
+  jar: CookieJar,
+  url: URL,
+  init: { method?: string; form?: Record<string, string>; timeoutMs?: number; headers?: Record<string, string> } = {},
+): Promise<BrowserResponse> {
   const cookie = jar.header(url);
   const response = await fetch(url, {
-    method: init.method ?? 'GET',
+    method: init.method ?? (init.form ? 'POST' : 'GET'),
     redirect: 'manual',
     headers: {
       accept: 'text/html,application/json',
+      ...init.headers,
       ...(cookie ? { cookie } : {}),
       ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
     },
@@ -126,17 +132,23 @@ export async function browse(jar: CookieJar, url: URL, init: { method?: string; 
   });
   jar.store(url, response.headers.getSetCookie());
   const location = response.headers.get('location');
-  return { url, status: response.status, ...(location ? { location: new URL(location, url) } : {}), body: await response.text() };
+  return { url, status: response.status, ...(location ? { location: new URL(location, url) } : {}), body: await response.text(), headers: response.headers };
 }
 
-/** Follows redirects until a page that is not one (or a URL `stop` accepts), at most `maxHops`. */
-export async function followRedirects(jar: CookieJar, start: BrowserResponse, stop: (url: URL) => boolean = () => false, maxHops = 15): Promise<BrowserResponse> {
+/** Follows redirects until a page that is not one (or a URL `stop` accepts, returned unvisited), at most `maxHops`. */
+export async function followRedirects(
+  jar: CookieJar,
+  start: BrowserResponse,
+  stop: (url: URL) => boolean = () => false,
+  maxHops = 15,
+  headers: Record<string, string> = {},
+): Promise<BrowserResponse> {
   let response = start;
   for (let hop = 0; hop < maxHops; hop++) {
     if (!response.location || response.status < 300 || response.status >= 400 || stop(response.location)) return response;
-    response = await browse(jar, response.location);
+    response = await browse(jar, response.location, { headers });
   }
-  throw new Error(`more than ${maxHops} redirects, last at ${response.url.href}`);
+  throw new Error(`more than ${maxHops} redirects from ${start.url.href}, last at ${response.url.href}`);
 }
 
 /** The action of the page's (only) form, resolved against the page. */
