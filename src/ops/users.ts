@@ -7,6 +7,7 @@
 import { generateAdminPassword } from './secrets/generate.js';
 import { AdminApiError, toUserId, type SynapseAdminClient, type UserDetails, type UserFilter, type UserListEntry } from './admin-api.js';
 import { localpartOf, type AdminAccountInfo, type AuthAdminClient } from './auth-admin.js';
+import { minimumPasswordLength } from '../components/auth/service-config.js';
 
 /** A user as `users list --output json` prints it: scripts rely on user_id, admin and deactivated. */
 export interface UserSummary {
@@ -55,8 +56,6 @@ export interface CreatedUser {
   generatedPassword?: string;
 }
 
-/** The shortest password the auth service's admin API accepts (src/components/auth/service/admin.ts). */
-const authMinimumPasswordLength = 8;
 
 /**
  * Creates a user. With 2FA on, the Synapse user gets no password (Synapse 1.160 would store a hash from the
@@ -71,7 +70,7 @@ export async function createUser(admin: SynapseAdminClient, request: CreateUserR
   const password = request.password ?? generatedPassword!;
   const isAdmin = request.admin ?? false;
   if (auth) {
-    if (password.length < authMinimumPasswordLength) throw new AdminApiError(`the password is too short: the auth service takes passwords of at least ${authMinimumPasswordLength} characters; nothing was created.`);
+    if (password.length < minimumPasswordLength) throw new AdminApiError(`the password is too short: the auth service takes passwords of at least ${minimumPasswordLength} characters; nothing was created.`);
     const problem = await auth.health();
     if (problem) throw new AdminApiError(`the auth service is not healthy (${problem}): nothing was created; start it and try again.`);
   }

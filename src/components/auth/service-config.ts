@@ -70,6 +70,9 @@ export const authSecretFiles = {
 /** The config file's name inside placement.paths.authConfigDir. */
 export const authConfigFile = 'config.json';
 
+/** The shortest password the service accepts (account page, admin API, `mxstack users create`). */
+export const minimumPasswordLength = 8;
+
 /** Health endpoint on both listeners: 200 when the database answers. */
 export const authHealthPath = '/health';
 

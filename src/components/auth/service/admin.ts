@@ -1,7 +1,7 @@
 // The administration API for mxstack's CLI (adminListen; never routed from outside): `authAdminRoutes`
 // with a bearer token compared in constant time.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AdminAccountInfo } from '../service-config.js';
+import { minimumPasswordLength, type AdminAccountInfo } from '../service-config.js';
 import * as repo from '../repository.js';
 import * as signIn from '../sign-in.js';
 import { accountKey } from '../throttle.js';
@@ -72,7 +72,7 @@ async function accountInfo(service: Service, res: ServerResponse, username: stri
 
 async function setPassword(service: Service, req: IncomingMessage, res: ServerResponse, username: string): Promise<void> {
   const body = await readJson(req);
-  if (typeof body.password !== 'string' || body.password.length < 8) throw new HttpError(400, 'password must be a string of at least 8 characters');
+  if (typeof body.password !== 'string' || body.password.length < minimumPasswordLength) throw new HttpError(400, `password must be a string of at least ${minimumPasswordLength} characters`);
   if (body.isAdmin !== undefined && typeof body.isAdmin !== 'boolean') throw new HttpError(400, 'isAdmin must be true or false when given');
   let account = await repo.findAccount(service.db, username);
   if (!account) {

@@ -17,6 +17,7 @@ import type { FlowState, WebSession } from './sessions.js';
 import { syncFromSynapse } from './synapse-users.js';
 import * as webauthn from './webauthn.js';
 import { log } from './log.js';
+import { minimumPasswordLength } from '../service-config.js';
 
 export interface FlowTarget {
   readonly kind: 'interaction' | 'account';
@@ -33,7 +34,7 @@ export const messages = {
   securityKeyRefused: 'The security key was not accepted.',
   wrongCurrentPassword: 'The current password is wrong.',
   lastFactor: 'This is your last second factor and your account must have one: add another first.',
-  passwordTooShort: 'The new password must have at least 8 characters.',
+  passwordTooShort: `The new password must have at least ${minimumPasswordLength} characters.`,
   expired: 'Your session expired. Please start again.',
 } as const;
 
@@ -292,7 +293,7 @@ const postHandlers: Record<string, PostHandler> = {
     const account = await signedInAccount(step);
     if (!account) return back(step);
     const next = field(step, 'next');
-    if (next.length < 8) return back(step, { error: messages.passwordTooShort });
+    if (next.length < minimumPasswordLength) return back(step, { error: messages.passwordTooShort });
     const outcome = await signIn.changePassword(step.service.auth, account, field(step, 'current'), next, step.address);
     log(outcome.ok ? 'password-changed' : 'password-change-refused', { username: account.username, address: step.address });
     return back(step, outcome.ok ? { notice: 'Password changed.' } : { error: refusalMessage(outcome, messages.wrongCurrentPassword) });
