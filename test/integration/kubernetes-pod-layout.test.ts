@@ -26,7 +26,8 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadValues } from '../../src/values/load.js';
-import { compileKubernetesStack, renderKubernetesObjects, toPlainSorted } from '../../src/targets/kubernetes/render.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
+import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import { documentedSecrets } from '../../src/targets/kubernetes/secrets.js';
 import { renderSynapseSecretConfig, toSynapseYaml } from '../../src/components/synapse/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../src/components/coturn/config.js';

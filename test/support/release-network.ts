@@ -4,8 +4,8 @@
  * Peers outside the release are placed where the values say (their selectors), or in namespaces of their
  * own when the values leave the selector empty.
  */
-import { toPlainSorted } from '../../src/targets/kubernetes/render.js';
-import type { KubeObject } from '../../src/targets/kubernetes/objects.js';
+import { toPlainSorted } from '../../src/kit/sorted-json.js';
+import type { KubeObject } from '../../src/kit/objects.js';
 import type { Stack } from '../../src/stack/model.js';
 import type { ClusterModel, Endpoint, NamedPort, PlainNetworkPolicy, PodEndpoint } from './network-policy-evaluator.js';
 

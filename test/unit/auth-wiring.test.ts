@@ -31,7 +31,8 @@ import { authSecretGenerators, generateSigningKey, rsaJwkThumbprint } from '../.
 import { secretInventory } from '../../src/ops/secrets/inventory.js';
 import { parseRecoveryCodeKey, parseSealingKeyring } from '../../src/components/auth/keys.js';
 import { authSecretFiles } from '../../src/components/auth/service-config.js';
-import { renderKubernetesObjects, toPlainSorted } from '../../src/targets/kubernetes/render.js';
+import { renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
+import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import { assembleSecretConfigData, planSecrets, secretConfigDigest, secretConfigUpToDate } from '../../src/targets/kubernetes/secrets-store.js';
 import {
   freeLoopbackPort,

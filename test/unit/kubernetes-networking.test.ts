@@ -5,9 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadValues } from '../../src/values/load.js';
-import { compileKubernetesStack, toPlainSorted } from '../../src/targets/kubernetes/render.js';
+import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
+import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import type { Stack } from '../../src/stack/model.js';
-import type { KubeObject } from '../../src/targets/kubernetes/objects.js';
+import type { KubeObject } from '../../src/kit/objects.js';
 import { asCidr, buildNetworkPolicies, configuredPeer, nonPublicIpv4Ranges, nonPublicIpv6Ranges } from '../../src/targets/kubernetes/network-policies.js';
 import { deniedPeerCidrs } from '../../src/components/coturn/peer-ranges.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from '../../src/components/synapse/url-preview-blacklist.js';

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { resolveValues, deepMerge } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
-import { compileKubernetesStack, renderKubernetesObjects, toPlainSorted } from '../../src/targets/kubernetes/render.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
+import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import { renderSynapseSecretConfig } from '../../src/components/synapse/config.js';
 import { runCli } from '../support/cli.js';
 

@@ -2,7 +2,7 @@
 import { authPathPrefix, type AuthSecrets, type Stack } from '../../stack/model.js';
 import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from './service-config.js';
 import type { TotpAlgorithm } from './totp.js';
-import { toSortedJson } from '../wellknown/sorted-json.js';
+import { toSortedJson } from '../../kit/sorted-json.js';
 
 /** Locally the router reaches the service over loopback; on Kubernetes from the pod network (values). */
 function authTrustedProxies(stack: Stack): string[] {

@@ -7,24 +7,14 @@
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { SecretRef, Stack } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
-import {
-  configChecksum,
-  configChecksumAnnotation,
-  containerImage,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
-import { projectedSecretVolume } from '../synapse/kubernetes.js';
+import type { Stack } from '../../stack/model.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { clusterIpService, objectMeta } from '../../kit/meta.js';
+import { podDisruptionBudgets } from '../../kit/availability.js';
+import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes.js';
+import { configuredDeployment } from '../../kit/workloads.js';
 import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
 import { authConfigFile, authHealthPath, authSecretFiles } from './service-config.js';
 
@@ -33,15 +23,8 @@ export const authComponent = 'auth';
 /** The user images/auth/Dockerfile runs as (no name in the image; any unprivileged id would do). */
 const authUid = 10001;
 
-/** One secret file of placement.paths.authSecretsDir and the Secret key it comes from. */
-export interface AuthSecretFile {
-  ref: SecretRef;
-  file: string;
-  purpose: string;
-}
-
 /** The files the service reads (authSecretFiles), each from its Secret key. The appservice tokens are Synapse's. */
-export function authSecretFileList(stack: Stack): AuthSecretFile[] {
+export function authSecretFileList(stack: Stack): SecretFile[] {
   const auth = stack.secrets.auth;
   if (!auth) return [];
   return [
@@ -73,28 +56,16 @@ function authContainer(stack: Stack): IContainer {
   };
 }
 
-function authDeployment(stack: Stack, configData: Record<string, string>): Deployment {
+function authDeployment(stack: Stack, configData: Record<string, string>) {
   const { auth } = stack.values;
-  return new Deployment({
-    metadata: objectMeta(stack, authComponent),
-    spec: {
-      replicas: auth.replicaCount,
-      selector: { matchLabels: stack.selectorLabels(authComponent) },
-      template: {
-        // config.json is read once at start: a changed config needs new pods.
-        metadata: podMeta(stack, authComponent, podAnnotations(auth, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: authUid,
-          settings: auth,
-          containers: [authContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(authComponent) } },
-            projectedSecretVolume('secrets', authSecretFileList(stack)),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-      },
-    },
+  return configuredDeployment(stack, {
+    component: authComponent,
+    uid: authUid,
+    settings: auth,
+    configData,
+    replicas: auth.replicaCount,
+    containers: [authContainer(stack)],
+    volumes: [projectedSecretVolume('secrets', authSecretFileList(stack)), emptyDirVolume('tmp')],
   });
 }
 

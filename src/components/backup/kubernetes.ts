@@ -10,10 +10,11 @@ import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { containerImage, emptyDirVolume, hardenedPodSpec, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
-import { projectedSecretVolume } from '../synapse/kubernetes.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { objectMeta } from '../../kit/meta.js';
+import { containerImage, emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
+import { projectedSecretVolume } from '../../kit/secret-volumes.js';
+import { jobPodTemplate } from '../../kit/workloads.js';
 import { postgresqlUid } from '../postgresql/kubernetes.js';
 
 export const backupComponent = 'backup';
@@ -96,33 +97,28 @@ function backupCronJob(stack: Stack): CronJob {
         spec: {
           backoffLimit: 2,
           activeDeadlineSeconds: jobDeadlineSeconds,
-          template: {
-            metadata: podMeta(stack, backupComponent, {}),
-            spec: hardenedPodSpec(stack.values, {
-              uid: postgresqlUid,
-              settings: { podAnnotations: {}, podSecurityContext: postgresql.podSecurityContext, securityContext: postgresql.securityContext },
-              restartPolicy: 'Never',
-              containers: [
-                {
-                  name: 'pg-dump',
-                  ...containerImage(postgresql.image),
-                  command: ['sh', '-c', backupScript()],
-                  env: backupEnvironment(stack),
-                  resources: resourceRequirements(postgresql.resources),
-                  volumeMounts: [
-                    { name: 'backups', mountPath: backupMountPath },
-                    { name: 'password', mountPath: passwordDir, readOnly: true },
-                    { name: 'scratch', mountPath: scratchDir },
-                  ],
-                },
+          template: jobPodTemplate(stack, {
+            component: backupComponent,
+            uid: postgresqlUid,
+            contexts: postgresql,
+            container: {
+              name: 'pg-dump',
+              ...containerImage(postgresql.image),
+              command: ['sh', '-c', backupScript()],
+              env: backupEnvironment(stack),
+              resources: resourceRequirements(postgresql.resources),
+              volumeMounts: [
+                { name: 'backups', mountPath: backupMountPath },
+                { name: 'password', mountPath: passwordDir, readOnly: true },
+                { name: 'scratch', mountPath: scratchDir },
               ],
-              volumes: [
-                { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
-                projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
-                emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
-              ],
-            }),
-          },
+            },
+            volumes: [
+              { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
+              projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
+              emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
+            ],
+          }),
         },
       },
     },

@@ -12,8 +12,8 @@ import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { Stack } from '../../stack/model.js';
 import { ValuesError } from '../../values/errors.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { clusterIpService, objectMeta, podMeta } from '../../kit/meta.js';
 import {
   configChecksum,
   containerImage,
@@ -25,7 +25,7 @@ import {
   serviceType,
   restrictedContainerSecurityContext,
   standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+} from '../../kit/pod-security.js';
 import { renderTurnserverConf } from './config.js';
 
 export const coturnComponent = 'coturn';

@@ -6,7 +6,7 @@ import type { Stack } from '../../stack/model.js';
 import type { Values } from '../../values/schema.js';
 import { deepMerge } from '../../values/load.js';
 import { baseUrlWithoutTrailingSlash } from '../wellknown/config.js';
-import { sortedAndDefined, toSortedJson } from '../wellknown/sorted-json.js';
+import { toPlainSorted, toSortedJson } from '../../kit/sorted-json.js';
 
 type ElementConfigValues = Values['element']['config'];
 type CustomTheme = ElementConfigValues['customThemes'][number];
@@ -85,7 +85,7 @@ export function renderElementConfig(stack: Stack): Record<string, unknown> {
     integrations_widgets_urls: unlessEmpty(integrations.widgetsUrls),
     jitsi: integrations.jitsiWidgetUrl === undefined ? undefined : { preferred_domain: jitsiPreferredDomain(integrations.jitsiWidgetUrl) },
   };
-  return sortedAndDefined(deepMerge(sortedAndDefined(rendered), config.extra)) as Record<string, unknown>;
+  return toPlainSorted(deepMerge(toPlainSorted(rendered), config.extra)) as Record<string, unknown>;
 }
 
 /** { 'config.json': ... } */

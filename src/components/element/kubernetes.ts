@@ -4,26 +4,15 @@
  */
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  serviceType,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { objectMeta } from '../../kit/meta.js';
+import { podDisruptionBudgets } from '../../kit/availability.js';
+import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
+import { configuredDeployment } from '../../kit/workloads.js';
 import { elementConfigFiles } from './config.js';
 
 export const elementComponent = 'element';
@@ -65,28 +54,17 @@ function elementContainer(stack: Stack): IContainer {
   };
 }
 
-function elementDeployment(stack: Stack, configData: Record<string, string>): Deployment {
+function elementDeployment(stack: Stack, configData: Record<string, string>) {
   const { element, autoscaling } = stack.values;
-  return new Deployment({
-    metadata: objectMeta(stack, elementComponent),
-    spec: {
-      // With an HPA the replica count is its to set: applying one here would fight it.
-      ...(autoscaling.enabled ? {} : { replicas: element.replicaCount }),
-      selector: { matchLabels: stack.selectorLabels(elementComponent) },
-      template: {
-        // The entrypoint copies config.json once at start: a changed config needs new pods.
-        metadata: podMeta(stack, elementComponent, podAnnotations(element, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: elementUid,
-          settings: element,
-          containers: [elementContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(elementComponent) } },
-            ...writableDirs.map(({ name }) => emptyDirVolume(name)),
-          ],
-        }),
-      },
-    },
+  return configuredDeployment(stack, {
+    component: elementComponent,
+    uid: elementUid,
+    settings: element,
+    configData,
+    // With an HPA the replica count is its to set.
+    replicas: autoscaling.enabled ? undefined : element.replicaCount,
+    containers: [elementContainer(stack)],
+    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
   });
 }
 

@@ -7,9 +7,9 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { containerImage, emptyDirVolume, execProbe, hardenedPodSpec, podAnnotations, resourceRequirements, standardProbes } from '../../targets/kubernetes/pod-security.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { clusterIpService, objectMeta, podMeta } from '../../kit/meta.js';
+import { containerImage, emptyDirVolume, execProbe, hardenedPodSpec, podAnnotations, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
 import { postgresqlInitdbArgs, postgresqlSettings } from './config.js';
 
 export const postgresqlComponent = 'postgresql';

@@ -6,7 +6,7 @@
 import { authPathPrefix, type Stack } from '../../stack/model.js';
 import { authHealthPath } from '../auth/service-config.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../wellknown/config.js';
-import { toSortedJson } from '../wellknown/sorted-json.js';
+import { toSortedJson } from '../../kit/sorted-json.js';
 
 export const wellKnownServerFile = 'well-known-server.json';
 export const wellKnownClientFile = 'well-known-client.json';

@@ -5,23 +5,13 @@
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { clusterIpService, objectMeta } from '../../kit/meta.js';
+import { podDisruptionBudgets } from '../../kit/availability.js';
+import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configuredDeployment } from '../../kit/workloads.js';
 import { routerConfigFiles } from './config.js';
 
 export const routerComponent = 'router';
@@ -56,23 +46,16 @@ function routerContainer(stack: Stack): IContainer {
   };
 }
 
-function routerDeployment(stack: Stack, configData: Record<string, string>): Deployment {
+function routerDeployment(stack: Stack, configData: Record<string, string>) {
   const { router } = stack.values;
-  return new Deployment({
-    metadata: objectMeta(stack, routerComponent),
-    spec: {
-      replicas: router.replicaCount,
-      selector: { matchLabels: stack.selectorLabels(routerComponent) },
-      template: {
-        metadata: podMeta(stack, routerComponent, podAnnotations(router, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: routerUid,
-          settings: router,
-          containers: [routerContainer(stack)],
-          volumes: [{ name: 'config', configMap: { name: stack.objectName(routerComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
-        }),
-      },
-    },
+  return configuredDeployment(stack, {
+    component: routerComponent,
+    uid: routerUid,
+    settings: router,
+    configData,
+    replicas: router.replicaCount,
+    containers: [routerContainer(stack)],
+    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
   });
 }
 

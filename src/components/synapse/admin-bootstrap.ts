@@ -8,10 +8,12 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { configChecksum, configChecksumAnnotation, containerImage, emptyDirVolume, hardenedPodSpec, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
-import { projectedSecretVolume, synapseServiceUrl, synapseUid, type SecretFile } from './kubernetes.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { objectMeta } from '../../kit/meta.js';
+import { configChecksum, configChecksumAnnotation, containerImage, emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
+import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes.js';
+import { jobPodTemplate } from '../../kit/workloads.js';
+import { synapseServiceUrl, synapseUid } from './kubernetes.js';
 
 export const adminBootstrapComponent = 'admin-bootstrap';
 
@@ -64,33 +66,29 @@ function adminBootstrapJob(stack: Stack): Job {
       activeDeadlineSeconds: jobDeadlineSeconds,
       // Deleted an hour after it ends; the next apply recreates it, and it succeeds at once.
       ttlSecondsAfterFinished: 3600,
-      template: {
-        metadata: podMeta(stack, adminBootstrapComponent, { [configChecksumAnnotation]: configChecksum(scriptData) }),
-        spec: hardenedPodSpec(stack.values, {
-          uid: synapseUid,
-          settings: { podAnnotations: {}, podSecurityContext: synapse.podSecurityContext, securityContext: synapse.securityContext },
-          restartPolicy: 'Never',
-          containers: [
-            {
-              name: 'register-admin',
-              ...containerImage(synapse.image),
-              command: ['python', `${scriptDir}/${scriptName}`],
-              env: scriptEnvironment(stack),
-              resources: resourceRequirements(adminBootstrap.resources),
-              volumeMounts: [
-                { name: 'script', mountPath: scriptDir, readOnly: true },
-                { name: 'secrets', mountPath: secretsDir, readOnly: true },
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
-            },
+      template: jobPodTemplate(stack, {
+        component: adminBootstrapComponent,
+        uid: synapseUid,
+        contexts: synapse,
+        annotations: { [configChecksumAnnotation]: configChecksum(scriptData) },
+        container: {
+          name: 'register-admin',
+          ...containerImage(synapse.image),
+          command: ['python', `${scriptDir}/${scriptName}`],
+          env: scriptEnvironment(stack),
+          resources: resourceRequirements(adminBootstrap.resources),
+          volumeMounts: [
+            { name: 'script', mountPath: scriptDir, readOnly: true },
+            { name: 'secrets', mountPath: secretsDir, readOnly: true },
+            { name: 'tmp', mountPath: '/tmp' },
           ],
-          volumes: [
-            { name: 'script', configMap: { name: stack.objectName(adminBootstrapComponent), defaultMode: 0o444 } },
-            projectedSecretVolume('secrets', adminBootstrapSecretFiles(stack)),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-      },
+        },
+        volumes: [
+          { name: 'script', configMap: { name: stack.objectName(adminBootstrapComponent), defaultMode: 0o444 } },
+          projectedSecretVolume('secrets', adminBootstrapSecretFiles(stack)),
+          emptyDirVolume('tmp'),
+        ],
+      }),
     },
   });
 }

@@ -7,27 +7,16 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import type { IVolumeProjection } from 'kubernetes-models/v1/VolumeProjection';
 import type { SecretRef, Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
-import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  serviceType,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { objectMeta } from '../../kit/meta.js';
+import { projectedSecretVolume, secretFileMode, type SecretFile } from '../../kit/secret-volumes.js';
+import { configuredDeployment } from '../../kit/workloads.js';
+import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
 import { synapseConfigFiles } from './config.js';
 import { renderOidcProvider } from './oidc.js';
 
@@ -35,16 +24,6 @@ export const synapseComponent = 'synapse';
 
 /** The Synapse image runs as this user (docker/start.py's default UID/GID). */
 export const synapseUid = 991;
-
-/** Read-only for the owner and the pod's fsGroup, nobody else. */
-const secretFileMode = 0o440;
-
-/** One secret file Synapse reads: which Secret key lands under which file name. */
-export interface SecretFile {
-  ref: SecretRef;
-  file: string;
-  purpose: string;
-}
 
 /**
  * The files of placement.paths.synapseSecretsDir, each from its own Secret key. The list follows the
@@ -86,14 +65,6 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
  */
 export function cliAppserviceRegistrationRef(stack: Stack): SecretRef {
   return { name: stack.secrets.synapseSecretConfig.name, key: synapseSecretFiles.cliAppserviceRegistration, userProvided: false };
-}
-
-/** A projected volume gathering one key from each Secret, under the given file names. */
-export function projectedSecretVolume(name: string, files: { ref: SecretRef; file: string }[]): IVolume {
-  const itemsBySecret = new Map<string, { key: string; path: string }[]>();
-  for (const { ref, file } of files) itemsBySecret.set(ref.name, [...(itemsBySecret.get(ref.name) ?? []), { key: ref.key, path: file }]);
-  const sources: IVolumeProjection[] = [...itemsBySecret].map(([secretName, items]) => ({ secret: { name: secretName, items } }));
-  return { name, projected: { defaultMode: secretFileMode, sources } };
 }
 
 export function synapseServiceAccountName(stack: Stack): string {
@@ -173,32 +144,19 @@ function synapseContainer(stack: Stack): IContainer {
   };
 }
 
-function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
+function synapseDeployment(stack: Stack, configData: Record<string, string>) {
   const { synapse } = stack.values;
-  return new Deployment({
-    metadata: objectMeta(stack, synapseComponent),
-    spec: {
-      replicas: synapse.replicaCount,
-      // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
-      strategy: { type: 'Recreate' },
-      selector: { matchLabels: stack.selectorLabels(synapseComponent) },
-      template: {
-        metadata: podMeta(stack, synapseComponent, podAnnotations(synapse, { [configChecksumAnnotation]: configChecksum(configMapData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: synapseUid,
-          settings: synapse,
-          serviceAccountName: synapseServiceAccountName(stack),
-          containers: [synapseContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
-            projectedSecretVolume('secrets', synapseSecretFileList(stack)),
-            signingKeyVolume(stack),
-            mediaVolume(stack),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-      },
-    },
+  return configuredDeployment(stack, {
+    component: synapseComponent,
+    uid: synapseUid,
+    settings: synapse,
+    configData,
+    replicas: synapse.replicaCount,
+    // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
+    strategy: { type: 'Recreate' },
+    serviceAccountName: synapseServiceAccountName(stack),
+    containers: [synapseContainer(stack)],
+    volumes: [projectedSecretVolume('secrets', synapseSecretFileList(stack)), signingKeyVolume(stack), mediaVolume(stack), emptyDirVolume('tmp')],
   });
 }
 

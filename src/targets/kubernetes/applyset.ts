@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from './objects.js';
-import { toPlainSorted } from './render.js';
+import type { KubeObject } from '../../kit/objects.js';
+import { toPlainSorted } from '../../kit/sorted-json.js';
 
 export const applysetIdLabel = 'applyset.kubernetes.io/id';
 export const applysetPartOfLabel = 'applyset.kubernetes.io/part-of';

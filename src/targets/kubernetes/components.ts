@@ -1,6 +1,6 @@
 /** The per-component object builders, in one list so render and tests see the same set. */
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from './objects.js';
+import type { KubeObject } from '../../kit/objects.js';
 import { buildNetworkPolicies } from './network-policies.js';
 import { buildIngress } from './ingress.js';
 import { buildHttpRoutes } from './gateway.js';

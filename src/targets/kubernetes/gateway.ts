@@ -1,7 +1,7 @@
 /** Gateway API: one HTTPRoute per public host, every path to the router Service. TLS lives on the Gateway. */
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from './objects.js';
+import type { KubeObject } from '../../kit/objects.js';
 import { hostSlug, publicHosts } from './public-routes.js';
 
 /** The HTTPRoute schema allows at most 8 matches per rule. */

@@ -1,7 +1,7 @@
 /** One Ingress for every public host of the release, all paths to the router Service. */
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from './objects.js';
+import type { KubeObject } from '../../kit/objects.js';
 import { publicHosts } from './public-routes.js';
 
 export function buildIngress(stack: Stack): KubeObject[] {

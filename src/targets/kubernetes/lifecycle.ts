@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from './objects.js';
+import type { KubeObject } from '../../kit/objects.js';
 import {
   applysetParentName,
   asMembers,

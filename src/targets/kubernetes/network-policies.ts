@@ -14,7 +14,7 @@ import type { Stack } from '../../stack/model.js';
 import { adminBootstrapComponent } from '../../components/synapse/admin-bootstrap.js';
 import { backupComponent, backupScheduled } from '../../components/backup/kubernetes.js';
 import { ownPeerAddresses } from '../../components/coturn/config.js';
-import type { KubeObject } from './objects.js';
+import type { KubeObject } from '../../kit/objects.js';
 
 type Peer = INetworkPolicyPeer;
 type Port = INetworkPolicyPort;

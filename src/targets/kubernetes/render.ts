@@ -4,8 +4,9 @@ import type { Values } from '../../values/schema.js';
 import { compileStack, type CompileOptions } from '../../stack/compile.js';
 import type { Stack } from '../../stack/model.js';
 import { kubernetesPlacement } from './placement.js';
-import { compareObjects, isNamespaced, type KubeObject } from './objects.js';
+import { compareObjects, isNamespaced, type KubeObject } from '../../kit/objects.js';
 import { componentObjectBuilders } from './components.js';
+import { toPlainSorted } from '../../kit/sorted-json.js';
 
 export function compileKubernetesStack(values: Values, options: CompileOptions = {}): Stack {
   const release = options.release ?? 'mxstack';
@@ -24,22 +25,6 @@ export function renderKubernetesObjects(stack: Stack): KubeObject[] {
     }
   }
   return objects.sort(compareObjects);
-}
-
-/** Plain JSON with keys sorted, so the YAML is byte-identical across runs. */
-export function toPlainSorted(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(toPlainSorted);
-  if (value !== null && typeof value === 'object') {
-    const source = typeof (value as { toJSON?: () => unknown }).toJSON === 'function' ? (value as { toJSON: () => unknown }).toJSON() : value;
-    if (source !== value) return toPlainSorted(source);
-    return Object.fromEntries(
-      Object.keys(value as object)
-        .sort()
-        .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
-        .map((key) => [key, toPlainSorted((value as Record<string, unknown>)[key])]),
-    );
-  }
-  return value;
 }
 
 export function objectToYaml(object: KubeObject): string {

@@ -9,8 +9,8 @@ import type { SecretRef, Stack } from '../../stack/model.js';
 import { adminBootstrapComponent, adminBootstrapSecretFiles } from '../../components/synapse/admin-bootstrap.js';
 import { cliAppserviceRegistrationRef, synapseComponent, synapseSecretFileList } from '../../components/synapse/kubernetes.js';
 import { authComponent, authSecretFileList } from '../../components/auth/kubernetes.js';
-import { objectMeta } from './meta.js';
-import type { KubeObject } from './objects.js';
+import { objectMeta } from '../../kit/meta.js';
+import type { KubeObject } from '../../kit/objects.js';
 
 /** Who puts a Secret key in place. */
 export type SecretSource =

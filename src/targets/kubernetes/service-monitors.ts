@@ -4,7 +4,7 @@
  */
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import type { Stack } from '../../stack/model.js';
-import type { KubeObject } from './objects.js';
+import type { KubeObject } from '../../kit/objects.js';
 
 /** The Service port name every scraped Service declares. */
 export const metricsPortName = 'metrics';

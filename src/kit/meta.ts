@@ -1,7 +1,7 @@
 /** Object metadata every object of the release carries: its name and the recommended labels. */
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import type { Stack } from '../../stack/model.js';
+import type { Stack } from '../stack/model.js';
 
 export type IObjectMeta = NonNullable<IConfigMap['metadata']>;
 

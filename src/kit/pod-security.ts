@@ -12,7 +12,7 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import type { ISecurityContext } from 'kubernetes-models/v1/SecurityContext';
 import type { IToleration } from 'kubernetes-models/v1/Toleration';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import type { Values } from '../../values/schema.js';
+import type { Values } from '../values/schema.js';
 
 /** The per-component pod settings every component group of the values has. */
 export interface PodSettings {

@@ -1,6 +1,6 @@
 /** Disruption budgets for the components that run more than one replica. */
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import type { Stack } from '../../stack/model.js';
+import type { Stack } from '../stack/model.js';
 import { objectMeta } from './meta.js';
 
 /** minAvailable 1 when at least two replicas run; none otherwise (a budget would block every drain). */
