@@ -4,7 +4,8 @@ import { UsageError } from './main.js';
 import { addTargetOptions, openTarget, type TargetOptions } from './ops.js';
 import { LocalTarget } from '../targets/local/target-adapter.js';
 import { KubernetesTarget } from '../targets/kubernetes/target-adapter.js';
-import { TargetUsageError } from '../ops/target.js';
+import { localStackStatus } from '../targets/local/lifecycle.js';
+import { TargetUsageError } from '../targets/target.js';
 import { runDoctorChecks, type DoctorEnvironment } from '../ops/doctor/checks.js';
 import { kubernetesDoctorEnvironment, localDoctorEnvironment } from '../ops/doctor/environments.js';
 import { doctorExitCode, formatDoctorReport, type DoctorReport } from '../ops/doctor/report.js';
@@ -18,7 +19,7 @@ function doctorEnvironment(options: DoctorOptions): DoctorEnvironment {
   const session = options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {};
   const target = openTarget(options);
   if (target instanceof KubernetesTarget) return kubernetesDoctorEnvironment(target, options.namespace, session);
-  if (target instanceof LocalTarget) return localDoctorEnvironment(target, options.stateDir, session);
+  if (target instanceof LocalTarget) return localDoctorEnvironment(target, options.stateDir, localStackStatus, session);
   throw new Error('doctor supports the local and Kubernetes targets only.');
 }
 

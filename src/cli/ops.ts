@@ -15,7 +15,7 @@ import { KubernetesTarget } from '../targets/kubernetes/target-adapter.js';
 import { compileKubernetesStack } from '../targets/kubernetes/render.js';
 import { KubectlError, KubectlNotFoundError } from '../targets/kubernetes/kubectl.js';
 import { resolveValues } from '../values/load.js';
-import { TargetUsageError, type Target } from '../ops/target.js';
+import { TargetUsageError, type Target } from '../targets/target.js';
 import { AdminApiError, type SynapseAdminClient } from '../ops/admin-api.js';
 import { withAdmin } from '../ops/admin-session.js';
 import {

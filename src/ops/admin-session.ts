@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { AdminApiError, loginWithAppservice, loginWithPassword, SynapseAdminClient, tokenOwner } from './admin-api.js';
-import type { SecretKeyRef, Target } from './target.js';
+import type { SecretKeyRef, Target } from '../targets/target.js';
 
 export interface AdminSessionOptions {
   /** A file holding an admin's access token (first line). */

@@ -7,7 +7,7 @@
  */
 import { authAdminRoutes, authHealthPath, type AdminAccountInfo } from '../components/auth/service-config.js';
 import { AdminApiError, connectionCause } from './admin-api.js';
-import { TargetUsageError, type Target } from './target.js';
+import { TargetUsageError, type Target } from '../targets/target.js';
 
 export type { AdminAccountInfo };
 

@@ -4,7 +4,7 @@
  * login is off), so create / set-password go through its admin API too, and reset-2fa / unlock / the
  * "Second factors" of `info` exist only there. Functions take the auth client as `auth` (undefined: 2FA off).
  */
-import { generateAdminPassword } from './secrets/generate.js';
+import { generateAdminPassword } from '../stack/secrets/generate.js';
 import { AdminApiError, toUserId, type SynapseAdminClient, type UserDetails, type UserFilter, type UserListEntry } from './admin-api.js';
 import { localpartOf, type AdminAccountInfo, type AuthAdminClient } from './auth-admin.js';
 import { minimumPasswordLength } from '../components/auth/service-config.js';

@@ -10,7 +10,7 @@ import * as signIn from '../../src/components/auth/sign-in.js';
 import { hashPassword } from '../../src/components/auth/password.js';
 import { totpCodeAt } from '../../src/components/auth/totp.js';
 import { generateRecoveryCodes, hashRecoveryCode } from '../../src/components/auth/recovery-codes.js';
-import { seal } from '../../src/components/auth/secret-box.js';
+import { seal } from '../../src/stack/secrets/secret-box.js';
 import { accountKey, addressKey, recordFailure, emptyThrottleState, type ThrottlePolicy } from '../../src/components/auth/throttle.js';
 import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '../support/auth-postgres.js';
 

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { signingKeyInfo } from '../../src/ops/secrets/generate.js';
+import { signingKeyInfo } from '../../src/stack/secrets/generate.js';
 import { runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
 import { cliEntry, projectRoot } from '../support/cli.js';
 import { readLocalStackStatus, runCliAsync, startLocalStack, type LocalStackHandle, type LocalStackStatus } from '../support/local-stack.js';

@@ -11,7 +11,7 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from '../../src/components/auth/service-config.js';
-import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/components/auth/keys.js';
+import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/stack/secrets/auth-keys.js';
 import { browse, CookieJar, followRedirects, type BrowserResponse } from './oidc-provider.js';
 import type { AuthPostgres } from './auth-postgres.js';
 import { freeLoopbackPort } from './component-stacks.js';

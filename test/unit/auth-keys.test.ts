@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey, parseRecoveryCodeKey, parseSealingKeyring, rotateSealingKeyring } from '../../src/components/auth/keys.js';
-import { open, seal } from '../../src/components/auth/secret-box.js';
+import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey, parseRecoveryCodeKey, parseSealingKeyring, rotateSealingKeyring } from '../../src/stack/secrets/auth-keys.js';
+import { open, seal } from '../../src/stack/secrets/secret-box.js';
 
 test('a keyring round-trips through its Secret form; the first key is current', () => {
   const k1 = generateSealingKey('k1');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { open, seal, sealedKeyId } from '../../src/components/auth/secret-box.js';
+import { open, seal, sealedKeyId } from '../../src/stack/secrets/secret-box.js';
 
 const current = { id: 'k2', key: randomBytes(32) };
 const previous = { id: 'k1', key: randomBytes(32) };

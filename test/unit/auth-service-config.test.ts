@@ -7,7 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { loadConfig, loadSecrets, parseArguments, secretsDirectory } from '../../src/components/auth/service/config.js';
 import { logLine } from '../../src/components/auth/service/log.js';
 import { authSecretFiles, type AuthServiceConfig } from '../../src/components/auth/service-config.js';
-import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/components/auth/keys.js';
+import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/stack/secrets/auth-keys.js';
 
 test('arguments: --config required, --secrets-dir optional, nothing else', () => {
   assert.deepEqual(parseArguments(['--config', '/c.json']), { configPath: '/c.json', secretsDir: undefined });

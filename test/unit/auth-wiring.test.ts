@@ -27,9 +27,9 @@ import { authServiceConfig, renderAuthConfigFile } from '../../src/components/au
 import { renderHomeserverConfig, renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../src/components/synapse/config.js';
 import { cliAppserviceRegistration, cliAppserviceRegistrationConfig } from '../../src/components/synapse/auth.js';
 import { routerConfigFiles, renderRouterConfig } from '../../src/components/router/config.js';
-import { authSecretGenerators, generateSigningKey, rsaJwkThumbprint } from '../../src/ops/secrets/generate.js';
+import { authSecretGenerators, generateSigningKey, rsaJwkThumbprint } from '../../src/stack/secrets/generate.js';
 import { secretInventory } from '../../src/ops/secrets/inventory.js';
-import { parseRecoveryCodeKey, parseSealingKeyring } from '../../src/components/auth/keys.js';
+import { parseRecoveryCodeKey, parseSealingKeyring } from '../../src/stack/secrets/auth-keys.js';
 import { authSecretFiles } from '../../src/components/auth/service-config.js';
 import { renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { toPlainSorted } from '../../src/kit/sorted-json.js';

@@ -30,7 +30,7 @@ import { buildSupervisorPlan } from '../../src/targets/local/plan.js';
 import type { LocalSecretValues } from '../../src/targets/local/secrets.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
-import { TargetUsageError } from '../../src/ops/target.js';
+import { TargetUsageError } from '../../src/targets/target.js';
 
 const users = {
   nobody: { uid: 65534, gid: 65534, home: '/nonexistent' },

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { authAdminRoutes, type AdminAccountInfo } from '../../src/components/auth/service-config.js';
 import type { Stack } from '../../src/stack/model.js';
-import type { SecretKeyRef, Target } from '../../src/ops/target.js';
+import type { SecretKeyRef, Target } from '../../src/targets/target.js';
 import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 

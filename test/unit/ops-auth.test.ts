@@ -13,7 +13,7 @@ import { AdminApiError } from '../../src/ops/admin-api.js';
 import { adminTokenRef, withAdmin } from '../../src/ops/admin-session.js';
 import { AuthAdminClient, AuthAdminError, withAuthAdmin } from '../../src/ops/auth-admin.js';
 import { createUser, factorPhrases, resetSecondFactors, setPassword, unlockUser, userInfo } from '../../src/ops/users.js';
-import { TargetUsageError } from '../../src/ops/target.js';
+import { TargetUsageError } from '../../src/targets/target.js';
 import { confirmByTyping, secondFactorLines } from '../../src/cli/ops.js';
 import { FakeAuthService, FakeSynapse, FakeTarget, serverName, stackWith } from './ops-auth-fakes.js';
 

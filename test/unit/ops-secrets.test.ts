@@ -15,12 +15,12 @@ import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import type { ComponentName, Stack } from '../../src/stack/model.js';
 import { synapseSecretFiles } from '../../src/stack/model.js';
-import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, Target } from '../../src/ops/target.js';
+import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, Target } from '../../src/targets/target.js';
 import { secretInventory } from '../../src/ops/secrets/inventory.js';
 import { exportSecrets, initSecrets, listSecrets, rotateSecret, rotationRestarts } from '../../src/ops/secrets/manage.js';
 import { databasePasswordOf, turnSecretOf, verifySecrets, consistent } from '../../src/ops/secrets/verify.js';
-import { generateSigningKey, signingKeyInfo } from '../../src/ops/secrets/generate.js';
-import { parseSealingKeyring } from '../../src/components/auth/keys.js';
+import { generateSigningKey, signingKeyInfo } from '../../src/stack/secrets/generate.js';
+import { parseSealingKeyring } from '../../src/stack/secrets/auth-keys.js';
 import { KubernetesTarget, lastWriteOf } from '../../src/targets/kubernetes/target-adapter.js';
 import { execArgs, parseForwardedPort, portForwardArgs } from '../../src/targets/kubernetes/kubectl.js';
 

@@ -9,8 +9,8 @@ import {
   generateSigningKey,
   randomString,
   signingKeyInfo,
-} from '../../src/ops/secrets/generate.js';
-import { registrationMac } from '../../src/ops/admin/register.js';
+} from '../../src/stack/secrets/generate.js';
+import { registrationMac } from '../../src/components/synapse/shared-secret-registration.js';
 
 test('random secrets carry 256 bits in a URL-safe alphabet and never repeat', () => {
   const secrets = Array.from({ length: 50 }, () => generateRandomSecret());

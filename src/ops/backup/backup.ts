@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Target } from '../target.js';
+import type { Target } from '../../targets/target.js';
 import { inventorySecretNames, secretInventory } from '../secrets/inventory.js';
 import { TarWriter } from './tar.js';
 import { backupFormat, backupFormatVersion, chunkName, manifestChecksumName, manifestName, type BackupManifest, type ChunkedBase, type ManifestPart, type PartKind } from './manifest.js';

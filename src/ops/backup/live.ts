@@ -2,7 +2,7 @@
  * What backup and restore ask of the running stack: its versions, and SQL run with psql inside the
  * postgresql component (as the database superuser, over the local socket: no password anywhere).
  */
-import type { Target } from '../target.js';
+import type { Target } from '../../targets/target.js';
 import type { LiveStack } from './manifest.js';
 
 /** A PostgreSQL identifier, quoted. */

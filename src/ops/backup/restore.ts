@@ -27,7 +27,7 @@
  * print "restore: paused at <point>" and wait there forever (tests kill it at that point).
  */
 import { once } from 'node:events';
-import type { StreamingCommand, Target } from '../target.js';
+import type { StreamingCommand, Target } from '../../targets/target.js';
 import { readArchive, type ArchiveContents, type PartSink } from './archive-reader.js';
 import { ArchiveMismatchError, authDatabasePlan, incompatibility, type PartKind } from './manifest.js';
 import { authDatabaseName, databaseExists, lastLines, liveStack, quoteIdentifier, quoteLiteral, runSql } from './live.js';

@@ -6,9 +6,9 @@
 import { isDeepStrictEqual } from 'node:util';
 import { connect as connectTls } from 'node:tls';
 import { isIP } from 'node:net';
-import type { Target } from '../target.js';
+import type { Target } from '../../targets/target.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../../components/wellknown/config.js';
-import { signingKeyInfo } from '../secrets/generate.js';
+import { signingKeyInfo } from '../../stack/secrets/generate.js';
 import { withAuthAdmin } from '../auth-admin.js';
 import { errorSentence, fail, pass, warn, type DoctorCheck } from './report.js';
 import { parseTurnUri, StunErrorResponse, TurnClient } from './turn-client.js';

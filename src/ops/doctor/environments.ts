@@ -5,11 +5,8 @@
  * its pod.
  */
 import { readFileSync } from 'node:fs';
-import { TargetUsageError, type Target } from '../target.js';
+import { TargetUsageError, type Target } from '../../targets/target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
-import { localStackStatus } from '../../targets/local/lifecycle.js';
-import type { LocalTarget } from '../../targets/local/target-adapter.js';
-import type { KubernetesTarget } from '../../targets/kubernetes/target-adapter.js';
 import type { ComponentName } from '../../stack/model.js';
 import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
 import { errorSentence, fail } from './report.js';
@@ -60,7 +57,21 @@ function plainTurnUri(uris: readonly string[]): string | undefined {
   });
 }
 
-export function localDoctorEnvironment(target: LocalTarget, stateDir: string, session: AdminSessionOptions = {}): DoctorEnvironment {
+/** What the local target reports of a stack (`mxstack status`), as far as the doctor reads it. */
+export interface LocalStatusReport {
+  stateDir: string;
+  running: boolean;
+  endpoints?: { metrics: string[] };
+  components: Record<string, { state: string; healthy: boolean; restarts: number; version?: string }>;
+}
+
+/** The local stack's doctor; `localStackStatus` measures the stack as `mxstack status` does (the CLI passes it). */
+export function localDoctorEnvironment(
+  target: Target,
+  stateDir: string,
+  localStackStatus: (stateDir: string) => Promise<LocalStatusReport>,
+  session: AdminSessionOptions = {},
+): DoctorEnvironment {
   const { stack } = target;
   const router = new URL(stack.publicBaseUrl).origin;
   return {
@@ -124,7 +135,12 @@ const fetchInsidePython = [
   '    print(e.code)',
 ].join('\n');
 
-export function kubernetesDoctorEnvironment(target: KubernetesTarget, namespace: string, session: AdminSessionOptions = {}): DoctorEnvironment {
+/** A release's target, which also names the workload (`deployment/<release>-synapse`) running each component. */
+export interface KubernetesWorkloads extends Target {
+  workload(component: ComponentName): string;
+}
+
+export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespace: string, session: AdminSessionOptions = {}): DoctorEnvironment {
   const { stack } = target;
   return {
     target,

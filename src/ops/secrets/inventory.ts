@@ -4,7 +4,7 @@
  * Pure: a function of the stack.
  */
 import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
-import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from './generate.js';
+import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../stack/secrets/generate.js';
 
 /** What each key of the auth component's Secret is for (`secrets list`). */
 const authSecretPurposes: Record<keyof AuthSecrets, string> = {

@@ -6,11 +6,11 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ComponentName, Stack } from '../../stack/model.js';
-import type { Target } from '../target.js';
+import type { Target } from '../../targets/target.js';
 import { withAdmin, type AdminSessionOptions } from '../admin-session.js';
 import { localpartOf, withAuthAdmin } from '../auth-admin.js';
-import { generateSealingKey, rotateSealingKeyring } from '../../components/auth/keys.js';
-import { generateRandomSecret, generateSigningJwks } from './generate.js';
+import { generateSealingKey, rotateSealingKeyring } from '../../stack/secrets/auth-keys.js';
+import { generateRandomSecret, generateSigningJwks } from '../../stack/secrets/generate.js';
 import { secretInventory, inventorySecretNames, type SecretEntry, type SecretOrigin } from './inventory.js';
 
 /** A problem with the stored secrets the user must fix (exit 2). */

@@ -4,8 +4,8 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { synapseSecretFiles } from '../../stack/model.js';
-import type { Target } from '../target.js';
-import { signingKeyInfo } from './generate.js';
+import type { Target } from '../../targets/target.js';
+import { signingKeyInfo } from '../../stack/secrets/generate.js';
 import { secretInventory } from './inventory.js';
 
 export interface VerifyCheck {

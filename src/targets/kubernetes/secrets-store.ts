@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
-import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../ops/secrets/generate.js';
+import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../stack/secrets/generate.js';
 import { renderSynapseSecretConfig, toSynapseYaml } from '../../components/synapse/config.js';
 import { cliAppserviceRegistration } from '../../components/synapse/auth.js';
 import { cliAppserviceRegistrationRef } from '../../components/synapse/kubernetes.js';

@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import type { ComponentName, Stack } from '../../stack/model.js';
-import { streamingCommand, TargetUsageError, type CommandResult, type ExecOptions, type PostgresqlTool, type SecretKeyRef, type StoredSecretKey, type StreamingCommand, type Target } from '../../ops/target.js';
+import { streamingCommand, TargetUsageError, type CommandResult, type ExecOptions, type PostgresqlTool, type SecretKeyRef, type StoredSecretKey, type StreamingCommand, type Target } from '../target.js';
 import {
   applyArgs,
   createArgs,

@@ -7,7 +7,7 @@ import { authEnabled, compileStack } from '../../stack/compile.js';
 import type { Stack } from '../../stack/model.js';
 import { normalizeLegacyValues } from '../../values/compat.js';
 import { mergeValueSources, resolveValues, type ValuesSources } from '../../values/load.js';
-import { registerWithSharedSecret } from '../../ops/admin/register.js';
+import { registerWithSharedSecret } from '../../components/synapse/shared-secret-registration.js';
 import { authAccessProblem, authIdOwners, defaultHostProgram, localAuthUser } from './auth.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { checkHealth } from './health.js';

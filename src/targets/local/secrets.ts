@@ -11,7 +11,7 @@ import {
   generatePostgresPassword,
   generateRandomSecret,
   generateSigningKey,
-} from '../../ops/secrets/generate.js';
+} from '../../stack/secrets/generate.js';
 import type { LocalAuthSecretValues } from './auth.js';
 import type { StateLayout } from './state.js';
 

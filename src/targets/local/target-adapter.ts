@@ -20,7 +20,7 @@ import {
   type StoredSecretKey,
   type StreamingCommand,
   type Target,
-} from '../../ops/target.js';
+} from '../target.js';
 import { chrootArguments, runtimeEnvironment } from './health.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { localPlacement, type LocalPorts } from './placement.js';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { authSecretFiles, type AuthServiceConfig } from '../service-config.js';
-import { parseRecoveryCodeKey, parseSealingKeyring, type SealingKeyring } from '../keys.js';
+import { parseRecoveryCodeKey, parseSealingKeyring, type SealingKeyring } from '../../../stack/secrets/auth-keys.js';
 
 export interface ServiceSecrets {
   readonly databasePassword: string;

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import QRCode from 'qrcode';
 import * as repo from '../repository.js';
 import * as signIn from '../sign-in.js';
-import { open, seal } from '../secret-box.js';
+import { open, seal } from '../../../stack/secrets/secret-box.js';
 import { totpEnrolmentUri } from '../totp.js';
 import { clientAddress, HttpError, readForm, readJson, redirect, sendHtml, sendJson, tokensMatch } from './http.js';
 import { trustedHtml } from './html.js';

@@ -1,7 +1,7 @@
 /** Generators for every secret the stack needs. Random from node:crypto; no I/O. */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomInt, type JsonWebKey } from 'node:crypto';
-import type { AuthSecrets } from '../../stack/model.js';
-import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../components/auth/keys.js';
+import type { AuthSecrets } from '../model.js';
+import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from './auth-keys.js';
 
 const alphanumeric = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
