@@ -2,7 +2,8 @@
 import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
-import { authIdpId, authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
+import { authEnabled, authIdpId, oidcSecretNamePart } from '../values/derived.js';
+import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
 
 export const defaultRelease = 'mxstack';
 export const defaultNamespace = 'matrix';
@@ -10,16 +11,6 @@ export const defaultNamespace = 'matrix';
 const ownSecret = (name: string, key: string): SecretRef => ({ name, key, userProvided: false });
 const userSecret = (ref: { name: string; key: string } | undefined, fallback: SecretRef): SecretRef =>
   ref ? { name: ref.name, key: ref.key, userProvided: true } : fallback;
-
-/** idp_id allows `_`, `~`, `.` and capitals, which object names do not: `My_Provider` → `my-provider`. */
-export function oidcSecretNamePart(idpId: string): string {
-  return idpId.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '') || 'provider';
-}
-
-/** Whether the stack deploys the built-in identity provider (the auth component). */
-export function authEnabled(values: Values): boolean {
-  return values.synapse.server.mfa.totp.enabled || values.synapse.server.mfa.webauthn.enabled;
-}
 
 function authSecrets(release: string): AuthSecrets {
   const name = `${release}-auth`;

@@ -135,9 +135,6 @@ export interface StackAuth {
 /** The path prefix under which the router serves the auth component on the public host. */
 export const authPathPrefix = '/auth';
 
-/** Synapse's idp_id of the auth component (StackAuth.idpId): reserved in the values when 2FA is on. */
-export const authIdpId = 'mxstack';
-
 export interface Stack {
   values: Values;
   release: string;

@@ -4,9 +4,8 @@
  */
 import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
-import { oidcPresets } from '../components/synapse/oidc-presets.js';
-import { authEnabled, oidcSecretNamePart } from '../stack/compile.js';
-import { authIdpId } from '../stack/model.js';
+import { oidcPresets } from './oidc-presets.js';
+import { authEnabled, authIdpId, oidcSecretNamePart } from './derived.js';
 
 type Check = (values: Values) => string | undefined;
 

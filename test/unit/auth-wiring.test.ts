@@ -18,7 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { resolveValues } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { isValidRpId } from '../../src/values/refusals.js';
-import { authEnabled } from '../../src/stack/compile.js';
+import { authEnabled } from '../../src/values/derived.js';
 import { synapseSecretFiles, type AuthSecrets, type Stack } from '../../src/stack/model.js';
 import { authSecretFileList } from '../../src/components/auth/kubernetes.js';
 import { loadConfig, loadSecrets } from '../../src/components/auth/service/config.js';

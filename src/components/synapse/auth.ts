@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import type { Stack, StackAuth } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import { oidcClientSecretPath } from './oidc.js';
-import type { SynapseOidcProvider } from './oidc-presets.js';
+import type { SynapseOidcProvider } from '../../values/oidc-presets.js';
 import { toSynapseYaml } from './config.js';
 
 /** Id (and sender localpart) of the CLI's application service. */

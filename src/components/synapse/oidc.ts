@@ -7,7 +7,7 @@
 import { posix } from 'node:path';
 import { deepMerge } from '../../values/load.js';
 import type { OidcProvider } from '../../values/schema.js';
-import { oidcPresets, type SynapseOidcProvider } from './oidc-presets.js';
+import { oidcPresets, type SynapseOidcProvider } from '../../values/oidc-presets.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 
 /** The file Synapse reads this provider's client secret from. */

@@ -2,7 +2,7 @@
  * What each OIDC preset fills in a Synapse `oidc_providers` entry (values always win over it). Data only,
  * so the values checks can see what a preset provides without importing the renderer.
  */
-import type { OidcProvider } from '../../values/schema.js';
+import type { OidcProvider } from './schema.js';
 
 export type OidcPreset = NonNullable<OidcProvider['preset']>;
 
