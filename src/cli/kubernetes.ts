@@ -2,7 +2,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { UsageError } from './main.js';
-import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
+import { addReleaseOptions, addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
 import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
 import {
@@ -58,8 +58,7 @@ function connectionOf(options: ClusterOptions): KubectlConnection {
 
 /** Values are loaded and validated (exit 2 on a problem) before any kubectl call. */
 function releaseContext(options: ClusterOptions): ReleaseContext {
-  const values = valuesFromOptions(options);
-  const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
+  const stack = compileKubernetesStack(stackInputFromOptions(options).values, { release: options.release, namespace: options.namespace });
   return { connection: connectionOf(options), stack, objects: renderKubernetesObjects(stack), report: progress };
 }
 

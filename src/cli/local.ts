@@ -2,7 +2,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
-import { addValuesOptions, type ValuesOptions } from './options.js';
+import { addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
 import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
 import { RuntimeSetupError, runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
@@ -122,7 +122,7 @@ export function registerLocalCommands(program: Command): void {
     .addOption(stateDirOption())
     .action((options: ValuesOptions & { stateDir: string }) =>
       asUsage(async () => {
-        const result = await upLocalStack({ stateDir: options.stateDir, values: { files: options.values, sets: options.set }, progress });
+        const result = await upLocalStack({ stateDir: options.stateDir, input: stackInputFromOptions(options), progress });
         const { endpoints } = result.plan;
         const lines = [`client URL:     ${endpoints.client}`, `well-known URL: ${endpoints.wellKnown}.well-known/matrix/client`];
         if (endpoints.auth) lines.push(`2FA sign-in:    ${endpoints.auth} (account page: ${endpoints.auth}account)`);

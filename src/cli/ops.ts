@@ -7,14 +7,12 @@ import { writeFile, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
-import { addValuesOptions, type ValuesOptions } from './options.js';
-import { mergeValueSources } from '../values/load.js';
+import { addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 import { defaultStateDir } from '../targets/local/state.js';
 import { LocalTarget } from '../targets/local/target-adapter.js';
 import { KubernetesTarget } from '../targets/kubernetes/target-adapter.js';
 import { compileKubernetesStack } from '../targets/kubernetes/render.js';
 import { KubectlError, KubectlNotFoundError } from '../targets/kubernetes/kubectl.js';
-import { resolveValues } from '../values/load.js';
 import { TargetUsageError, type Target } from '../targets/target.js';
 import { AdminApiError, type SynapseAdminClient } from '../ops/admin-api.js';
 import { withAdmin } from '../ops/admin-session.js';
@@ -71,8 +69,7 @@ const outputOption = () => new Option('-o, --output <format>', 'output format').
 
 export function openTarget(options: TargetOptions): Target {
   if (options.kubernetes) {
-    const values = resolveValues(mergeValueSources({ files: options.values, sets: options.set }));
-    const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
+    const stack = compileKubernetesStack(stackInputFromOptions(options).values, { release: options.release, namespace: options.namespace });
     return new KubernetesTarget(stack, {
       namespace: options.namespace,
       ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}),
@@ -80,7 +77,7 @@ export function openTarget(options: TargetOptions): Target {
     });
   }
   const given = options.values.length > 0 || options.set.length > 0;
-  return new LocalTarget({ stateDir: options.stateDir, ...(given ? { rawValues: mergeValueSources({ files: options.values, sets: options.set }) } : {}) });
+  return new LocalTarget({ stateDir: options.stateDir, ...(given ? { input: stackInputFromOptions(options) } : {}) });
 }
 
 /** Errors a user fixes by calling differently become UsageError (exit 2); the rest stay one sentence (exit 1). */

@@ -1,7 +1,6 @@
 /** Options shared by every command that reads values. */
 import type { Command } from 'commander';
-import { loadValues } from '../values/load.js';
-import type { Values } from '../values/schema.js';
+import { stackInput, type StackInput } from '../stack/entry.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -22,6 +21,7 @@ export interface ValuesOptions {
   set: string[];
 }
 
-export function valuesFromOptions(options: ValuesOptions): Values {
-  return loadValues({ files: options.values, sets: options.set });
+/** The values stage for a command: its -f files and --set assignments, through the pipeline's one entry. */
+export function stackInputFromOptions(options: ValuesOptions): StackInput {
+  return stackInput({ files: options.values, sets: options.set });
 }

@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { compileKubernetesStack, objectFileName, objectToYaml, renderKubernetesObjects, renderKubernetesYaml } from '../targets/kubernetes/render.js';
-import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
+import { addReleaseOptions, addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 
 interface RenderOptions extends ValuesOptions {
   release: string;
@@ -17,8 +17,7 @@ export function registerRenderCommand(program: Command): void {
   )
     .option('-o, --output-dir <dir>', 'write one file per object into this directory instead of stdout')
     .action((options: RenderOptions) => {
-      const values = valuesFromOptions(options);
-      const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
+      const stack = compileKubernetesStack(stackInputFromOptions(options).values, { release: options.release, namespace: options.namespace });
       const objects = renderKubernetesObjects(stack);
       if (!options.outputDir) {
         process.stdout.write(renderKubernetesYaml(objects));

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { valuesSchema } from '../values/schema.js';
 import { renderDefaultedValuesYaml } from '../values/document.js';
-import { addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
+import { addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 
 export function registerValuesCommands(program: Command): void {
   program
@@ -15,6 +15,6 @@ export function registerValuesCommands(program: Command): void {
   addValuesOptions(
     program.command('values').description('print the full values, defaults filled in, with a comment per key'),
   ).action((options: ValuesOptions) => {
-    process.stdout.write(renderDefaultedValuesYaml(valuesFromOptions(options)));
+    process.stdout.write(renderDefaultedValuesYaml(stackInputFromOptions(options).values));
   });
 }

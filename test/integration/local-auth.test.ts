@@ -15,6 +15,7 @@ import { localAuthUser } from '../../src/targets/local/auth.js';
 import { processIsAlive, runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import { stackInput } from '../../src/stack/entry.js';
 import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
 
 const minutes = (n: number) => n * 60_000;
@@ -216,7 +217,7 @@ describe('a local stack with 2FA on (the auth component)', { timeout: minutes(20
   });
 
   test('the auth database exists, owned by the stack\'s role (created by the supervisor, not by the service)', async () => {
-    const target = new LocalTarget({ stateDir: stack.stateDir, rawValues: { synapse: { server: { mfa: { totp: { enabled: true } } } } } });
+    const target = new LocalTarget({ stateDir: stack.stateDir, input: stackInput({ raw: { synapse: { server: { mfa: { totp: { enabled: true } } } } } }) });
     const result = await target.exec('postgresql', [...target.postgresqlTool('psql'), '-X', '-tA', '-d', 'postgres', '-c', "SELECT datname || ' ' || pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'synapse%' ORDER BY 1"]);
     assert.equal(result.exitCode, 0, result.stderr);
     assert.deepEqual(result.stdout.trim().split('\n'), [`synapse ${target.stack.database.user}`, `synapse_auth ${target.stack.database.user}`]);
@@ -240,7 +241,7 @@ describe('a local stack with 2FA on (the auth component)', { timeout: minutes(20
   });
 
   test('applySecrets rewrites the auth files (owner, mode) and restarts the service', async () => {
-    const target = new LocalTarget({ stateDir: stack.stateDir, rawValues: { synapse: { server: { mfa: { totp: { enabled: true } } } } } });
+    const target = new LocalTarget({ stateDir: stack.stateDir, input: stackInput({ raw: { synapse: { server: { mfa: { totp: { enabled: true } } } } } }) });
     const adminToken = join(layout.authSecretsDir, authSecretFiles.adminToken);
     const expected = readFileSync(adminToken, 'utf8');
     rmSync(adminToken);

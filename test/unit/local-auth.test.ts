@@ -30,6 +30,7 @@ import { buildSupervisorPlan } from '../../src/targets/local/plan.js';
 import type { LocalSecretValues } from '../../src/targets/local/secrets.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import { stackInput } from '../../src/stack/entry.js';
 import { TargetUsageError } from '../../src/targets/target.js';
 
 const users = {
@@ -310,7 +311,7 @@ test('operations run no command "inside" the auth component: it is not in the ru
     writeFileSync(layout.stateFile, JSON.stringify({ serverName: 'chat.example', createdAt: new Date().toISOString() }));
     // The lock names a live process (this one), as when the supervisor runs.
     writeFileSync(layout.lockFile, `${process.pid}\n`);
-    const target = new LocalTarget({ stateDir: layout.root, rawValues: { synapse: { server: { mfa: { totp: { enabled: true } } } } } });
+    const target = new LocalTarget({ stateDir: layout.root, input: stackInput({ raw: { synapse: { server: { mfa: { totp: { enabled: true } } } } } }) });
     await assert.rejects(target.exec('auth', ['true']), (error: Error) => error instanceof TargetUsageError && /auth runs on this machine, not inside the runtime/.test(error.message));
     assert.throws(() => target.spawn('auth', ['true']), TargetUsageError);
     assert.equal(await target.withAuth(async (url) => url), `http://127.0.0.1:${stack.placement.ports.authAdmin}/`);

@@ -5,9 +5,10 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import { stackInput } from '../../src/stack/entry.js';
 import { initSecrets } from '../../src/ops/secrets/manage.js';
 
-const freshTarget = () => new LocalTarget({ stateDir: join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state'), rawValues: { synapse: { server: { name: 'chat.example' } } } });
+const freshTarget = () => new LocalTarget({ stateDir: join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state'), input: stackInput({ raw: { synapse: { server: { name: 'chat.example' } } } }) });
 
 test('secrets init on a state directory that never ran writes every secret as a 0600 file in 0700 directories', async () => {
   const target = freshTarget();
@@ -49,6 +50,6 @@ test('operations without values see the stack as the last `up` recorded it (valu
   assert.equal(recorded.serverName, 'chat.example');
   assert.equal(recorded.values.synapse.server.mfa.webauthn.enabled, true);
   assert.equal(recorded.values.synapse.server.mfa.totp.enabled, false, 'not guessed: the recorded values say which factor is on');
-  const given = new LocalTarget({ stateDir, rawValues: { synapse: { server: { name: 'chat.example' } } } }).stack;
+  const given = new LocalTarget({ stateDir, input: stackInput({ raw: { synapse: { server: { name: 'chat.example' } } } }) }).stack;
   assert.equal(given.auth, undefined);
 });

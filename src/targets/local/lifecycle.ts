@@ -3,17 +3,16 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
-import { compileStack } from '../../stack/compile.js';
 import { authEnabled } from '../../values/derived.js';
 import type { Stack } from '../../stack/model.js';
 import { normalizeLegacyValues } from '../../values/compat.js';
-import { mergeValueSources, resolveValues, type ValuesSources } from '../../values/load.js';
+import type { StackInput } from '../../stack/entry.js';
 import { registerWithSharedSecret } from '../../components/synapse/shared-secret-registration.js';
 import { authAccessProblem, authIdOwners, defaultHostProgram, localAuthUser } from './auth.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { checkHealth } from './health.js';
 import { buildSupervisorPlan, type LocalComponentName, type LocalEndpoints, type SupervisorPlan } from './plan.js';
-import { explicitPorts, localPlacement, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
+import { compileLocalStack, explicitPorts, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
 import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
@@ -191,7 +190,8 @@ async function waitForRunning(layout: StateLayout, pid: number, progress: Progre
 
 export interface UpOptions {
   stateDir: string;
-  values: ValuesSources;
+  /** The values stage's result (stack/entry.ts), run once by the CLI. */
+  input: StackInput;
   progress: Progress;
   /** How long to wait for every component to be healthy. */
   timeoutMs?: number;
@@ -208,8 +208,7 @@ export interface UpResult {
 export async function upLocalStack(options: UpOptions): Promise<UpResult> {
   requireRoot('up');
   const rootfs = requireRuntime();
-  const raw = mergeValueSources(options.values);
-  const values = resolveValues(raw);
+  const { raw, values } = options.input;
   const layout = stateLayout(options.stateDir);
   const closedAncestor = untraversableAncestor(layout.root, rootfs);
   if (closedAncestor)
@@ -228,7 +227,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     checkIdentity(layout, values.synapse.server.name);
     const persisted = readJsonFile<LocalPorts>(layout.portsFile);
     const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
-    const stack = compileStack(values, localPlacement(layout, ports));
+    const stack = compileLocalStack(values, layout, ports);
     checkElementWebRoot(stack);
     checkPortsFree(stack);
     writeJsonFileAtomic(layout.portsFile, ports);

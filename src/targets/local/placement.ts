@@ -2,7 +2,9 @@
  * Where the local target puts each component: everything on 127.0.0.1, ports chosen once per state
  * directory (or taken from values when given there), every path inside the state directory.
  */
-import type { Placement } from '../../stack/model.js';
+import { compileStack } from '../../stack/compile.js';
+import type { Placement, Stack } from '../../stack/model.js';
+import type { Values } from '../../values/schema.js';
 import type { Protocol, PortChooser } from './ports.js';
 import type { StateLayout } from './state.js';
 
@@ -46,7 +48,7 @@ export const localRelayPortCount = 64;
 
 type Tree = Record<string, unknown>;
 
-function valueAt(tree: Tree, path: string[]): unknown {
+export function valueAt(tree: Tree, path: string[]): unknown {
   let node: unknown = tree;
   for (const key of path) {
     if (node === null || typeof node !== 'object') return undefined;
@@ -104,4 +106,9 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts): Placemen
     },
     coturnRelayAddress: loopback,
   };
+}
+
+/** The local target's one way to compile the stack: these values, placed in this state directory on these ports. */
+export function compileLocalStack(values: Values, layout: StateLayout, ports: LocalPorts): Stack {
+  return compileStack(values, localPlacement(layout, ports));
 }

@@ -7,9 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ComponentName, Stack } from '../../stack/model.js';
-import { compileStack } from '../../stack/compile.js';
-import { resolveValues } from '../../values/load.js';
-import type { Values } from '../../values/schema.js';
+import { stackInput, type StackInput } from '../../stack/entry.js';
 import {
   TargetUsageError,
   streamingCommand,
@@ -23,7 +21,7 @@ import {
 } from '../target.js';
 import { chrootArguments, runtimeEnvironment } from './health.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
-import { localPlacement, type LocalPorts } from './placement.js';
+import { compileLocalStack, valueAt, type LocalPorts } from './placement.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
 import { processIsAlive, runtimeUser, type RuntimeUser } from './runtime.js';
 import { ensureLocalSecrets } from './secrets.js';
@@ -42,10 +40,10 @@ const runtimeUserNames: Partial<Record<ComponentName, string>> = {
 export interface LocalTargetOptions {
   stateDir: string;
   /**
-   * The values the stack was started with, already merged (raw tree, not defaulted). When absent, the
-   * defaults with the server name recorded in the state directory.
+   * The values the stack was started with (the values stage's result). When absent, the values the last
+   * `up` recorded, else the defaults; either way with the server name recorded in the state directory.
    */
-  rawValues?: Record<string, unknown>;
+  input?: StackInput;
 }
 
 /** Ports of a state directory that never ran: only secrets are handled then, and they do not depend on ports. */
@@ -58,15 +56,17 @@ const noPorts: LocalPorts = {
  * defaults with the recorded server name; the same ports. A state directory that never ran (no plan yet)
  * gets the values alone: enough for `secrets init`.
  */
-export function compileLocalStack(layout: StateLayout, plan: SupervisorPlan | undefined, rawValues: Record<string, unknown> | undefined): Stack {
-  const raw = rawValues ?? readJsonFile<Record<string, unknown>>(layout.valuesFile) ?? {};
+export function recordedStack(layout: StateLayout, plan: SupervisorPlan | undefined, input: StackInput | undefined): Stack {
+  const raw = input?.raw ?? readJsonFile<Record<string, unknown>>(layout.valuesFile) ?? {};
   const recordedName = plan?.serverName ?? readJsonFile<StackIdentity>(layout.stateFile)?.serverName;
-  const values: Values = resolveValues(recordedName ? deepSet(raw, ['synapse', 'server', 'name'], recordedName) : raw);
+  // The recorded name fills in only where the values leave it out; values given whole are not staged again.
+  const addName = recordedName !== undefined && valueAt(raw, ['synapse', 'server', 'name']) === undefined;
+  const values = input && !addName ? input.values : stackInput({ raw: addName ? deepSet(raw, ['synapse', 'server', 'name'], recordedName) : raw }).values;
   if (recordedName && values.synapse.server.name !== recordedName) {
     throw new TargetUsageError(`the values name server ${values.synapse.server.name}, but ${layout.root} runs ${recordedName}; pass the values the stack was started with.`);
   }
   const ports = readJsonFile<LocalPorts>(layout.portsFile) ?? noPorts;
-  return compileStack(values, localPlacement(layout, ports));
+  return compileLocalStack(values, layout, ports);
 }
 
 /** Sets a value only when the path is absent (the user's values win). */
@@ -118,7 +118,7 @@ export class LocalTarget implements Target {
   constructor(options: LocalTargetOptions) {
     this.layout = stateLayout(options.stateDir);
     this.recordedPlan = readJsonFile<SupervisorPlan>(join(this.layout.root, 'plan.json'));
-    this.stack = compileLocalStack(this.layout, this.recordedPlan, options.rawValues);
+    this.stack = recordedStack(this.layout, this.recordedPlan, options.input);
     this.description = `the local stack in ${this.layout.root}`;
     this.files = { coturnConfig: this.layout.coturnRuntimeConfFile };
   }
