@@ -4,5 +4,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/components/auth/service/main.ts');
+const { main } = await import('../src/auth-service/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -99,7 +99,7 @@ export interface StackSecrets {
 export interface AuthSecrets {
   /** Synapse's client secret at the auth component (also mounted into Synapse as oidc_mxstack_client_secret). */
   clientSecret: SecretRef;
-  /** TOTP sealing keyring `id:base64,...` (first = current; see components/auth/keys.ts). */
+  /** TOTP sealing keyring `id:base64,...` (first = current; see stack/secrets/auth-keys.ts). */
   sealingKeyring: SecretRef;
   /** HMAC key of recovery-code hashes (base64, 32 bytes). */
   recoveryCodeKey: SecretRef;

@@ -14,7 +14,7 @@ import { authAdminRoutes, type AdminAccountInfo } from '../../src/components/aut
 import { authPostgresSkipReason, startAuthPostgres, type AuthPostgres } from '../support/auth-postgres.js';
 import { join } from 'node:path';
 import { addVirtualAuthenticator, browserSkipReason, type VirtualCredential, launchBrowser, parseTotpUri, readQrCode, totpCode } from '../support/browser.js';
-import { PostgresAdapter, pruneExpiredPayloads } from '../../src/components/auth/service/adapter.js';
+import { PostgresAdapter, pruneExpiredPayloads } from '../../src/auth-service/adapter.js';
 import { csrfOn, formOn, recoveryCodesOn, startAuthService, startRoundRobinProxy, TestBrowser, textOf, type AuthServiceHandle, type Page } from '../support/auth-service.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
 

@@ -21,7 +21,7 @@ import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/
 const minutes = (n: number) => n * 60_000;
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-// ---- a small browser: cookies, redirects followed by hand, forms by id (the ids of src/components/auth/service/pages.ts)
+// ---- a small browser: cookies, redirects followed by hand, forms by id (the ids of src/auth-service/pages.ts)
 
 interface Page {
   url: URL;

@@ -5,7 +5,7 @@
  * `m.login.token` (then /account/whoami proves it works).
  *
  * The pages are driven through the element ids they promise (documented at the top of
- * src/components/auth/service/pages.ts).
+ * src/auth-service/pages.ts).
  */
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { matrixRequest } from './matrix-client.js';
@@ -49,7 +49,7 @@ export async function answerRedirectUrl(context: BrowserContext, urls: StackUrls
 }
 
 /**
- * The auth pages' elements (ids documented at the top of src/components/auth/service/pages.ts). Kept in one
+ * The auth pages' elements (ids documented at the top of src/auth-service/pages.ts). Kept in one
  * place: the tests speak in user actions.
  */
 export const authPage = {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import bcrypt from 'bcryptjs';
-import { checkPassword, hashPassword, isArgon2idHash, isSynapseBcryptHash, type Argon2idParameters } from '../../src/components/auth/password.js';
+import { checkPassword, hashPassword, isArgon2idHash, isSynapseBcryptHash, type Argon2idParameters } from '../../src/auth-service/password.js';
 
 // Small parameters keep the suite fast; the defaults are checked through the hash string below.
 const fast: Argon2idParameters = { memoryCost: 1024, timeCost: 1, parallelism: 1 };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { findUnusedRecoveryCode, generateRecoveryCodes, hashRecoveryCode, type StoredRecoveryCode } from '../../src/components/auth/recovery-codes.js';
+import { findUnusedRecoveryCode, generateRecoveryCodes, hashRecoveryCode, type StoredRecoveryCode } from '../../src/auth-service/recovery-codes.js';
 
 const key = randomBytes(32);
 

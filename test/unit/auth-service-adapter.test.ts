@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expiryFor, payloadFromRow } from '../../src/components/auth/service/adapter.js';
+import { expiryFor, payloadFromRow } from '../../src/auth-service/adapter.js';
 
 const now = Date.parse('2026-01-01T12:00:00Z');
 

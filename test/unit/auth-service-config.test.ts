@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
-import { loadConfig, loadSecrets, parseArguments, secretsDirectory } from '../../src/components/auth/service/config.js';
-import { logLine } from '../../src/components/auth/service/log.js';
+import { loadConfig, loadSecrets, parseArguments, secretsDirectory } from '../../src/auth-service/config.js';
+import { logLine } from '../../src/auth-service/log.js';
 import { authSecretFiles, type AuthServiceConfig } from '../../src/components/auth/service-config.js';
 import { formatSealingKeyring, generateRecoveryCodeKey, generateSealingKey } from '../../src/stack/secrets/auth-keys.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bearerMatches, clientAddress, pageSecurityHeaders, parseCookies, serialiseCookie, tokensMatch } from '../../src/components/auth/service/http.js';
+import { bearerMatches, clientAddress, pageSecurityHeaders, parseCookies, serialiseCookie, tokensMatch } from '../../src/auth-service/http.js';
 
 test('client address: the peer unless it is a trusted proxy; then the right-most untrusted X-Forwarded-For entry', () => {
   assert.equal(clientAddress('203.0.113.7', '198.51.100.1', ['10.0.0.1']), '203.0.113.7', 'an untrusted peer cannot claim another address');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { escapeHtml, html, trustedHtml } from '../../src/components/auth/service/html.js';
-import * as pages from '../../src/components/auth/service/pages.js';
+import { escapeHtml, html, trustedHtml } from '../../src/auth-service/html.js';
+import * as pages from '../../src/auth-service/pages.js';
 
 const evil = `"><script>alert('x')</script>`;
 const ctx = { brand: evil, prefix: '/auth', csrf: 'tok"en', flow: '/auth/interaction/abc' };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mayRemoveFactor, minutesToWait, normaliseUsername, secondFactorRequired, stepAfterPassword } from '../../src/components/auth/service/policy.js';
-import { lockedMessage } from '../../src/components/auth/service/flows.js';
+import { mayRemoveFactor, minutesToWait, normaliseUsername, secondFactorRequired, stepAfterPassword } from '../../src/auth-service/policy.js';
+import { lockedMessage } from '../../src/auth-service/flows.js';
 
 test('usernames: localpart, full user id of this server and mixed case name the same account', () => {
   assert.equal(normaliseUsername('alice', 'example.org'), 'alice');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accountKey, addressKey, checkAttempt, emptyThrottleState, recordFailure, Throttle, type ThrottlePolicy } from '../../src/components/auth/throttle.js';
+import { accountKey, addressKey, checkAttempt, emptyThrottleState, recordFailure, Throttle, type ThrottlePolicy } from '../../src/auth-service/throttle.js';
 
 const policy: ThrottlePolicy = { maxFailures: 10, lockoutMs: 60_000, failureWindowMs: 300_000 };
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { Secret } from 'otpauth';
-import { checkTotpCode, generateTotpSecret, totpCodeAt, totpEnrolmentUri, totpStepAt, type TotpPolicy } from '../../src/components/auth/totp.js';
+import { checkTotpCode, generateTotpSecret, totpCodeAt, totpEnrolmentUri, totpStepAt, type TotpPolicy } from '../../src/auth-service/totp.js';
 
 const policy: TotpPolicy = { issuer: 'Example Chat', digits: 6, period: 30, algorithm: 'SHA1' };
 const now = Date.UTC(2026, 10, 27, 12, 0, 10);

@@ -1,7 +1,7 @@
 /** The auth component's config.json (the contract in ./service-config.ts), derived from the stack. Pure. */
 import { authPathPrefix, type AuthSecrets, type Stack } from '../../stack/model.js';
 import { authSecretFiles, type AuthPolicy, type AuthServiceConfig } from './service-config.js';
-import type { TotpAlgorithm } from './totp.js';
+import type { TotpAlgorithm } from './service-config.js';
 import { toSortedJson } from '../../kit/sorted-json.js';
 
 /** Locally the router reaches the service over loopback; on Kubernetes from the pod network (values). */

@@ -5,7 +5,9 @@
  * - `authSecretFiles`: the files in placement.paths.authSecretsDir, one secret each (never in config.json);
  * - the administration API mxstack's CLI calls (`AdminAccountInfo` and the routes in `authAdminRoutes`).
  */
-import type { TotpAlgorithm } from './totp.js';
+
+/** The HMAC of the TOTP codes (RFC 6238), as authenticator apps name it. */
+export type TotpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
 
 export interface AuthServiceConfig {
   /** OpenID Connect issuer, the public URL of the service, no trailing slash: `https://host/auth`. */

@@ -80,7 +80,7 @@ export function generateSigningJwks(): string {
   return JSON.stringify({ keys: [{ ...jwk, kid: rsaJwkThumbprint(jwk), alg: 'RS256', use: 'sig' }] });
 }
 
-/** A TOTP sealing keyring with one fresh key (components/auth/keys.ts format), its id unique enough to rotate next to. */
+/** A TOTP sealing keyring with one fresh key (stack/secrets/auth-keys.ts format), its id unique enough to rotate next to. */
 function generateSealingKeyringSecret(): string {
   return formatSealingKeyring([generateSealingKey(`k${randomString(8, 'abcdefghijklmnopqrstuvwxyz0123456789')}`)]);
 }

@@ -28,7 +28,7 @@ export const localAuthUser: RuntimeUser = { uid: 70000, gid: 70000, home: '/none
 /** The mxstack installation this code runs from (the directory holding bin/ and src/). */
 const mxstackInstallDir = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
-/** The service's entry point: registers tsx and runs src/components/auth/service/main.ts. */
+/** The service's entry point: registers tsx and runs src/auth-service/main.ts. */
 export const authEntry = join(mxstackInstallDir, 'bin', 'mxstack-auth.js');
 
 /** The Node and the entry the service is started with. */
@@ -152,7 +152,7 @@ export function authAccessProblem(layout: StateLayout, program: HostProgram, use
   const installFiles = [
     program.entry,
     join(installDir, 'package.json'),
-    join(installDir, 'src', 'components', 'auth', 'service', 'main.ts'),
+    join(installDir, 'src', 'auth-service', 'main.ts'),
     join(installDir, 'node_modules', 'tsx', 'package.json'),
     join(installDir, 'node_modules', 'oidc-provider', 'package.json'),
   ];

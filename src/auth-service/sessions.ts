@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdapterPayload } from 'oidc-provider';
 import { PostgresAdapter } from './adapter.js';
 import { newToken, parseCookies, serialiseCookie } from './http.js';
-import type { Database } from '../repository.js';
+import type { Database } from './repository.js';
 
 export type Stage = 'password' | 'second-factor' | 'enrol' | 'enrol-totp' | 'recovery-codes' | 'done';
 

@@ -2,8 +2,8 @@
 // error naming the file or field and what is allowed; secret values never appear in an error.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { authSecretFiles, type AuthServiceConfig } from '../service-config.js';
-import { parseRecoveryCodeKey, parseSealingKeyring, type SealingKeyring } from '../../../stack/secrets/auth-keys.js';
+import { authSecretFiles, type AuthServiceConfig } from '../components/auth/service-config.js';
+import { parseRecoveryCodeKey, parseSealingKeyring, type SealingKeyring } from '../stack/secrets/auth-keys.js';
 
 export interface ServiceSecrets {
   readonly databasePassword: string;

@@ -41,7 +41,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { authHealthPath } from '../service-config.js';
+import { authHealthPath } from '../components/auth/service-config.js';
 import { handleAdmin } from './admin.js';
 import { handleFlow, messages } from './flows.js';
 import { applyPageSecurityHeaders, HttpError, redirect, sendHtml, sendJson } from './http.js';

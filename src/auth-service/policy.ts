@@ -1,6 +1,6 @@
 // The pure rules of the sign-in flow: who must give or enrol a second factor, how a typed username maps to
 // an account, which factor may be removed.
-import type { AuthPolicy } from '../service-config.js';
+import type { AuthPolicy } from '../components/auth/service-config.js';
 
 /** Matrix localparts (the historical grammar Synapse still accepts for existing users, lower-cased). */
 const localpartPattern = /^[a-z0-9._=\-/+]+$/;

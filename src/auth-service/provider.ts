@@ -2,9 +2,9 @@
 // our own interaction pages (no dev interactions), implicit consent for this first-party client, and
 // pages in the service's look for errors and sign-out.
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { AuthServiceConfig } from '../service-config.js';
-import type { Database } from '../repository.js';
-import * as repo from '../repository.js';
+import type { AuthServiceConfig } from '../components/auth/service-config.js';
+import type { Database } from './repository.js';
+import * as repo from './repository.js';
 import { postgresAdapterFactory } from './adapter.js';
 import type { ServiceSecrets } from './config.js';
 import { html, trustedHtml } from './html.js';

@@ -1,9 +1,9 @@
 // Synapse's `users` table (read only): the one-time import of an existing user's bcrypt password hash at
 // first sign-in, deactivated users refused, and `admin` refreshed at every sign-in.
 import type pg from 'pg';
-import * as repo from '../repository.js';
-import { isSynapseBcryptHash } from '../password.js';
-import type { Database } from '../repository.js';
+import * as repo from './repository.js';
+import { isSynapseBcryptHash } from './password.js';
+import type { Database } from './repository.js';
 import { log } from './log.js';
 
 export interface SynapseUser {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database } from './repository.js';
 import * as repo from './repository.js';
 import { checkPassword, hashPassword, type PasswordCheckOptions } from './password.js';
-import { open, seal, type SealingKey } from '../../stack/secrets/secret-box.js';
+import { open, seal, type SealingKey } from '../stack/secrets/secret-box.js';
 import { checkTotpCode, generateTotpSecret, totpEnrolmentUri, type TotpPolicy } from './totp.js';
 import { findUnusedRecoveryCode, generateRecoveryCodes, hashRecoveryCode, defaultRecoveryCodeCount } from './recovery-codes.js';
 import { accountKey, addressKey, checkAttempt, recordFailure, recordSuccess, type ThrottleEntry, type ThrottleKey, type ThrottlePolicy } from './throttle.js';

@@ -4,10 +4,10 @@
 // every POST carries the session's CSRF token; every refusal is shown through the page's #error region.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import QRCode from 'qrcode';
-import * as repo from '../repository.js';
-import * as signIn from '../sign-in.js';
-import { open, seal } from '../../../stack/secrets/secret-box.js';
-import { totpEnrolmentUri } from '../totp.js';
+import * as repo from './repository.js';
+import * as signIn from './sign-in.js';
+import { open, seal } from '../stack/secrets/secret-box.js';
+import { totpEnrolmentUri } from './totp.js';
 import { clientAddress, HttpError, readForm, readJson, redirect, sendHtml, sendJson, tokensMatch } from './http.js';
 import { trustedHtml } from './html.js';
 import * as pages from './pages.js';
@@ -17,7 +17,7 @@ import type { FlowState, WebSession } from './sessions.js';
 import { syncFromSynapse } from './synapse-users.js';
 import * as webauthn from './webauthn.js';
 import { log } from './log.js';
-import { minimumPasswordLength } from '../service-config.js';
+import { minimumPasswordLength } from '../components/auth/service-config.js';
 
 export interface FlowTarget {
   readonly kind: 'interaction' | 'account';

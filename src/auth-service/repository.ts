@@ -3,7 +3,7 @@
 // counters) are enforced by conditional UPDATEs, so two concurrent requests cannot both succeed.
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import type { TotpAlgorithm } from './totp.js';
+import type { TotpAlgorithm } from '../components/auth/service-config.js';
 import type { ThrottleEntry, ThrottleKey } from './throttle.js';
 
 export type Database = pg.Pool | pg.PoolClient | pg.Client;

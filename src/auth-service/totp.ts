@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
 
-export type TotpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
+import type { TotpAlgorithm } from '../components/auth/service-config.js';
 
 /** The policy: `synapse.server.mfa.totp.{issuer, digits, period, algorithm}`. */
 export interface TotpPolicy {

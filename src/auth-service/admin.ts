@@ -1,10 +1,10 @@
 // The administration API for mxstack's CLI (adminListen; never routed from outside): `authAdminRoutes`
 // with a bearer token compared in constant time.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { minimumPasswordLength, type AdminAccountInfo } from '../service-config.js';
-import * as repo from '../repository.js';
-import * as signIn from '../sign-in.js';
-import { accountKey } from '../throttle.js';
+import { minimumPasswordLength, type AdminAccountInfo } from '../components/auth/service-config.js';
+import * as repo from './repository.js';
+import * as signIn from './sign-in.js';
+import { accountKey } from './throttle.js';
 import { bearerMatches, HttpError, readJson, sendJson } from './http.js';
 import { normaliseUsername, secondFactorRequired } from './policy.js';
 import type { Service } from './service.js';

@@ -2,7 +2,7 @@
 // same sessions, interactions, grants, codes and tokens. Expiry is honoured on every read (an expired row
 // is as good as absent) and expired rows are pruned from time to time.
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { Database } from '../repository.js';
+import type { Database } from './repository.js';
 
 interface PayloadRow {
   payload: AdapterPayload;

@@ -8,9 +8,9 @@ import {
   type AuthenticatorTransport,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { AuthPolicy } from '../service-config.js';
-import * as repo from '../repository.js';
-import type { Database } from '../repository.js';
+import type { AuthPolicy } from '../components/auth/service-config.js';
+import * as repo from './repository.js';
+import type { Database } from './repository.js';
 
 export async function registrationOptions(db: Database, policy: AuthPolicy['webauthn'], account: repo.Account) {
   const existing = await repo.listWebAuthnCredentials(db, account.id);

@@ -15,9 +15,9 @@
  */
 import type { Server } from 'node:http';
 import pg from 'pg';
-import * as repo from '../repository.js';
-import type { AuthServiceConfig } from '../service-config.js';
-import type { AuthContext } from '../sign-in.js';
+import * as repo from './repository.js';
+import type { AuthServiceConfig } from '../components/auth/service-config.js';
+import type { AuthContext } from './sign-in.js';
 import { loadConfig, loadSecrets, parseArguments, secretsDirectory, type ServiceSecrets } from './config.js';
 import { pruneExpiredPayloads } from './adapter.js';
 import { createProvider } from './provider.js';
