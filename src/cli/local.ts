@@ -2,9 +2,10 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
+import { componentNames } from '../stack/model.js';
 import { addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
-import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
+import { downLocalStack, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
 import { RuntimeSetupError, runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
 import { MissingSecretError } from '../targets/local/secrets.js';
@@ -156,12 +157,12 @@ export function registerLocalCommands(program: Command): void {
   program
     .command('logs')
     .description('the log of one component of the local stack')
-    .argument('<component>', `one of ${[...localComponentNames, 'supervisor'].join(', ')}`)
+    .argument('<component>', `one of ${[...componentNames, 'supervisor'].join(', ')}`)
     .option('-f, --follow', 'keep printing what is appended')
     .addOption(stateDirOption())
     .action((component: string, options: { stateDir: string; follow?: boolean }) =>
       asUsage(async () => {
-        const names: string[] = [...localComponentNames, 'supervisor'];
+        const names: string[] = [...componentNames, 'supervisor'];
         if (!names.includes(component)) throw new LocalStackUsageError(`unknown component ${component}; choose one of ${names.join(', ')}.`);
         await showLog(stateLayout(options.stateDir).logFile(component), options.follow ?? false);
       }),

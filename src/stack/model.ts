@@ -8,7 +8,13 @@ import { componentVersions } from '../versions.js';
 
 export type TargetKind = 'kubernetes' | 'local';
 
-export type ComponentName = 'synapse' | 'postgresql' | 'element' | 'router' | 'coturn' | 'auth';
+/**
+ * The components of a stack, in start order (a component's dependencies come before it). The one list:
+ * components/registry.ts holds each one's contract, and targets, doctor and the CLI derive theirs from it.
+ */
+export const componentNames = ['postgresql', 'auth', 'synapse', 'coturn', 'element', 'router'] as const;
+
+export type ComponentName = (typeof componentNames)[number];
 
 /** Where a target puts each component: host names, ports and file locations. */
 export interface Placement {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { authSecretFiles } from '../../src/components/auth/service-config.js';
 import { synapseSecretFiles } from '../../src/stack/model.js';
-import { localAuthUser } from '../../src/targets/local/auth.js';
+import { localAuthUser } from '../../src/components/auth/local.js';
 import { processIsAlive, runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';

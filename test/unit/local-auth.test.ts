@@ -18,11 +18,11 @@ import {
   authEntry,
   authIdOwners,
   entriesWithId,
-  localAuthUser,
   permits,
   unreachablePath,
   type LocalAuthSecretValues,
 } from '../../src/targets/local/auth.js';
+import { localAuthUser } from '../../src/components/auth/local.js';
 import { writeStackFiles } from '../../src/targets/local/files.js';
 import { hostEnvironment, hostProcessArguments } from '../../src/targets/local/health.js';
 import { localPlacement, resolveLocalPorts, type LocalPorts } from '../../src/targets/local/placement.js';

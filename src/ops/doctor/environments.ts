@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { TargetUsageError, type Target } from '../../targets/target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
 import type { ComponentName } from '../../stack/model.js';
+import { components } from '../../components/registry.js';
 import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
 import { errorSentence, fail } from './report.js';
 import { parseTurnUri, TurnClient } from './turn-client.js';
@@ -109,22 +110,6 @@ export function localDoctorEnvironment(
   };
 }
 
-const kubernetesComponents: ComponentName[] = ['postgresql', 'synapse', 'element', 'coturn', 'router'];
-
-function componentEnabled(target: Target, component: ComponentName): boolean {
-  const { values } = target.stack;
-  switch (component) {
-    case 'postgresql':
-      return values.postgresql.enabled && !values.synapse.database.external;
-    case 'element':
-      return values.element.enabled;
-    case 'coturn':
-      return values.coturn.enabled;
-    default:
-      return true;
-  }
-}
-
 /** Fetches a URL from inside the Synapse pod with its own Python (metrics listeners are not public). */
 const fetchInsidePython = [
   'import sys, urllib.request',
@@ -150,7 +135,7 @@ export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespa
     publicUrls: [stack.publicBaseUrl, `https://${stack.serverName}/`, ...(stack.elementUrl ? [stack.elementUrl] : [])],
     async componentHealth() {
       const health: ComponentHealth[] = [];
-      for (const component of kubernetesComponents.filter((c) => componentEnabled(target, c))) {
+      for (const { name: component } of components.filter((c) => c.deployed(stack))) {
         const running = await target.isRunning(component);
         health.push({ component, healthy: running, detail: running ? `${target.workload(component)} has ready replicas.` : `${target.workload(component)} has no ready replica.` });
       }

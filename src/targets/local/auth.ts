@@ -7,23 +7,12 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { authConfigFile, authHealthPath, authSecretFiles } from '../../components/auth/service-config.js';
+import { authSecretFiles } from '../../components/auth/service-config.js';
+import { localAuthUser } from '../../components/auth/local.js';
+import type { HostProgram, RuntimeUser } from '../../kit/local-process.js';
 import { authSecretFileOfKey } from '../../components/auth/config.js';
-import type { AuthSecrets, Stack } from '../../stack/model.js';
-import { loopback } from './placement.js';
-import type { RuntimeUser } from './runtime.js';
+import type { AuthSecrets } from '../../stack/model.js';
 import type { StateLayout } from './state.js';
-
-/**
- * The uid and gid the local auth service runs as. Fixed, so that files it owns keep their owner from one `up`
- * to the next, and chosen where no one else is: above the 16-bit ids every distribution hands out (system
- * 0-999, people 1000-59999, Debian's global 60000-64999, reserved and nobody 65000-65535), below where useradd
- * allocates subordinate ids for containers (SUB_UID_MIN 100000); systemd documents 65536-524287 as unused.
- * Not root, not one of the runtime's users: the service can read its own secrets and nothing of Synapse or
- * PostgreSQL. `up` refuses to start when the host or the runtime gives this id to someone (authIdOwners).
- * Stacks on one machine share it, as they share the runtime's users.
- */
-export const localAuthUser: RuntimeUser = { uid: 70000, gid: 70000, home: '/nonexistent' };
 
 /** The mxstack installation this code runs from (the directory holding bin/ and src/). */
 const mxstackInstallDir = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -31,22 +20,7 @@ const mxstackInstallDir = resolve(fileURLToPath(new URL('../../..', import.meta.
 /** The service's entry point: registers tsx and runs src/auth-service/main.ts. */
 export const authEntry = join(mxstackInstallDir, 'bin', 'mxstack-auth.js');
 
-/** The Node and the entry the service is started with. */
-export interface HostProgram {
-  node: string;
-  entry: string;
-}
-
 export const defaultHostProgram = (): HostProgram => ({ node: process.execPath, entry: authEntry });
-
-export const authConfigPath = (layout: StateLayout) => join(layout.authConfigDir, authConfigFile);
-
-/** `node <entry> --config <config.json> --secrets-dir <dir>`: paths only, never a secret. */
-export function authArgv(layout: StateLayout, program: HostProgram): string[] {
-  return [program.node, program.entry, '--config', authConfigPath(layout), '--secrets-dir', layout.authSecretsDir];
-}
-
-export const authHealthUrl = (stack: Stack) => `http://${loopback}:${stack.placement.ports.auth}${authHealthPath}`;
 
 /** The auth secrets a local stack keeps under <state>/secrets/<release>-auth/ (see AuthSecrets). */
 export type LocalAuthSecretValues = Record<keyof AuthSecrets, string>;

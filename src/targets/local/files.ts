@@ -13,19 +13,12 @@ import { renderPostgresqlConf } from '../../components/postgresql/config.js';
 import { elementConfigFiles } from '../../components/element/config.js';
 import { renderAuthConfigFile } from '../../components/auth/config.js';
 import { cliAppserviceRegistration } from '../../components/synapse/auth.js';
-import { authConfigPath, authSecretFileContents, localAuthUser } from './auth.js';
-import { runtimeUser, type RuntimeUser } from './runtime.js';
+import { authSecretFileContents } from './auth.js';
+import { authConfigPath, localAuthUser } from '../../components/auth/local.js';
+import { runtimeUser } from './runtime.js';
+import type { RuntimeUser, RuntimeUsers } from '../../kit/local-process.js';
 import type { LocalSecretValues } from './secrets.js';
 import type { StateLayout } from './state.js';
-
-export interface RuntimeUsers {
-  /** Runs the Element Web static server: owns nothing, reads the public build. */
-  nobody: RuntimeUser;
-  postgres: RuntimeUser;
-  synapse: RuntimeUser;
-  turnserver: RuntimeUser;
-  haproxy: RuntimeUser;
-}
 
 /** The users of the runtime's own /etc/passwd that run or own something. */
 export function runtimeUsers(rootfs: string): RuntimeUsers {

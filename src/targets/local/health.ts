@@ -1,8 +1,8 @@
 /** Health checks of the local components: HTTP GET, TCP connect, pg_isready inside the runtime. */
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import type { HealthCheck } from './plan.js';
-import type { RuntimeUser } from './runtime.js';
+import type { HealthCheck } from '../../kit/local-process.js';
+import type { RuntimeUser } from '../../kit/local-process.js';
 
 export async function httpOk(url: string, timeoutMs = 3000): Promise<boolean> {
   try {

@@ -8,10 +8,11 @@ import type { Stack } from '../../stack/model.js';
 import { normalizeLegacyValues } from '../../values/compat.js';
 import type { StackInput } from '../../stack/entry.js';
 import { registerWithSharedSecret } from '../../components/synapse/shared-secret-registration.js';
-import { authAccessProblem, authIdOwners, defaultHostProgram, localAuthUser } from './auth.js';
+import { authAccessProblem, authIdOwners, defaultHostProgram } from './auth.js';
+import { localAuthUser } from '../../components/auth/local.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { checkHealth } from './health.js';
-import { buildSupervisorPlan, type LocalComponentName, type LocalEndpoints, type SupervisorPlan } from './plan.js';
+import { buildSupervisorPlan, type LocalEndpoints, type SupervisorPlan } from './plan.js';
 import { compileLocalStack, explicitPorts, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
 import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
@@ -369,5 +370,3 @@ export async function localStackStatus(stateDir: string): Promise<LocalStackStat
     components,
   };
 }
-
-export const localComponentNames: LocalComponentName[] = ['postgresql', 'auth', 'synapse', 'coturn', 'element', 'router'];

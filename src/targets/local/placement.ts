@@ -5,13 +5,13 @@
 import { compileStack } from '../../stack/compile.js';
 import type { Placement, Stack } from '../../stack/model.js';
 import type { Values } from '../../values/schema.js';
+import { loopback } from '../../kit/local-process.js';
 import type { Protocol, PortChooser } from './ports.js';
 import type { StateLayout } from './state.js';
 
 export type LocalPorts = Placement['ports'];
 export type PortName = keyof LocalPorts;
 
-export const loopback = '127.0.0.1';
 
 /** The values key of each port a user may set; the others are always chosen by mxstack. */
 export const portValuePaths: Partial<Record<PortName, string[]>> = {

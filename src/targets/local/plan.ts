@@ -3,45 +3,20 @@
  * each is healthy, and the endpoints the stack offers. Written by `up` to <state>/plan.json (no secrets:
  * the plan names secret files, never their content).
  */
-import { authPathPrefix, type Stack } from '../../stack/model.js';
+import { authPathPrefix, type ComponentName, type Stack } from '../../stack/model.js';
 import { coturnHasPrometheusExporter } from '../../components/coturn/config.js';
 import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
-import { authArgv, authHealthUrl, defaultHostProgram, localAuthUser, type HostProgram } from './auth.js';
-import type { RuntimeUsers } from './files.js';
-import { loopback } from './placement.js';
-import type { RuntimeUser } from './runtime.js';
+import { postgresqlRuns } from '../../components/postgresql/local.js';
+import { elementServedLocally } from '../../components/element/local.js';
+import { components } from '../../components/registry.js';
+import { loopback, type HostProgram, type LocalProcess, type RuntimeUsers } from '../../kit/local-process.js';
+import { defaultHostProgram } from './auth.js';
 import type { StateLayout } from './state.js';
 import { componentVersions } from '../../versions.js';
 
-export type LocalComponentName = 'postgresql' | 'auth' | 'synapse' | 'coturn' | 'element' | 'router';
-
-/**
- * Where a component runs: `runtime`, a program of the runtime entered with chroot as one of its Debian users;
- * `host`, a program of this machine (the auth service: the runtime has no Node) as a user of its own.
- */
-export type ComponentLocation = 'runtime' | 'host';
-
-export type HealthCheck =
-  | { kind: 'http'; url: string }
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'pg_isready'; binDir: string; host: string; port: number };
-
-export interface ComponentPlan {
-  name: LocalComponentName;
-  /** Debian package whose version is reported. */
-  package: string;
-  /** Where it runs (a plan.json written before host components existed has none: runtime). */
-  runsIn: ComponentLocation;
-  user: RuntimeUser;
-  /** Program and arguments, run inside the runtime with chroot (or on the host, for a host component). */
-  argv: string[];
-  /** Environment entries added to the fixed one (never a secret). */
-  environment?: Record<string, string>;
-  stopSignal: NodeJS.Signals;
-  health: HealthCheck;
-  /** How long a start may take before it counts as failed. */
-  startTimeoutSeconds: number;
-  ports: Record<string, number>;
+/** One process of the plan: a component's LocalProcess under its name. */
+export interface ComponentPlan extends LocalProcess {
+  name: ComponentName;
 }
 
 export interface PostgresqlInitPlan {
@@ -129,12 +104,6 @@ export function localInitdbArgs(stack: Stack): string[] {
   ];
 }
 
-/** The server package of the major in /usr/lib/postgresql/<major>/bin (postgresql-18): its version is the server's. */
-function postgresqlServerPackage(binDir: string): string {
-  const major = /\/postgresql\/(\d+)\//.exec(binDir)?.[1];
-  return major ? `postgresql-${major}` : 'postgresql';
-}
-
 export interface PlanInputs {
   stack: Stack;
   layout: StateLayout;
@@ -147,104 +116,15 @@ export interface PlanInputs {
   hostProgram?: HostProgram;
 }
 
-/**
- * The auth service: on the host as localAuthUser, reading its config.json and secret files from the state
- * directory; after PostgreSQL (its database) and before Synapse, whose logins it serves.
- */
-function authComponent(stack: Stack, layout: StateLayout, program: HostProgram): ComponentPlan {
-  const { ports } = stack.placement;
-  return {
-    name: 'auth',
-    package: 'mxstack-auth',
-    runsIn: 'host',
-    user: localAuthUser,
-    argv: authArgv(layout, program),
-    environment: { TMPDIR: layout.authTmpDir },
-    stopSignal: 'SIGTERM',
-    health: { kind: 'http', url: authHealthUrl(stack) },
-    startTimeoutSeconds: 120,
-    ports: { http: ports.auth, admin: ports.authAdmin },
-  };
-}
-
 export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, users, versions, postgresPasswordFile, hostProgram }: PlanInputs): SupervisorPlan {
   const { ports } = stack.placement;
-  const runPostgresql = stack.values.postgresql.enabled && !stack.values.synapse.database.external;
-  const components: ComponentPlan[] = [];
-  if (runPostgresql) {
-    components.push({
-      name: 'postgresql',
-      package: postgresqlServerPackage(postgresqlBinDir),
-      runsIn: 'runtime',
-      user: users.postgres,
-      argv: [`${postgresqlBinDir}/postgres`, '-D', layout.postgresqlDataDir, '-c', `config_file=${layout.postgresqlConfFile}`],
-      // SIGINT is PostgreSQL's "fast" shutdown: sessions end, data is flushed.
-      stopSignal: 'SIGINT',
-      health: { kind: 'pg_isready', binDir: postgresqlBinDir, host: loopback, port: ports.postgresql },
-      startTimeoutSeconds: 120,
-      ports: { postgresql: ports.postgresql },
-    });
-  }
-  if (stack.auth) components.push(authComponent(stack, layout, hostProgram ?? defaultHostProgram()));
-  components.push({
-    name: 'synapse',
-    package: 'matrix-synapse',
-    runsIn: 'runtime',
-    user: users.synapse,
-    argv: [
-      'python3',
-      '-m',
-      'synapse.app.homeserver',
-      '--config-path',
-      `${layout.synapseConfigDir}/homeserver.yaml`,
-      '--config-path',
-      `${layout.synapseSecretsDir}/homeserver-secrets.yaml`,
-    ],
-    stopSignal: 'SIGTERM',
-    health: { kind: 'http', url: `http://${loopback}:${ports.synapseHttp}/health` },
-    startTimeoutSeconds: 300,
-    ports: { http: ports.synapseHttp, ...(stack.values.synapse.metrics.enabled ? { metrics: ports.synapseMetrics } : {}) },
+  const context = { stack, dirs: layout, users, postgresqlBinDir, hostProgram: hostProgram ?? defaultHostProgram() };
+  const planned: ComponentPlan[] = components.flatMap(({ name, localProcess }) => {
+    const process = localProcess(context);
+    return process ? [{ name, ...process }] : [];
   });
-  if (stack.values.coturn.enabled) {
-    components.push({
-      name: 'coturn',
-      package: 'coturn',
-      runsIn: 'runtime',
-      user: users.turnserver,
-      argv: ['turnserver', '-c', layout.coturnRuntimeConfFile],
-      stopSignal: 'SIGTERM',
-      health: { kind: 'tcp', host: loopback, port: ports.turn },
-      startTimeoutSeconds: 60,
-      ports: { turn: ports.turn, relayMin: ports.relayMin, relayMax: ports.relayMax, ...(stack.values.coturn.tls.enabled ? { turns: ports.turns } : {}) },
-    });
-  }
-  const serveElement = stack.elementUrl !== undefined && stack.values.element.webRoot !== undefined;
-  if (serveElement) {
-    components.push({
-      name: 'element',
-      package: 'python3',
-      runsIn: 'runtime',
-      user: users.nobody,
-      // Element Web is static files: Python's file server is enough behind the router.
-      argv: ['python3', '-m', 'http.server', '--bind', loopback, '--directory', layout.elementRootDir, String(ports.element)],
-      stopSignal: 'SIGTERM',
-      health: { kind: 'http', url: `http://${loopback}:${ports.element}/config.json` },
-      startTimeoutSeconds: 60,
-      ports: { http: ports.element },
-    });
-  }
-  components.push({
-    name: 'router',
-    package: 'haproxy',
-    runsIn: 'runtime',
-    user: users.haproxy,
-    argv: ['haproxy', '-db', '-f', `${layout.routerConfigDir}/haproxy.cfg`],
-    stopSignal: 'SIGTERM',
-    // The router answers /health on its metrics listener (monitor-uri), not on the public one.
-    health: { kind: 'http', url: `http://${loopback}:${ports.routerMetrics}/health` },
-    startTimeoutSeconds: 60,
-    ports: { http: ports.router, metrics: ports.routerMetrics },
-  });
+  const runPostgresql = postgresqlRuns(stack);
+  const serveElement = elementServedLocally(stack);
   return {
     rootfs,
     stateDir: layout.root,
@@ -266,7 +146,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     ...(serveElement
       ? { element: { webRoot: stack.values.element.webRoot!, configDir: layout.elementConfigDir, rootDir: layout.elementRootDir } }
       : {}),
-    components,
+    components: planned,
     endpoints: localEndpoints(stack),
     versions: stack.auth ? { ...versions, 'mxstack-auth': componentVersions.auth } : versions,
   };

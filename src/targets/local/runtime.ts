@@ -2,6 +2,7 @@
  * The runtime root filesystem: a Debian sid tree holding the real programs (Synapse, PostgreSQL, coturn,
  * HAProxy), built once with mmdebstrap and cached outside the work tree, keyed by what it contains.
  */
+import type { RuntimeUser } from '../../kit/local-process.js';
 import { createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
@@ -254,11 +255,6 @@ export function postgresqlBinDir(dir: string): string {
   return `/usr/lib/postgresql/${postgresqlMajor(dir)}/bin`;
 }
 
-export interface RuntimeUser {
-  uid: number;
-  gid: number;
-  home: string;
-}
 
 /** A user of the runtime's own /etc/passwd (the Debian packages create postgres, matrix-synapse, turnserver). */
 export function runtimeUser(dir: string, name: string): RuntimeUser {

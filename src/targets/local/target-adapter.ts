@@ -23,7 +23,8 @@ import { chrootArguments, runtimeEnvironment } from './health.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { compileLocalStack, valueAt, type LocalPorts } from './placement.js';
 import type { ComponentPlan, SupervisorPlan } from './plan.js';
-import { processIsAlive, runtimeUser, type RuntimeUser } from './runtime.js';
+import { processIsAlive, runtimeUser } from './runtime.js';
+import type { RuntimeUser } from '../../kit/local-process.js';
 import { ensureLocalSecrets } from './secrets.js';
 import { lockHolder, readJsonFile, stateLayout, type StackIdentity, type StateLayout, type SupervisorStatus } from './state.js';
 

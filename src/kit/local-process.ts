@@ -1,0 +1,84 @@
+/**
+ * What a component tells the local target's supervisor about its process: program and arguments, the user
+ * it runs as, how to stop it, how to tell it is healthy, the ports it listens on. Each component writes its
+ * own in components/<name>/local.ts; targets/local/plan.ts gathers them into the plan.
+ */
+import type { Stack } from '../stack/model.js';
+
+/** Every local component listens on the loopback address only. */
+export const loopback = '127.0.0.1';
+
+/** A user (of the runtime's /etc/passwd, or of this machine for a host component). */
+export interface RuntimeUser {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/**
+ * Where a component runs: `runtime`, a program of the runtime entered with chroot as one of its Debian users;
+ * `host`, a program of this machine (the auth service: the runtime has no Node) as a user of its own.
+ */
+export type ComponentLocation = 'runtime' | 'host';
+
+export type HealthCheck =
+  | { kind: 'http'; url: string }
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'pg_isready'; binDir: string; host: string; port: number };
+
+export interface LocalProcess {
+  /** Debian package whose version is reported. */
+  package: string;
+  /** Where it runs (a plan.json written before host components existed has none: runtime). */
+  runsIn: ComponentLocation;
+  user: RuntimeUser;
+  /** Program and arguments, run inside the runtime with chroot (or on the host, for a host component). */
+  argv: string[];
+  /** Environment entries added to the fixed one (never a secret). */
+  environment?: Record<string, string>;
+  stopSignal: NodeJS.Signals;
+  health: HealthCheck;
+  /** How long a start may take before it counts as failed. */
+  startTimeoutSeconds: number;
+  ports: Record<string, number>;
+}
+
+/** The users of the runtime's own /etc/passwd that run or own something. */
+export interface RuntimeUsers {
+  /** Runs the Element Web static server: owns nothing, reads the public build. */
+  nobody: RuntimeUser;
+  postgres: RuntimeUser;
+  synapse: RuntimeUser;
+  turnserver: RuntimeUser;
+  haproxy: RuntimeUser;
+}
+
+/** The Node and the entry a host program (the auth service) is started with. */
+export interface HostProgram {
+  node: string;
+  entry: string;
+}
+
+/** The state directory's paths a process spec names (targets/local/state.ts's layout has them all). */
+export interface LocalProcessDirs {
+  postgresqlDataDir: string;
+  postgresqlConfFile: string;
+  synapseConfigDir: string;
+  synapseSecretsDir: string;
+  coturnRuntimeConfFile: string;
+  elementRootDir: string;
+  routerConfigDir: string;
+  authConfigDir: string;
+  authSecretsDir: string;
+  authTmpDir: string;
+}
+
+/** What the local target knows when it asks a component for its process. */
+export interface LocalProcessContext {
+  stack: Stack;
+  dirs: LocalProcessDirs;
+  users: RuntimeUsers;
+  /** /usr/lib/postgresql/<major>/bin of the runtime. */
+  postgresqlBinDir: string;
+  hostProgram: HostProgram;
+}
