@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UsageError } from './main.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
+import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
 import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
 import {
   diffRelease,
@@ -190,6 +191,7 @@ export function registerKubernetesCommands(program: Command): void {
       .action(async (options: InstallCliOptions) => {
         const context = releaseContext(options);
         const timeoutMs = timeoutOf(options.timeout);
+        for (const line of describePublicRoutes(context.stack)) progress(line);
         const result = await withErrors(() =>
           installRelease(context, {
             mode,

@@ -356,8 +356,13 @@ export const valuesSchema = Type.Object(
     }),
 
     ingress: group('Ingress (any controller; TLS through cert-manager annotations).', {
-      enabled: bool('Render Ingress objects.', false),
-      className: optStr('IngressClass name (traefik, nginx...).'),
+      enabled: Type.Optional(
+        Type.Boolean({
+          description:
+            'Render Ingress objects. Unset: rendered when ingress.synapse.host or ingress.element.host is given and gatewayApi is off (the old chart\'s quick start sets only the hosts); false: never.',
+        }),
+      ),
+      className: optStr('IngressClass name (traefik, nginx...). Unset: the cluster\'s default IngressClass (the old chart defaulted to traefik).'),
       annotations: stringMap('Annotations, e.g. cert-manager.io/cluster-issuer.'),
       synapse: ingressHost('the Synapse client API', ['/_matrix', '/_synapse/client']),
       element: ingressHost('Element Web', ['/']),

@@ -4,7 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { resolveValues, deepMerge } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
@@ -195,10 +197,25 @@ test('"Key settings": server name and public hosts reach Synapse, Element and th
   const element = elementConfig(objects);
   assert.equal(element.default_server_config['m.homeserver'].server_name, 'matrix.example.com');
   assert.match(element.default_server_config['m.homeserver'].base_url, /^https:\/\/matrix\.example\.com\/?$/);
-  // The README pairs these hosts with an enabled Ingress (the old chart's default).
-  const withIngress = render(raw, { ingress: { enabled: true } }).objects;
-  const hosts = ofKind(withIngress, 'Ingress').flatMap((o) => o.spec.rules.map((r: Plain) => r.host));
-  assert.ok(hosts.includes('matrix.example.com') && hosts.includes('element.example.com'), `Ingress hosts: ${hosts.join(', ')}`);
+  // The old chart's values.yaml had ingress.enabled: true; its README sets only the hosts and opens Element.
+  const hosts = ofKind(objects, 'Ingress').flatMap((o) => o.spec.rules.map((r: Plain) => r.host));
+  assert.ok(hosts.includes('matrix.example.com') && hosts.includes('element.example.com'), `Ingress hosts: ${hosts.join(', ') || 'no Ingress'}`);
+});
+
+test('"Key settings" through the CLI: Ingress objects on stdout, the public routes on stderr', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxstack-key-settings-'));
+  try {
+    const file = join(dir, 'values-prod.yaml');
+    writeFileSync(file, snippet('### Step 3: Configure Values #1').text);
+    const result = runCli(['render', '-f', file]);
+    assert.equal(result.status, 0, result.stderr);
+    const ingresses = result.stdout.split(/^---$/m).map((doc) => parseYaml(doc) as Plain | null).filter((o): o is Plain => o?.kind === 'Ingress');
+    assert.deepEqual(ingresses.flatMap((o) => o.spec.rules.map((r: Plain) => r.host)), ['matrix.example.com', 'element.example.com']);
+    assert.match(result.stderr, /^public routes: Ingress mxstack-router/m);
+    assert.match(result.stderr, /^ {2}https:\/\/element\.example\.com {2}\//m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('"Server Settings": stats, closed registration, guests off, upload and image limits in homeserver.yaml', () => {
