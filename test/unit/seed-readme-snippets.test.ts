@@ -54,8 +54,10 @@ const notValues: Record<string, string> = {
   '#### Security #1': "an excerpt of Synapse's homeserver.yaml (url_preview_ip_range_blacklist) showing what the chart renders",
 };
 
-/** Blocks refused with a sentence (none today: the 2FA block used to be, before the auth component). */
-const refused: Record<string, string> = {};
+/** Blocks refused with a sentence: their placeholders would reach the rendered configuration. */
+const refused: Record<string, string> = {
+  '### Quick Start #1': 'coturn.externalIP: "YOUR_PUBLIC_IP" is not valid',
+};
 
 const snippets = yamlSnippets(readFileSync(seedReadme, 'utf8'));
 const snippet = (id: string): Snippet => {
@@ -319,7 +321,9 @@ test('"Custom Theme Colors": the custom theme reaches config.json', () => {
 });
 
 test('coturn "Quick Start": LoadBalancer published by external-dns, realm and TURN URIs on turn.example.com', () => {
-  const { objects } = render(rawOf('### Quick Start #1'));
+  // The README's placeholder is refused (above); with a real address in its place the block renders.
+  const { objects } = render(rawOf('### Quick Start #1'), { coturn: { externalIP: '203.0.113.50' } });
+  assert.ok(turnserverLines(objects).includes('external-ip=203.0.113.50'));
   const services = byComponent(objects, 'Service', 'coturn').filter((s) => s.spec.type === 'LoadBalancer');
   assert.equal(services.length, 1);
   assert.equal(services[0]!.metadata.annotations?.['external-dns.alpha.kubernetes.io/hostname'], 'turn.example.com');
