@@ -191,7 +191,6 @@ export function registerKubernetesCommands(program: Command): void {
       .action(async (options: InstallCliOptions) => {
         const context = releaseContext(options);
         const timeoutMs = timeoutOf(options.timeout);
-        for (const line of describePublicRoutes(context.stack)) progress(line);
         const result = await withErrors(() =>
           installRelease(context, {
             mode,
@@ -206,6 +205,7 @@ export function registerKubernetesCommands(program: Command): void {
             },
           }),
         );
+        for (const line of describePublicRoutes(context.stack)) progress(line);
         process.stdout.write(`${nextSteps(context.stack, result, options).join('\n')}\n`);
       });
   }
