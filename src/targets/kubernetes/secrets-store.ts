@@ -1,6 +1,6 @@
 /**
  * The release's Secrets in the cluster: create only what is missing (with the generators of
- * src/ops/secrets/generate.ts), never replace an existing value, and assemble homeserver-secrets.yaml
+ * src/stack/secrets/generate.ts), never replace an existing value, and assemble homeserver-secrets.yaml
  * from the stack and the stored passwords. Values travel only on kubectl's stdin and are never printed.
  * Planning is pure; `ensureReleaseSecrets` runs the plan through kubectl.
  */

@@ -1,5 +1,5 @@
 /**
- * The Target of a release on a cluster (src/ops/target.ts), through kubectl only (src/targets/kubernetes/
+ * The Target of a release on a cluster (src/targets/target.ts), through kubectl only (src/targets/kubernetes/
  * kubectl.ts): Synapse through a port-forward opened for one operation and closed after, Secrets read and
  * written with values on stdin only, commands with `kubectl exec`, components scaled or restarted.
  */

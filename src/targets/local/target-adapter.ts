@@ -1,5 +1,5 @@
 /**
- * The Target of a local stack (src/ops/target.ts): Synapse's own listener on 127.0.0.1, secrets as files
+ * The Target of a local stack (src/targets/target.ts): Synapse's own listener on 127.0.0.1, secrets as files
  * under <state>/secrets/<name>/<key>, commands run inside a component's runtime as its user, entered
  * through the supervisor's private mount namespace (where the state directory is mounted into the runtime).
  */
