@@ -35,7 +35,7 @@ const layerRules = Object.entries(layersAbove).map(([files, above]) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'test/golden/', '.state/'] },
+  { ignores: ['node_modules/', 'dist/', '.state/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
