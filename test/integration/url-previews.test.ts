@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
 import { MatrixHttpError, SynapseAdmin, matrixRequest, type MatrixSession } from '../support/matrix-client.js';
 import { parse } from 'yaml';
-import { upstreamUrlPreviewIpRangeBlacklist } from '../../src/components/synapse/url-preview-blacklist.js';
+import { upstreamUrlPreviewIpRangeBlacklist } from '../../src/kit/address-ranges.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 
 const namespace = `mxs-urlprev-${process.pid}`;

@@ -6,7 +6,8 @@
  * after a value is part of the value. This file therefore carries no comments at all.
  */
 import type { Stack } from '../../stack/model.js';
-import { cidrToRange, deniedPeerCidrs } from './peer-ranges.js';
+import { cidrToRange } from './peer-ranges.js';
+import { deniedPeerCidrs } from '../../kit/address-ranges.js';
 
 /** Options that would put a secret into the ConfigMap, or fight the secret file. */
 const secretOptions = new Set(['static-auth-secret', 'use-auth-secret', 'cli-password', 'pkey-pwd', 'secret-key-file']);

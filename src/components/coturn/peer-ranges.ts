@@ -1,38 +1,9 @@
 /**
- * The peer addresses coturn must never relay to, and the conversion of CIDR blocks into the
- * `first-last` ranges coturn wants: `denied-peer-ip` takes an address or a range, and coturn 4.18
+ * The conversion of CIDR blocks into the `first-last` ranges coturn wants (the ranges themselves are in
+ * kit/address-ranges.ts): `denied-peer-ip` takes an address or a range, and coturn 4.18
  * aborts at start on a CIDR ("CIDR is not supported").
  */
 import { isIPv4, isIPv6 } from 'node:net';
-
-/**
- * Private, loopback, link-local, documentation, benchmarking, reserved and translation ranges
- * (the list in Synapse's TURN how-to and in the project's matrix.md, section 6).
- */
-export const deniedPeerCidrs: readonly string[] = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.0.2.0/24',
-  '192.88.99.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '198.51.100.0/24',
-  '203.0.113.0/24',
-  '240.0.0.0/4',
-  '::1/128',
-  '64:ff9b::/96',
-  '::ffff:0:0/96',
-  '100::/64',
-  '2001::/23',
-  '2002::/16',
-  'fc00::/7',
-  'fe80::/10',
-];
 
 function ipv4ToBigInt(address: string): bigint {
   return address.split('.').reduce((value, octet) => (value << 8n) | BigInt(Number(octet)), 0n);

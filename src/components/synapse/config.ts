@@ -6,7 +6,7 @@ import type { Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
-import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
+import { upstreamUrlPreviewIpRangeBlacklist } from '../../kit/address-ranges.js';
 
 export interface SynapseSecretValues {
   databasePassword: string;

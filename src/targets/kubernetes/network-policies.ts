@@ -7,6 +7,7 @@
  * NetworkPolicies see pod addresses and pod (container) ports, after Service translation: every port
  * below is the port the destination container listens on, never a Service port.
  */
+import { nonPublicIpv4Ranges, nonPublicIpv6Ranges } from '../../kit/address-ranges.js';
 import { NetworkPolicy, type INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
 import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
@@ -20,43 +21,6 @@ type Peer = INetworkPolicyPeer;
 type Port = INetworkPolicyPort;
 type PolicySpec = NonNullable<INetworkPolicy['spec']>;
 type LabelSelector = PolicySpec['podSelector'];
-
-/**
- * Addresses that are not the public Internet (RFC 6890 special-purpose ranges, as Synapse's URL preview
- * blacklist and coturn's denied-peer-ip list them): egress "to the Internet" excludes them, so a pod
- * allowed to federate or fetch previews still cannot reach the cluster, the node or the cloud metadata API.
- */
-export const nonPublicIpv4Ranges = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.0.2.0/24',
-  '192.88.99.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '198.51.100.0/24',
-  '203.0.113.0/24',
-  '224.0.0.0/4',
-  '240.0.0.0/4',
-] as const;
-
-export const nonPublicIpv6Ranges = [
-  '::1/128',
-  '::ffff:0:0/96',
-  '64:ff9b::/96',
-  '100::/64',
-  '2001::/23',
-  '2001:db8::/32',
-  '2002::/16',
-  'fc00::/7',
-  'fe80::/10',
-  'fec0::/10',
-  'ff00::/8',
-] as const;
 
 const publicInternet: Peer[] = [
   { ipBlock: { cidr: '0.0.0.0/0', except: [...nonPublicIpv4Ranges] } },
