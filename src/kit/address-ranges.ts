@@ -41,36 +41,12 @@ export const nonPublicIpv6Ranges = [
 ] as const;
 
 /**
- * coturn's denied-peer-ip: private, loopback, link-local, documentation, benchmarking, reserved and
- * translation ranges (the list in Synapse's TURN how-to and in the project's matrix.md, section 6).
- * Not deliberate, kept only so that this commit changes no output: it lacks multicast (224.0.0.0/4,
- * ff00::/8), IPv6 documentation (2001:db8::/32) and the old site-local fec0::/10 of the list above,
- * and orders 64:ff9b::/96 before ::ffff:0:0/96.
+ * coturn's denied-peer-ip: every range above (private, loopback, link-local, documentation, benchmarking,
+ * multicast, reserved and translation; Synapse's TURN how-to and the project's matrix.md, section 6). It is
+ * the full list on purpose: should the NetworkPolicy excepts ever need to leave a block out, coturn must
+ * still never relay to it.
  */
-export const deniedPeerCidrs: readonly string[] = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.0.2.0/24',
-  '192.88.99.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '198.51.100.0/24',
-  '203.0.113.0/24',
-  '240.0.0.0/4',
-  '::1/128',
-  '64:ff9b::/96',
-  '::ffff:0:0/96',
-  '100::/64',
-  '2001::/23',
-  '2002::/16',
-  'fc00::/7',
-  'fe80::/10',
-];
+export const deniedPeerCidrs: readonly string[] = [...nonPublicIpv4Ranges, ...nonPublicIpv6Ranges];
 
 /**
  * url_preview_ip_range_blacklist's default: Synapse's own list of private, unroutable and special-purpose

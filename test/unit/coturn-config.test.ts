@@ -63,15 +63,17 @@ test('TLS lines appear exactly when coturn.tls is enabled', () => {
   assert.doesNotMatch(tls, /^no-dtls$/m, 'coturn 4.18 rejects no-dtls (DTLS is off unless asked for)');
 });
 
-test('every private, loopback, link-local and reserved peer range is denied, public addresses are not', () => {
+test('every private, loopback, link-local, multicast and reserved peer range is denied, public addresses are not', () => {
   const list = deniedPeers(renderTurnserverConf(kubernetesStack()));
   const inside = [
     '0.1.2.3', '10.0.0.1', '10.255.255.255', '100.64.0.1', '100.127.255.254', '127.0.0.1', '169.254.169.254', '172.16.0.1',
     '172.31.255.255', '192.0.0.8', '192.0.2.1', '192.88.99.1', '192.168.1.1', '198.18.0.1', '198.19.255.255', '198.51.100.7',
     '203.0.113.9', '240.0.0.1', '255.255.255.255', '::1', '64:ff9b::808:808', '::ffff:10.0.0.1', '100::1', '2001::1',
     '2001:1ff::1', '2002::1', 'fc00::1', 'fdff::1', 'fe80::1', 'febf::1',
+    // Multicast (SSDP, mDNS, all-nodes), IPv6 documentation and the old site-local block: coturn lacked them once.
+    '224.0.0.1', '239.255.255.250', 'ff02::1', 'ff05::c', '2001:db8::1', 'fec0::1',
   ];
-  const outside = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700::1111', '2001:200::1', 'fec0::1'];
+  const outside = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700::1111', '2001:200::1', 'fe00::1', '223.255.255.255'];
   for (const address of inside) assert.ok(denied(list, address), `${address} must be denied`);
   for (const address of outside) assert.equal(denied(list, address), false, `${address} must stay reachable`);
 });
