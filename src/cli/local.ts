@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
 import { addValuesOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
-import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
+import { downLocalStack, localComponentNames, localStackStatus, stackComponentNames, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
 import { RuntimeSetupError, runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
 import { MissingSecretError } from '../targets/local/secrets.js';
@@ -61,12 +61,13 @@ function registerRuntimeCommands(program: Command): void {
 function printStatus(status: LocalStackStatus): void {
   const lines = [`stack: ${status.stateDir} (${status.serverName ?? 'never started'})`];
   lines.push(status.running ? `supervisor: pid ${status.supervisorPid}, ${status.phase}${status.healthy ? ', healthy' : ''}` : 'not running');
+  const width = Math.max(11, ...Object.keys(status.components).map((name) => name.length));
   for (const [name, c] of Object.entries(status.components)) {
     const ports = Object.entries(c.ports)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
     lines.push(
-      `  ${name.padEnd(11)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
+      `  ${name.padEnd(width)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
     );
   }
   if (status.endpoints) {
@@ -156,12 +157,12 @@ export function registerLocalCommands(program: Command): void {
   program
     .command('logs')
     .description('the log of one component of the local stack')
-    .argument('<component>', `one of ${[...localComponentNames, 'supervisor'].join(', ')}`)
+    .argument('<component>', `one of ${[...localComponentNames, 'supervisor'].join(', ')}, or a worker (synapse-<worker>, see status)`)
     .option('-f, --follow', 'keep printing what is appended')
     .addOption(stateDirOption())
     .action((component: string, options: { stateDir: string; follow?: boolean }) =>
       asUsage(async () => {
-        const names: string[] = [...localComponentNames, 'supervisor'];
+        const names: string[] = [...stackComponentNames(options.stateDir), 'supervisor'];
         if (!names.includes(component)) throw new LocalStackUsageError(`unknown component ${component}; choose one of ${names.join(', ')}.`);
         await showLog(stateLayout(options.stateDir).logFile(component), options.follow ?? false);
       }),

@@ -7,6 +7,8 @@ import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
+import { mainReplicationListener, renderWorkerConfig, sharedWorkerConfig, workerConfigFile } from './workers.js';
+import { workerProcesses, workersEnabled } from '../../values/worker-pools.js';
 
 export interface SynapseSecretValues {
   databasePassword: string;
@@ -31,7 +33,11 @@ function listenerConfig(stack: Stack): Config {
   };
   const metricsListener = { port: placement.ports.synapseMetrics, type: 'metrics', bind_addresses: [placement.bindAddress] };
   return {
-    listeners: synapse.metrics.enabled ? [httpListener, metricsListener] : [httpListener],
+    listeners: [
+      httpListener,
+      ...(synapse.metrics.enabled ? [metricsListener] : []),
+      ...(workersEnabled(stack.values) ? [mainReplicationListener(stack)] : []),
+    ],
     enable_metrics: synapse.metrics.enabled,
   };
 }
@@ -156,6 +162,7 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...ssoConfig(stack),
     ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
+    ...sharedWorkerConfig(stack),
   };
   return deepMerge(generated, synapse.extraConfig) as Config;
 }
@@ -233,10 +240,12 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml and log.yaml, serialised. */
+/** The non-secret files by name: homeserver.yaml, log.yaml and one file per worker, serialised. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
+  const workers = workerProcesses(stack.values);
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
+    ...Object.fromEntries(workers.map((worker) => [workerConfigFile(worker), toSynapseYaml(renderWorkerConfig(stack, worker))])),
   };
 }
