@@ -248,7 +248,8 @@ function poolBackends(stack: Stack): Section[] {
         'option httpchk',
         'http-check send meth GET uri /health',
         'http-check expect status 200',
-        `default-server maxconn ${maxConnectionsPerProcess}`,
+        // A refused connection takes the process out at once (the next request falls back), a passing check brings it back.
+        `default-server maxconn ${maxConnectionsPerProcess} inter 2s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down`,
         ...poolServerLines(stack, route.pool),
       ],
     });
