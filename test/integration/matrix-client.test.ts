@@ -9,7 +9,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import type { DoctorReport } from '../../src/ops/doctor/report.js';
 import {
   MatrixHttpError,
   SynapseAdmin,
@@ -249,4 +251,34 @@ test('kill -9 of workers while a client sends: the router falls back, the superv
   }
   const history = await readAllMessageBodies(bob, roomId);
   assert.deepEqual(acknowledged.filter((body) => !history.includes(body)), [], 'acknowledged messages missing after the kills');
+});
+
+async function doctorChecks(): Promise<DoctorReport['checks']> {
+  const result = await runCliAsync(['doctor', '--state-dir', stack.stateDir, '--output', 'json'], { timeoutMs: 240_000 });
+  return (JSON.parse(result.stdout) as DoctorReport).checks;
+}
+
+test('doctor with workers: every worker, Redis and replication pass; without Redis, Redis and replication fail', {
+  timeout: 600_000,
+  skip: workersPreset === 'none' ? 'the single-process stack has no workers' : false,
+}, async () => {
+  const healthy = await doctorChecks();
+  const byName = new Map(healthy.map((check) => [check.name, check]));
+  for (const component of Object.keys((await stack.readStatus()).components)) {
+    assert.equal(byName.get(`component ${component}`)?.status, 'pass', `component ${component}: ${JSON.stringify(byName.get(`component ${component}`))}`);
+  }
+  assert.equal(byName.get('redis')?.status, 'pass', JSON.stringify(byName.get('redis')));
+  assert.equal(byName.get('replication')?.status, 'pass', JSON.stringify(byName.get('replication')));
+  assert.match(byName.get('replication')!.detail ?? '', /reached 1 sync worker/);
+
+  const target = new LocalTarget({ stateDir: stack.stateDir });
+  await target.stop('redis');
+  try {
+    const broken = new Map((await doctorChecks()).map((check) => [check.name, check]));
+    assert.equal(broken.get('redis')?.status, 'fail');
+    assert.equal(broken.get('replication')?.status, 'fail', JSON.stringify(broken.get('replication')));
+  } finally {
+    await target.start('redis');
+  }
+  await waitUntil('Redis healthy again', 120_000, async () => (await stack.readStatus()).components.redis?.healthy || undefined);
 });

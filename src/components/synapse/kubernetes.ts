@@ -71,6 +71,12 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
       }
     }
   }
+  if (secrets.workers) {
+    files.push(
+      { ref: secrets.workers.replicationSecret, file: synapseSecretFiles.replicationSecret, purpose: 'worker_replication_secret_path' },
+      { ref: secrets.workers.redisPassword, file: synapseSecretFiles.redisPassword, purpose: 'redis.password_path' },
+    );
+  }
   if (stack.auth && secrets.auth) {
     files.push(
       { ref: secrets.auth.clientSecret, file: synapseSecretFiles.oidcClientSecret(stack.auth.idpId), purpose: 'client_secret_path of the built-in identity provider (2FA)' },
