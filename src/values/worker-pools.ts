@@ -44,6 +44,11 @@ export interface WorkerPoolKind {
   resources: string[];
   /** At most this many processes (a Synapse setting that takes one instance). */
   maxReplicas?: number;
+  /**
+   * Synapse's worker_app when not the generic worker: with enable_media_repo off on the shared config, only
+   * synapse.app.media_repository loads the media repository (synapse/config/repository.py).
+   */
+  app?: 'synapse.app.media_repository';
 }
 
 export const workerPools: Record<WorkerPoolName, WorkerPoolKind> = {
@@ -56,7 +61,14 @@ export const workerPools: Record<WorkerPoolName, WorkerPoolKind> = {
   federationReader: { description: 'Federation reads and joins, key queries.', named: false, routed: true, replication: false, resources: ['federation'] },
   federationSender: { description: 'Sends federation traffic (federation_sender_instances).', named: true, routed: false, replication: false, resources: [] },
   pusher: { description: 'Sends push notifications (pusher_instances).', named: true, routed: false, replication: false, resources: [] },
-  mediaRepository: { description: 'Media upload, download, thumbnails; the first one runs media background jobs.', named: true, routed: true, replication: false, resources: ['media'] },
+  mediaRepository: {
+    description: 'Media upload, download, thumbnails; the first one runs media background jobs.',
+    named: true,
+    routed: true,
+    replication: false,
+    resources: ['media'],
+    app: 'synapse.app.media_repository',
+  },
   streamWriter: {
     description: `Writes the single-writer streams (${singleWriterStreams.join(', ')}) and serves their endpoints.`,
     named: true,

@@ -103,6 +103,8 @@ test('a worker file: generic worker, its name, an HTTP listener with its resourc
     ['http', 30041 + 3 * persister.index, ['replication']],
     ['metrics', 30042 + 3 * persister.index, undefined],
   ]);
+  const media = renderWorkerConfig(stack, workers.find((w) => w.pool === 'mediaRepository')!);
+  assert.equal(media.worker_app, 'synapse.app.media_repository', 'with enable_media_repo off, only this app loads the media repository');
   // Every port of every process differs.
   const ports = [stack.placement.ports.synapseHttp, stack.placement.ports.synapseReplication, ...workers.flatMap((w) => (renderWorkerConfig(stack, w).worker_listeners as Tree[]).map((l) => l.port))];
   assert.equal(new Set(ports).size, ports.length);

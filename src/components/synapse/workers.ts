@@ -132,7 +132,7 @@ function workerListeners(stack: Stack, worker: WorkerProcess): Config[] {
 /** One worker's own file, read after homeserver.yaml (`--config-path` both). */
 export function renderWorkerConfig(stack: Stack, worker: WorkerProcess): Config {
   return {
-    worker_app: 'synapse.app.generic_worker',
+    worker_app: workerPools[worker.pool].app ?? 'synapse.app.generic_worker',
     worker_name: worker.name,
     worker_listeners: workerListeners(stack, worker),
     worker_log_config: posix.join(stack.placement.paths.synapseConfigDir, 'log.yaml'),
