@@ -7,7 +7,7 @@ import type { Values } from './schema.js';
 import { oidcPresets } from '../components/synapse/oidc-presets.js';
 import { authEnabled, oidcSecretNamePart } from '../stack/compile.js';
 import { authIdpId } from '../stack/model.js';
-import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames } from './worker-pools.js';
+import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames, workersEnabled } from './worker-pools.js';
 
 type Check = (values: Values) => string | undefined;
 
@@ -208,6 +208,10 @@ const checks: Check[] = [
       ? undefined
       : `postgresql.config.maxConnections: ${configured} cannot hold the Synapse connection pools: ${processes} processes × synapse.database.cpMax ${perProcess} = ${total}, plus ${reservedDatabaseConnections} kept for superusers and tools, needs ${needed}. Raise it to at least ${needed}, remove it (the default follows the pools), lower synapse.database.cpMax, or run fewer workers.`;
   },
+  (v) =>
+    v.networkPolicy.enabled && workersEnabled(v)
+      ? 'networkPolicy.enabled: NetworkPolicies for the Synapse worker pods (synapse.workers) are not written yet, and default-deny would cut them off; turn one of the two off.'
+      : undefined,
   ...workerPoolNames.map((pool) => (v: Values) => {
     const autoscaling = v.synapse.workers.pools[pool]?.autoscaling;
     if (!autoscaling?.enabled) return undefined;

@@ -189,7 +189,8 @@ test('kill -9 of Synapse while a client sends: it comes back and every acknowled
       killed = true;
     }
   }
-  assert.ok(failedAttempts > 0, 'the kill should have made at least one send fail');
+  // With workers, sends go to the event creator and persister: the main process's death need not fail one.
+  if (workersPreset === 'none') assert.ok(failedAttempts > 0, 'the kill should have made at least one send fail');
 
   const synapseAfter = await waitUntil('Synapse restarted by the supervisor', 120_000, async () => {
     const synapse = (await stack.readStatus()).components.synapse;

@@ -29,6 +29,8 @@ import {
   standardProbes,
 } from '../../targets/kubernetes/pod-security.js';
 import { synapseConfigFiles } from './config.js';
+import { synapseWorkerObjects } from './worker-kubernetes.js';
+import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
 
 export const synapseComponent = 'synapse';
@@ -165,6 +167,7 @@ function synapseContainer(stack: Stack): IContainer {
     ports: [
       { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
       ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),
+      ...(workersEnabled(stack.values) ? [{ name: 'replication', containerPort: ports.synapseReplication, protocol: 'TCP' as const }] : []),
     ],
     resources: resourceRequirements(synapse.resources),
     // The first start runs every database migration: give it ten minutes before liveness takes over.
@@ -177,6 +180,16 @@ function synapseContainer(stack: Stack): IContainer {
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
+}
+
+/** The volumes every Synapse process mounts: its files, its secrets, the signing key and the media store. */
+function sharedVolumes(stack: Stack): IVolume[] {
+  return [
+    { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
+    projectedSecretVolume('secrets', synapseSecretFileList(stack)),
+    signingKeyVolume(stack),
+    mediaVolume(stack),
+  ];
 }
 
 function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
@@ -195,13 +208,7 @@ function synapseDeployment(stack: Stack, configMapData: Record<string, string>):
           settings: synapse,
           serviceAccountName: synapseServiceAccountName(stack),
           containers: [synapseContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
-            projectedSecretVolume('secrets', synapseSecretFileList(stack)),
-            signingKeyVolume(stack),
-            mediaVolume(stack),
-            emptyDirVolume('tmp'),
-          ],
+          volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
         }),
       },
     },
@@ -232,6 +239,8 @@ function synapseService(stack: Stack): Service {
     ports.push({ name: 'internal', port: stackPort, targetPort: 'http', protocol: 'TCP' as const });
   }
   if (synapse.metrics.enabled) ports.push({ name: 'metrics', port: synapse.metrics.port, targetPort: 'metrics', protocol: 'TCP' as const });
+  // The workers reach the main process's replication listener through this Service (instance_map.main).
+  if (workersEnabled(stack.values)) ports.push({ name: 'replication', port: stack.placement.ports.synapseReplication, targetPort: 'replication', protocol: 'TCP' as const });
   return new Service({
     metadata: objectMeta(stack, synapseComponent),
     spec: { type: serviceType(synapse.service.type), selector: stack.selectorLabels(synapseComponent), ports },
@@ -246,5 +255,6 @@ export function synapseObjects(stack: Stack): KubeObject[] {
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),
+    ...synapseWorkerObjects(stack, { uid: synapseUid, serviceAccountName: synapseServiceAccountName(stack), volumes: sharedVolumes(stack), configMapData }),
   ];
 }

@@ -5,6 +5,7 @@
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from './objects.js';
+import { workersEnabled } from '../../values/worker-pools.js';
 
 /** The Service port name every scraped Service declares. */
 export const metricsPortName = 'metrics';
@@ -13,6 +14,7 @@ export const metricsPaths = {
   synapse: '/_synapse/metrics',
   router: '/metrics',
   coturn: '/metrics',
+  redis: '/metrics',
 } as const;
 
 type ScrapedComponent = keyof typeof metricsPaths;
@@ -23,6 +25,7 @@ function scrapedComponents(stack: Stack): ScrapedComponent[] {
     ...(v.synapse.metrics.enabled ? (['synapse'] as const) : []),
     'router' as const,
     ...(v.coturn.enabled && v.coturn.prometheusExporter.enabled ? (['coturn'] as const) : []),
+    ...(workersEnabled(v) && v.redis.metrics.enabled ? (['redis'] as const) : []),
   ];
 }
 
