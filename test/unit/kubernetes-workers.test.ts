@@ -39,7 +39,7 @@ test('named pools are StatefulSets whose pods pick their worker file by ordinal;
   const headless = find(objects, 'Service', 'mxstack-synapse-stream-writer') as { spec: { clusterIP: string; ports: { name: string }[] } } | undefined;
   assert.equal(headless?.spec.clusterIP, 'None');
   assert.deepEqual(headless?.spec.ports.map((p) => p.name), ['http', 'replication', 'metrics']);
-  const main = find(objects, 'Service', 'mxstack-synapse') as { spec: { ports: { name: string; port: number }[] } };
+  const main = find(objects, 'Service', 'mxstack-synapse') as unknown as { spec: { ports: { name: string; port: number }[] } };
   assert.ok(main.spec.ports.some((p) => p.name === 'replication' && p.port === 9093), 'instance_map.main is reached through the Service');
 });
 
