@@ -177,6 +177,12 @@ function authComponent(stack: Stack, layout: StateLayout, program: HostProgram):
   };
 }
 
+/** A Synapse process: the shared files (homeserver.yaml, the secret config), then its own ones. */
+function synapseArgv(layout: StateLayout, app: string, ownConfigFiles: string[] = []): string[] {
+  const files = [`${layout.synapseConfigDir}/homeserver.yaml`, `${layout.synapseSecretsDir}/homeserver-secrets.yaml`, ...ownConfigFiles];
+  return ['python3', '-m', app, ...files.flatMap((file) => ['--config-path', file])];
+}
+
 /** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it). */
 function synapseEnvironment(stack: Stack, layout: StateLayout): Pick<ComponentPlan, 'environment'> {
   return workerProcesses(stack.values).length > 0 ? { environment: { PYTHONPATH: layout.pythonDir } } : {};
@@ -207,17 +213,7 @@ function workerComponent(stack: Stack, layout: StateLayout, users: RuntimeUsers,
     package: 'matrix-synapse',
     runsIn: 'runtime',
     user: users.synapse,
-    argv: [
-      'python3',
-      '-m',
-      'synapse.app.generic_worker',
-      '--config-path',
-      `${layout.synapseConfigDir}/homeserver.yaml`,
-      '--config-path',
-      `${layout.synapseSecretsDir}/homeserver-secrets.yaml`,
-      '--config-path',
-      `${layout.synapseConfigDir}/${workerConfigFile(worker)}`,
-    ],
+    argv: synapseArgv(layout, 'synapse.app.generic_worker', [`${layout.synapseConfigDir}/${workerConfigFile(worker)}`]),
     ...synapseEnvironment(stack, layout),
     stopSignal: 'SIGTERM',
     health: { kind: 'http', url: `http://${loopback}:${address.http}/health` },
@@ -253,15 +249,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     package: 'matrix-synapse',
     runsIn: 'runtime',
     user: users.synapse,
-    argv: [
-      'python3',
-      '-m',
-      'synapse.app.homeserver',
-      '--config-path',
-      `${layout.synapseConfigDir}/homeserver.yaml`,
-      '--config-path',
-      `${layout.synapseSecretsDir}/homeserver-secrets.yaml`,
-    ],
+    argv: synapseArgv(layout, 'synapse.app.homeserver'),
     ...synapseEnvironment(stack, layout),
     stopSignal: 'SIGTERM',
     health: { kind: 'http', url: `http://${loopback}:${ports.synapseHttp}/health` },
