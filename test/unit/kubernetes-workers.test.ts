@@ -55,3 +55,14 @@ test('every worker and Redis pod passes Pod Security "restricted"; the Redis pas
   assert.match(redisConf, /^include \/secrets\/password\.conf$/m);
   assert.doesNotMatch(redisConf, /requirepass/);
 });
+
+test('ServiceMonitors: one per worker pool on its metrics port, and Redis\'s exporter', () => {
+  const values = loadValues({ base: { synapse: { server: { name: 'example.org' }, workers: { preset: 'small' } }, metrics: { serviceMonitor: { enabled: true } } } });
+  const monitors = renderKubernetesObjects(compileKubernetesStack(values))
+    .map((object: KubeObject) => toPlainSorted(object) as Plain)
+    .filter((o) => o.kind === 'ServiceMonitor');
+  const names = monitors.map((m) => m.metadata.name);
+  for (const name of ['mxstack-synapse-sync', 'mxstack-synapse-event-persister', 'mxstack-synapse-appservice-notifier', 'mxstack-redis']) assert.ok(names.includes(name), name);
+  const sync = monitors.find((m) => m.metadata.name === 'mxstack-synapse-sync') as unknown as { spec: { endpoints: { port: string; path: string }[] } };
+  assert.deepEqual(sync.spec.endpoints.map((e) => [e.port, e.path]), [['metrics', '/_synapse/metrics']]);
+});
