@@ -49,3 +49,11 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
   echo "== integration tests (${#integration[@]} files)"
   node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}"
 fi
+
+if [ "$part" = all ] || [ "$part" = integration ]; then
+  # The same journey with Synapse workers (docs/workers.md): MXSTACK_TEST_WORKERS_PRESETS="small large" adds more.
+  for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-small}; do
+    echo "== the matrix-js-sdk journey with synapse.workers.preset=$preset"
+    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-reporter=spec test/integration/matrix-client.test.ts
+  done
+fi
