@@ -425,7 +425,7 @@ function registerUsersCommands(program: Command): void {
       const withErase = erase || (options.erase ?? false);
       const target = openTarget(options);
       await confirm(`${withErase ? 'Deactivate and erase' : 'Deactivate'} ${user} on ${target.description}? This cannot be undone`, options.yes);
-      const userId = await withAdmin(target, options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, (client) => deactivateUser(client, user, withErase));
+      const userId = await adminWithAuth(target, options, (client, auth) => deactivateUser(client, user, withErase, auth));
       print(`${withErase ? 'deactivated and erased' : 'deactivated'} ${userId}.`);
     });
 

@@ -83,6 +83,18 @@ interface Authorization {
 
 /** What Synapse does: redirect the browser to /authorize with PKCE S256; returns the sign-in page. */
 async function startAuthorization(browser: TestBrowser): Promise<Authorization> {
+  const authorization = await beginAuthorization(browser);
+  const { page } = authorization;
+  assert.equal(page.status, 200, page.body.slice(0, 500));
+  assert.match(page.url.pathname, /^\/auth\/interaction\/[A-Za-z0-9_-]+$/);
+  return authorization;
+}
+
+/**
+ * The same request, for a browser that may hold an earlier sign-in: `page` is the first page shown, or the
+ * redirect to the client when the provider answered without asking anything.
+ */
+async function beginAuthorization(browser: TestBrowser): Promise<Authorization> {
   const verifier = randomBytes(32).toString('base64url');
   const state = randomBytes(8).toString('hex');
   const nonce = randomBytes(8).toString('hex');
@@ -97,9 +109,7 @@ async function startAuthorization(browser: TestBrowser): Promise<Authorization> 
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
   }).toString();
-  const page = await browser.follow(await browser.request(url));
-  assert.equal(page.status, 200, page.body.slice(0, 500));
-  assert.match(page.url.pathname, /^\/auth\/interaction\/[A-Za-z0-9_-]+$/);
+  const page = await browser.follow(await browser.request(url), atCallback);
   return { page, verifier, state, nonce };
 }
 
@@ -167,7 +177,8 @@ test('admin API: 401 without the admin token or with a wrong one; set a password
   assert.equal((await admin(authAdminRoutes.password('alice'), { method: 'PUT', body: { password: 'short' } })).status, 400);
   assert.equal((await admin(authAdminRoutes.password('alice'), { method: 'PUT', body: { password: 'alice-password-1' } })).status, 204);
   const info = (await admin(authAdminRoutes.account('alice'))).json as AdminAccountInfo;
-  assert.deepEqual(info, { username: 'alice', isAdmin: false, mustEnrol: false, password: 'argon2id', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 });
+  // This service requires a factor (policy.required) and alice has none: she must enrol, as her sign-in will show.
+  assert.deepEqual(info, { username: 'alice', isAdmin: false, mustEnrol: true, password: 'argon2id', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 });
 });
 
 test('OIDC code flow with PKCE: password, TOTP enrolment, recovery codes, code exchange, id_token and userinfo', { skip }, async () => {
@@ -633,5 +644,147 @@ test('Chromium: an OpenID sign-in that enrols a security key, then one that uses
     assert.ok(info.webauthn[0]?.lastUsedAt);
   } finally {
     await chromium.close();
+  }
+});
+
+// ---- No silent sign-in: what the provider remembers of a finished sign-in, and when that ends ----------------
+// Synapse sends a Matrix login and a user-interactive confirmation (UIA over SSO) as the same authorization
+// request, so each case below holds for both.
+
+/** The sign-in page of a new authorization in `browser` (which holds an earlier sign-in), never a silent answer. */
+async function assertAsksForPassword(browser: TestBrowser, what: string): Promise<Authorization> {
+  const authorization = await beginAuthorization(browser);
+  assert.ok(!authorization.page.location || !atCallback(authorization.page.location), `${what}: the provider answered the client without asking anything`);
+  assert.match(authorization.page.body, /id="sign-in-form"/, `${what}: ${authorization.page.body.slice(0, 400)}`);
+  return authorization;
+}
+
+/** A new authorization in `browser` answered at once (the earlier sign-in reused); the code is redeemed. */
+async function assertSignInReused(browser: TestBrowser, what: string): Promise<void> {
+  const authorization = await beginAuthorization(browser);
+  const tokens = await exchangeCode(callbackCode(authorization.page, authorization), authorization.verifier);
+  assert.equal(tokens.status, 200, `${what}: ${JSON.stringify(tokens.json)}`);
+}
+
+test('nothing is remembered by default: after a completed sign-in, the next authorization in the same browser asks for the password and the code again', { skip }, async () => {
+  assert.equal((await admin(authAdminRoutes.password('kim'), { method: 'PUT', body: { password: 'kim-password' } })).status, 204);
+  const browser = newBrowser();
+  const authorization = await startAuthorization(browser);
+  const { after } = await enrolTotp(browser, await signInWithPassword(browser, authorization, 'kim', 'kim-password'));
+  assert.equal((await exchangeCode(callbackCode(after, authorization), authorization.verifier)).status, 200);
+
+  const again = await assertAsksForPassword(browser, 'the second authorization');
+  const second = await signInWithPassword(browser, again, 'kim', 'kim-password');
+  assert.match(second.body, /id="totp-form"/, 'after the password, the code is asked again');
+  assert.ok(!second.location || !atCallback(second.location));
+});
+
+/** Ages every provider session of `username` by `seconds`: the clock of the sign-in, moved back. */
+async function ageSignIns(username: string, seconds: number, database: string): Promise<number> {
+  const db = postgres!.poolFor(database);
+  const result = await db.query(
+    `UPDATE auth_oidc_payloads SET payload = jsonb_set(payload, '{loginTs}', to_jsonb((payload->>'loginTs')::bigint - $2::bigint))
+      WHERE model = 'Session' AND payload->>'accountId' = $1`,
+    [username, seconds],
+  );
+  return result.rowCount ?? 0;
+}
+
+test('rememberSignInMinutes: reuse inside the window, never after it, nor after the account page\'s sign-out, a reset-2fa, a deactivation or a new policy', { skip }, async () => {
+  const rememberMinutes = 10;
+  const database = 'remember_auth';
+  const synapse = postgres!.poolFor('synapse');
+  await synapse.query('INSERT INTO users (name, password_hash, admin, deactivated) VALUES ($1, NULL, 0, 0), ($2, NULL, 0, 0)', ['@mia:example.test', '@nina:example.test']);
+  const proxyPort = await freeLoopbackPort();
+  const lenient = { required: false, requiredForAdmins: true, rememberSignInMinutes: rememberMinutes };
+  const first = await startAuthService({ postgres: postgres!, redirectUri, database, issuer: `http://127.0.0.1:${proxyPort}/auth`, policy: lenient });
+  let current = first;
+  const started: AuthServiceHandle[] = [first];
+  const proxy = await startRoundRobinProxy(proxyPort, () => [current.listenUrl]);
+  const previous = service;
+  service = first;
+  try {
+    // Lena has an authenticator app (and recovery codes, used below where a second code would be a replay).
+    assert.equal((await admin(authAdminRoutes.password('lena'), { method: 'PUT', body: { password: 'lena-password' } })).status, 204);
+    const setup = newBrowser();
+    const setupAccount = await setup.submit(await setup.request(`${svc().issuer}/account`), 'sign-in-form', { username: 'lena', password: 'lena-password' });
+    const qrPage = await setup.submitAction(setupAccount, '/enrol/totp/start');
+    const lenaSecret = textOf(qrPage, 'totp-secret')!;
+    const lenaCodes = recoveryCodesOn(await setup.submit(qrPage, 'totp-confirm-form', { code: totpFor(lenaSecret).generate() }));
+    assert.equal(lenaCodes.length, 10);
+    const signInLena = async (browser: TestBrowser): Promise<void> => {
+      const authorization = await startAuthorization(browser);
+      await signInWithPassword(browser, authorization, 'lena', 'lena-password');
+      const recoveryPage = await browser.request(new URL(`${authorization.page.url.pathname}/recovery`, authorization.page.url));
+      const done = await browser.submit(recoveryPage, 'recovery-form', { code: lenaCodes.shift()! }, atCallback);
+      assert.equal((await exchangeCode(callbackCode(done, authorization), authorization.verifier)).status, 200);
+    };
+
+    // Inside the window the same browser is let through; once the window has passed, it is asked again.
+    const windowed = newBrowser();
+    await signInLena(windowed);
+    await assertSignInReused(windowed, 'inside the window');
+    assert.ok((await ageSignIns('lena', rememberMinutes * 60 - 30, database)) >= 1);
+    await assertSignInReused(windowed, '30 seconds before the window ends');
+    assert.ok((await ageSignIns('lena', 60, database)) >= 1);
+    await assertAsksForPassword(windowed, '30 seconds after the window ended');
+
+    // The account page's "Sign out" ends the provider's session of that browser.
+    const accountUser = newBrowser();
+    await signInLena(accountUser);
+    await assertSignInReused(accountUser, 'before the sign-out');
+    const second = await accountUser.submit(await accountUser.request(`${svc().issuer}/account`), 'sign-in-form', { username: 'lena', password: 'lena-password' });
+    const accountPage = await accountUser.submit(await accountUser.request(`${svc().issuer}/account/recovery`), 'recovery-form', { code: lenaCodes.shift()! });
+    assert.match(second.body, /id="totp-form"/);
+    assert.equal(textOf(accountPage, 'account-username'), 'lena');
+    await accountUser.submitAction(accountPage, '/sign-out');
+    await assertAsksForPassword(accountUser, "after the account page's sign-out");
+
+    // reset-2fa ends every session of the user: two browsers, both asked again.
+    const [laptop, phone] = [newBrowser(), newBrowser()];
+    await signInLena(laptop);
+    await signInLena(phone);
+    await assertSignInReused(laptop, 'before the reset');
+    assert.equal((await admin(authAdminRoutes.resetSecondFactors('lena'), { method: 'POST', body: {} })).status, 200);
+    await assertAsksForPassword(laptop, 'the laptop after reset-2fa');
+    await assertAsksForPassword(phone, 'the phone after reset-2fa');
+
+    // Deactivation in Synapse alone stops reuse at the next request; `end-sessions` (what `users deactivate`
+    // calls) removes everything the service kept of the account.
+    assert.equal((await admin(authAdminRoutes.password('mia'), { method: 'PUT', body: { password: 'mia-password' } })).status, 204);
+    const [desk, tablet] = [newBrowser(), newBrowser()];
+    for (const browser of [desk, tablet]) {
+      const authorization = await startAuthorization(browser);
+      const done = await signInWithPassword(browser, authorization, 'mia', 'mia-password');
+      assert.equal((await exchangeCode(callbackCode(done, authorization), authorization.verifier)).status, 200, 'mia needs no factor under this policy');
+    }
+    await assertSignInReused(desk, 'before the deactivation');
+    await synapse.query("UPDATE users SET deactivated = 1 WHERE name = '@mia:example.test'");
+    await assertAsksForPassword(desk, 'after the deactivation in Synapse');
+    assert.equal((await admin(authAdminRoutes.endSessions('mia'), { method: 'POST', body: {} })).status, 204);
+    const kept = await postgres!.poolFor(database).query("SELECT model FROM auth_oidc_payloads WHERE payload->>'accountId' = 'mia'");
+    assert.deepEqual(kept.rows, [], 'no session, grant or token of mia is left');
+    const refused = await signInWithPassword(tablet, await assertAsksForPassword(tablet, 'after end-sessions'), 'mia', 'mia-password');
+    assert.equal(textOf(refused, 'error'), 'Wrong username or password.');
+
+    // A policy switched on (a restart with required: true) applies to a remembered sign-in at once, and
+    // `users info` says so before that sign-in.
+    assert.equal((await admin(authAdminRoutes.password('nina'), { method: 'PUT', body: { password: 'nina-password' } })).status, 204);
+    const nina = newBrowser();
+    const ninaFirst = await startAuthorization(nina);
+    assert.equal((await exchangeCode(callbackCode(await signInWithPassword(nina, ninaFirst, 'nina', 'nina-password'), ninaFirst), ninaFirst.verifier)).status, 200);
+    await assertSignInReused(nina, 'under the old policy');
+    assert.equal(((await admin(authAdminRoutes.account('nina'))).json as AdminAccountInfo).mustEnrol, false);
+    const strict = await startAuthService({ postgres: postgres!, replicaOf: first, policy: { required: true } });
+    started.push(strict);
+    current = strict;
+    service = strict;
+    assert.equal(((await admin(authAdminRoutes.account('nina'))).json as AdminAccountInfo).mustEnrol, true, 'users info: must enrol, from the policy in force');
+    const ninaAgain = await assertAsksForPassword(nina, 'under required: true');
+    assert.match((await signInWithPassword(nina, ninaAgain, 'nina', 'nina-password')).body, /id="enrol-totp"/, 'made to enrol');
+  } finally {
+    service = previous;
+    await proxy.close();
+    for (const handle of started.reverse()) assert.equal(await handle.stop(), 0);
   }
 });

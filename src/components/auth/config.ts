@@ -33,6 +33,7 @@ function authPolicy(stack: Stack): AuthPolicy {
     },
     required: mfa.required,
     requiredForAdmins: mfa.requiredForAdmins,
+    rememberSignInMinutes: mfa.rememberSignInMinutes,
     lockout: { ...mfa.lockout },
   };
 }

@@ -46,6 +46,7 @@ import { handleAdmin } from './admin.js';
 import { handleFlow, messages } from './flows.js';
 import { applyPageSecurityHeaders, HttpError, redirect, sendHtml, sendJson } from './http.js';
 import { implicitGrant } from './provider.js';
+import { authenticationMethods } from './policy.js';
 import * as pages from './pages.js';
 import type { Service } from './service.js';
 import type { FlowState, WebSession } from './sessions.js';
@@ -135,7 +136,7 @@ async function handleInteraction(service: Service, req: IncomingMessage, res: Se
     delete session.flows[target.key];
     await service.sessions.save(session);
     log('interaction-finished', { username: accountId, client: clientId });
-    await service.provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    await service.provider.interactionFinished(req, res, { login: { accountId, amr: authenticationMethods(flow.secondFactor) }, consent: { grantId } }, { mergeWithLastSubmission: false });
   });
 }
 
