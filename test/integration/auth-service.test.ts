@@ -423,6 +423,10 @@ test('health on both listeners; static files; unknown interaction', { skip }, as
   const css = await fetch(`${svc().issuer}/static/auth.css`);
   assert.equal(css.status, 200);
   assert.match(await css.text(), /prefers-color-scheme: dark/);
+  const favicon = await fetch(`${svc().issuer}/static/favicon.svg`);
+  assert.equal(favicon.status, 200);
+  assert.equal(favicon.headers.get('content-type'), 'image/svg+xml');
+  assert.match(await favicon.text(), /^<svg /);
   assert.equal((await fetch(`${svc().issuer}/static/nope.js`)).status, 404);
   const root = await fetch(svc().issuer, { redirect: 'manual' });
   assert.equal(root.status, 303);

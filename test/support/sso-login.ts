@@ -89,6 +89,17 @@ export async function openSignIn(page: Page, urls: StackUrls): Promise<void> {
   await authPage.password(page).waitFor({ state: 'visible' });
 }
 
+/**
+ * After a navigation that reaches the identity provider in a browser that may hold an earlier sign-in: 'password'
+ * when the auth pages ask for it, 'nothing' when the browser came straight back (the login's redirect URL, or
+ * Synapse's "Thank you" page after a user-interactive confirmation).
+ */
+export async function whatTheProviderAsks(page: Page, timeoutMs = 60_000): Promise<'password' | 'nothing'> {
+  const cameBack = page.locator('#signed-in').or(page.getByRole('heading', { name: 'Thank you' }));
+  await authPage.password(page).or(cameBack).first().waitFor({ state: 'visible', timeout: timeoutMs });
+  return (await authPage.password(page).count()) > 0 ? 'password' : 'nothing';
+}
+
 /** Submits a form by clicking its button and waits for the page the POST answers with. */
 async function clickAndLoad(page: Page, button: Locator): Promise<void> {
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), button.click()]);

@@ -63,7 +63,7 @@ export function authServiceConfig(stack: Stack): AuthServiceConfig {
     serverName: stack.serverName,
     client: { clientId: auth.clientId, redirectUris: [synapseOidcCallbackUrl(stack)] },
     ...(stack.elementUrl !== undefined ? { elementUrl: stack.elementUrl } : {}),
-    brand: stack.values.element.config.brand,
+    brand: stack.brand,
     policy: authPolicy(stack),
     trustedProxies: authTrustedProxies(stack),
     secureCookies: new URL(auth.issuer).protocol === 'https:',

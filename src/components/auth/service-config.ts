@@ -28,7 +28,7 @@ export interface AuthServiceConfig {
   client: { clientId: string; redirectUris: string[] };
   /** Where a signed-in user is sent from the account page ("Back to Element"). */
   elementUrl?: string;
-  /** Name shown on the pages (element.brand). */
+  /** Name shown on the pages: the stack's brand (Element's brand, else the server name). */
   brand: string;
   policy: AuthPolicy;
   /**

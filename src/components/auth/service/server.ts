@@ -12,6 +12,7 @@
  *   GET  <p>/jwks                                 public signing keys
  *   GET  <p>/session/end, POST <p>/session/end/confirm   sign-out (oidc-provider, our page)
  *   GET  <p>/static/auth.css, <p>/static/auth.js  the stylesheet and the WebAuthn script
+ *   GET  <p>/static/favicon.svg                   the pages' icon
  *   GET  <flow>                                   the page of the flow's current step
  *   GET  <flow>/recovery                          recovery code form (during the second-factor step)
  *   POST <flow>/password                          form: csrf, username, password
@@ -55,6 +56,7 @@ import { log } from './log.js';
 const staticFiles: Record<string, { type: string; body: Buffer }> = {
   'auth.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('./static/auth.css', import.meta.url)) },
   'auth.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('./static/auth.js', import.meta.url)) },
+  'favicon.svg': { type: 'image/svg+xml', body: readFileSync(new URL('./static/favicon.svg', import.meta.url)) },
 };
 
 async function health(service: Service, res: ServerResponse): Promise<void> {
