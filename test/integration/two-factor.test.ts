@@ -309,19 +309,28 @@ test('sign in with password and a code from the app: a Matrix access token', { s
   await context.close();
 });
 
-test('after a completed sign-in, a second Matrix login in the same browser asks for the password and the code again', { skip, timeout: 240_000 }, async () => {
+/** On the sign-in page: alice's password, then (asked for) a fresh code from her app. */
+async function aliceGivesPasswordAndCode(page: Page): Promise<void> {
   assert.ok(alice.enrolment, 'alice enrolled earlier');
-  const { context, page } = await newContext();
-  await openSignIn(page, urls);
-  await submitPassword(page, 'alice', passwords.alice);
-  await enterFreshCode(page, alice.enrolment, alice);
-  const first = await signedIn(page);
-  // The same browser, as after "Sign out" in Element: Element's sign-out cannot end the provider's session.
-  await page.goto(ssoRedirectUrl(urls));
-  assert.equal(await whatTheProviderAsks(page), 'password', 'the second login was let through without the password');
   await submitPassword(page, 'alice', passwords.alice);
   await authPage.code(page).waitFor({ state: 'visible' });
   await enterFreshCode(page, alice.enrolment, alice);
+}
+
+/** A full sign-in of alice through Synapse's SSO redirect (password and code): her Matrix login. */
+async function aliceSignsIn(page: Page): Promise<MatrixLogin> {
+  await openSignIn(page, urls);
+  await aliceGivesPasswordAndCode(page);
+  return signedIn(page);
+}
+
+test('after a completed sign-in, a second Matrix login in the same browser asks for the password and the code again', { skip, timeout: 240_000 }, async () => {
+  const { context, page } = await newContext();
+  const first = await aliceSignsIn(page);
+  // The same browser, as after "Sign out" in Element: Element's sign-out cannot end the provider's session.
+  await page.goto(ssoRedirectUrl(urls));
+  assert.equal(await whatTheProviderAsks(page), 'password', 'the second login was let through without the password');
+  await aliceGivesPasswordAndCode(page);
   const second = await signedIn(page);
   assert.equal(second.user_id, first.user_id);
   assert.notEqual(second.device_id, first.device_id, 'a new Matrix login');
@@ -329,12 +338,8 @@ test('after a completed sign-in, a second Matrix login in the same browser asks 
 });
 
 test('a user-interactive confirmation (delete_devices through Synapse\'s SSO fallback) asks for the password and the code, in a browser that just signed in', { skip, timeout: 240_000 }, async () => {
-  assert.ok(alice.enrolment, 'alice enrolled earlier');
   const { context, page } = await newContext();
-  await openSignIn(page, urls);
-  await submitPassword(page, 'alice', passwords.alice);
-  await enterFreshCode(page, alice.enrolment, alice);
-  const login = await signedIn(page);
+  const login = await aliceSignsIn(page);
   const deleteDevices = (auth?: Record<string, unknown>) =>
     matrixRequest(urls.apiBase, 'POST', '/_matrix/client/v3/delete_devices', { accessToken: login.access_token, body: { devices: [login.device_id], ...(auth ? { auth } : {}) } });
   const challenge = await deleteDevices().then(
@@ -351,9 +356,7 @@ test('a user-interactive confirmation (delete_devices through Synapse\'s SSO fal
   await page.goto(fallback.href);
   await Promise.all([page.waitForNavigation(), page.locator('a.primary-button').click()]);
   assert.equal(await whatTheProviderAsks(page), 'password', 'the confirmation was given without the password');
-  await submitPassword(page, 'alice', passwords.alice);
-  await authPage.code(page).waitFor({ state: 'visible' });
-  await enterFreshCode(page, alice.enrolment, alice);
+  await aliceGivesPasswordAndCode(page);
   await page.getByRole('heading', { name: 'Thank you' }).waitFor({ state: 'visible' });
   await deleteDevices({ session: challenge.session });
   await assert.rejects(matrixRequest(urls.apiBase, 'GET', '/_matrix/client/v3/account/whoami', { accessToken: login.access_token }), (error: unknown) => error instanceof MatrixHttpError && error.status === 401, 'the device is gone');

@@ -91,11 +91,13 @@ export async function openSignIn(page: Page, urls: StackUrls): Promise<void> {
 
 /**
  * After a navigation that reaches the identity provider in a browser that may hold an earlier sign-in: 'password'
- * when the auth pages ask for it, 'nothing' when the browser came straight back (the login's redirect URL, or
- * Synapse's "Thank you" page after a user-interactive confirmation).
+ * when the auth pages ask for it, 'nothing' when the browser came straight back (the login's redirect URL or
+ * Synapse's confirmation on the way there, or Synapse's "Thank you" page after a user-interactive confirmation).
  */
 export async function whatTheProviderAsks(page: Page, timeoutMs = 60_000): Promise<'password' | 'nothing'> {
-  const cameBack = page.locator('#signed-in').or(page.getByRole('heading', { name: 'Thank you' }));
+  // Back at the redirect URL, at Synapse's confirmation before it (a link carrying the login token), or at
+  // Synapse's "Thank you" after a confirmation.
+  const cameBack = page.locator('#signed-in').or(page.locator('a[href*="loginToken="]')).or(page.getByRole('heading', { name: 'Thank you' }));
   await authPage.password(page).or(cameBack).first().waitFor({ state: 'visible', timeout: timeoutMs });
   return (await authPage.password(page).count()) > 0 ? 'password' : 'nothing';
 }

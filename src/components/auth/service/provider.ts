@@ -49,8 +49,11 @@ export function signInPolicy(policy: AuthServiceConfig['policy'], state: SignInS
       // Signed in just now, in this request's own interaction.
       if (result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       if (!session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // `no_session` asks
-      const reusable = maySkipSignIn(policy, { loginTs: session.loginTs, amr: session.amr }, await state.accountNow(session.accountId), Math.floor(state.clock() / 1000));
-      if (reusable) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const nowSeconds = Math.floor(state.clock() / 1000);
+      if (maySkipSignIn(policy, { loginTs: session.loginTs, amr: session.amr }, await state.accountNow(session.accountId), nowSeconds)) {
+        log('sign-in-reused', { username: session.accountId, ageSeconds: nowSeconds - (session.loginTs ?? nowSeconds) });
+        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }
       forgetSignIn(session);
       return interactionPolicy.Check.REQUEST_PROMPT;
     }),
