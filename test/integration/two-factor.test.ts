@@ -354,10 +354,19 @@ test('a user-interactive confirmation (delete_devices through Synapse\'s SSO fal
   const fallback = new URL('_matrix/client/v3/auth/m.login.sso/fallback/web', urls.browserBase);
   fallback.searchParams.set('session', challenge.session);
   await page.goto(fallback.href);
+  const confirmation = { button: (await page.locator('a.primary-button').textContent())?.trim(), html: await page.content() };
   await Promise.all([page.waitForNavigation(), page.locator('a.primary-button').click()]);
   assert.equal(await whatTheProviderAsks(page), 'password', 'the confirmation was given without the password');
+  // One name throughout (Element's brand in these values): Synapse's button and pages, the auth pages.
+  const brand = 'Element';
+  assert.equal(confirmation.button, `Continue with ${brand}`);
+  assert.doesNotMatch(confirmation.html, /Matrix\.org Foundation|© 20\d\d/, "Synapse's footer is replaced");
+  assert.match(confirmation.html, new RegExp(`<title>Confirm it's you · ${brand}</title>`));
+  assert.equal((await page.locator('.brand').textContent())?.trim(), brand);
+  assert.equal(await page.locator('link[rel="icon"]').getAttribute('href'), '/auth/static/favicon.svg');
   await aliceGivesPasswordAndCode(page);
   await page.getByRole('heading', { name: 'Thank you' }).waitFor({ state: 'visible' });
+  assert.equal(await page.title(), `Authentication successful · ${brand}`);
   await deleteDevices({ session: challenge.session });
   await assert.rejects(matrixRequest(urls.apiBase, 'GET', '/_matrix/client/v3/account/whoami', { accessToken: login.access_token }), (error: unknown) => error instanceof MatrixHttpError && error.status === 401, 'the device is gone');
   await context.close();
