@@ -98,7 +98,11 @@ export async function whatTheProviderAsks(page: Page, timeoutMs = 60_000): Promi
   // Back at the redirect URL, at Synapse's confirmation before it (a link carrying the login token), or at
   // Synapse's "Thank you" after a confirmation.
   const cameBack = page.locator('#signed-in').or(page.locator('a[href*="loginToken="]')).or(page.getByRole('heading', { name: 'Thank you' }));
-  await authPage.password(page).or(cameBack).first().waitFor({ state: 'visible', timeout: timeoutMs });
+  try {
+    await authPage.password(page).or(cameBack).first().waitFor({ state: 'visible', timeout: timeoutMs });
+  } catch (error) {
+    throw new Error(`neither asked for the password nor came back within ${timeoutMs} ms; the browser is at ${describePage(page.url())}: ${await pageSummary(page)}`, { cause: error });
+  }
   return (await authPage.password(page).count()) > 0 ? 'password' : 'nothing';
 }
 
