@@ -95,15 +95,17 @@ export async function openSignIn(page: Page, urls: StackUrls): Promise<void> {
  * Synapse's confirmation on the way there, or Synapse's "Thank you" page after a user-interactive confirmation).
  */
 export async function whatTheProviderAsks(page: Page, timeoutMs = 60_000): Promise<'password' | 'nothing'> {
-  // Back at the redirect URL, at Synapse's confirmation before it (a link carrying the login token), or at
-  // Synapse's "Thank you" after a confirmation.
+  // Back at the redirect URL (a login token in the URL), at Synapse's confirmation before it (a link carrying
+  // the token), or at Synapse's "Thank you" after a confirmation.
   const cameBack = page.locator('#signed-in').or(page.locator('a[href*="loginToken="]')).or(page.getByRole('heading', { name: 'Thank you' }));
+  const asked = authPage.password(page).waitFor({ state: 'visible', timeout: timeoutMs }).then(() => 'password' as const);
+  const shown = cameBack.first().waitFor({ state: 'visible', timeout: timeoutMs }).then(() => 'nothing' as const);
+  const tokenInUrl = page.waitForURL((url) => url.searchParams.has('loginToken'), { timeout: timeoutMs }).then(() => 'nothing' as const);
   try {
-    await authPage.password(page).or(cameBack).first().waitFor({ state: 'visible', timeout: timeoutMs });
+    return await Promise.any([asked, shown, tokenInUrl]);
   } catch (error) {
     throw new Error(`neither asked for the password nor came back within ${timeoutMs} ms; the browser is at ${describePage(page.url())}: ${await pageSummary(page)}`, { cause: error });
   }
-  return (await authPage.password(page).count()) > 0 ? 'password' : 'nothing';
 }
 
 /** Submits a form by clicking its button and waits for the page the POST answers with. */
