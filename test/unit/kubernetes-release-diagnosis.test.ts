@@ -1,0 +1,71 @@
+/**
+ * A release that cannot become healthy, on a real API server: what `install`, `status --kubernetes`,
+ * `upgrade` and `diff` tell the operator. The images are set to `pullPolicy: Never` (nothing is pulled:
+ * no traffic leaves the machine), PostgreSQL's image is one nobody has (ErrImageNeverPull), and Synapse's
+ * media claim asks for a storage class that does not exist (ProvisioningFailed, so its pod is unschedulable).
+ *
+ * The cluster comes from test/support/kubernetes-cluster.ts; without one the test is skipped and says why.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCli } from '../support/cli.js';
+import { valuesFixturesDir } from '../support/fixtures.js';
+import { createTestNamespace, testCluster } from '../support/kubernetes-cluster.js';
+
+const availability = await testCluster();
+const skip = availability.available ? false : availability.reason;
+
+const brokenRelease = [
+  '-f', `${valuesFixturesDir}minimal.yaml`,
+  '--set', 'element.enabled=false',
+  '--set', 'coturn.enabled=false',
+  '--set', 'synapse.server.turn.enabled=false',
+  '--set', 'postgresql.image.repository=mxstack-test.invalid/no-such-postgres',
+  '--set', 'postgresql.image.pullPolicy=Never',
+  '--set', 'synapse.image.pullPolicy=Never',
+  '--set', 'router.image.pullPolicy=Never',
+  '--set', 'synapse.persistence.storageClassName=mxstack-test-no-such-class',
+];
+
+/** A printed `mxstack ...` command line, as arguments for the CLI (the hints have no quoting). */
+const argsOfPrinted = (line: string) => line.trim().split(/\s+/).slice(1);
+
+test('a release that cannot start: the status hint shows it, the wait names the causes from the cluster, diff exits 0/1', { skip, timeout: 10 * 60_000 }, async (t) => {
+  if (!availability.available) return;
+  const cluster = availability.cluster;
+  const namespace = await createTestNamespace(cluster, 'diagnosis');
+  t.after(() => namespace.delete());
+  const where = ['--kubeconfig', cluster.kubeconfig, '-n', namespace.name];
+
+  const installed = runCli(['install', ...brokenRelease, ...where, '--no-wait'], { timeoutMs: 5 * 60_000 });
+  assert.equal(installed.status, 0, installed.stderr);
+  assert.match(installed.stderr, /^applying \d+ objects \(server-side apply\)$/m, 'progress on stderr');
+
+  // Finding 2: the printed status command, run as printed, shows this release (not the local stack).
+  const hint = /^ {2}Status: {2}(mxstack status .*)$/m.exec(installed.stdout)?.[1];
+  assert.ok(hint, installed.stdout);
+  const status = runCli(argsOfPrinted(hint), { timeoutMs: 2 * 60_000 });
+  assert.equal(status.status, 0, status.stderr);
+  assert.match(status.stdout, new RegExp(`^release mxstack in namespace ${namespace.name} `, 'm'));
+  // Finding 5: a claim without a volume is not "ready / exists".
+  assert.match(status.stdout, /^PersistentVolumeClaim\/mxstack-synapse-media\s+progressing\s+pending: no volume yet \(storage class mxstack-test-no-such-class\)$/m);
+  assert.match(status.stdout, /health: +\d+ not ready/);
+
+  // Finding 6: the failed wait says why, in the cluster's words.
+  const upgraded = runCli(['upgrade', ...brokenRelease, ...where, '--timeout', '40s'], { timeoutMs: 5 * 60_000 });
+  assert.equal(upgraded.status, 1, upgraded.stderr);
+  assert.match(upgraded.stderr, /^error: still not ready after 40s:$/m);
+  assert.match(upgraded.stderr, /because pod mxstack-postgresql-0, container postgresql: ErrImageNeverPull: /);
+  assert.match(upgraded.stderr, /because PersistentVolumeClaim\/mxstack-synapse-media: ProvisioningFailed: storageclass\.storage\.k8s\.io "mxstack-test-no-such-class" not found/);
+  assert.match(upgraded.stderr, /because pod mxstack-synapse-\S+ is Pending, not scheduled: Unschedulable: .*unbound immediate PersistentVolumeClaims/);
+  assert.match(upgraded.stderr, /^ {2}still waiting after \d+s: \d+ of \d+ not ready yet$/m, 'progress while waiting');
+
+  // Finding 4: diff exits like kubectl diff.
+  const same = runCli(['diff', ...brokenRelease, ...where], { timeoutMs: 2 * 60_000 });
+  assert.equal(same.status, 0, `${same.stdout}\n${same.stderr}`);
+  assert.match(same.stdout, /^no changes: release mxstack matches the values\.$/m);
+  const changed = runCli(['diff', ...brokenRelease, '--set', 'synapse.server.urlPreviews.enabled=false', ...where], { timeoutMs: 2 * 60_000 });
+  assert.equal(changed.status, 1, `${changed.stdout}\n${changed.stderr}`);
+  const broken = runCli(['diff', ...brokenRelease, '--kubeconfig', '/nonexistent/kubeconfig', '-n', namespace.name], { timeoutMs: 2 * 60_000 });
+  assert.equal(broken.status, 2, broken.stderr);
+});
