@@ -8,9 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runCli } from '../support/cli.js';
 import { valuesFixturesDir } from '../support/fixtures.js';
-import { createTestNamespace, testCluster } from '../support/kubernetes-cluster.js';
+import { createTestNamespace, kubectl, testCluster } from '../support/kubernetes-cluster.js';
 
 const availability = await testCluster();
 const skip = availability.available ? false : availability.reason;
@@ -68,4 +72,36 @@ test('a release that cannot start: the status hint shows it, the wait names the 
   assert.equal(changed.status, 1, `${changed.stdout}\n${changed.stderr}`);
   const broken = runCli(['diff', ...brokenRelease, '--kubeconfig', '/nonexistent/kubeconfig', '-n', namespace.name], { timeoutMs: 2 * 60_000 });
   assert.equal(broken.status, 2, broken.stderr);
+});
+
+test('the command printed for a missing TLS Secret, run as printed, creates the Secret coturn reads', { skip, timeout: 5 * 60_000 }, async (t) => {
+  if (!availability.available) return;
+  const cluster = availability.cluster;
+  const namespace = await createTestNamespace(cluster, 'tls-secret');
+  const files = mkdtempSync(join(tmpdir(), 'mxstack-tls-secret-'));
+  t.after(async () => {
+    rmSync(files, { recursive: true, force: true });
+    await namespace.delete();
+  });
+  const install = ['install', '-f', `${valuesFixturesDir}coturn-tls.yaml`, '--kubeconfig', cluster.kubeconfig, '-n', namespace.name, '--dry-run'];
+  const refused = runCli(install, { timeoutMs: 2 * 60_000 });
+  assert.equal(refused.status, 2, refused.stderr);
+  const printed = refused.stderr.split('\n').filter((line) => line.includes('coturn-tls'));
+  assert.equal(printed.length, 1, refused.stderr);
+  const command = /create it first: (kubectl .*)$/.exec(printed[0]!)?.[1];
+  assert.ok(command, printed[0]);
+
+  const cert = join(files, 'tls.crt');
+  const key = join(files, 'tls.key');
+  const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=turn.example.com', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  assert.equal(openssl.status, 0, openssl.stderr);
+  const created = spawnSync('sh', ['-c', command.replace('<certificate file>', cert).replace('<private key file>', key)], {
+    encoding: 'utf8',
+    env: { ...process.env, KUBECONFIG: cluster.kubeconfig },
+  });
+  assert.equal(created.status, 0, created.stderr);
+  const secret = await kubectl(cluster, ['get', 'secret', 'coturn-tls', `--namespace=${namespace.name}`, '--output=jsonpath={.type} {.data}']);
+  assert.match(secret.stdout, /^kubernetes\.io\/tls .*"tls\.crt".*"tls\.key"/);
+  const accepted = runCli(install, { timeoutMs: 2 * 60_000 });
+  assert.equal(accepted.status, 0, accepted.stderr);
 });
