@@ -7,6 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
 
+# The entry points run dist/ only when it was built from the current sources (bin/launch.js), else the
+# sources through tsx: building first makes the suite's many CLI runs start fast, never run stale code.
+echo "== build (src/ -> dist/)"
+node scripts/build.js
+
 if [ "$part" = all ]; then
   echo "== type check"
   npx tsc --noEmit

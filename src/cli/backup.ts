@@ -60,7 +60,7 @@ export function registerBackupCommands(program: Command): void {
       if (options.includeSecrets && !options.passphraseFile) throw new UsageError('--include-secrets needs --passphrase-file: secrets are never stored unencrypted.');
       if (!options.includeSecrets && options.passphraseFile) throw new UsageError('--passphrase-file is used only with --include-secrets.');
       const passphrase = options.includeSecrets ? readPassphraseFile(options.passphraseFile!) : undefined;
-      const target = openTarget(options);
+      const target = await openTarget(options);
       const output = options.output ?? defaultOutput(target.stack.serverName, new Date());
       const result = await createBackup(target, { output, progress, ...(passphrase !== undefined ? { passphrase } : {}) });
       const auth = result.manifest.authDatabase !== undefined ? `, auth database ${result.manifest.authDatabase} included` : '';
@@ -125,7 +125,7 @@ export function registerBackupCommands(program: Command): void {
   ).action((file: string, _options, command: Command) =>
     runArchiveCommand(async () => {
       const options = allOptions<TargetOptions & { yes?: boolean }>(command);
-      const target = openTarget(options);
+      const target = await openTarget(options);
       await confirm(`Replace the data of ${target.description} with ${file}?`, options.yes);
       const pauseAt = process.env[pauseEnvironmentVariable];
       const result = await restoreBackup(target, { file, progress, ...(pauseAt ? { pauseAt } : {}) });
