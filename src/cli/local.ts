@@ -32,7 +32,7 @@ function registerRuntimeCommands(program: Command): void {
   const runtime = program.command('runtime').description('the runtime root filesystem holding the real programs (Debian sid)');
   runtime
     .command('setup')
-    .description('build the runtime with mmdebstrap (about 600 MB, a few minutes), or reuse it when present')
+    .description('build the runtime with mmdebstrap (about 600 MB, about two minutes), or reuse it when present')
     .action(() =>
       asUsage(async () => {
         const [{ requireRoot }, { setupRuntime }] = await Promise.all([lifecycle(), runtimeModule()]);
