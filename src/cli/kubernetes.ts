@@ -201,6 +201,8 @@ export function registerKubernetesCommands(program: Command): void {
             },
           }),
         );
+        const { describePublicRoutes } = await import('../targets/kubernetes/public-routes.js');
+        for (const line of describePublicRoutes(context.stack)) progress(line);
         process.stdout.write(`${nextSteps(context.stack, result, options).join('\n')}\n`);
       });
   }

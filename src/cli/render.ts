@@ -17,9 +17,11 @@ export function registerRenderCommand(program: Command): void {
     .option('-o, --output-dir <dir>', 'write one file per object into this directory instead of stdout')
     .action(async (options: RenderOptions) => {
       const { compileKubernetesStack, objectFileName, objectToYaml, renderKubernetesObjects, renderKubernetesYaml } = await import('../targets/kubernetes/render.js');
+      const { describePublicRoutes } = await import('../targets/kubernetes/public-routes.js');
       const values = await valuesFromOptions(options);
       const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
       const objects = renderKubernetesObjects(stack);
+      process.stderr.write(`${describePublicRoutes(stack).join('\n')}\n`);
       if (!options.outputDir) {
         process.stdout.write(renderKubernetesYaml(objects));
         return;

@@ -7,8 +7,8 @@ export function registerValuesCommands(program: Command): void {
     .command('schema')
     .description('print the values JSON Schema (also shipped as values.schema.json)')
     .action(async () => {
-      const { valuesSchema } = await import('../values/schema.js');
-      process.stdout.write(`${JSON.stringify(valuesSchema, null, 2)}\n`);
+      const { editorSchema } = await import('../values/document.js');
+      process.stdout.write(`${JSON.stringify(editorSchema(), null, 2)}\n`);
     });
 
   addValuesOptions(
