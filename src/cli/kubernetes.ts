@@ -4,21 +4,8 @@ import type { Command } from 'commander';
 import { ExitStatus, UsageError } from './main.js';
 import { ValuesError } from '../values/errors.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
-import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
-import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
-import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
-import {
-  diffRelease,
-  installRelease,
-  releaseStatus,
-  ReleaseFailure,
-  ReleaseRefusal,
-  uninstallRelease,
-  type InstallResult,
-  type ReleaseContext,
-  type ReleaseStatus,
-} from '../targets/kubernetes/lifecycle.js';
-import { parseDuration } from '../targets/kubernetes/wait.js';
+import type { KubectlConnection } from '../targets/kubernetes/kubectl.js';
+import type { InstallResult, ReleaseContext, ReleaseStatus } from '../targets/kubernetes/lifecycle.js';
 import type { Stack } from '../stack/model.js';
 
 interface ClusterOptions extends ValuesOptions {
@@ -59,13 +46,15 @@ function connectionOf(options: ClusterOptions): KubectlConnection {
 }
 
 /** Values are loaded and validated (exit 2 on a problem) before any kubectl call. */
-function releaseContext(options: ClusterOptions): ReleaseContext {
-  const values = valuesFromOptions(options);
+async function releaseContext(options: ClusterOptions): Promise<ReleaseContext> {
+  const { compileKubernetesStack, renderKubernetesObjects } = await import('../targets/kubernetes/render.js');
+  const values = await valuesFromOptions(options);
   const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
   return { connection: connectionOf(options), stack, objects: renderKubernetesObjects(stack), report: progress };
 }
 
-function timeoutOf(text: string): number {
+async function timeoutOf(text: string): Promise<number> {
+  const { parseDuration } = await import('../targets/kubernetes/wait.js');
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new UsageError(`--timeout ${text}: expected a duration like 10m, 90s or 1h30m.`);
   return ms;
@@ -89,6 +78,10 @@ async function withErrors<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
+    const [{ ReleaseFailure, ReleaseRefusal }, { KubectlNotFoundError, KubectlTooOldError }] = await Promise.all([
+      import('../targets/kubernetes/lifecycle.js'),
+      import('../targets/kubernetes/kubectl.js'),
+    ]);
     if (error instanceof ReleaseRefusal) throw new UsageError(error.lines.join('\n'));
     if (error instanceof ReleaseFailure) throw new Error(error.lines.join('\n'));
     if (error instanceof KubectlNotFoundError || error instanceof KubectlTooOldError) throw new Error(error.message);
@@ -168,7 +161,9 @@ export function addKubernetesStatusOptions(command: Command): Command {
 
 /** Takes the parsed options of a command extended by addKubernetesStatusOptions. */
 export async function printKubernetesStatus(options: { output: string }): Promise<void> {
-  const status = await withErrors(() => releaseStatus(releaseContext(options as ClusterOptions & { output: string })));
+  const context = await releaseContext(options as ClusterOptions & { output: string });
+  const { releaseStatus } = await import('../targets/kubernetes/lifecycle.js');
+  const status = await withErrors(() => releaseStatus(context));
   if (options.output === 'json') process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
   else printStatus(status);
 }
@@ -188,7 +183,8 @@ async function diffErrorsExitTwo<T>(run: () => Promise<T>): Promise<T> {
 
 /** Prints what an upgrade would change; true when anything would. */
 async function printDiff(options: ClusterOptions): Promise<boolean> {
-  const context = releaseContext(options);
+  const context = await releaseContext(options);
+  const { diffRelease } = await import('../targets/kubernetes/lifecycle.js');
   const result = await diffRelease(context);
   if (result.namespaceMissing) {
     process.stdout.write(`namespace ${options.namespace} does not exist: install would create it and all ${context.objects.length} objects.\n`);
@@ -226,8 +222,9 @@ export function registerKubernetesCommands(program: Command): void {
       .option('--take-over-helm-release', 'take over a Helm release of the old chart in the namespace (see docs/migrating-from-helm.md)')
       .option('--yes', 'answer yes to questions (a PostgreSQL major version change)')
       .action(async (options: InstallCliOptions) => {
-        const context = releaseContext(options);
-        const timeoutMs = timeoutOf(options.timeout);
+        const context = await releaseContext(options);
+        const timeoutMs = await timeoutOf(options.timeout);
+        const { installRelease } = await import('../targets/kubernetes/lifecycle.js');
         const result = await withErrors(() =>
           installRelease(context, {
             mode,
@@ -242,6 +239,7 @@ export function registerKubernetesCommands(program: Command): void {
             },
           }),
         );
+        const { describePublicRoutes } = await import('../targets/kubernetes/public-routes.js');
         for (const line of describePublicRoutes(context.stack)) progress(line);
         process.stdout.write(`${nextSteps(context.stack, result, options).join('\n')}\n`);
       });
@@ -261,8 +259,9 @@ export function registerKubernetesCommands(program: Command): void {
     .option('--yes', 'do not ask before --purge deletes data')
     .option('--timeout <duration>', 'how long to wait for deletions', '5m')
     .action(async (options: UninstallCliOptions) => {
-      const context = releaseContext(options);
-      const timeoutMs = timeoutOf(options.timeout);
+      const context = await releaseContext(options);
+      const timeoutMs = await timeoutOf(options.timeout);
+      const { uninstallRelease } = await import('../targets/kubernetes/lifecycle.js');
       const result = await withErrors(() =>
         uninstallRelease(context, {
           purge: Boolean(options.purge),

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { TargetUsageError, type Target } from '../target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
-import { localStackStatus } from '../../targets/local/lifecycle.js';
+import { localStackStatus } from '../../targets/local/status.js';
 import type { LocalTarget } from '../../targets/local/target-adapter.js';
 import type { KubernetesTarget } from '../../targets/kubernetes/target-adapter.js';
 import type { ComponentName } from '../../stack/model.js';
