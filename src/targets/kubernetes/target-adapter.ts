@@ -26,6 +26,17 @@ import { assembleSecretConfigData, decodeSecrets, mergePatchForKeys, releaseSecr
 /** Where coturn's init container writes the configuration coturn runs with (src/components/coturn/kubernetes.ts). */
 const coturnRuntimeConfig = '/run/coturn/turnserver.conf';
 
+/** Runs "$0" "$@" with PGPASSWORD from the container's POSTGRES_PASSWORD_FILE (set by the StatefulSet). */
+export const postgresPasswordFromFile = 'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" && export PGPASSWORD && exec "$0" "$@"';
+
+/** kubectl's own last stderr line after a command in the container failed: not the command's message. */
+const kubectlExitTrailer = /\n?command terminated with exit code \d+\s*$/;
+
+/** The command's own stderr, without kubectl's trailer, so errors carry the program's message. */
+export function commandStderr(stderr: string): string {
+  return stderr.replace(kubectlExitTrailer, '');
+}
+
 /** Every exit code is an answer of the command, not a kubectl failure (the caller reads exitCode). */
 const anyExitCode = Array.from({ length: 256 }, (_, code) => code);
 
@@ -112,20 +123,25 @@ export class KubernetesTarget implements Target {
 
   async exec(component: ComponentName, argv: readonly string[], options: ExecOptions = {}): Promise<CommandResult> {
     // kubectl exec runs as the container's user; options.user is the local target's concern.
-    return runKubectl(execArgs(this.connection, this.workload(component), argv), {
+    const result = await runKubectl(execArgs(this.connection, this.workload(component), argv), {
       stdin: options.stdin ?? '',
       acceptExitCodes: anyExitCode,
       timeoutMs: options.timeoutMs ?? 120_000,
     });
+    return { ...result, stderr: commandStderr(result.stderr) };
   }
 
   spawn(component: ComponentName, argv: readonly string[]): StreamingCommand {
     return streamingCommand(spawnKubectlStreaming(execArgs(this.connection, this.workload(component), argv)));
   }
 
-  /** The official image's programs on its local socket, as POSTGRES_USER (the image's superuser, trusted locally). */
+  /**
+   * The official image's programs on its local socket, as POSTGRES_USER (the image's superuser). Local
+   * connections need the password too (initdb ran with --auth=scram-sha-256): it is read inside the
+   * container from the file the image itself reads (POSTGRES_PASSWORD_FILE), never passed on a command line.
+   */
   postgresqlTool(tool: PostgresqlTool): string[] {
-    return [tool, '-U', this.stack.database.user];
+    return ['sh', '-c', postgresPasswordFromFile, tool, '--no-password', '-U', this.stack.database.user];
   }
 
   async isRunning(component: ComponentName): Promise<boolean> {
