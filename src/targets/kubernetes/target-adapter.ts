@@ -12,7 +12,7 @@ import {
   execArgs,
   getArgs,
   getNamedArgs,
-  mergePatchArgs,
+  runMergePatch,
   openPortForward,
   rolloutRestartArgs,
   rolloutStatusArgs,
@@ -105,7 +105,7 @@ export class KubernetesTarget implements Target {
 
   async writeSecret(ref: SecretKeyRef, value: string): Promise<void> {
     if (await this.secretObject(ref.name)) {
-      await runKubectl(mergePatchArgs(this.connection, `secret/${ref.name}`), { stdin: mergePatchForKeys({ [ref.key]: value }) });
+      await runMergePatch(this.connection, `secret/${ref.name}`, mergePatchForKeys({ [ref.key]: value }));
       return;
     }
     await runKubectl(createArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, { [ref.key]: value })) });
