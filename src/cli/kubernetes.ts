@@ -1,7 +1,8 @@
 /** `mxstack install | upgrade | diff | status | uninstall`: the release lifecycle on a cluster, via kubectl. */
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { UsageError } from './main.js';
+import { ExitStatus, UsageError } from './main.js';
+import { ValuesError } from '../values/errors.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
 import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
@@ -116,7 +117,7 @@ function nextSteps(stack: Stack, result: InstallResult, options: ClusterOptions)
       `${result.generatedSecrets.length > 0 ? `, ${result.generatedSecrets.length} secrets ${result.dryRun ? 'to generate' : 'generated'}` : ''}.`,
   ];
   if (result.dryRun) return lines;
-  if (!result.waited) lines.push(`Not waited for (--no-wait): follow the rollout with mxstack status ${mxstackFlags(options)}.`);
+  if (!result.waited) lines.push(`Not waited for (--no-wait): follow the rollout with mxstack status --kubernetes ${mxstackFlags(options)}.`);
   lines.push(`  Synapse: ${stack.publicBaseUrl}  (server name ${stack.serverName})`);
   if (stack.elementUrl) lines.push(`  Element: ${stack.elementUrl}`);
   const admin = stack.values.synapse.server.adminUser;
@@ -127,7 +128,7 @@ function nextSteps(stack: Stack, result: InstallResult, options: ClusterOptions)
       `           ${kubectlPrefix(options)} get secret ${secret.name} -o jsonpath='{.data.${secret.key}}' | base64 -d`,
     );
   }
-  lines.push(`  Status:  mxstack status ${mxstackFlags(options)}`);
+  lines.push(`  Status:  mxstack status --kubernetes ${mxstackFlags(options)}`);
   return lines;
 }
 
@@ -171,6 +172,42 @@ export async function printKubernetesStatus(options: { output: string }): Promis
   else printStatus(status);
 }
 
+/** `mxstack diff` exits like `kubectl diff`, so that scripts and CI gates can rely on it. */
+export const diffExitStatus = { none: 0, differences: 1, error: 2 } as const;
+
+/** Any failure of diff exits 2: exit 1 means "there are differences". */
+async function diffErrorsExitTwo<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await withErrors(run);
+  } catch (error) {
+    if (error instanceof ExitStatus || error instanceof UsageError || error instanceof ValuesError || !(error instanceof Error)) throw error;
+    throw new ExitStatus(diffExitStatus.error, error.message);
+  }
+}
+
+/** Prints what an upgrade would change; true when anything would. */
+async function printDiff(options: ClusterOptions): Promise<boolean> {
+  const context = releaseContext(options);
+  const result = await diffRelease(context);
+  if (result.namespaceMissing) {
+    process.stdout.write(`namespace ${options.namespace} does not exist: install would create it and all ${context.objects.length} objects.\n`);
+    return true;
+  }
+  if (result.helm) {
+    progress(`note: a Helm release (${result.helm.releases.join(', ') || 'unnamed'}) is in the namespace; this diff shows the takeover (fields owned by Helm taken with --force-conflicts).`);
+  }
+  process.stdout.write(result.diff);
+  const notes = [
+    ...keysBySecret(result.createdSecrets).map(([name, keys]) => `Secret ${name}: ${keys.join(', ')} would be generated`),
+    ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (${context.stack.secrets.synapseSecretConfig.key}) would be rewritten`] : []),
+    ...result.prune.map((name) => `${name} would be pruned (no longer rendered)`),
+  ];
+  for (const note of notes) process.stdout.write(`# ${note}\n`);
+  const different = result.diff.trim() !== '' || notes.length > 0;
+  if (!different) process.stdout.write(`no changes: release ${options.release} matches the values.\n`);
+  return different;
+}
+
 export function registerKubernetesCommands(program: Command): void {
   for (const mode of ['install', 'upgrade'] as const) {
     addClusterOptions(
@@ -208,26 +245,14 @@ export function registerKubernetesCommands(program: Command): void {
       });
   }
 
-  addClusterOptions(program.command('diff').description('show what an upgrade would change: kubectl server-side diff, Secrets to create, objects to prune'))
-    .action(async (options: ClusterOptions) => {
-      const context = releaseContext(options);
-      const result = await withErrors(() => diffRelease(context));
-      if (result.namespaceMissing) {
-        process.stdout.write(`namespace ${options.namespace} does not exist: install would create it and all ${context.objects.length} objects.\n`);
-        return;
-      }
-      if (result.helm) {
-        progress(`note: a Helm release (${result.helm.releases.join(', ') || 'unnamed'}) is in the namespace; this diff shows the takeover (fields owned by Helm taken with --force-conflicts).`);
-      }
-      process.stdout.write(result.diff);
-      const notes = [
-        ...keysBySecret(result.createdSecrets).map(([name, keys]) => `Secret ${name}: ${keys.join(', ')} would be generated`),
-        ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (${context.stack.secrets.synapseSecretConfig.key}) would be rewritten`] : []),
-        ...result.prune.map((name) => `${name} would be pruned (no longer rendered)`),
-      ];
-      for (const note of notes) process.stdout.write(`# ${note}\n`);
-      if (result.diff.trim() === '' && notes.length === 0) process.stdout.write(`no changes: release ${options.release} matches the values.\n`);
-    });
+  addClusterOptions(
+    program
+      .command('diff')
+      .description('show what an upgrade would change: kubectl server-side diff, Secrets to create, objects to prune; exit 0 no changes, 1 changes, 2 an error'),
+  ).action(async (options: ClusterOptions) => {
+    const different = await diffErrorsExitTwo(() => printDiff(options));
+    if (different) throw new ExitStatus(diffExitStatus.differences);
+  });
 
   addClusterOptions(program.command('uninstall').description('remove the release\'s objects; volumes and Secrets are kept unless --purge'))
     .option('--purge', 'also delete the volumes (database, media) and the Secrets (signing key, passwords)')
