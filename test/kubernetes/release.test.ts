@@ -32,24 +32,13 @@ import { browserSkipReason, launchBrowser, totpCodeAtStep, type TestBrowser } fr
 import { answerRedirectUrl, awaitLoginToken, confirmRecoveryCodesSaved, exchangeLoginToken, freshStep, openSignIn, readRecoveryCodes, startTotpEnrolment, submitCode, submitPassword, type StackUrls } from '../support/sso-login.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
 import { TurnClient } from '../support/turn-client.js';
-import {
-  createTestNamespace,
-  deleteTestNamespace,
-  kubectl,
-  kubectlOk,
-  loadTestImages,
-  printSkipBanner,
-  resolveTestCluster,
-  serviceClusterIp,
-  startServiceProxy,
-  startSharedCluster,
-  type ServiceProxy,
-  type TestCluster,
-} from '../support/test-cluster.js';
+import { createTestNamespace, kubectl, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
+import { loadTestImages } from '../support/test-images.js';
+import { serviceClusterIp, startServiceProxy, type ServiceProxy } from '../support/service-proxy.js';
 
-const resolved = resolveTestCluster();
-const skip = resolved.skip ?? browserSkipReason();
-if (skip) printSkipBanner(skip);
+// Top-level await: the skip reason must be known when the cases are declared.
+const availability = await testCluster();
+const skip = availability.available ? browserSkipReason() : availability.reason;
 
 const release = 'mxstack';
 const serverName = 'example.test';
@@ -58,6 +47,7 @@ const timings: Record<string, string> = {};
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 let cluster: TestCluster;
+let testNamespace: TestNamespace | undefined;
 let namespace: string | undefined;
 let workDir: string;
 let valuesFile: string;
@@ -69,6 +59,12 @@ const passwords = { alice: 'alice-e2e-correct-horse-1', bob: 'bob-e2e-battery-st
 const sessions: Partial<Record<keyof typeof passwords, MatrixSession>> = {};
 /** What later steps check against (the first install's facts). */
 const facts: { roomId?: string; signingKeys?: Record<string, { key: string }>; secretNames?: string[]; claimNames?: string[] } = {};
+
+async function kubectlOk(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<string> {
+  const result = await kubectl(cluster, args, options);
+  assert.equal(result.exitCode, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
 
 function log(line: string): void {
   process.stderr.write(`[kubernetes e2e] ${line}\n`);
@@ -127,7 +123,7 @@ async function renderedObjects(extra: string[]): Promise<Set<string>> {
 
 /** kind/name of the live objects of the given kinds in the namespace (kubectl's resource names). */
 async function liveObjects(kinds: string[]): Promise<Set<string>> {
-  const list = JSON.parse(await kubectlOk(cluster, ['get', kinds.join(','), '-n', namespace!, '-o', 'json'])) as { items: { kind: string; metadata: { name: string; ownerReferences?: unknown[] } }[] };
+  const list = JSON.parse(await kubectlOk(['get', kinds.join(','), '-n', namespace!, '-o', 'json'])) as { items: { kind: string; metadata: { name: string; ownerReferences?: unknown[] } }[] };
   // Objects a controller made (ReplicaSets, pods, Jobs of the CronJob) are not the release's own.
   return new Set(list.items.filter((item) => !item.metadata.ownerReferences).map((item) => `${item.kind}/${item.metadata.name}`));
 }
@@ -202,24 +198,19 @@ async function allocateTurnRelay(session: MatrixSession): Promise<string> {
 
 /** The pod template generation Kubernetes observed for a workload (grows with every rollout). */
 async function observedGeneration(workload: string): Promise<number> {
-  return Number(await kubectlOk(cluster, ['get', workload, '-n', namespace!, '-o', 'jsonpath={.status.observedGeneration}']));
+  return Number(await kubectlOk(['get', workload, '-n', namespace!, '-o', 'jsonpath={.status.observedGeneration}']));
 }
 
 before(async () => {
   if (skip) return;
   workDir = mkdtempSync(join(tmpdir(), 'mxstack-k8s-e2e-'));
-  if (resolved.cluster!.shared) {
-    const started = Date.now();
-    cluster = { kubeconfig: startSharedCluster(log), shared: true };
-    timings['cluster up'] = seconds(started);
-  } else {
-    cluster = resolved.cluster!;
-  }
+  cluster = (availability as { cluster: TestCluster }).cluster;
   const images = loadTestImages(cluster, log);
   timings['image build'] = images.built ? `${images.buildSeconds.toFixed(1)} s` : 'cached';
   timings['image import'] = `${images.importSeconds.toFixed(1)} s`;
   for (const image of images.images) log(`image ${image.name}: ${image.contract}`);
-  namespace = await createTestNamespace(cluster);
+  testNamespace = await createTestNamespace(cluster, 'e2e');
+  namespace = testNamespace.name;
   log(`namespace ${namespace}`);
   const routerPort = await freeLoopbackPort();
   valuesFile = writeValues(routerPort);
@@ -230,7 +221,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await router?.close();
-  if (namespace && !process.env.MXSTACK_TEST_KEEP_NAMESPACE) await deleteTestNamespace(cluster, namespace);
+  if (testNamespace && !process.env.MXSTACK_TEST_KEEP_NAMESPACE) await testNamespace.delete();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
   timings.suite = seconds(suiteStarted);
   if (!skip) log(`durations: ${Object.entries(timings).map(([what, took]) => `${what} ${took}`).join(', ')}`);
@@ -241,9 +232,9 @@ test('install: every workload Ready, the admin Job complete, NetworkPolicies in 
   const output = await mxstackOk(['install', ...releaseArgs(['--timeout', '10m'])]);
   timings['install → Ready'] = seconds(started);
   assert.match(output, /Job\/mxstack-admin-bootstrap: complete/);
-  const job = JSON.parse(await kubectlOk(cluster, ['get', `job/${release}-admin-bootstrap`, '-n', namespace!, '-o', 'json'])) as { status: { succeeded?: number } };
+  const job = JSON.parse(await kubectlOk(['get', `job/${release}-admin-bootstrap`, '-n', namespace!, '-o', 'json'])) as { status: { succeeded?: number } };
   assert.equal(job.status.succeeded, 1);
-  const pods = JSON.parse(await kubectlOk(cluster, ['get', 'pods', '-n', namespace!, '-o', 'json'])) as { items: { metadata: { name: string; ownerReferences?: { kind: string }[] }; status: { phase: string; conditions?: { type: string; status: string }[] } }[] };
+  const pods = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace!, '-o', 'json'])) as { items: { metadata: { name: string; ownerReferences?: { kind: string }[] }; status: { phase: string; conditions?: { type: string; status: string }[] } }[] };
   for (const pod of pods.items.filter((p) => p.metadata.ownerReferences?.[0]?.kind !== 'Job')) {
     assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `pod ${pod.metadata.name} is not Ready (${pod.status.phase})`);
   }
@@ -319,12 +310,12 @@ test('backup, and a Job created from the backup CronJob', { skip, timeout: 600_0
   await sendText(sessions.alice!, facts.roomId!, 'after backup', 'e2e-2');
 
   const job = 'e2e-backup-now';
-  await kubectlOk(cluster, ['create', 'job', job, `--from=cronjob/${release}-backup`, '-n', namespace!]);
+  await kubectlOk(['create', 'job', job, `--from=cronjob/${release}-backup`, '-n', namespace!]);
   const waited = await kubectl(cluster, ['wait', `job/${job}`, '-n', namespace!, '--for=condition=complete', '--timeout=300s'], { timeoutMs: 320_000 });
   const logs = await kubectl(cluster, ['logs', `job/${job}`, '-n', namespace!]);
-  assert.equal(waited.status, 0, `${waited.stderr}\n${logs.stdout}${logs.stderr}`);
+  assert.equal(waited.exitCode, 0, `${waited.stderr}\n${logs.stdout}${logs.stderr}`);
   assert.match(logs.stdout, new RegExp(`wrote ${serverName.replace('.', '\\.')}-\\d{8}T\\d{6}Z\\.dump \\(\\d+ bytes\\)`));
-  await kubectlOk(cluster, ['delete', 'job', job, '-n', namespace!]);
+  await kubectlOk(['delete', 'job', job, '-n', namespace!]);
 });
 
 test('restore brings back the backup: a message sent after it is gone, the earlier one is there', { skip, timeout: 900_000 }, async () => {
@@ -340,7 +331,7 @@ test('upgrade with a changed value rolls Synapse out and keeps the data', { skip
   await mxstackOk(['upgrade', ...releaseArgs(['--set', 'synapse.server.media.maxUploadSize=20M', '--timeout', '10m'])]);
   timings.upgrade = seconds(started);
   assert.ok((await observedGeneration(`deployment/${release}-synapse`)) > before, 'Synapse was not rolled out');
-  const config = await kubectlOk(cluster, ['get', `configmap/${release}-synapse`, '-n', namespace!, '-o', 'jsonpath={.data.homeserver\\.yaml}']);
+  const config = await kubectlOk(['get', `configmap/${release}-synapse`, '-n', namespace!, '-o', 'jsonpath={.data.homeserver\\.yaml}']);
   assert.match(config, /max_upload_size: 20M/);
   assert.equal(await whoami(sessions.alice!), `@alice:${serverName}`);
   assert.ok((await readAllMessageBodies(sessions.alice!, facts.roomId!)).includes('before backup'));

@@ -7,7 +7,12 @@
  * with what the upstream images add on top (users, entry points, the auth service), and one image config
  * per upstream name. The archive is cached under the mxstack cache directory, keyed by the runtime's
  * package set and every input below, so it is built once per machine (and again only when an input
- * changes); /work/shared/kubernetes/images/mkimage.py writes it.
+ * changes); the shared cluster tool's images/mkimage.py writes it.
+ *
+ * loadTestImages() puts them into the cluster: the shared cluster imports the archive with `cluster import`
+ * (once per archive: a marker per kubeconfig). Another cluster (MXSTACK_TEST_KUBECONFIG) gets them through
+ * MXSTACK_TEST_IMAGE_LOAD, a command given the archive's path (e.g. `kind load image-archive`); without it,
+ * that cluster must be able to pull the images the manifests name.
  *
  * Each upstream contract the manifests rely on is imitated as `contract` says, in one line.
  */
@@ -18,6 +23,7 @@ import { join, relative } from 'node:path';
 import { defaultImages, componentVersions, type ImageName } from '../../src/versions.js';
 import { mxstackCacheDir, postgresqlMajor, runtimeDir, runtimeIsPresent } from '../../src/targets/local/runtime.js';
 import { projectRoot } from './cli.js';
+import { findSharedClusterTool, testKubeconfigVariable, type TestCluster } from './kubernetes-cluster.js';
 
 /** The image config fields an upstream image sets and the manifests depend on. */
 interface ImageConfig {
@@ -93,8 +99,12 @@ export function testImages(pgMajor: number): TestImage[] {
   ];
 }
 
-export const sharedClusterDir = process.env.MXSTACK_TEST_KUBE_TOOL ?? '/work/shared/kubernetes';
-const mkimage = () => join(sharedClusterDir, 'images/mkimage.py');
+/** mkimage.py of the shared cluster tool (it needs no cluster: it only writes a tarball). */
+function mkimage(): string {
+  const tool = findSharedClusterTool();
+  if (!tool) throw new Error('the shared cluster tool (shared/kubernetes beside the clone) is missing: its images/mkimage.py builds the test images');
+  return join(tool, 'images/mkimage.py');
+}
 
 /** Files of the auth service the image carries (the Dockerfile's COPY lines). */
 const authSources = ['package.json', 'package-lock.json', 'bin', 'src'];
@@ -246,4 +256,47 @@ export function ensureTestImageArchive(progress: (line: string) => void = () => 
     rmSync(work, { recursive: true, force: true });
   }
   return { path, key, images, built: true, buildSeconds: (Date.now() - started) / 1000 };
+}
+
+/** Image names containerd of the shared cluster holds. */
+function sharedClusterImages(tool: string): string[] {
+  const listed = spawnSync(join(tool, 'cluster'), ['images'], { encoding: 'utf8' });
+  return listed.status === 0 ? listed.stdout.split('\n').filter(Boolean) : [];
+}
+
+/** containerd's full name of a short reference (docker.io/library/ for official images). */
+export function normalizedImageName(name: string): string {
+  const firstPart = name.split('/')[0]!;
+  const hasRegistry = name.includes('/') && (firstPart.includes('.') || firstPart.includes(':') || firstPart === 'localhost');
+  if (hasRegistry) return name;
+  return name.includes('/') ? `docker.io/${name}` : `docker.io/library/${name}`;
+}
+
+export interface LoadedImages extends ImageArchive {
+  importSeconds: number;
+}
+
+/** Builds (or reuses) the archive and puts the images where the cluster's kubelet finds them. */
+export function loadTestImages(cluster: TestCluster, progress: (line: string) => void): LoadedImages {
+  const archive = ensureTestImageArchive(progress);
+  const started = Date.now();
+  const tool = findSharedClusterTool();
+  const loader = process.env.MXSTACK_TEST_IMAGE_LOAD;
+  if (!process.env[testKubeconfigVariable] && tool) {
+    const markerDir = join(mxstackCacheDir(), 'kubernetes-test-images');
+    const marker = join(markerDir, `imported-${createHash('sha256').update(cluster.kubeconfig).digest('hex').slice(0, 12)}`);
+    const present = new Set(sharedClusterImages(tool));
+    const upToDate = existsSync(marker) && readFileSync(marker, 'utf8').trim() === archive.key && archive.images.every((image) => present.has(normalizedImageName(image.name)));
+    if (!upToDate) {
+      progress(`importing ${archive.path} into the shared cluster`);
+      run(join(tool, 'cluster'), ['import', archive.path]);
+      writeFileSync(marker, `${archive.key}\n`);
+    }
+  } else if (loader) {
+    progress(`loading the images: ${loader} ${archive.path}`);
+    run('sh', ['-c', `${loader} "$1"`, 'sh', archive.path]);
+  } else {
+    progress('MXSTACK_TEST_IMAGE_LOAD is not set: the cluster must pull the images the manifests name itself');
+  }
+  return { ...archive, importSeconds: (Date.now() - started) / 1000 };
 }
