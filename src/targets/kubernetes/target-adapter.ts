@@ -75,23 +75,23 @@ export class KubernetesTarget implements Target {
     return `${component === 'postgresql' ? 'statefulset.apps' : 'deployment.apps'}/${this.stack.objectName(component)}`;
   }
 
-  async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
-    const forward = await openPortForward(this.connection, `service/${this.stack.objectName('synapse')}`, this.stack.values.synapse.service.port);
+  /** Runs `use` with a local port forwarded to one port of a component's Service, closed after. */
+  async withServicePort<T>(service: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    const forward = await openPortForward(this.connection, `service/${service}`, port);
     try {
-      return await use(`http://127.0.0.1:${forward.localPort}/`);
+      return await use(forward.localPort);
     } finally {
       forward.close();
     }
   }
 
+  async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
+    return this.withServicePort(this.stack.objectName('synapse'), this.stack.values.synapse.service.port, (port) => use(`http://127.0.0.1:${port}/`));
+  }
+
   async withAuth<T>(use: (adminBaseUrl: string) => Promise<T>): Promise<T> {
     if (!this.stack.auth) throw new TargetUsageError(`${this.description} has no auth component (synapse.server.mfa.totp and .webauthn are off).`);
-    const forward = await openPortForward(this.connection, `service/${this.stack.objectName('auth')}`, this.stack.placement.ports.authAdmin);
-    try {
-      return await use(`http://127.0.0.1:${forward.localPort}/`);
-    } finally {
-      forward.close();
-    }
+    return this.withServicePort(this.stack.objectName('auth'), this.stack.placement.ports.authAdmin, (port) => use(`http://127.0.0.1:${port}/`));
   }
 
   private async secretObject(name: string): Promise<SecretObject | undefined> {
