@@ -462,6 +462,10 @@ export const valuesSchema = Type.Object(
         type: strEnum('Service type.', ['LoadBalancer', 'NodePort', 'ClusterIP'], 'LoadBalancer'),
         loadBalancerIP: optStr('Requested LoadBalancer address.'),
         externalTrafficPolicy: strEnum('External traffic policy (Local keeps client addresses).', ['Local', 'Cluster'], 'Local'),
+        allocateLoadBalancerNodePorts: bool(
+          'LoadBalancer type: also allocate a node port per Service port (one per relay port). Off: the load balancer sends to the pods directly (MetalLB, Cilium, kube-vip, cloud load balancers in IP mode); on only for one that needs node ports.',
+          false,
+        ),
         annotations: stringMap('Service annotations.'),
         nodePorts: group('Node ports (NodePort type).', {
           turnUdp: optPort('Node port for TURN/UDP.'),

@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack, renderKubernetesObjects, renderKubernetesYaml, toPlainSorted } from '../../src/targets/kubernetes/render.js';
 import { applyArgs } from '../../src/targets/kubernetes/kubectl.js';
-import { goodValuesFixtures } from '../support/fixtures.js';
+import { goodValuesFixtures, valuesFixturesDir } from '../support/fixtures.js';
 import { createTestNamespace, installCrds, kubectl, testCluster } from '../support/kubernetes-cluster.js';
 
 const availability = await testCluster();
@@ -80,4 +80,21 @@ test('the NetworkPolicies of every fixture with networkPolicy.enabled pass the A
   const result = await kubectl(cluster, dryRunArgs(namespace.name), { stdin: stream, timeoutMs: 3 * 60_000 });
   assert.equal(result.stderr.trim(), '', `the API server rejected or warned about NetworkPolicies:\n${result.stderr}`);
   assert.equal(result.exitCode, 0);
+});
+
+/** Finding 9 of issue 17: a LoadBalancer took one node port per relay port (101 by default). */
+test('coturn\'s LoadBalancer Service takes no node ports (the API server allocates none)', { skip, timeout: 5 * 60_000 }, async (t) => {
+  if (!availability.available) return;
+  const cluster = availability.cluster;
+  const namespace = await createTestNamespace(cluster, 'dry-run-coturn');
+  t.after(() => namespace.delete());
+  const service = renderFixture(`${valuesFixturesDir}coturn-loadbalancer.yaml`, namespace.name).find((o) => o.kind === 'Service' && o.metadata?.name === 'mxstack-coturn');
+  assert.ok(service);
+  const args = dryRunArgs(namespace.name).map((arg) => (arg === '--output=name' ? '--output=json' : arg));
+  const result = await kubectl(cluster, args, { stdin: JSON.stringify(toPlainSorted(service)) });
+  assert.equal(result.exitCode, 0, result.stderr);
+  const admitted = JSON.parse(result.stdout) as { spec: { type: string; ports: { name: string; nodePort?: number }[] } };
+  assert.equal(admitted.spec.type, 'LoadBalancer');
+  assert.ok(admitted.spec.ports.length > 100, `${admitted.spec.ports.length} ports`);
+  assert.deepEqual(admitted.spec.ports.filter((port) => port.nodePort !== undefined).map((port) => `${port.name}:${port.nodePort}`), []);
 });
