@@ -5,6 +5,7 @@ import { ExitStatus, UsageError } from './main.js';
 import { ValuesError } from '../values/errors.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
+import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
 import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
 import {
   diffRelease,
@@ -241,6 +242,7 @@ export function registerKubernetesCommands(program: Command): void {
             },
           }),
         );
+        for (const line of describePublicRoutes(context.stack)) progress(line);
         process.stdout.write(`${nextSteps(context.stack, result, options).join('\n')}\n`);
       });
   }

@@ -93,3 +93,24 @@ export function renderValuesReferenceMarkdown(): string {
   ];
   return lines.join('\n');
 }
+
+type JsonObject = { [key: string]: unknown };
+
+/**
+ * The schema as editors read it (values.schema.json, `mxstack schema`): the same types, ranges and
+ * patterns, but a key with a default is not `required` (TypeBox marks every non-optional key so, while
+ * a values file leaves out whatever keeps its default).
+ */
+export function editorSchema(node: unknown = valuesSchema): unknown {
+  if (Array.isArray(node)) return node.map((child) => editorSchema(child));
+  if (node === null || typeof node !== 'object') return node;
+  const object = node as JsonObject;
+  const out: JsonObject = Object.fromEntries(Object.entries(object).map(([key, value]) => [key, editorSchema(value)]));
+  const properties = object.properties as Record<string, JsonObject> | undefined;
+  if (Array.isArray(object.required) && properties) {
+    const required = (object.required as string[]).filter((key) => properties[key]?.default === undefined);
+    if (required.length > 0) out.required = required;
+    else delete out.required;
+  }
+  return out;
+}

@@ -645,6 +645,7 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     assert.match(run.stderr, /ready {3}Deployment\/mxstack-synapse: 1 of 1 replicas available/);
     // The hint must show this release, not the local stack: `status` needs --kubernetes for that.
     assert.match(run.stdout, /^ {2}Status: {2}mxstack status --kubernetes --kubeconfig \/tmp\/kc --context prod -n matrix --release mxstack$/m);
+    assert.match(run.stderr, /^public routes: none rendered .*Service mxstack-router\.$/m, 'install tells which public routes it rendered');
   });
 
   test('an upgrade prunes what is no longer rendered: only members of this release, data kept', () => {
