@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The full test suite: type check, lint, generated docs, unit tests, then the integration tests against
-# the real programs on the local target (the runtime root filesystem is built or reused first).
-# `scripts/test.sh unit` or `scripts/test.sh integration` runs one part (Node 20's test runner does not
-# expand globs itself, so the files are listed here).
+# The full test suite: type check, lint, generated docs, unit tests, the integration tests against the
+# real programs on the local target (the runtime root filesystem is built or reused first), then the
+# Kubernetes end-to-end suite on a real cluster.
+# `scripts/test.sh unit`, `scripts/test.sh integration` or `scripts/test.sh kubernetes` runs one part
+# (Node 20's test runner does not expand globs itself, so the files are listed here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
@@ -78,6 +79,19 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
   mapfile -t integration < <(find test/integration -name '*.test.ts' | sort)
   echo "== integration tests (${#integration[@]} files)"
   node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}" || status=$?
+fi
+
+# One production-like release on a real cluster: MXSTACK_TEST_KUBECONFIG's, else the shared test cluster
+# (`cluster up` installs its own Debian packages on a fresh machine); test images are built from the
+# runtime once and cached. Without a cluster the suite says so loudly and skips.
+if [ "$part" = all ] || [ "$part" = kubernetes ]; then
+  if [ "$part" = kubernetes ]; then
+    node bin/mxstack.js runtime setup
+    ensure_chromium
+  fi
+  mapfile -t kubernetes < <(find test/kubernetes -name '*.test.ts' | sort)
+  echo "== Kubernetes end-to-end tests (${#kubernetes[@]} files)"
+  node --import tsx --test --test-reporter=spec "${kubernetes[@]}" || status=$?
 fi
 
 check_nothing_left || status=1

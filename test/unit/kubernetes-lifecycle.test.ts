@@ -204,9 +204,9 @@ describe('kubectl invocations', () => {
     assert.deepEqual(diffArgs({ namespace: 'matrix' }), ['diff', '--namespace=matrix', '--server-side', '--field-manager=mxstack', '--filename=-']);
   });
 
-  test('Secrets are never on a command line: create and patch read stdin', () => {
+  test('Secrets are never on a command line: create reads stdin, patch a private file', () => {
     assert.deepEqual(createArgs({ namespace: 'm' }), ['create', '--namespace=m', '--output=name', '--filename=-']);
-    assert.deepEqual(mergePatchArgs({ namespace: 'm' }, 'secret/x'), ['patch', 'secret/x', '--namespace=m', '--type=merge', '--patch-file=/dev/stdin', '--output=name']);
+    assert.deepEqual(mergePatchArgs({ namespace: 'm' }, 'secret/x', '/tmp/p/patch.json'), ['patch', 'secret/x', '--namespace=m', '--type=merge', '--patch-file=/tmp/p/patch.json', '--output=name']);
   });
 
   test('get and delete name the objects and the namespace', () => {
@@ -241,7 +241,7 @@ describe('kubectl invocations', () => {
       apply: applyArgs(connection, { dryRun: true, forceConflicts: true }),
       diff: diffArgs(connection, { forceConflicts: true }),
       create: createArgs(connection, { dryRun: true }),
-      patch: mergePatchArgs(connection, 'secret/x', { dryRun: true }),
+      patch: mergePatchArgs(connection, 'secret/x', '/tmp/p/patch.json', { dryRun: true }),
       get: [...getArgs(connection, ['secret'], { selector: 'a', fieldSelector: 'b', ignoreNotFound: true }), ...getNamedArgs(connection, ['x'])],
       delete: [...deleteArgs(connection, ['x'], { timeoutSeconds: 1, dryRun: true }), ...deleteBySelectorArgs(connection, ['x'], 'a=b', { timeoutSeconds: 1 })],
       // The operations' invocations (src/ops through the Kubernetes target) live in the same module.

@@ -241,14 +241,14 @@ test('file parsers: coturn static-auth-secret (last wins), Synapse database pass
 
 const fakeKubectlDir = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
 
-function withFakeKubectl(rules: unknown[]): { calls: () => { argv: string[]; stdin: string }[]; restore: () => void } {
+function withFakeKubectl(rules: unknown[]): { calls: () => { argv: string[]; stdin: string; patchFile?: string }[]; restore: () => void } {
   const dir = mkdtempSync(join(workDir, 'fake-kubectl-'));
   writeFileSync(join(dir, 'script.json'), JSON.stringify(rules));
   const saved = { PATH: process.env.PATH, FAKE_KUBECTL_DIR: process.env.FAKE_KUBECTL_DIR };
   process.env.PATH = `${fakeKubectlDir}:${process.env.PATH}`;
   process.env.FAKE_KUBECTL_DIR = dir;
   return {
-    calls: () => readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; stdin: string }),
+    calls: () => readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; stdin: string; patchFile?: string }),
     restore: () => {
       process.env.PATH = saved.PATH;
       if (saved.FAKE_KUBECTL_DIR === undefined) delete process.env.FAKE_KUBECTL_DIR;
@@ -282,7 +282,7 @@ test('Kubernetes target: secrets read and written through kubectl with values on
       assert.ok(call.argv.includes('--context=prod') && call.argv.includes('--namespace=chat'));
     }
     const patch = calls.find((c) => c.argv.includes('patch'))!;
-    assert.deepEqual(JSON.parse(patch.stdin), { data: { 'shared-secret': Buffer.from('new-turn-value').toString('base64') } });
+    assert.deepEqual(JSON.parse(patch.patchFile!), { data: { 'shared-secret': Buffer.from('new-turn-value').toString('base64') } });
     const create = calls.find((c) => c.argv.includes('create'))!;
     assert.match(create.stdin, /kind: Secret/);
     assert.match(create.stdin, new RegExp(`form-secret: ${Buffer.from('new-form-value').toString('base64')}`));

@@ -38,7 +38,7 @@ import {
   diffArgs,
   getArgs,
   getNamedArgs,
-  mergePatchArgs,
+  runMergePatch,
   runKubectl,
   type KubectlConnection,
 } from './kubectl.js';
@@ -251,7 +251,7 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
     report(`${dryRun ? 'would create' : 'created'} Secret ${entry.name} (${Object.keys(entry.data).sort().join(', ')})`);
   }
   for (const entry of pre.plan.addKeys) {
-    await runKubectl(mergePatchArgs(connection, `secret/${entry.name}`, { dryRun }), { stdin: mergePatchForKeys(entry.data) });
+    await runMergePatch(connection, `secret/${entry.name}`, mergePatchForKeys(entry.data), { dryRun });
     report(`${dryRun ? 'would add' : 'added'} to Secret ${entry.name}: ${Object.keys(entry.data).sort().join(', ')}`);
   }
   const secretConfig = assembleSecretConfigData(stack, pre.live, pre.plan);
