@@ -1,4 +1,4 @@
-/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config. */
+/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config, the page templates. */
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { deepMerge } from '../../values/load.js';
@@ -9,6 +9,7 @@ import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
 import { mainReplicationListener, renderWorkerConfig, sharedWorkerConfig, workerConfigFile } from './workers.js';
 import { workerProcesses, workersEnabled } from '../../values/worker-pools.js';
+import { synapseTemplateFiles } from './templates.js';
 
 export interface SynapseSecretValues {
   databasePassword: string;
@@ -163,6 +164,8 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
     ...sharedWorkerConfig(stack),
+    // The branded templates (./templates.ts) are written beside this file.
+    templates: { custom_template_directory: paths.synapseConfigDir },
   };
   return deepMerge(generated, synapse.extraConfig) as Config;
 }
@@ -247,5 +250,6 @@ export function synapseConfigFiles(stack: Stack): Record<string, string> {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
     ...Object.fromEntries(workers.map((worker) => [workerConfigFile(worker), toSynapseYaml(renderWorkerConfig(stack, worker))])),
+    ...synapseTemplateFiles(stack),
   };
 }
