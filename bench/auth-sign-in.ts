@@ -1,5 +1,5 @@
 /**
- * The built-in identity provider's sign-in cost (the auth service, src/components/auth/service). Prints
+ * The built-in identity provider's sign-in cost (the auth service, src/auth-service). Prints
  * numbers; never passes or fails.
  *
  *   npm run bench:auth -- [--sign-ins 20] [--concurrency 4] [--hash-runs 20] [--bcrypt-runs 5] [--budget-seconds 110]

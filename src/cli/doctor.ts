@@ -2,9 +2,6 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './main.js';
 import { addTargetOptions, openTarget, type TargetOptions } from './ops.js';
-import { LocalTarget } from '../targets/local/target-adapter.js';
-import { KubernetesTarget } from '../targets/kubernetes/target-adapter.js';
-import { localStackStatus } from '../targets/local/lifecycle.js';
 import { TargetUsageError } from '../targets/target.js';
 import { runDoctorChecks, type DoctorEnvironment } from '../ops/doctor/checks.js';
 import { kubernetesDoctorEnvironment, localDoctorEnvironment } from '../ops/doctor/environments.js';
@@ -15,9 +12,14 @@ interface DoctorOptions extends TargetOptions {
 }
 
 /** The same target the operations commands open, seen through the checks each target supports. */
-function doctorEnvironment(options: DoctorOptions): DoctorEnvironment {
+async function doctorEnvironment(options: DoctorOptions): Promise<DoctorEnvironment> {
   const session = options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {};
-  const target = openTarget(options);
+  const target = await openTarget(options);
+  const [{ LocalTarget }, { KubernetesTarget }, { localStackStatus }] = await Promise.all([
+    import('../targets/local/target-adapter.js'),
+    import('../targets/kubernetes/target-adapter.js'),
+    import('../targets/local/status.js'),
+  ]);
   if (target instanceof KubernetesTarget) return kubernetesDoctorEnvironment(target, options.namespace, session);
   if (target instanceof LocalTarget) return localDoctorEnvironment(target, options.stateDir, localStackStatus, session);
   throw new Error('doctor supports the local and Kubernetes targets only.');
@@ -33,7 +35,7 @@ export function registerDoctorCommand(program: Command): void {
     .action(async (options: DoctorOptions) => {
       let report: DoctorReport;
       try {
-        report = { checks: await runDoctorChecks(doctorEnvironment(options)) };
+        report = { checks: await runDoctorChecks(await doctorEnvironment(options)) };
       } catch (error) {
         if (error instanceof TargetUsageError) throw new UsageError(error.message);
         throw error;

@@ -2,14 +2,16 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
-import { componentNames } from '../stack/model.js';
 import { addValuesOptions, stackInputFromOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
-import { downLocalStack, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
-import { RuntimeSetupError, runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
-import { MissingSecretError } from '../targets/local/secrets.js';
-import { runSupervisor } from '../targets/local/supervisor.js';
+import { localStackStatus, stackComponentNames, type LocalStackStatus } from '../targets/local/status.js';
+import { componentNames } from '../stack/model.js';
+
+// The target's modules are imported by the command that uses them: `--help` and `status` load none of the
+// values, compiler or supervisor code (see src/cli/main.ts).
+const lifecycle = () => import('../targets/local/lifecycle.js');
+const runtimeModule = () => import('../targets/local/runtime.js');
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -18,6 +20,7 @@ async function asUsage<T>(action: () => Promise<T> | T): Promise<T> {
   try {
     return await action();
   } catch (error) {
+    const [{ LocalStackUsageError }, { MissingSecretError }, { RuntimeSetupError }] = await Promise.all([lifecycle(), import('../targets/local/secrets.js'), runtimeModule()]);
     if (error instanceof LocalStackUsageError || error instanceof MissingSecretError || error instanceof RuntimeSetupError) throw new UsageError(error.message);
     throw error;
   }
@@ -30,9 +33,10 @@ function registerRuntimeCommands(program: Command): void {
   const runtime = program.command('runtime').description('the runtime root filesystem holding the real programs (Debian sid)');
   runtime
     .command('setup')
-    .description('build the runtime with mmdebstrap (about 600 MB, a few minutes), or reuse it when present')
+    .description('build the runtime with mmdebstrap (about 600 MB, about two minutes), or reuse it when present')
     .action(() =>
       asUsage(async () => {
+        const [{ requireRoot }, { setupRuntime }] = await Promise.all([lifecycle(), runtimeModule()]);
         requireRoot('runtime setup');
         const result = await setupRuntime((line) => progress(line));
         process.stdout.write(`${result.dir}\n`);
@@ -43,7 +47,8 @@ function registerRuntimeCommands(program: Command): void {
     .description('the runtime directory and the component versions inside it')
     .addOption(outputOption())
     .action((options: { output: string }) =>
-      asUsage(() => {
+      asUsage(async () => {
+        const [{ requireRoot, LocalStackUsageError }, { runtimeDir, runtimeIsPresent, runtimeVersions }] = await Promise.all([lifecycle(), runtimeModule()]);
         const dir = runtimeDir();
         const present = runtimeIsPresent(dir);
         if (present) requireRoot('runtime info');
@@ -62,12 +67,13 @@ function registerRuntimeCommands(program: Command): void {
 function printStatus(status: LocalStackStatus): void {
   const lines = [`stack: ${status.stateDir} (${status.serverName ?? 'never started'})`];
   lines.push(status.running ? `supervisor: pid ${status.supervisorPid}, ${status.phase}${status.healthy ? ', healthy' : ''}` : 'not running');
+  const width = Math.max(11, ...Object.keys(status.components).map((name) => name.length));
   for (const [name, c] of Object.entries(status.components)) {
     const ports = Object.entries(c.ports)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
     lines.push(
-      `  ${name.padEnd(11)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
+      `  ${name.padEnd(width)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
     );
   }
   if (status.endpoints) {
@@ -86,6 +92,7 @@ async function showLog(path: string, follow: boolean): Promise<void> {
   try {
     fd = openSync(path, 'r');
   } catch {
+    const { LocalStackUsageError } = await lifecycle();
     throw new LocalStackUsageError(`no log at ${path} yet: the component has not been started in this state directory.`);
   }
   let position = 0;
@@ -123,7 +130,8 @@ export function registerLocalCommands(program: Command): void {
     .addOption(stateDirOption())
     .action((options: ValuesOptions & { stateDir: string }) =>
       asUsage(async () => {
-        const result = await upLocalStack({ stateDir: options.stateDir, input: stackInputFromOptions(options), progress });
+        const { upLocalStack } = await lifecycle();
+        const result = await upLocalStack({ stateDir: options.stateDir, input: await stackInputFromOptions(options), progress });
         const { endpoints } = result.plan;
         const lines = [`client URL:     ${endpoints.client}`, `well-known URL: ${endpoints.wellKnown}.well-known/matrix/client`];
         if (endpoints.auth) lines.push(`2FA sign-in:    ${endpoints.auth} (account page: ${endpoints.auth}account)`);
@@ -140,7 +148,12 @@ export function registerLocalCommands(program: Command): void {
     .command('down')
     .description('stop the stack (data, ports and secrets are kept for the next `up`)')
     .addOption(stateDirOption())
-    .action((options: { stateDir: string }) => asUsage(() => downLocalStack(options.stateDir, progress).then(() => undefined)));
+    .action((options: { stateDir: string }) =>
+      asUsage(async () => {
+        const { downLocalStack } = await lifecycle();
+        await downLocalStack(options.stateDir, progress);
+      }),
+    );
 
   addKubernetesStatusOptions(program.command('status'))
     .description('components of the local stack: pid, ports, health, version, restarts; endpoints (--kubernetes: the release on a cluster)')
@@ -157,12 +170,13 @@ export function registerLocalCommands(program: Command): void {
   program
     .command('logs')
     .description('the log of one component of the local stack')
-    .argument('<component>', `one of ${[...componentNames, 'supervisor'].join(', ')}`)
+    .argument('<component>', `one of ${[...componentNames, 'supervisor'].join(', ')}, or a worker (synapse-<worker>, see status)`)
     .option('-f, --follow', 'keep printing what is appended')
     .addOption(stateDirOption())
     .action((component: string, options: { stateDir: string; follow?: boolean }) =>
       asUsage(async () => {
-        const names: string[] = [...componentNames, 'supervisor'];
+        const { LocalStackUsageError } = await lifecycle();
+        const names: string[] = [...stackComponentNames(options.stateDir), 'supervisor'];
         if (!names.includes(component)) throw new LocalStackUsageError(`unknown component ${component}; choose one of ${names.join(', ')}.`);
         await showLog(stateLayout(options.stateDir).logFile(component), options.follow ?? false);
       }),
@@ -174,6 +188,7 @@ export function registerLocalCommands(program: Command): void {
     .requiredOption('--state-dir <dir>')
     .action(async (options: { stateDir: string }) => {
       // Exits explicitly: the supervisor's timers must not keep it alive once everything stopped.
+      const { runSupervisor } = await import('../targets/local/supervisor.js');
       process.exit(await runSupervisor(options.stateDir));
     });
 }

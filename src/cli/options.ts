@@ -1,6 +1,6 @@
 /** Options shared by every command that reads values. */
 import type { Command } from 'commander';
-import { stackInput, type StackInput } from '../stack/entry.js';
+import type { StackInput } from '../stack/entry.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -21,7 +21,12 @@ export interface ValuesOptions {
   set: string[];
 }
 
-/** The values stage for a command: its -f files and --set assignments, through the pipeline's one entry. */
-export function stackInputFromOptions(options: ValuesOptions): StackInput {
+/**
+ * The values stage for a command: its -f files and --set assignments, through the pipeline's one entry
+ * (stack/entry.ts). Loaded on use: the values schema and its validator are the slowest modules to load
+ * (see src/cli/main.ts).
+ */
+export async function stackInputFromOptions(options: ValuesOptions): Promise<StackInput> {
+  const { stackInput } = await import('../stack/entry.js');
   return stackInput({ files: options.values, sets: options.set });
 }

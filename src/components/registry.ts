@@ -4,7 +4,8 @@
  * command accepts) take their lists from here.
  */
 import type { KubeObject } from '../kit/objects.js';
-import type { LocalProcess, LocalProcessContext } from '../kit/local-process.js';
+import type { LocalProcess, LocalProcessContext, NamedLocalProcess } from '../kit/local-process.js';
+import { workersEnabled } from '../values/worker-pools.js';
 import { componentNames, type ComponentName, type Stack } from '../stack/model.js';
 import { authObjects } from './auth/kubernetes.js';
 import { authLocalProcess } from './auth/local.js';
@@ -14,10 +15,12 @@ import { elementObjects } from './element/kubernetes.js';
 import { elementLocalProcess } from './element/local.js';
 import { postgresqlObjects } from './postgresql/kubernetes.js';
 import { postgresqlLocalProcess, postgresqlRuns } from './postgresql/local.js';
+import { redisObjects } from './redis/kubernetes.js';
+import { redisLocalProcess } from './redis/local.js';
 import { routerObjects } from './router/kubernetes.js';
 import { routerLocalProcess } from './router/local.js';
 import { synapseObjects } from './synapse/kubernetes.js';
-import { synapseLocalProcess } from './synapse/local.js';
+import { synapseLocalProcesses } from './synapse/local.js';
 
 export interface ComponentContract {
   name: ComponentName;
@@ -25,20 +28,29 @@ export interface ComponentContract {
   deployed(stack: Stack): boolean;
   /** Its Kubernetes objects; none when it is not deployed. */
   kubernetesObjects(stack: Stack): KubeObject[];
-  /** Its process for the local supervisor; undefined when the local target does not run it. */
-  localProcess(context: LocalProcessContext): LocalProcess | undefined;
+  /** Its processes for the local supervisor (none when the local target does not run it; Synapse: with its workers). */
+  localProcesses(context: LocalProcessContext): NamedLocalProcess[];
 }
 
 const always = () => true;
 
+/** A component that runs as one process, under its own name. */
+const single =
+  (name: ComponentName, process: (context: LocalProcessContext) => LocalProcess | undefined) =>
+  (context: LocalProcessContext): NamedLocalProcess[] => {
+    const spec = process(context);
+    return spec ? [{ name, ...spec }] : [];
+  };
+
 /** Every component's contract; a Record, so that a name without a contract does not compile. */
 const contracts: Record<ComponentName, Omit<ComponentContract, 'name'>> = {
-  postgresql: { deployed: postgresqlRuns, kubernetesObjects: postgresqlObjects, localProcess: postgresqlLocalProcess },
-  auth: { deployed: (stack) => stack.auth !== undefined, kubernetesObjects: authObjects, localProcess: authLocalProcess },
-  synapse: { deployed: always, kubernetesObjects: synapseObjects, localProcess: synapseLocalProcess },
-  coturn: { deployed: (stack) => stack.values.coturn.enabled, kubernetesObjects: coturnObjects, localProcess: coturnLocalProcess },
-  element: { deployed: (stack) => stack.values.element.enabled, kubernetesObjects: elementObjects, localProcess: elementLocalProcess },
-  router: { deployed: always, kubernetesObjects: routerObjects, localProcess: routerLocalProcess },
+  postgresql: { deployed: postgresqlRuns, kubernetesObjects: postgresqlObjects, localProcesses: single('postgresql', postgresqlLocalProcess) },
+  auth: { deployed: (stack) => stack.auth !== undefined, kubernetesObjects: authObjects, localProcesses: single('auth', authLocalProcess) },
+  redis: { deployed: (stack) => workersEnabled(stack.values), kubernetesObjects: redisObjects, localProcesses: single('redis', redisLocalProcess) },
+  synapse: { deployed: always, kubernetesObjects: synapseObjects, localProcesses: synapseLocalProcesses },
+  coturn: { deployed: (stack) => stack.values.coturn.enabled, kubernetesObjects: coturnObjects, localProcesses: single('coturn', coturnLocalProcess) },
+  element: { deployed: (stack) => stack.values.element.enabled, kubernetesObjects: elementObjects, localProcesses: single('element', elementLocalProcess) },
+  router: { deployed: always, kubernetesObjects: routerObjects, localProcesses: single('router', routerLocalProcess) },
 };
 
 /** The components in start order. */

@@ -4,9 +4,9 @@
  */
 
 /**
- * Every range that is not the public Internet. NetworkPolicy egress "to the Internet" excepts them all, so
- * a pod allowed to federate or fetch previews still cannot reach the cluster, the node or the cloud
- * metadata API. (::ffff:0:0/96, IPv4-mapped addresses, is issue 17's to revisit.)
+ * Every IPv4 range that is not the public Internet. NetworkPolicy egress "to the Internet" (0.0.0.0/0)
+ * excepts them all, so a pod allowed to federate or fetch previews still cannot reach the cluster, the node
+ * or the cloud metadata API.
  */
 export const nonPublicIpv4Ranges = [
   '0.0.0.0/8',
@@ -26,7 +26,27 @@ export const nonPublicIpv4Ranges = [
   '240.0.0.0/4',
 ] as const;
 
-export const nonPublicIpv6Ranges = [
+/**
+ * The IPv6 Internet is the global unicast block 2000::/3, the only block IANA allocates addresses from
+ * (RFC 4291 section 2.4, RFC 3587): loopback, IPv4-mapped, NAT64 (64:ff9b::/96), discard-only (100::/64),
+ * unique-local, link-local, site-local and multicast lie outside it and are never allowed.
+ *
+ * Why NetworkPolicies do not use `::/0` minus the special-purpose blocks: the API server parses an
+ * IPv4-mapped block such as `::ffff:0:0/96` as IPv4 (Go's net package does), so under `::/0` it is rejected
+ * ("must be a strict subset of cidr") and under `0.0.0.0/0` it would mean every IPv4 address. IPv4-mapped
+ * addresses never appear in packets anyway: a socket connected to `::ffff:10.0.0.1` sends IPv4 packets to
+ * 10.0.0.1, which the IPv4 block judges. So the IPv6 block only has to leave them out, and 2000::/3 does.
+ */
+export const publicIpv6Block = '2000::/3';
+
+/** The special-purpose blocks inside 2000::/3 (TEREDO and the other IETF protocol assignments, documentation, 6to4): the NetworkPolicies' IPv6 excepts. */
+export const nonPublicIpv6Ranges = ['2001::/23', '2001:db8::/32', '2002::/16', '3fff::/20'] as const;
+
+/**
+ * Every special-purpose IPv6 block, inside 2000::/3 and outside it: for consumers that take a deny list
+ * rather than an allowed block (coturn). IPv4-mapped (::ffff:0:0/96) belongs here: coturn reads it as IPv6.
+ */
+export const specialPurposeIpv6Ranges = [
   '::1/128',
   '::ffff:0:0/96',
   '64:ff9b::/96',
@@ -41,12 +61,11 @@ export const nonPublicIpv6Ranges = [
 ] as const;
 
 /**
- * coturn's denied-peer-ip: every range above (private, loopback, link-local, documentation, benchmarking,
- * multicast, reserved and translation; Synapse's TURN how-to and the project's matrix.md, section 6). It is
- * the full list on purpose: should the NetworkPolicy excepts ever need to leave a block out, coturn must
- * still never relay to it.
+ * coturn's denied-peer-ip: every special-purpose range of both families (private, loopback, link-local,
+ * documentation, benchmarking, multicast, reserved and translation; Synapse's TURN how-to and the project's
+ * matrix.md, section 6). A deny list, unlike the NetworkPolicies' allowed 2000::/3, so it names every block.
  */
-export const deniedPeerCidrs: readonly string[] = [...nonPublicIpv4Ranges, ...nonPublicIpv6Ranges];
+export const deniedPeerCidrs: readonly string[] = [...nonPublicIpv4Ranges, ...specialPurposeIpv6Ranges];
 
 /**
  * url_preview_ip_range_blacklist's default: Synapse's own list of private, unroutable and special-purpose

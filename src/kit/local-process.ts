@@ -40,7 +40,17 @@ export interface LocalProcess {
   health: HealthCheck;
   /** How long a start may take before it counts as failed. */
   startTimeoutSeconds: number;
+  /**
+   * Consecutive components with the same group start together and are waited on together (the Synapse
+   * workers, once the main process has prepared the database).
+   */
+  startGroup?: string;
   ports: Record<string, number>;
+}
+
+/** A process of the plan under its name: the component's, or `synapse-<worker name>` (synapse-sync-1) for a worker. */
+export interface NamedLocalProcess extends LocalProcess {
+  name: string;
 }
 
 /** The users of the runtime's own /etc/passwd that run or own something. */
@@ -51,6 +61,7 @@ export interface RuntimeUsers {
   synapse: RuntimeUser;
   turnserver: RuntimeUser;
   haproxy: RuntimeUser;
+  redis: RuntimeUser;
 }
 
 /** The Node and the entry a host program (the auth service) is started with. */
@@ -71,6 +82,9 @@ export interface LocalProcessDirs {
   authConfigDir: string;
   authSecretsDir: string;
   authTmpDir: string;
+  redisConfigDir: string;
+  /** Python modules Synapse imports from the state directory (txredisapi, with workers). */
+  pythonDir: string;
 }
 
 /** What the local target knows when it asks a component for its process. */

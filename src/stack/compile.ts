@@ -3,6 +3,7 @@ import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
 import { authEnabled, authIdpId, oidcSecretNamePart } from '../values/derived.js';
+import { workersEnabled } from '../values/worker-pools.js';
 import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
 
 export const defaultRelease = 'mxstack';
@@ -61,6 +62,14 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
       : {}),
     oidcClientSecrets,
     ...(authEnabled(values) ? { auth: authSecrets(release) } : {}),
+    ...(workersEnabled(values)
+      ? {
+          workers: {
+            replicationSecret: ownSecret(`${release}-synapse-keys`, 'worker-replication-secret'),
+            redisPassword: ownSecret(`${release}-redis`, 'password'),
+          },
+        }
+      : {}),
   };
 }
 
@@ -149,6 +158,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
       coturn: values.coturn.image,
       router: values.router.image,
       auth: values.auth.image,
+      redis: values.redis.image,
     };
     return images[component]?.tag ?? componentVersions.synapse;
   };
@@ -160,6 +170,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
     serverName: values.synapse.server.name,
     publicBaseUrl: baseUrl,
     elementUrl: elementUrl(values, placement),
+    brand: values.element.enabled ? values.element.config.brand : values.synapse.server.name,
     federationServer: federationServer(values, placement, baseUrl),
     turnUris: deriveTurnUris(values, placement),
     turnRealm: values.coturn.realm ?? values.synapse.server.name,

@@ -1,4 +1,4 @@
-/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config. */
+/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config, the page templates. */
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { deepMerge } from '../../values/load.js';
@@ -7,6 +7,9 @@ import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from '../../kit/address-ranges.js';
+import { mainReplicationListener, renderWorkerConfig, sharedWorkerConfig, workerConfigFile } from './workers.js';
+import { workerProcesses, workersEnabled } from '../../values/worker-pools.js';
+import { synapseTemplateFiles } from './templates.js';
 
 export interface SynapseSecretValues {
   databasePassword: string;
@@ -31,7 +34,11 @@ function listenerConfig(stack: Stack): Config {
   };
   const metricsListener = { port: placement.ports.synapseMetrics, type: 'metrics', bind_addresses: [placement.bindAddress] };
   return {
-    listeners: synapse.metrics.enabled ? [httpListener, metricsListener] : [httpListener],
+    listeners: [
+      httpListener,
+      ...(synapse.metrics.enabled ? [metricsListener] : []),
+      ...(workersEnabled(stack.values) ? [mainReplicationListener(stack)] : []),
+    ],
     enable_metrics: synapse.metrics.enabled,
   };
 }
@@ -156,6 +163,9 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...ssoConfig(stack),
     ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
+    ...sharedWorkerConfig(stack),
+    // The branded templates (./templates.ts) are written beside this file.
+    templates: { custom_template_directory: paths.synapseConfigDir },
   };
   return deepMerge(generated, synapse.extraConfig) as Config;
 }
@@ -233,10 +243,13 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml and log.yaml, serialised. */
+/** The non-secret files by name: homeserver.yaml, log.yaml and one file per worker, serialised. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
+  const workers = workerProcesses(stack.values);
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
+    ...Object.fromEntries(workers.map((worker) => [workerConfigFile(worker), toSynapseYaml(renderWorkerConfig(stack, worker))])),
+    ...synapseTemplateFiles(stack),
   };
 }

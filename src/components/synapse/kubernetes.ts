@@ -18,6 +18,8 @@ import { projectedSecretVolume, secretFileMode, type SecretFile } from '../../ki
 import { configuredDeployment } from '../../kit/workloads.js';
 import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
 import { synapseConfigFiles } from './config.js';
+import { synapseWorkerObjects } from './worker-kubernetes.js';
+import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
 
 export const synapseComponent = 'synapse';
@@ -49,6 +51,12 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
         files.push({ ref, file: synapseSecretFiles.oidcClientSecret(provider.idp_id), purpose: `client_secret_path of OIDC provider ${provider.idp_id}` });
       }
     }
+  }
+  if (secrets.workers) {
+    files.push(
+      { ref: secrets.workers.replicationSecret, file: synapseSecretFiles.replicationSecret, purpose: 'worker_replication_secret_path' },
+      { ref: secrets.workers.redisPassword, file: synapseSecretFiles.redisPassword, purpose: 'redis.password_path' },
+    );
   }
   if (stack.auth && secrets.auth) {
     files.push(
@@ -130,6 +138,7 @@ function synapseContainer(stack: Stack): IContainer {
     ports: [
       { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
       ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),
+      ...(workersEnabled(stack.values) ? [{ name: 'replication', containerPort: ports.synapseReplication, protocol: 'TCP' as const }] : []),
     ],
     resources: resourceRequirements(synapse.resources),
     // The first start runs every database migration: give it ten minutes before liveness takes over.
@@ -144,6 +153,16 @@ function synapseContainer(stack: Stack): IContainer {
   };
 }
 
+/** The volumes every Synapse process mounts: its files, its secrets, the signing key and the media store. */
+function sharedVolumes(stack: Stack): IVolume[] {
+  return [{ name: 'config', configMap: { name: stack.objectName(synapseComponent) } }, ...secretAndDataVolumes(stack)];
+}
+
+/** The shared volumes but the ConfigMap (configuredDeployment adds that one). */
+function secretAndDataVolumes(stack: Stack): IVolume[] {
+  return [projectedSecretVolume('secrets', synapseSecretFileList(stack)), signingKeyVolume(stack), mediaVolume(stack)];
+}
+
 function synapseDeployment(stack: Stack, configData: Record<string, string>) {
   const { synapse } = stack.values;
   return configuredDeployment(stack, {
@@ -156,7 +175,7 @@ function synapseDeployment(stack: Stack, configData: Record<string, string>) {
     strategy: { type: 'Recreate' },
     serviceAccountName: synapseServiceAccountName(stack),
     containers: [synapseContainer(stack)],
-    volumes: [projectedSecretVolume('secrets', synapseSecretFileList(stack)), signingKeyVolume(stack), mediaVolume(stack), emptyDirVolume('tmp')],
+    volumes: [...secretAndDataVolumes(stack), emptyDirVolume('tmp')],
   });
 }
 
@@ -184,6 +203,8 @@ function synapseService(stack: Stack): Service {
     ports.push({ name: 'internal', port: stackPort, targetPort: 'http', protocol: 'TCP' as const });
   }
   if (synapse.metrics.enabled) ports.push({ name: 'metrics', port: synapse.metrics.port, targetPort: 'metrics', protocol: 'TCP' as const });
+  // The workers reach the main process's replication listener through this Service (instance_map.main).
+  if (workersEnabled(stack.values)) ports.push({ name: 'replication', port: stack.placement.ports.synapseReplication, targetPort: 'replication', protocol: 'TCP' as const });
   return new Service({
     metadata: objectMeta(stack, synapseComponent),
     spec: { type: serviceType(synapse.service.type), selector: stack.selectorLabels(synapseComponent), ports },
@@ -198,5 +219,6 @@ export function synapseObjects(stack: Stack): KubeObject[] {
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),
+    ...synapseWorkerObjects(stack, { uid: synapseUid, serviceAccountName: synapseServiceAccountName(stack), volumes: sharedVolumes(stack), configMapData }),
   ];
 }

@@ -2,13 +2,16 @@
  * Where the doctor looks, per target. The local stack: the endpoints its plan names (127.0.0.1), component
  * health as `mxstack status` measures it plus a STUN answer from coturn. A release on a cluster: the public
  * URLs (what clients and other servers use), components as kubectl sees them, Synapse's metrics from inside
- * its pod.
+ * its pod; public endpoints not reachable from where the doctor runs are checked through port-forwards to
+ * the router and coturn Services instead, and reported as not reachable from here.
  */
 import { readFileSync } from 'node:fs';
 import { TargetUsageError, type Target } from '../../targets/target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
 import type { ComponentName } from '../../stack/model.js';
 import { components } from '../../components/registry.js';
+import { processesOf, workerProcesses, workersEnabled } from '../../values/worker-pools.js';
+import { workerAddress } from '../../components/synapse/workers.js';
 import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
 import { errorSentence, fail } from './report.js';
 import { parseTurnUri, TurnClient } from './turn-client.js';
@@ -107,7 +110,23 @@ export function localDoctorEnvironment(
     },
     adminAccessToken: () => adminAccessToken(target, session),
     logsHint: (component) => `\`mxstack logs ${component} --state-dir ${stateDir}\``,
+    ...(workersEnabled(stack.values)
+      ? {
+          redisAddress: { host: stack.placement.hosts.redis, port: stack.placement.ports.redis },
+          syncWorkerUrls: () =>
+            processesOf(workerProcesses(stack.values), 'sync').map((worker) => {
+              const address = workerAddress(stack, worker);
+              return `http://${address.host}:${address.http}/`;
+            }),
+        }
+      : {}),
   };
+}
+
+/** A release's target: it also names the workload running each component and forwards a Service's port. */
+export interface KubernetesWorkloads extends Target {
+  workload(component: ComponentName): string;
+  withServicePort<T>(service: string, port: number, use: (localPort: number) => Promise<T>): Promise<T>;
 }
 
 /** Fetches a URL from inside the Synapse pod with its own Python (metrics listeners are not public). */
@@ -119,11 +138,6 @@ const fetchInsidePython = [
   'except urllib.error.HTTPError as e:',
   '    print(e.code)',
 ].join('\n');
-
-/** A release's target, which also names the workload (`deployment/<release>-synapse`) running each component. */
-export interface KubernetesWorkloads extends Target {
-  workload(component: ComponentName): string;
-}
 
 export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespace: string, session: AdminSessionOptions = {}): DoctorEnvironment {
   const { stack } = target;
@@ -151,5 +165,10 @@ export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespa
     },
     adminAccessToken: () => adminAccessToken(target, session),
     logsHint: (component) => `\`kubectl logs -n ${namespace} ${component === 'postgresql' ? 'statefulset' : 'deployment'}/${stack.objectName(component)}\``,
+    throughCluster: {
+      withRouter: (use) => target.withServicePort(stack.objectName('router'), stack.placement.ports.router, (port) => use(`http://127.0.0.1:${port}/`)),
+      // kubectl port-forward carries TCP only: coturn's plain listener over TCP.
+      ...(stack.values.coturn.enabled ? { withTurn: <T>(use: (host: string, port: number) => Promise<T>) => target.withServicePort(stack.objectName('coturn'), stack.placement.ports.turn, (port) => use('127.0.0.1', port)) } : {}),
+    },
   };
 }

@@ -7,7 +7,7 @@
  * NetworkPolicies see pod addresses and pod (container) ports, after Service translation: every port
  * below is the port the destination container listens on, never a Service port.
  */
-import { nonPublicIpv4Ranges, nonPublicIpv6Ranges } from '../../kit/address-ranges.js';
+import { nonPublicIpv4Ranges, nonPublicIpv6Ranges, publicIpv6Block } from '../../kit/address-ranges.js';
 import { NetworkPolicy, type INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
 import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
@@ -16,15 +16,17 @@ import { adminBootstrapComponent } from '../../components/synapse/admin-bootstra
 import { backupComponent, backupScheduled } from '../../components/backup/kubernetes.js';
 import { ownPeerAddresses } from '../../components/coturn/config.js';
 import type { KubeObject } from '../../kit/objects.js';
+import { workersEnabled } from '../../values/worker-pools.js';
 
 type Peer = INetworkPolicyPeer;
 type Port = INetworkPolicyPort;
 type PolicySpec = NonNullable<INetworkPolicy['spec']>;
 type LabelSelector = PolicySpec['podSelector'];
 
-const publicInternet: Peer[] = [
+/** "The public Internet" of the egress policies, one ipBlock per address family (the blocks: kit/address-ranges.ts). */
+export const publicInternet: readonly Peer[] = [
   { ipBlock: { cidr: '0.0.0.0/0', except: [...nonPublicIpv4Ranges] } },
-  { ipBlock: { cidr: '::/0', except: [...nonPublicIpv6Ranges] } },
+  { ipBlock: { cidr: publicIpv6Block, except: [...nonPublicIpv6Ranges] } },
 ];
 
 /** Every pod of every namespace (not addresses outside the cluster). */
@@ -102,11 +104,11 @@ class PolicyFactory {
     });
   }
 
-  egress(component: string, peerName: string, to: Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
+  egress(component: string, peerName: string, to: readonly Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
     return this.policy(`${component}-to-${peerName}`, component, {
       podSelector: this.pods(component),
       policyTypes: ['Egress'],
-      egress: [{ ...(to ? { to } : {}), ...(ports ? { ports } : {}) }],
+      egress: [{ ...(to ? { to: [...to] } : {}), ...(ports ? { ports } : {}) }],
     });
   }
 
@@ -228,6 +230,17 @@ function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   ];
 }
 
+/** With workers: Synapse reaches Redis, Prometheus scrapes Redis's exporter. */
+function redisFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  if (!workersEnabled(stack.values)) return [];
+  const { redis } = stack.values;
+  const prometheus = [configuredPeer(stack.values.networkPolicy.prometheus) ?? anyNamespace];
+  return [
+    ...f.releaseFlow('synapse', 'redis', [tcp(stack.placement.ports.redis)]),
+    ...(redis.metrics.enabled ? [f.ingress('redis', 'prometheus', prometheus, [tcp(redis.metrics.port)])] : []),
+  ];
+}
+
 /** Every NetworkPolicy of the release, or none when networkPolicy.enabled is false. */
 export function buildNetworkPolicies(stack: Stack): KubeObject[] {
   if (!stack.values.networkPolicy.enabled) return [];
@@ -240,6 +253,7 @@ export function buildNetworkPolicies(stack: Stack): KubeObject[] {
     ...database(stack, f),
     ...synapseOutbound(stack, f),
     ...metricsScraping(stack, f),
+    ...redisFlows(stack, f),
     ...turn(stack, f),
   ];
 }

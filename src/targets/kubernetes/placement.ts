@@ -1,4 +1,5 @@
 /** Where the Kubernetes target puts things: Service DNS names, container ports, mount paths. */
+import { kubernetesWorkerPorts } from '../../components/synapse/worker-kubernetes.js';
 import type { Values } from '../../values/schema.js';
 import type { Placement } from '../../stack/model.js';
 
@@ -12,7 +13,11 @@ export const kubernetesPaths = {
   coturnTlsDir: '/tls',
   authConfigDir: '/config',
   authSecretsDir: '/secrets',
+  redisConfigDir: '/config',
+  redisSecretsDir: '/secrets',
+  redisDataDir: '/data',
 } as const;
+
 
 export function kubernetesPlacement(values: Values, release: string): Placement {
   return {
@@ -25,11 +30,14 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
       router: `${release}-router`,
       coturn: `${release}-coturn`,
       auth: `${release}-auth`,
+      redis: `${release}-redis`,
     },
     ports: {
       synapseHttp: values.synapse.service.targetPort,
       synapseMetrics: values.synapse.metrics.port,
+      synapseReplication: kubernetesWorkerPorts.replication,
       postgresql: 5432,
+      redis: values.redis.port,
       element: 8080,
       router: values.router.port,
       routerMetrics: values.router.metricsPort,
@@ -42,5 +50,6 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
       authAdmin: values.auth.adminPort,
     },
     paths: { ...kubernetesPaths },
+    synapseWorkers: { kind: 'kubernetes', ...kubernetesWorkerPorts },
   };
 }

@@ -1,4 +1,4 @@
-/** `up`, `down`, `status` of a local stack. */
+/** `up` and `down` of a local stack (`status` is in status.ts). */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +11,10 @@ import { registerWithSharedSecret } from '../../components/synapse/shared-secret
 import { authAccessProblem, authIdOwners, defaultHostProgram } from './auth.js';
 import { localAuthUser } from '../../components/auth/local.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
-import { checkHealth } from './health.js';
-import { buildSupervisorPlan, type LocalEndpoints, type SupervisorPlan } from './plan.js';
-import { compileLocalStack, explicitPorts, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
+import { buildSupervisorPlan, type SupervisorPlan } from './plan.js';
+import { compileLocalStack, explicitPorts, localMaxWorkers, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
+import { workerProcesses } from '../../values/worker-pools.js';
+import { renderWorkerConfig } from '../../components/synapse/workers.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
 import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
@@ -54,7 +55,9 @@ export function requireRuntime(): string {
 const portPurpose: Record<PortName, string> = {
   synapseHttp: 'Synapse HTTP (synapse.service.targetPort)',
   synapseMetrics: 'Synapse metrics (synapse.metrics.port)',
+  synapseReplication: 'Synapse replication',
   postgresql: 'PostgreSQL',
+  redis: 'Redis (redis.port)',
   element: 'Element',
   router: 'router (router.port)',
   routerMetrics: 'router metrics (router.metricsPort)',
@@ -67,8 +70,8 @@ const portPurpose: Record<PortName, string> = {
   authAdmin: 'auth administration API (auth.adminPort)',
 };
 
-/** The ports this stack will listen on (only those of components that run), each with its protocols. */
-function listenedPorts(stack: Stack): { name: PortName; port: number; protocols: Protocol[] }[] {
+/** The ports this stack will listen on (only those of components that run), each with its protocols and use. */
+function listenedPorts(stack: Stack): { purpose: string; port: number; protocols: Protocol[] }[] {
   const { ports } = stack.placement;
   const used: PortName[] = ['router', 'routerMetrics', 'synapseHttp'];
   if (stack.values.synapse.metrics.enabled) used.push('synapseMetrics');
@@ -76,24 +79,39 @@ function listenedPorts(stack: Stack): { name: PortName; port: number; protocols:
   if (stack.values.coturn.enabled) used.push('turn', ...(stack.values.coturn.tls.enabled ? (['turns'] as const) : []));
   if (stack.elementUrl !== undefined) used.push('element');
   if (stack.auth) used.push('auth', 'authAdmin');
-  const list = used.map((name) => ({ name, port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
+  const workers = workerProcesses(stack.values);
+  if (workers.length > 0) used.push('redis', 'synapseReplication');
+  const list = used.map((name) => ({ purpose: portPurpose[name], port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
+  for (const worker of workers) {
+    for (const listener of renderWorkerConfig(stack, worker).worker_listeners as { port: number }[]) {
+      list.push({ purpose: `Synapse worker ${worker.name}`, port: listener.port, protocols: ['tcp'] });
+    }
+  }
   if (stack.values.coturn.enabled) {
-    for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ name: 'relayMin', port, protocols: ['udp'] });
+    for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ purpose: portPurpose.relayMin, port, protocols: ['udp'] });
   }
   return list;
 }
 
 /** Refuses to start when another process holds one of the ports: names the port, its use and the holder. */
 export function checkPortsFree(stack: Stack): void {
-  for (const { name, port, protocols } of listenedPorts(stack)) {
+  for (const { purpose, port, protocols } of listenedPorts(stack)) {
     for (const protocol of protocols) {
       const use = portInUse(port, protocol);
       if (use) {
         throw new LocalStackUsageError(
-          `port ${port}/${protocol} for the ${portPurpose[name]} is already in use by ${describePortHolder(use)}; stop it or choose another port in values.`,
+          `port ${port}/${protocol} for the ${purpose} is already in use by ${describePortHolder(use)}; stop it or choose another port in values.`,
         );
       }
     }
+  }
+}
+
+/** A local stack runs at most localMaxWorkers workers: three ports each in its block. */
+function checkWorkerCount(stack: Stack): void {
+  const count = workerProcesses(stack.values).length;
+  if (count > localMaxWorkers) {
+    throw new LocalStackUsageError(`synapse.workers: ${count} worker processes are more than a local stack runs (at most ${localMaxWorkers}); lower the pools' replicas.`);
   }
 }
 
@@ -238,6 +256,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
     const stack = compileLocalStack(values, layout, ports);
     checkElementWebRoot(stack);
+    checkWorkerCount(stack);
     checkPortsFree(stack);
     checked = true;
     recordIdentity(layout, values.synapse.server.name);
@@ -325,59 +344,3 @@ export async function downLocalStack(stateDir: string, progress: Progress): Prom
   return true;
 }
 
-export interface ComponentReport {
-  state: string;
-  pid?: number;
-  healthy: boolean;
-  restarts: number;
-  ports: Record<string, number>;
-  version?: string;
-  logFile: string;
-}
-
-/** `status --output json`. Other tools rely on these names. */
-export interface LocalStackStatus {
-  stateDir: string;
-  serverName?: string;
-  running: boolean;
-  healthy: boolean;
-  supervisorPid?: number;
-  phase?: string;
-  endpoints?: LocalEndpoints;
-  adminCredentialsFile?: string;
-  components: Record<string, ComponentReport>;
-}
-
-/** What the supervisor reports, with health checked now from outside (what a client would see). */
-export async function localStackStatus(stateDir: string): Promise<LocalStackStatus> {
-  const layout = stateLayout(stateDir);
-  const plan = readJsonFile<SupervisorPlan>(join(layout.root, 'plan.json'));
-  const supervisorPid = lockHolder(layout);
-  const status = supervisorPid !== undefined ? readJsonFile<SupervisorStatus>(layout.statusFile) : undefined;
-  const running = supervisorPid !== undefined && status?.pid === supervisorPid;
-  const components: Record<string, ComponentReport> = {};
-  for (const component of plan?.components ?? []) {
-    const reported = running ? status?.components[component.name] : undefined;
-    const healthy = running && reported?.pid !== undefined ? await checkHealth(component.health) : false;
-    components[component.name] = {
-      state: reported?.state ?? 'stopped',
-      ...(reported?.pid !== undefined ? { pid: reported.pid } : {}),
-      healthy,
-      restarts: reported?.restarts ?? 0,
-      ports: component.ports,
-      ...(plan?.versions[component.package] ? { version: plan.versions[component.package] } : {}),
-      logFile: layout.logFile(component.name),
-    };
-  }
-  return {
-    stateDir: layout.root,
-    ...(plan ? { serverName: plan.serverName } : {}),
-    running,
-    healthy: running && status?.phase === 'running' && Object.values(components).every((c) => c.healthy),
-    ...(supervisorPid !== undefined ? { supervisorPid } : {}),
-    ...(status && running ? { phase: status.phase } : {}),
-    ...(plan ? { endpoints: plan.endpoints } : {}),
-    ...(existsSync(layout.adminCredentialsFile) ? { adminCredentialsFile: layout.adminCredentialsFile } : {}),
-    components,
-  };
-}

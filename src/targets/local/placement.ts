@@ -9,14 +9,20 @@ import { loopback } from '../../kit/local-process.js';
 import type { Protocol, PortChooser } from './ports.js';
 import type { StateLayout } from './state.js';
 
-export type LocalPorts = Placement['ports'];
-export type PortName = keyof LocalPorts;
+/** The first port of the block of the Synapse workers' ports (three per worker). */
+export type LocalPorts = Placement['ports'] & { synapseWorkers: number };
+export type PortName = keyof Placement['ports'];
+
+/** Workers a local stack can run: its port block holds three ports for each. */
+export const localMaxWorkers = 32;
+export const localWorkerPortBlock = 3 * localMaxWorkers;
 
 
 /** The values key of each port a user may set; the others are always chosen by mxstack. */
 export const portValuePaths: Partial<Record<PortName, string[]>> = {
   synapseHttp: ['synapse', 'service', 'targetPort'],
   synapseMetrics: ['synapse', 'metrics', 'port'],
+  redis: ['redis', 'port'],
   router: ['router', 'port'],
   routerMetrics: ['router', 'metricsPort'],
   turn: ['coturn', 'listeningPort'],
@@ -32,7 +38,9 @@ export const portValuePaths: Partial<Record<PortName, string[]>> = {
 export const portProtocols: Record<Exclude<PortName, 'relayMin' | 'relayMax'>, Protocol[]> = {
   synapseHttp: ['tcp'],
   synapseMetrics: ['tcp'],
+  synapseReplication: ['tcp'],
   postgresql: ['tcp'],
+  redis: ['tcp'],
   element: ['tcp'],
   router: ['tcp'],
   routerMetrics: ['tcp'],
@@ -75,6 +83,7 @@ export function resolveLocalPorts(explicit: Partial<LocalPorts>, persisted: Loca
   const single = Object.keys(portProtocols) as (keyof typeof portProtocols)[];
   const ports = {} as LocalPorts;
   for (const name of single) ports[name] = explicit[name] ?? persisted?.[name] ?? chooser.single(portProtocols[name]);
+  ports.synapseWorkers = persisted?.synapseWorkers ?? chooser.range(localWorkerPortBlock)[0];
   if (explicit.relayMin !== undefined || explicit.relayMax !== undefined) {
     ports.relayMin = explicit.relayMin ?? persisted?.relayMin ?? 49152;
     ports.relayMax = explicit.relayMax ?? Math.max(ports.relayMin, persisted?.relayMax ?? ports.relayMin + localRelayPortCount - 1);
@@ -87,12 +96,17 @@ export function resolveLocalPorts(explicit: Partial<LocalPorts>, persisted: Loca
   return ports;
 }
 
+function withoutWorkerBlock(ports: LocalPorts): Placement['ports'] {
+  const { synapseWorkers: _block, ...single } = ports;
+  return single;
+}
+
 export function localPlacement(layout: StateLayout, ports: LocalPorts): Placement {
   return {
     target: 'local',
     bindAddress: loopback,
-    hosts: { synapse: loopback, postgresql: loopback, element: loopback, router: loopback, coturn: loopback, auth: loopback },
-    ports: { ...ports },
+    hosts: { synapse: loopback, postgresql: loopback, element: loopback, router: loopback, coturn: loopback, auth: loopback, redis: loopback },
+    ports: withoutWorkerBlock(ports),
     paths: {
       synapseConfigDir: layout.synapseConfigDir,
       synapseSecretsDir: layout.synapseSecretsDir,
@@ -103,7 +117,11 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts): Placemen
       coturnTlsDir: layout.coturnTlsDir,
       authConfigDir: layout.authConfigDir,
       authSecretsDir: layout.authSecretsDir,
+      redisConfigDir: layout.redisConfigDir,
+      redisSecretsDir: layout.redisSecretsDir,
+      redisDataDir: layout.redisDataDir,
     },
+    synapseWorkers: { kind: 'local', firstPort: ports.synapseWorkers, host: loopback },
     coturnRelayAddress: loopback,
   };
 }

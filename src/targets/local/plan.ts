@@ -9,14 +9,19 @@ import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
 import { postgresqlRuns } from '../../components/postgresql/local.js';
 import { elementServedLocally } from '../../components/element/local.js';
 import { components } from '../../components/registry.js';
-import { loopback, type HostProgram, type LocalProcess, type RuntimeUsers } from '../../kit/local-process.js';
+import { loopback, type HostProgram, type NamedLocalProcess, type RuntimeUsers } from '../../kit/local-process.js';
 import { defaultHostProgram } from './auth.js';
 import type { StateLayout } from './state.js';
 import { componentVersions } from '../../versions.js';
+import { workerProcesses } from '../../values/worker-pools.js';
+import { workerAddress } from '../../components/synapse/workers.js';
+
+/** A Synapse worker runs as `synapse-<worker name>` (synapse-sync-1). */
+export type LocalComponentName = ComponentName | `synapse-${string}`;
 
 /** One process of the plan: a component's LocalProcess under its name. */
-export interface ComponentPlan extends LocalProcess {
-  name: ComponentName;
+export interface ComponentPlan extends NamedLocalProcess {
+  name: LocalComponentName;
 }
 
 export interface PostgresqlInitPlan {
@@ -71,7 +76,9 @@ export function localEndpoints(stack: Stack): LocalEndpoints {
   const { ports } = stack.placement;
   const routerUrl = `http://${loopback}:${ports.router}/`;
   const metrics = [
-    ...(stack.values.synapse.metrics.enabled ? [`http://${loopback}:${ports.synapseMetrics}/_synapse/metrics`] : []),
+    ...(stack.values.synapse.metrics.enabled
+      ? [ports.synapseMetrics, ...workerProcesses(stack.values).map((worker) => workerAddress(stack, worker).metrics)].map((port) => `http://${loopback}:${port}/_synapse/metrics`)
+      : []),
     ...(stack.values.coturn.enabled && stack.values.coturn.prometheusExporter.enabled && coturnHasPrometheusExporter(stack)
       ? [`http://${loopback}:${ports.turnMetrics}/metrics`]
       : []),
@@ -119,10 +126,8 @@ export interface PlanInputs {
 export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, users, versions, postgresPasswordFile, hostProgram }: PlanInputs): SupervisorPlan {
   const { ports } = stack.placement;
   const context = { stack, dirs: layout, users, postgresqlBinDir, hostProgram: hostProgram ?? defaultHostProgram() };
-  const planned: ComponentPlan[] = components.flatMap(({ name, localProcess }) => {
-    const process = localProcess(context);
-    return process ? [{ name, ...process }] : [];
-  });
+  // The names are the components' own, or synapse-<worker>: LocalComponentName by construction.
+  const planned = components.flatMap(({ localProcesses }) => localProcesses(context)) as ComponentPlan[];
   const runPostgresql = postgresqlRuns(stack);
   const serveElement = elementServedLocally(stack);
   return {
