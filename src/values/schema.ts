@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { defaultImages } from '../versions.js';
+import { componentImageSchema, componentWorkloadProperties, globalWorkloadSchema, serviceAccountSchema } from './workload.js';
 import {
   bool,
   freeform,
@@ -34,17 +35,12 @@ const resources = (cpuRequest: string, memoryRequest: string, cpuLimit: string, 
     }),
   });
 
-const image = (name: keyof typeof defaultImages) =>
-  group('Container image.', {
-    repository: str('Image repository.', defaultImages[name].repository),
-    tag: str('Image tag (pinned to the version mxstack tests).', defaultImages[name].tag),
-    pullPolicy: strEnum('When the kubelet pulls the image.', ['Always', 'IfNotPresent', 'Never'], 'IfNotPresent'),
-  });
+const image = (name: keyof typeof defaultImages) => componentImageSchema(defaultImages[name]);
 
+/** The workload sub-schema (src/values/workload.ts) of a component, with the old chart's spelling of its container context. */
 const podSettings = () => ({
-  podAnnotations: stringMap('Extra annotations on the pods.'),
-  podSecurityContext: freeform('Pod security context merged over the hardened default (Pod Security "restricted").'),
-  securityContext: freeform('Container security context merged over the hardened default.'),
+  ...componentWorkloadProperties(),
+  securityContext: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of containerSecurityContext (merged under it).' })),
 });
 
 const secretKeyRef = (description: string) =>
@@ -136,6 +132,7 @@ export const valuesSchema = Type.Object(
     global: group('Settings for the whole release.', {
       environment: str('Free label of the environment (production, staging...).', 'production'),
       commonLabels: stringMap('Labels added to every object.'),
+      workload: globalWorkloadSchema(),
     }),
     secrets: group('Where secrets come from.', {
       autoGenerate: bool('`mxstack secrets init` generates every secret the values do not bring.', true),
@@ -144,11 +141,7 @@ export const valuesSchema = Type.Object(
     synapse: group('The Synapse homeserver.', {
       image: image('synapse'),
       replicaCount: int('Synapse main process replicas: exactly 1 (the main process cannot be replicated).', 1, { minimum: 0, maximum: 1 }),
-      serviceAccount: group('Service account of the Synapse pod.', {
-        create: bool('Create a dedicated ServiceAccount.', true),
-        name: optStr('Name of the ServiceAccount (default <release>-synapse).'),
-        annotations: stringMap('Annotations on the ServiceAccount.'),
-      }),
+      serviceAccount: serviceAccountSchema(true, '<release>-synapse'),
       ...podSettings(),
       service: group('Synapse Service.', {
         type: strEnum('Service type.', ['ClusterIP', 'NodePort', 'LoadBalancer'], 'ClusterIP'),
@@ -293,6 +286,7 @@ export const valuesSchema = Type.Object(
       image: image('element'),
       replicaCount: int('Element replicas.', 2, { minimum: 1 }),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-element'),
       service: group('Element Service.', {
         type: strEnum('Service type.', ['ClusterIP', 'NodePort', 'LoadBalancer'], 'ClusterIP'),
         port: port('Service port.', 80),
@@ -336,6 +330,7 @@ export const valuesSchema = Type.Object(
       image: image('auth'),
       replicaCount: int('Identity provider replicas.', 2, { minimum: 1 }),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-auth'),
       port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
       adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
       trustedProxies: strList(
@@ -349,6 +344,7 @@ export const valuesSchema = Type.Object(
       image: image('router'),
       replicaCount: int('Router replicas.', 2, { minimum: 1 }),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-router'),
       port: port('Port the router listens on.', 8080),
       metricsPort: port('Prometheus exporter port.', 8405),
       exposeAdminApi: bool('Route /_synapse/admin from outside (off: use mxstack, which reaches Synapse directly).', false),
@@ -384,9 +380,9 @@ export const valuesSchema = Type.Object(
       targetCPUUtilizationPercentage: int('Target CPU utilisation.', 80, { minimum: 1, maximum: 100 }),
     }),
 
-    nodeSelector: stringMap('Node selector for every pod.'),
-    tolerations: Type.Array(freeform('A toleration.'), { description: 'Tolerations for every pod.', default: [] }),
-    affinity: freeform('Affinity for every pod.'),
+    nodeSelector: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'The old chart\'s spelling of global.workload.nodeSelector.' })),
+    tolerations: Type.Optional(Type.Array(freeform('A toleration.'), { description: 'The old chart\'s spelling of global.workload.tolerations.' })),
+    affinity: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of global.workload.affinity.' })),
 
     networkPolicy: group('NetworkPolicies: default deny plus exactly the flows the stack needs.', {
       enabled: bool('Render NetworkPolicies.', false),
@@ -416,6 +412,7 @@ export const valuesSchema = Type.Object(
       username: str('Database user.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
       initdbArgs: str('initdb arguments (UTF8 and locale C, as Synapse requires).', '--encoding=UTF8 --locale=C'),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-postgresql'),
       persistence: group('Data volume.', {
         size: str('Size of the data claim.', '8Gi'),
         storageClass: optStr('Storage class.'),
@@ -436,6 +433,7 @@ export const valuesSchema = Type.Object(
       enabled: bool('Deploy coturn and wire it to Synapse.', true),
       image: image('coturn'),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-coturn'),
       externalIP: optStr('Public address clients reach TURN at (external-ip).'),
       realm: optStr('TURN realm (default the server name).'),
       hostname: optStr('Host name in TURN URIs (default service.externalDns.hostname, realm, or the server name).'),
@@ -479,6 +477,9 @@ export const valuesSchema = Type.Object(
     }),
 
     adminBootstrap: group('The Job that registers the admin user.', {
+      image: componentImageSchema(undefined),
+      ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-admin-bootstrap'),
       resources: resources('10m', '32Mi', '200m', '128Mi'),
     }),
 
@@ -489,6 +490,10 @@ export const valuesSchema = Type.Object(
         size: str('Size of the backup claim.', '20Gi'),
         storageClass: optStr('Storage class of the backup claim (unset: the cluster default).'),
       }),
+      image: componentImageSchema(undefined),
+      ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-backup'),
+      resources: resources('100m', '256Mi', '2', '1Gi'),
     }),
 
     mas: freeform('Matrix Authentication Service: refused when enabled (the old chart had these keys with nothing behind them).'),

@@ -11,8 +11,9 @@ import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClai
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { containerImage, emptyDirVolume, hardenedPodSpec, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
+import { emptyDirVolume, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { projectedSecretVolume } from '../synapse/kubernetes.js';
 import { postgresqlUid } from '../postgresql/kubernetes.js';
 
@@ -83,9 +84,8 @@ export function backupClaimName(stack: Stack): string {
 }
 
 function backupCronJob(stack: Stack): CronJob {
-  const { postgresql } = stack.values;
   return new CronJob({
-    metadata: objectMeta(stack, backupComponent),
+    metadata: workloadMeta(stack, 'backup', backupComponent),
     spec: {
       schedule: stack.values.backup.schedule!,
       timeZone: 'Etc/UTC',
@@ -96,19 +96,18 @@ function backupCronJob(stack: Stack): CronJob {
         spec: {
           backoffLimit: 2,
           activeDeadlineSeconds: jobDeadlineSeconds,
-          template: {
-            metadata: podMeta(stack, backupComponent, {}),
-            spec: hardenedPodSpec(stack.values, {
+          template: configuredPodTemplate(stack, {
+              group: 'backup',
+              component: backupComponent,
               uid: postgresqlUid,
-              settings: { podAnnotations: {}, podSecurityContext: postgresql.podSecurityContext, securityContext: postgresql.securityContext },
               restartPolicy: 'Never',
               containers: [
                 {
                   name: 'pg-dump',
-                  ...containerImage(postgresql.image),
+                  ...workloadImage(stack.values, 'backup'),
                   command: ['sh', '-c', backupScript()],
                   env: backupEnvironment(stack),
-                  resources: resourceRequirements(postgresql.resources),
+                  resources: resourceRequirements(stack.values.backup.resources),
                   volumeMounts: [
                     { name: 'backups', mountPath: backupMountPath },
                     { name: 'password', mountPath: passwordDir, readOnly: true },
@@ -122,7 +121,6 @@ function backupCronJob(stack: Stack): CronJob {
                 emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
               ],
             }),
-          },
         },
       },
     },
@@ -143,5 +141,5 @@ function backupClaim(stack: Stack): PersistentVolumeClaim {
 
 export function backupObjects(stack: Stack): KubeObject[] {
   if (!backupScheduled(stack)) return [];
-  return [backupCronJob(stack), backupClaim(stack)];
+  return [...serviceAccountObjects(stack, 'backup', backupComponent), backupCronJob(stack), backupClaim(stack)];
 }

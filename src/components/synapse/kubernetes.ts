@@ -6,7 +6,6 @@ import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
@@ -15,19 +14,9 @@ import type { IVolumeProjection } from 'kubernetes-models/v1/VolumeProjection';
 import type { SecretRef, Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  serviceType,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountNameOf, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { synapseConfigFiles } from './config.js';
 import { renderOidcProvider } from './oidc.js';
 
@@ -97,8 +86,7 @@ export function projectedSecretVolume(name: string, files: { ref: SecretRef; fil
 }
 
 export function synapseServiceAccountName(stack: Stack): string {
-  const account = stack.values.synapse.serviceAccount;
-  return account.name ?? (account.create ? stack.objectName(synapseComponent) : 'default');
+  return serviceAccountNameOf(stack, 'synapse', synapseComponent);
 }
 
 export function synapseMediaClaimName(stack: Stack): string {
@@ -146,7 +134,7 @@ function synapseContainer(stack: Stack): IContainer {
   const { paths, ports } = stack.placement;
   return {
     name: 'synapse',
-    ...containerImage(synapse.image),
+    ...workloadImage(stack.values, 'synapse'),
     command: [
       'python',
       '-m',
@@ -176,41 +164,29 @@ function synapseContainer(stack: Stack): IContainer {
 function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
   const { synapse } = stack.values;
   return new Deployment({
-    metadata: objectMeta(stack, synapseComponent),
+    metadata: workloadMeta(stack, 'synapse', synapseComponent),
     spec: {
       replicas: synapse.replicaCount,
       // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
       strategy: { type: 'Recreate' },
       selector: { matchLabels: stack.selectorLabels(synapseComponent) },
-      template: {
-        metadata: podMeta(stack, synapseComponent, podAnnotations(synapse, { [configChecksumAnnotation]: configChecksum(configMapData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: synapseUid,
-          settings: synapse,
-          serviceAccountName: synapseServiceAccountName(stack),
-          containers: [synapseContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
-            projectedSecretVolume('secrets', synapseSecretFileList(stack)),
-            signingKeyVolume(stack),
-            mediaVolume(stack),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-      },
+      template: configuredPodTemplate(stack, {
+        group: 'synapse',
+        component: synapseComponent,
+        uid: synapseUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(configMapData) },
+        replicas: synapse.replicaCount,
+        containers: [synapseContainer(stack)],
+        volumes: [
+          { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
+          projectedSecretVolume('secrets', synapseSecretFileList(stack)),
+          signingKeyVolume(stack),
+          mediaVolume(stack),
+          emptyDirVolume('tmp'),
+        ],
+      }),
     },
   });
-}
-
-function synapseServiceAccount(stack: Stack): ServiceAccount[] {
-  const account = stack.values.synapse.serviceAccount;
-  if (!account.create) return [];
-  return [
-    new ServiceAccount({
-      metadata: objectMeta(stack, synapseComponent, synapseServiceAccountName(stack), account.annotations),
-      automountServiceAccountToken: false,
-    }),
-  ];
 }
 
 function synapseService(stack: Stack): Service {
@@ -236,7 +212,7 @@ export function synapseObjects(stack: Stack): KubeObject[] {
   const configMapData = synapseConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, synapseComponent), data: configMapData }),
-    ...synapseServiceAccount(stack),
+    ...serviceAccountObjects(stack, 'synapse', synapseComponent),
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),
