@@ -59,6 +59,18 @@ function normalizeWorkloadSettings(values: Tree): void {
       delete values[key];
     }
   }
+  const synapse = child(values, 'synapse');
+  const database = child(values, 'synapse', 'database');
+  if (database && typeof database.secret === 'string') {
+    // One line points at an operator's database: it is external, and the release PostgreSQL is not needed.
+    database.external ??= true;
+    const postgresql = (isTree(values.postgresql) ? values.postgresql : (values.postgresql = {})) as Tree;
+    postgresql.enabled ??= false;
+  }
+  if (synapse && isTree(synapse.extraConfig)) {
+    synapse.additionalConfig = { ...synapse.extraConfig, ...(isTree(synapse.additionalConfig) ? synapse.additionalConfig : {}) };
+    delete synapse.extraConfig;
+  }
   for (const name of workloadGroupNames) {
     const group = child(values, name);
     if (!group || !isTree(group.securityContext)) continue;

@@ -3,7 +3,7 @@
  * The old Helm chart's keys keep their names and meaning (see docs/values.md); keys it did not have are
  * added beside them.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { defaultImages } from '../versions.js';
 import { componentImageSchema, componentWorkloadProperties, globalWorkloadSchema, serviceAccountSchema } from './workload.js';
 import {
@@ -42,6 +42,12 @@ const podSettings = () => ({
   ...componentWorkloadProperties(),
   securityContext: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of containerSecurityContext (merged under it).' })),
 });
+
+/** A connection field: the value itself, or where it is stored: `{secret, key}` (secret defaults to synapse.database.secret). */
+const sourced = (description: string, value: TSchema) =>
+  Type.Optional(
+    Type.Union([value, item('A key of a Secret in the release namespace.', { secret: optStr('Secret name (default synapse.database.secret).'), key: str('Key inside the Secret.') })], { description }),
+  );
 
 const secretKeyRef = (description: string) =>
   Type.Optional(
@@ -161,13 +167,18 @@ export const valuesSchema = Type.Object(
         enabled: bool('Expose Synapse metrics.', true),
         port: port('Metrics listener port (path /_synapse/metrics).', 9000),
       }),
-      database: group('How Synapse reaches PostgreSQL.', {
-        external: bool('Use a PostgreSQL server outside the release (set host).', false),
-        host: optStr('Host of the external database (default: the release PostgreSQL).'),
-        port: port('Database port.', 5432),
-        name: optStr('Database name (default postgresql.database).'),
-        user: optStr('Database user (default postgresql.username).'),
-        sslmode: strEnum('libpq sslmode.', ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'], 'prefer'),
+      database: group('How Synapse and the auth component reach PostgreSQL. Every connection field of an external database is either a value or a {secret, key} reference; the database must be UTF8 with C collation and ctype (`mxstack doctor` checks it).', {
+        external: bool('Use a PostgreSQL server outside the release (implied by synapse.database.secret).', false),
+        secret: optStr(
+          'Secret the connection fields not written below are read from, with the key names of CloudNativePG\'s `<cluster>-app` Secret (host, port, dbname, user, password): `secret: mydb-app` is all it takes to use an operator\'s database.',
+        ),
+        host: sourced('Host of the external database (default: the release PostgreSQL).', Type.String()),
+        port: sourced('Database port (default 5432, or the Secret\'s port key). NetworkPolicies allow 5432 when the port comes from a Secret.', Type.Integer({ minimum: 1, maximum: 65535 })),
+        name: sourced('Database name (default postgresql.database, or the Secret\'s dbname key).', Type.String()),
+        user: sourced('Database user (default postgresql.username, or the Secret\'s user key).', Type.String()),
+        password: sourced('Database password: a value (rendered into the Secret <release>-postgresql) or a {secret, key} reference (default: the Secret\'s password key).', Type.String()),
+        sslmode: sourced('libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full (default prefer).', Type.Unsafe<string>({ type: 'string', enum: ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] })),
+        ca: sourced('CA certificate (PEM) the server\'s certificate is verified against (sslrootcert; with sslmode verify-ca or verify-full).', Type.String()),
         cpMin: int('Minimum connections in the pool.', 5, { minimum: 1 }),
         cpMax: int('Maximum connections in the pool.', 10, { minimum: 1 }),
         passwordSecretRef: secretKeyRef('Secret holding the database password. Default: <release>-postgresql, key postgres-password.'),
@@ -180,7 +191,10 @@ export const valuesSchema = Type.Object(
       logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
       mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),
-      extraConfig: freeform('Extra homeserver.yaml keys merged last (no secrets here: it lands in a ConfigMap).'),
+      additionalConfig: freeform(
+        'Extra homeserver.yaml keys deep-merged last (no secrets here: it lands in a ConfigMap). The keys mxstack owns are refused, each with the setting to use instead: listeners, database, the secrets and their *_path files, the signing key, worker settings.',
+      ),
+      extraConfig: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of additionalConfig (merged under it).' })),
       server: group('Homeserver behaviour.', {
         name: str('The server name: the part after the colon in @user:name. Cannot change later.', 'localhost', { format: 'hostname' }),
         publicBaseurl: optStr('Public URL clients reach Synapse at (default https://<ingress.synapse.host>/).'),
@@ -407,6 +421,28 @@ export const valuesSchema = Type.Object(
 
     postgresql: group('The release PostgreSQL (off with an external database).', {
       enabled: bool('Run PostgreSQL in the release.', true),
+      mode: strEnum(
+        'How the release runs PostgreSQL on Kubernetes: `statefulset` (mxstack\'s own one-replica StatefulSet) or `cloudnative-pg` (a CloudNativePG Cluster: the operator must be installed; Synapse and the auth component use its -rw Service and -app Secret). The local target always runs the runtime\'s PostgreSQL.',
+        ['statefulset', 'cloudnative-pg'],
+        'statefulset',
+      ),
+      cloudnativePg: group('The CloudNativePG Cluster (postgresql.mode cloudnative-pg). Storage, resources and tuning come from postgresql.persistence, postgresql.resources and postgresql.config; database and owner from postgresql.database and postgresql.username.', {
+        clusterName: optStr('Name of the Cluster (default <release>-postgresql); its Services are <name>-rw/-ro/-r, its application Secret <name>-app.', { pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 50 }),
+        instances: int('PostgreSQL instances: one primary plus replicas.', 1, { minimum: 1, maximum: 9 }),
+        imageName: optStr('PostgreSQL operand image (default: the operator\'s own default).'),
+        operatorNamespace: str('Namespace of the CloudNativePG operator: NetworkPolicies let it reach the instances.', 'cnpg-system'),
+        backup: group('Base backups and the WAL archive to object storage (barmanObjectStore), scheduled by a ScheduledBackup.', {
+          schedule: optStr('Cron schedule (5 fields, UTC) of the base backups; unset: no backups to object storage.'),
+          destinationPath: optStr('Where backups and WAL go: s3://bucket/path, gs://bucket/path or an Azure blob URL.'),
+          endpointURL: optStr('Endpoint of an S3-compatible store (MinIO, Ceph...).'),
+          retentionPolicy: str('How long backups are kept (days d, weeks w or months m).', '30d', { pattern: '^[1-9][0-9]*[dwm]$' }),
+          s3Credentials: group('Credentials of the S3 store.', {
+            inheritFromIAMRole: bool('Use the pod\'s cloud identity instead of keys.', false),
+            accessKeyId: secretKeyRef('Secret key holding the access key id.'),
+            secretAccessKey: secretKeyRef('Secret key holding the secret access key.'),
+          }),
+        }),
+      }),
       image: image('postgresql'),
       database: str('Database name.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
       username: str('Database user.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),

@@ -9,7 +9,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { SecretRef, Stack } from '../../stack/model.js';
+import type { DatabaseField, SecretRef, Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
 import { clusterIpService, objectMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
@@ -17,7 +17,7 @@ import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe,
 import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { projectedSecretVolume } from '../synapse/kubernetes.js';
 import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
-import { authConfigFile, authHealthPath, authSecretFiles } from './service-config.js';
+import { authConfigFile, authDatabaseFieldFiles, authHealthPath, authSecretFiles } from './service-config.js';
 
 export const authComponent = 'auth';
 
@@ -37,8 +37,15 @@ export function authSecretFileList(stack: Stack): AuthSecretFile[] {
   if (!auth) return [];
   return [
     { ref: stack.secrets.postgresPassword, file: authSecretFiles.databasePassword, purpose: 'password of the database role (same as Synapse\'s)' },
+    ...databaseFieldFiles(stack),
     ...(Object.keys(authSecretFileOfKey) as (keyof typeof authSecretFileOfKey)[]).map((key) => ({ ref: auth[key], ...authSecretFileOfKey[key] })),
   ];
+}
+
+/** The database connection fields an external database keeps in Secrets, as the files the service reads them from. */
+function databaseFieldFiles(stack: Stack): AuthSecretFile[] {
+  const files: Record<DatabaseField, string> = { ...authDatabaseFieldFiles, name: authDatabaseFieldFiles.synapseDatabase };
+  return (Object.entries(stack.database.fromSecret) as [DatabaseField, SecretRef][]).map(([field, ref]) => ({ ref, file: files[field], purpose: `database ${field} (from the database's Secret)` }));
 }
 
 function authContainer(stack: Stack): IContainer {

@@ -12,6 +12,7 @@ import { clusterIpService, objectMeta } from '../../targets/kubernetes/meta.js';
 import { emptyDirVolume, execProbe, resourceRequirements, standardProbes } from '../../targets/kubernetes/pod-security.js';
 import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { postgresqlInitdbArgs, postgresqlSettings } from './config.js';
+import { cloudnativePgObjects } from './cloudnative-pg.js';
 
 export const postgresqlComponent = 'postgresql';
 
@@ -129,6 +130,7 @@ function postgresqlServices(stack: Stack): Service[] {
 }
 
 export function postgresqlObjects(stack: Stack): KubeObject[] {
-  if (!stack.values.postgresql.enabled || stack.values.synapse.database.external) return [];
+  if (!stack.values.postgresql.enabled || stack.database.provider === 'external') return [];
+  if (stack.database.provider === 'cloudnative-pg') return cloudnativePgObjects(stack);
   return [...serviceAccountObjects(stack, 'postgresql', postgresqlComponent), postgresqlStatefulSet(stack), ...postgresqlServices(stack)];
 }

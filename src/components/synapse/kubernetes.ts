@@ -48,6 +48,9 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
     { ref: secrets.macaroonSecretKey, file: synapseSecretFiles.macaroonSecretKey, purpose: 'macaroon_secret_key_path' },
     { ref: secrets.formSecret, file: synapseSecretFiles.formSecret, purpose: 'form_secret_path' },
   ];
+  if (stack.database.fromSecret.ca) {
+    files.push({ ref: stack.database.fromSecret.ca, file: synapseSecretFiles.databaseCa, purpose: 'sslrootcert: the database server\'s CA certificate' });
+  }
   if (server.turn.enabled) {
     files.push({ ref: secrets.turnSharedSecret, file: synapseSecretFiles.turnSharedSecret, purpose: 'turn_shared_secret_path' });
   }
