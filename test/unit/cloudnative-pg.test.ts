@@ -80,7 +80,7 @@ test('Synapse, the auth component and the backup CronJob use the Cluster\'s -rw 
   assert.equal(stack.database.provider, 'cloudnative-pg');
   assert.equal(stack.database.host, 'mx-postgresql-rw');
   assert.deepEqual(stack.secrets.postgresPassword, { name: 'mx-postgresql-app', key: 'password', userProvided: true, operatorCreated: true });
-  const live = new Map([['mx-postgresql-app', { password: 'operator-made' }], ['mx-auth', { 'cli-appservice-token': 'a', 'cli-appservice-hs-token': 'h' }]]);
+  const live = new Map<string, Record<string, string>>([['mx-postgresql-app', { password: 'operator-made' }], ['mx-auth', { 'cli-appservice-token': 'a', 'cli-appservice-hs-token': 'h' }]]);
   const secretConfig = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!);
   assert.deepEqual(
     { host: secretConfig.database.args.host, port: secretConfig.database.args.port, password: secretConfig.database.args.password, sslmode: secretConfig.database.args.sslmode },
@@ -159,7 +159,7 @@ test('one line points at an operator\'s database: synapse.database.secret with t
     { host: 'chat-db-app/host', port: 'chat-db-app/port', name: 'chat-db-app/dbname', user: 'chat-db-app/user' },
   );
   assert.deepEqual(stack.secrets.postgresPassword, { name: 'chat-db-app', key: 'password', userProvided: true });
-  const live = new Map([['chat-db-app', { host: 'chat-db-rw.db.svc', port: '5433', dbname: 'app', user: 'app', password: 'from-operator' }]]);
+  const live = new Map<string, Record<string, string>>([['chat-db-app', { host: 'chat-db-rw.db.svc', port: '5433', dbname: 'app', user: 'app', password: 'from-operator' }]]);
   const args = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!).database.args;
   assert.deepEqual({ host: args.host, port: args.port, dbname: args.dbname, user: args.user, password: args.password }, { host: 'chat-db-rw.db.svc', port: 5433, dbname: 'app', user: 'app', password: 'from-operator' });
   // Missing: install refuses with the command to create it.
@@ -179,7 +179,7 @@ test('every connection field can be a value or {secret, key}; the CA is mounted 
   };
   const stack = stackOf(base);
   assert.deepEqual(Object.keys(stack.database.fromSecret).sort(), ['ca', 'port', 'user']);
-  const live = new Map([['pg-conn', { port: '6432', username: 'matrix_app' }], ['pg-pass', { pw: 'pw' }], ['mx-auth', { 'cli-appservice-token': 'a', 'cli-appservice-hs-token': 'h' }]]);
+  const live = new Map<string, Record<string, string>>([['pg-conn', { port: '6432', username: 'matrix_app' }], ['pg-pass', { pw: 'pw' }], ['mx-auth', { 'cli-appservice-token': 'a', 'cli-appservice-hs-token': 'h' }]]);
   const args = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!).database.args;
   assert.deepEqual({ host: args.host, port: args.port, user: args.user, sslmode: args.sslmode, sslrootcert: args.sslrootcert }, { host: 'pg.example.com', port: 6432, user: 'matrix_app', sslmode: 'verify-full', sslrootcert: '/secrets/database-ca.pem' });
   const objects = renderStack(stack);

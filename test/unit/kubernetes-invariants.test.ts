@@ -318,7 +318,7 @@ test('Ingress and HTTPRoute backends and ServiceMonitor endpoints name Services 
 test('every NetworkPolicy selects at least one pod of the release', () => {
   for (const r of renders) {
     // A CloudNativePG Cluster's pods are the operator's: they carry cnpg.io/cluster=<name>.
-    const clusterPods = r.objects.filter((o) => o.kind === 'Cluster').map((o) => ({ 'cnpg.io/cluster': o.metadata.name }));
+    const clusterPods: Record<string, string>[] = r.objects.filter((o) => o.kind === 'Cluster').map((o) => ({ 'cnpg.io/cluster': o.metadata.name }));
     const podLabels = [...workloads(r.objects).map((w) => w.template.metadata?.labels ?? {}), ...clusterPods];
     for (const policy of r.objects.filter((o) => o.kind === 'NetworkPolicy')) {
       const selector = (policy.spec as { podSelector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } }).podSelector;
