@@ -1,11 +1,10 @@
 /** Writes docs/values.md and values.schema.json from the schema; `--check` fails when they are stale. */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { renderValuesReferenceMarkdown } from '../src/values/document.js';
-import { valuesSchema } from '../src/values/schema.js';
+import { editorSchema, renderValuesReferenceMarkdown } from '../src/values/document.js';
 
 const outputs: Record<string, string> = {
   'docs/values.md': renderValuesReferenceMarkdown(),
-  'values.schema.json': `${JSON.stringify(valuesSchema, null, 2)}\n`,
+  'values.schema.json': `${JSON.stringify(editorSchema(), null, 2)}\n`,
 };
 
 const check = process.argv.includes('--check');

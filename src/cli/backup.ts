@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { UsageError } from './main.js';
 import { addTargetOptions, allOptions, confirm, openTarget, run, type TargetOptions } from './ops.js';
 import { createBackup } from '../ops/backup/backup.js';
-import { verifyArchive } from '../ops/backup/archive-reader.js';
+import { checkBackupArchiveFile, NotAnArchiveError, verifyArchive } from '../ops/backup/archive-reader.js';
 import { restoreBackup, pauseEnvironmentVariable } from '../ops/backup/restore.js';
 import { ArchiveIntegrityError, ArchiveMismatchError } from '../ops/backup/manifest.js';
 import { decryptSecrets, SecretsDecryptError } from '../ops/backup/secrets-crypto.js';
@@ -31,13 +31,17 @@ function readPassphraseFile(file: string): string {
   return passphrase;
 }
 
-/** Refusals of an archive are one sentence and exit 1; they are not usage errors. */
-async function runArchiveCommand(action: () => Promise<void>): Promise<void> {
+/**
+ * A file that is no archive at all is a mistake in the command (exit 2). Refusals of an archive are one
+ * sentence and exit 1; only a command that could have changed the stack (restore) says it did not.
+ */
+async function runArchiveCommand(action: () => Promise<void>, options: { changesStack: boolean } = { changesStack: false }): Promise<void> {
   try {
     await run(action);
   } catch (error) {
+    if (error instanceof NotAnArchiveError) throw new UsageError(error.message);
     if (error instanceof ArchiveIntegrityError || error instanceof ArchiveMismatchError || error instanceof SecretsDecryptError) {
-      throw new Error(`${error.message} Nothing was changed.`);
+      throw new Error(options.changesStack ? `${error.message} Nothing was changed.` : error.message);
     }
     throw error;
   }
@@ -125,11 +129,13 @@ export function registerBackupCommands(program: Command): void {
   ).action((file: string, _options, command: Command) =>
     runArchiveCommand(async () => {
       const options = allOptions<TargetOptions & { yes?: boolean }>(command);
+      // Before the stack is opened or the user asked: a wrong file is told at once.
+      await checkBackupArchiveFile(file);
       const target = openTarget(options);
       await confirm(`Replace the data of ${target.description} with ${file}?`, options.yes);
       const pauseAt = process.env[pauseEnvironmentVariable];
       const result = await restoreBackup(target, { file, progress, ...(pauseAt ? { pauseAt } : {}) });
       print(`restored ${file} (${result.manifest.serverName}, made ${result.manifest.createdAt}) into ${target.description}.`);
-    }),
+    }, { changesStack: true }),
   );
 }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UsageError } from './main.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
+import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
 import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
 import {
   diffRelease,
@@ -204,6 +205,7 @@ export function registerKubernetesCommands(program: Command): void {
             },
           }),
         );
+        for (const line of describePublicRoutes(context.stack)) progress(line);
         process.stdout.write(`${nextSteps(context.stack, result, options).join('\n')}\n`);
       });
   }

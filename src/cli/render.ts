@@ -3,6 +3,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { compileKubernetesStack, objectFileName, objectToYaml, renderKubernetesObjects, renderKubernetesYaml } from '../targets/kubernetes/render.js';
+import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 
 interface RenderOptions extends ValuesOptions {
@@ -20,6 +21,7 @@ export function registerRenderCommand(program: Command): void {
       const values = valuesFromOptions(options);
       const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
       const objects = renderKubernetesObjects(stack);
+      process.stderr.write(`${describePublicRoutes(stack).join('\n')}\n`);
       if (!options.outputDir) {
         process.stdout.write(renderKubernetesYaml(objects));
         return;

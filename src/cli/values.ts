@@ -1,7 +1,6 @@
 /** `mxstack schema` and `mxstack values`. */
 import type { Command } from 'commander';
-import { valuesSchema } from '../values/schema.js';
-import { renderDefaultedValuesYaml } from '../values/document.js';
+import { editorSchema, renderDefaultedValuesYaml } from '../values/document.js';
 import { addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 
 export function registerValuesCommands(program: Command): void {
@@ -9,7 +8,7 @@ export function registerValuesCommands(program: Command): void {
     .command('schema')
     .description('print the values JSON Schema (also shipped as values.schema.json)')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(valuesSchema, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(editorSchema(), null, 2)}\n`);
     });
 
   addValuesOptions(

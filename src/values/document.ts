@@ -4,6 +4,7 @@
  */
 import { Document, isMap, isPair, isScalar, type Pair } from 'yaml';
 import { valuesSchema, type Values } from './schema.js';
+import { workloadSettingMarker } from './workload.js';
 
 interface SchemaNode {
   type?: string | string[];
@@ -65,10 +66,20 @@ export function valuesReferenceRows(): { path: string; type: string; default: st
   const rows: { path: string; type: string; default: string; description: string }[] = [];
   const visit = (node: SchemaNode, path: string) => {
     for (const [key, child] of Object.entries(node.properties ?? {})) {
+      if ((child as Record<string, unknown>)[workloadSettingMarker]) continue;
       const childPath = path ? `${path}.${key}` : key;
       rows.push({ path: childPath, type: typeName(child) + constraints(child), default: defaultText(child), description: child.description ?? '' });
       if (child.properties) visit(child, childPath);
       if (child.type === 'array' && child.items?.properties) visit(child.items, `${childPath}[]`);
+    }
+    const shared = Object.entries(node.properties ?? {}).filter(([, child]) => (child as Record<string, unknown>)[workloadSettingMarker]);
+    if (shared.length > 0) {
+      rows.push({
+        path: `${path}.{${shared.map(([key]) => key).join(', ')}}`,
+        type: 'workload settings',
+        default: '—',
+        description: 'The workload settings: the same keys and meaning as `global.workload.*` (documented there), overriding them for this component by the merge rule of docs/kubernetes.md "Fitting the cluster".',
+      });
     }
   };
   visit(root, '');
@@ -92,4 +103,25 @@ export function renderValuesReferenceMarkdown(): string {
     '',
   ];
   return lines.join('\n');
+}
+
+type JsonObject = { [key: string]: unknown };
+
+/**
+ * The schema as editors read it (values.schema.json, `mxstack schema`): the same types, ranges and
+ * patterns, but a key with a default is not `required` (TypeBox marks every non-optional key so, while
+ * a values file leaves out whatever keeps its default).
+ */
+export function editorSchema(node: unknown = valuesSchema): unknown {
+  if (Array.isArray(node)) return node.map((child) => editorSchema(child));
+  if (node === null || typeof node !== 'object') return node;
+  const object = node as JsonObject;
+  const out: JsonObject = Object.fromEntries(Object.entries(object).map(([key, value]) => [key, editorSchema(value)]));
+  const properties = object.properties as Record<string, JsonObject> | undefined;
+  if (Array.isArray(object.required) && properties) {
+    const required = (object.required as string[]).filter((key) => properties[key]?.default === undefined);
+    if (required.length > 0) out.required = required;
+    else delete out.required;
+  }
+  return out;
 }

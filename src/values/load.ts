@@ -90,6 +90,9 @@ export function applySet(values: Tree, assignment: string): Tree {
   if (eq <= 0) throw new ValuesError([`--set ${assignment}: expected key=value, like synapse.server.name=example.com.`]);
   const path = parseSetPath(assignment.slice(0, eq));
   const rawValue = assignment.slice(eq + 1);
+  if (rawValue === '' && !expectsStringAt(path)) {
+    throw new ValuesError([`--set ${assignment.slice(0, eq)}: the value is empty; write one after "=" (like router.port=8080), or leave the --set out to keep the default.`]);
+  }
   const quoted = /^(".*"|'.*')$/s.test(rawValue);
   let value: unknown;
   try {

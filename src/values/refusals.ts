@@ -203,12 +203,13 @@ const checks: Check[] = [
       ? undefined
       : `element.config.defaultTheme: "${theme}" names no entry of element.config.customThemes (have: ${names.length > 0 ? names.join(', ') : 'none'}).`;
   },
+  // Only an explicit `enabled: true` demands both hosts; an Ingress switched on by one host routes what is given.
   (v) =>
-    v.ingress.enabled && !v.ingress.synapse.host
+    v.ingress.enabled === true && !v.ingress.synapse.host
       ? 'ingress.synapse.host: required when ingress.enabled is true (the public host of the Synapse client API).'
       : undefined,
   (v) =>
-    v.ingress.enabled && v.element.enabled && !v.ingress.element.host
+    v.ingress.enabled === true && v.element.enabled && !v.ingress.element.host
       ? 'ingress.element.host: required when ingress and element are enabled (the public host of Element Web).'
       : undefined,
   (v) =>

@@ -3,6 +3,7 @@
  * one-line description, and every object refuses keys it does not know.
  */
 import { Type, type TSchema, type TProperties, type TObject } from '@sinclair/typebox';
+import { valueFormats, type ValueFormatName } from './formats.js';
 
 export const str = (description: string, defaultValue?: string, extra: Record<string, unknown> = {}) =>
   Type.String({ description, ...(defaultValue === undefined ? {} : { default: defaultValue }), ...extra });
@@ -46,3 +47,13 @@ export const item = <P extends TProperties>(description: string, properties: P):
   Type.Object(properties, { description, additionalProperties: false });
 
 export const list = <T extends TSchema>(description: string, of: T) => Type.Array(of, { description, default: [] });
+
+/** A string of a known format (address, host name, URL, size, duration...): its pattern and error sentence. */
+export const formatted = (description: string, format: ValueFormatName, defaultValue?: string) =>
+  Type.String({ description, ...valueFormats[format], ...(defaultValue === undefined ? {} : { default: defaultValue }) });
+
+export const optFormatted = (description: string, format: ValueFormatName) => Type.Optional(formatted(description, format));
+
+/** A list of strings of one format. */
+export const formattedList = (description: string, format: ValueFormatName, defaultValue: string[] = []) =>
+  Type.Array(formatted(description, format), { description, default: defaultValue });

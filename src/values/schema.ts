@@ -8,11 +8,14 @@ import { defaultImages } from '../versions.js';
 import { componentImageSchema, componentWorkloadProperties, globalWorkloadSchema, serviceAccountSchema } from './workload.js';
 import {
   bool,
+  formatted,
+  formattedList,
   freeform,
   group,
   int,
   item,
   list,
+  optFormatted,
   optPort,
   optStr,
   port,
@@ -26,12 +29,12 @@ import {
 const resources = (cpuRequest: string, memoryRequest: string, cpuLimit: string, memoryLimit: string) =>
   group('Kubernetes resource requests and limits for the container.', {
     requests: group('What the scheduler reserves.', {
-      cpu: Type.Union([Type.String(), Type.Number()], { description: 'CPU request.', default: cpuRequest }),
-      memory: Type.String({ description: 'Memory request.', default: memoryRequest }),
+      cpu: Type.Union([formatted('CPU request.', 'kubernetesQuantity'), Type.Number({ minimum: 0 })], { description: 'CPU request.', default: cpuRequest }),
+      memory: formatted('Memory request.', 'kubernetesQuantity', memoryRequest),
     }),
     limits: group('Hard ceilings.', {
-      cpu: Type.Union([Type.String(), Type.Number()], { description: 'CPU limit.', default: cpuLimit }),
-      memory: Type.String({ description: 'Memory limit.', default: memoryLimit }),
+      cpu: Type.Union([formatted('CPU limit.', 'kubernetesQuantity'), Type.Number({ minimum: 0 })], { description: 'CPU limit.', default: cpuLimit }),
+      memory: formatted('Memory limit.', 'kubernetesQuantity', memoryLimit),
     }),
   });
 
@@ -65,7 +68,7 @@ const selectorPair = (description: string) =>
 
 const ingressHost = (what: string, defaultPaths: string[]) =>
   group(`Ingress for ${what}.`, {
-    host: optStr(`Public host name of ${what}.`, { format: 'hostname' }),
+    host: optFormatted(`Public host name of ${what}.`, 'hostName'),
     paths: strList('URL path prefixes routed.', defaultPaths),
     tls: group('TLS for this host.', {
       enabled: bool('Serve this host over TLS.', true),
@@ -76,7 +79,7 @@ const ingressHost = (what: string, defaultPaths: string[]) =>
 export const oidcProviderSchema = item('One OpenID Connect identity provider (Synapse oidc_providers entry).', {
   idp_id: str('Stable identifier: renaming it orphans every user linked to it.', undefined, { pattern: '^[A-Za-z0-9._~-]+$' }),
   idp_name: str('Name on the login button.'),
-  idp_icon: optStr('mxc:// URI of the button icon.'),
+  idp_icon: optFormatted('mxc:// URI of the button icon.', 'mxcUri'),
   idp_brand: optStr('Brand hint for clients (github, google, ...).'),
   preset: Type.Optional(
     Type.Unsafe<string>({
@@ -86,7 +89,7 @@ export const oidcProviderSchema = item('One OpenID Connect identity provider (Sy
     }),
   ),
   discover: Type.Optional(Type.Boolean({ description: 'Use OIDC discovery from the issuer.' })),
-  issuer: optStr('Issuer URL.'),
+  issuer: optFormatted('Issuer URL.', 'httpUrl'),
   client_id: str('OAuth client id.'),
   client_secret: optStr('Client secret written in values: it goes into a Secret, never a ConfigMap. Prefer clientSecretRef.'),
   clientSecretRef: secretKeyRef('Secret holding this provider\'s own client secret. Default: <release>-oidc-<idp_id> (lower case, other characters as -), key client-secret.'),
@@ -99,10 +102,10 @@ export const oidcProviderSchema = item('One OpenID Connect identity provider (Sy
     Type.Unsafe<string>({ type: 'string', enum: ['auto', 'userinfo_endpoint'], description: 'Where claims come from (Authelia needs userinfo_endpoint).' }),
   ),
   allow_existing_users: Type.Optional(Type.Boolean({ description: 'Link a login to an existing user of the same localpart.' })),
-  authorization_endpoint: optStr('Authorization endpoint (when discovery is off).'),
-  token_endpoint: optStr('Token endpoint (when discovery is off).'),
-  userinfo_endpoint: optStr('Userinfo endpoint (when discovery is off).'),
-  jwks_uri: optStr('JWKS URI (when discovery is off).'),
+  authorization_endpoint: optFormatted('Authorization endpoint (when discovery is off).', 'httpUrl'),
+  token_endpoint: optFormatted('Token endpoint (when discovery is off).', 'httpUrl'),
+  userinfo_endpoint: optFormatted('Userinfo endpoint (when discovery is off).', 'httpUrl'),
+  jwks_uri: optFormatted('JWKS URI (when discovery is off).', 'httpUrl'),
   skip_verification: Type.Optional(Type.Boolean({ description: 'Skip issuer checks (testing only).' })),
   backchannel_logout_enabled: Type.Optional(Type.Boolean({ description: 'Accept OIDC back-channel logout.' })),
   attribute_requirements: Type.Optional(
@@ -161,7 +164,7 @@ export const valuesSchema = Type.Object(
         existingClaim: optStr('Use this existing claim instead of creating one.'),
         storageClassName: optStr('Storage class of the claim.'),
         accessMode: strEnum('Access mode of the claim.', ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod'], 'ReadWriteOnce'),
-        size: str('Size of the media claim.', '10Gi'),
+        size: formatted('Size of the media claim.', 'kubernetesQuantity', '10Gi'),
       }),
       metrics: group('Prometheus metrics listener.', {
         enabled: bool('Expose Synapse metrics.', true),
@@ -172,7 +175,7 @@ export const valuesSchema = Type.Object(
         secret: optStr(
           'Secret the connection fields not written below are read from, with the key names of CloudNativePG\'s `<cluster>-app` Secret (host, port, dbname, user, password): `secret: mydb-app` is all it takes to use an operator\'s database.',
         ),
-        host: sourced('Host of the external database (default: the release PostgreSQL).', Type.String()),
+        host: sourced('Host of the external database (default: the release PostgreSQL).', formatted('Host name or address.', 'host')),
         port: sourced('Database port (default 5432, or the Secret\'s port key). NetworkPolicies allow 5432 when the port comes from a Secret.', Type.Integer({ minimum: 1, maximum: 65535 })),
         name: sourced('Database name (default postgresql.database, or the Secret\'s dbname key).', Type.String()),
         user: sourced('Database user (default postgresql.username, or the Secret\'s user key).', Type.String()),
@@ -196,8 +199,8 @@ export const valuesSchema = Type.Object(
       ),
       extraConfig: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of additionalConfig (merged under it).' })),
       server: group('Homeserver behaviour.', {
-        name: str('The server name: the part after the colon in @user:name. Cannot change later.', 'localhost', { format: 'hostname' }),
-        publicBaseurl: optStr('Public URL clients reach Synapse at (default https://<ingress.synapse.host>/).'),
+        name: formatted('The server name: the part after the colon in @user:name. Cannot change later.', 'hostName', 'localhost'),
+        publicBaseurl: optFormatted('Public URL clients reach Synapse at (default https://<ingress.synapse.host>/).', 'httpUrl'),
         reportStats: bool('Send anonymous usage statistics to matrix.org.', false),
         registration: group('Who may create an account.', {
           enabled: bool('Open public registration.', false),
@@ -219,27 +222,27 @@ export const valuesSchema = Type.Object(
           registrationSecret: optStr('Registration shared secret written in values (goes into a Secret). Default: generated.'),
         }),
         media: group('Media repository.', {
-          maxUploadSize: str('Largest upload (K/M/G/T suffix).', '50M', { pattern: '^[0-9]+[KMGT]?$' }),
-          maxImagePixels: str('Largest image thumbnailed (K/M/G/T suffix).', '32M', { pattern: '^[0-9]+[KMGT]?$' }),
+          maxUploadSize: formatted('Largest upload (K/M/G/T suffix).', 'synapseSize', '50M'),
+          maxImagePixels: formatted('Largest image thumbnailed (K/M/G/T suffix).', 'synapseSize', '32M'),
           enableAuthenticatedMedia: bool('Require authentication to download media.', true),
         }),
         urlPreviews: group('Link previews, fetched by Synapse (SSRF-protected).', {
           enabled: bool('Fetch URL previews.', true),
-          ipRangeBlacklist: Type.Optional(Type.Array(Type.String(), { description: 'Ranges never fetched (default: the full upstream list).' })),
-          ipRangeWhitelist: strList('Ranges fetched even though blacklisted.'),
+          ipRangeBlacklist: Type.Optional(Type.Array(formatted('Ranges never fetched (default: the full upstream list).', 'addressOrCidr'), { description: 'Ranges never fetched (default: the full upstream list).' })),
+          ipRangeWhitelist: formattedList('Ranges fetched even though blacklisted.', 'addressOrCidr'),
           urlBlacklist: list('URL patterns never fetched (Synapse url_preview_url_blacklist entries).', Type.Record(Type.String(), Type.String())),
-          maxSpiderSize: str('Largest page fetched (K/M/G suffix).', '10M', { pattern: '^[0-9]+[KMGT]?$' }),
+          maxSpiderSize: formatted('Largest page fetched (K/M/G suffix).', 'synapseSize', '10M'),
         }),
         turn: group('TURN for voice and video calls.', {
           enabled: bool('Hand out TURN credentials (uris derived from coturn when empty).', true),
-          uris: strList('TURN URIs given to clients (default: derived from coturn settings).'),
-          userLifetime: str('How long TURN credentials stay valid.', '1h', { pattern: '^[0-9]+(ms|s|m|h|d|w|y)?$' }),
+          uris: formattedList('TURN URIs given to clients (default: derived from coturn settings).', 'turnUri'),
+          userLifetime: formatted('How long TURN credentials stay valid.', 'synapseDuration', '1h'),
           allowGuests: bool('Give TURN credentials to guests.', false),
           sharedSecretRef: secretKeyRef('Secret holding the TURN shared secret. Default: <release>-turn-credentials, key shared-secret.'),
         }),
         email: group('Outgoing email (notifications, password resets).', {
           enabled: bool('Send email.', false),
-          smtpHost: optStr('SMTP server.'),
+          smtpHost: optFormatted('SMTP server.', 'host'),
           smtpPort: port('SMTP port.', 587),
           smtpUser: optStr('SMTP user.'),
           smtpPass: optStr('SMTP password written in values (goes into a Secret). Prefer smtpPassSecretRef.'),
@@ -249,7 +252,7 @@ export const valuesSchema = Type.Object(
           notifFrom: str('Sender of the mails.', 'Matrix <noreply@localhost>'),
           appName: str('Application name in the mails.', 'Matrix'),
           enableNotifs: bool('Send notification emails for missed messages.', false),
-          clientBaseUrl: optStr('Web client linked from mails (default: the Element URL).'),
+          clientBaseUrl: optFormatted('Web client linked from mails (default: the Element URL).', 'httpUrl'),
         }),
         mfa: group('Two-factor authentication through mxstack\'s built-in identity provider (the auth component): turning on totp or webauthn sends every login to it, with Synapse\'s own password login and registration off (create users with `mxstack users create`). Providers in synapse.server.sso stay offered next to it; their users sign in there, without mxstack\'s second factor.', {
           totp: group('TOTP codes from an authenticator app.', {
@@ -261,7 +264,7 @@ export const valuesSchema = Type.Object(
           }),
           webauthn: group('Security keys and passkeys (WebAuthn).', {
             enabled: bool('Offer security keys and passkeys as a second factor (turns the auth component on).', false),
-            rpId: optStr('Relying party id: the public host (where the sign-in pages are served under /auth) or a parent domain of it; anything else is refused (default: the host of the public base URL).'),
+            rpId: optFormatted('Relying party id: the public host (where the sign-in pages are served under /auth) or a parent domain of it; anything else is refused (default: the host of the public base URL).', 'hostName'),
             rpName: str('Relying party name shown by the browser.', 'Matrix'),
           }),
           required: bool('Every user must enrol a second factor at their next sign-in.', false),
@@ -279,7 +282,7 @@ export const valuesSchema = Type.Object(
             providers: list('OIDC providers, each with its own client secret.', oidcProviderSchema),
           }),
           saml2: freeform('SAML2 (refused when enabled: the Synapse image lacks pysaml2 and xmlsec1; use OIDC).'),
-          clientWhitelist: strList('Client URLs allowed to receive a login token after SSO (default: the Element URL).'),
+          clientWhitelist: formattedList('Client URLs allowed to receive a login token after SSO (default: the Element URL).', 'httpUrl'),
         }),
         rateLimits: group('Rate limits (Synapse rc_*). Defaults are deliberate; see docs/values.md.', {
           loginPerSecond: Type.Number({ description: 'Login attempts per second per address and per account.', default: 0.17 }),
@@ -289,8 +292,8 @@ export const valuesSchema = Type.Object(
         }),
         federation: group('Federation with other servers.', {
           enabled: bool('Federate with other Matrix servers.', true),
-          domainWhitelist: Type.Optional(Type.Array(Type.String(), { description: 'Federate only with these server names.' })),
-          trustedKeyServers: strList('Servers trusted for other servers\' keys.', ['matrix.org']),
+          domainWhitelist: Type.Optional(Type.Array(formatted('Federate only with these server names.', 'serverName'), { description: 'Federate only with these server names.' })),
+          trustedKeyServers: formattedList('Servers trusted for other servers\' keys.', 'serverName', ['matrix.org']),
         }),
       }),
     }),
@@ -308,13 +311,13 @@ export const valuesSchema = Type.Object(
       resources: resources('10m', '32Mi', '500m', '128Mi'),
       webRoot: optStr('Local target: directory of an Element Web build to serve (none is packaged for this machine).'),
       config: group('Element config.json.', {
-        defaultServerName: optStr('Server name shown at login (default synapse.server.name).'),
-        defaultServerUrl: optStr('Homeserver URL (default the public Synapse URL).'),
+        defaultServerName: optFormatted('Server name shown at login (default synapse.server.name).', 'serverName'),
+        defaultServerUrl: optFormatted('Homeserver URL (default the public Synapse URL).', 'httpUrl'),
         brand: str('Product name shown in the UI.', 'Element'),
-        brandingUrl: optStr('Deprecated alias of branding.authHeaderLogoUrl.'),
+        brandingUrl: optFormatted('Deprecated alias of branding.authHeaderLogoUrl.', 'httpUrlOrPath'),
         defaultTheme: str('light, dark, or custom-<name> of a customThemes entry.', 'light', { pattern: '^(light|dark|custom-.+)$' }),
         customThemes: list('Custom colour themes.', customTheme),
-        roomDirectory: group('Room directory.', { servers: strList('Servers listed in the room directory (default: this server).') }),
+        roomDirectory: group('Room directory.', { servers: formattedList('Servers listed in the room directory (default: this server).', 'serverName') }),
         welcomeUserId: optStr('Not supported by Element Web 1.12 (it dropped welcome_user_id): refused with an explanation.'),
         disableGuests: bool('Hide guest access.', true),
         disableCustomUrls: bool('Forbid changing the homeserver URL at login.', false),
@@ -324,18 +327,18 @@ export const valuesSchema = Type.Object(
           enableWidgets: bool('Allow widgets.', true),
         }),
         integrations: group('Integration manager.', {
-          uiUrl: optStr('Integration manager UI URL.'),
-          restUrl: optStr('Integration manager REST URL.'),
-          widgetsUrls: strList('Widget URLs trusted.'),
-          jitsiWidgetUrl: optStr('Jitsi widget URL.'),
+          uiUrl: optFormatted('Integration manager UI URL.', 'httpUrl'),
+          restUrl: optFormatted('Integration manager REST URL.', 'httpUrl'),
+          widgetsUrls: formattedList('Widget URLs trusted.', 'httpUrl'),
+          jitsiWidgetUrl: optFormatted('Jitsi widget URL.', 'httpUrl'),
         }),
         branding: group('Branding.', {
-          authHeaderLogoUrl: optStr('Logo on the login pages.'),
-          welcomeBackgroundUrl: optStr('Background image of the welcome page.'),
+          authHeaderLogoUrl: optFormatted('Logo on the login pages.', 'httpUrlOrPath'),
+          welcomeBackgroundUrl: optFormatted('Background image of the welcome page.', 'httpUrlOrPath'),
           customCssUrl: optStr('Not supported by Element Web: refused with an explanation.'),
-          authFooterLinks: list('Links under the login form.', item('A footer link.', { text: str('Link text.'), url: str('Link URL.') })),
+          authFooterLinks: list('Links under the login form.', item('A footer link.', { text: str('Link text.'), url: formatted('Link URL.', 'httpUrlOrPath') })),
         }),
-        embeddedPages: group('Embedded pages.', { welcomeUrl: optStr('Welcome page URL.'), homeUrl: optStr('Home page URL.') }),
+        embeddedPages: group('Embedded pages.', { welcomeUrl: optFormatted('Welcome page URL.', 'httpUrlOrPath'), homeUrl: optFormatted('Home page URL.', 'httpUrlOrPath') }),
         extra: freeform('Extra config.json keys merged last.'),
       }),
     }),
@@ -347,8 +350,9 @@ export const valuesSchema = Type.Object(
       serviceAccount: serviceAccountSchema(false, '<release>-auth'),
       port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
       adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
-      trustedProxies: strList(
+      trustedProxies: formattedList(
         'Kubernetes: addresses or CIDR ranges whose X-Forwarded-For the identity provider believes (throttling and the audit log use the client address). Only the router reaches its port (NetworkPolicy), so the default is the private ranges pod networks use; list your pod network if it is not private. Locally: the router\'s loopback address.',
+        'addressOrCidr',
         ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fd00::/8'],
       ),
       resources: resources('50m', '128Mi', '1', '512Mi'),
@@ -366,8 +370,13 @@ export const valuesSchema = Type.Object(
     }),
 
     ingress: group('Ingress (any controller; TLS through cert-manager annotations).', {
-      enabled: bool('Render Ingress objects.', false),
-      className: optStr('IngressClass name (traefik, nginx...).'),
+      enabled: Type.Optional(
+        Type.Boolean({
+          description:
+            'Render Ingress objects. Unset: rendered when ingress.synapse.host or ingress.element.host is given and gatewayApi is off (the old chart\'s quick start sets only the hosts); false: never.',
+        }),
+      ),
+      className: optStr('IngressClass name (traefik, nginx...). Unset: the cluster\'s default IngressClass (the old chart defaulted to traefik).'),
       annotations: stringMap('Annotations, e.g. cert-manager.io/cluster-issuer.'),
       synapse: ingressHost('the Synapse client API', ['/_matrix', '/_synapse/client']),
       element: ingressHost('Element Web', ['/']),
@@ -405,7 +414,7 @@ export const valuesSchema = Type.Object(
       }),
       egress: group('Outbound flows beyond the stack.', {
         sso: selectorPair('Identity providers inside the cluster; empty: HTTPS to any public address.'),
-        smtpCidr: str('Where the SMTP server is (CIDR).', '0.0.0.0/0'),
+        smtpCidr: formatted('Where the SMTP server is (CIDR).', 'cidr', '0.0.0.0/0'),
         dnsNamespace: str('Namespace of the cluster DNS.', 'kube-system'),
       }),
       prometheus: selectorPair('The Prometheus allowed to scrape metrics.'),
@@ -414,7 +423,7 @@ export const valuesSchema = Type.Object(
     metrics: group('Prometheus Operator integration.', {
       serviceMonitor: group('ServiceMonitors.', {
         enabled: bool('Render ServiceMonitors for Synapse, coturn and the router.', false),
-        interval: str('Scrape interval.', '30s'),
+        interval: formatted('Scrape interval.', 'prometheusDuration', '30s'),
         labels: stringMap('Labels Prometheus selects ServiceMonitors by.'),
       }),
     }),
@@ -450,15 +459,15 @@ export const valuesSchema = Type.Object(
       ...podSettings(),
       serviceAccount: serviceAccountSchema(false, '<release>-postgresql'),
       persistence: group('Data volume.', {
-        size: str('Size of the data claim.', '8Gi'),
+        size: formatted('Size of the data claim.', 'kubernetesQuantity', '8Gi'),
         storageClass: optStr('Storage class.'),
       }),
       config: group('postgresql.conf tuning.', {
         maxConnections: int('max_connections.', 100, { minimum: 10 }),
-        sharedBuffers: str('shared_buffers.', '256MB'),
-        effectiveCacheSize: str('effective_cache_size.', '768MB'),
-        maintenanceWorkMem: str('maintenance_work_mem.', '64MB'),
-        workMem: str('work_mem.', '8MB'),
+        sharedBuffers: formatted('shared_buffers.', 'postgresqlMemory', '256MB'),
+        effectiveCacheSize: formatted('effective_cache_size.', 'postgresqlMemory', '768MB'),
+        maintenanceWorkMem: formatted('maintenance_work_mem.', 'postgresqlMemory', '64MB'),
+        workMem: formatted('work_mem.', 'postgresqlMemory', '8MB'),
         walLevel: strEnum('wal_level (minimal is refused: it rules out replication and point-in-time recovery).', ['replica', 'logical', 'minimal'], 'replica'),
         logMinDurationStatement: int('Log statements slower than this many ms (-1 off).', 1000),
       }),
@@ -470,9 +479,9 @@ export const valuesSchema = Type.Object(
       image: image('coturn'),
       ...podSettings(),
       serviceAccount: serviceAccountSchema(false, '<release>-coturn'),
-      externalIP: optStr('Public address clients reach TURN at (external-ip).'),
-      realm: optStr('TURN realm (default the server name).'),
-      hostname: optStr('Host name in TURN URIs (default service.externalDns.hostname, realm, or the server name).'),
+      externalIP: optFormatted('Public address clients reach TURN at (external-ip): an IP address, or public/private behind NAT.', 'externalAddress'),
+      realm: optFormatted('TURN realm (default the server name).', 'hostName'),
+      hostname: optFormatted('Host name in TURN URIs (default service.externalDns.hostname, realm, or the server name).', 'host'),
       listeningPort: port('TURN port (UDP and TCP).', 3478),
       tlsListeningPort: port('TURNS port (TLS), when tls.enabled.', 5349),
       relayPortRange: group('UDP relay ports.', {
@@ -494,7 +503,7 @@ export const valuesSchema = Type.Object(
       hostNetwork: bool('Run on the node network (opt-in; breaks Pod Security restricted; for relay ports without a LoadBalancer).', false),
       service: group('coturn Service.', {
         type: strEnum('Service type.', ['LoadBalancer', 'NodePort', 'ClusterIP'], 'LoadBalancer'),
-        loadBalancerIP: optStr('Requested LoadBalancer address.'),
+        loadBalancerIP: optFormatted('Requested LoadBalancer address.', 'ipAddress'),
         externalTrafficPolicy: strEnum('External traffic policy (Local keeps client addresses).', ['Local', 'Cluster'], 'Local'),
         annotations: stringMap('Service annotations.'),
         nodePorts: group('Node ports (NodePort type).', {
@@ -505,7 +514,7 @@ export const valuesSchema = Type.Object(
         }),
         externalDns: group('external-dns annotation.', {
           enabled: bool('Annotate for external-dns.', false),
-          hostname: optStr('DNS name published.'),
+          hostname: optFormatted('DNS name published.', 'hostName'),
         }),
       }),
       resources: resources('100m', '64Mi', '1', '512Mi'),
@@ -523,7 +532,7 @@ export const valuesSchema = Type.Object(
       schedule: optStr('Cron schedule of the backup CronJob, e.g. "0 3 * * *" (UTC); unset: no CronJob.'),
       retention: int('How many dumps the claim keeps; older ones are deleted after each successful dump.', 7, { minimum: 1 }),
       persistence: group('The claim the dumps are written to.', {
-        size: str('Size of the backup claim.', '20Gi'),
+        size: formatted('Size of the backup claim.', 'kubernetesQuantity', '20Gi'),
         storageClass: optStr('Storage class of the backup claim (unset: the cluster default).'),
       }),
       image: componentImageSchema(undefined),

@@ -10,12 +10,8 @@ import { ValuesError, formatPath, pointerToSegments } from './errors.js';
 const Ajv = AjvModule.default ?? AjvModule;
 // verbose: errors carry the offending value, so messages can say what was found (never for secrets:
 // those are plain strings with no enum or pattern, and type errors name only the kind found).
-const ajv = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: false, formats: { hostname: hostnamePattern() } });
+const ajv = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: false });
 const validateAgainstSchema = ajv.compile(valuesSchema);
-
-function hostnamePattern(): RegExp {
-  return /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-}
 
 type JsonSchemaNode = {
   type?: string | string[];
@@ -72,7 +68,9 @@ function expectedTypes(types: string[], found: unknown): string {
 /** The key's own description, in parentheses, so a range or pattern error says what the value is for. */
 function meaningOf(error: ErrorObject): string {
   const description = (error.parentSchema as JsonSchemaNode | undefined)?.description;
-  return description ? ` (${description.replace(/\.$/, '')})` : '';
+  // The first sentence says what the value is for; the rest (defaults, advice) belongs to the docs.
+  const firstSentence = description?.split(/\.\s+(?=[A-Z])/)[0];
+  return firstSentence ? ` (${firstSentence.replace(/\.$/, '')})` : '';
 }
 
 /** True where the schema wants a plain string (a tag, an annotation value): `--set` then keeps the text as typed. */
@@ -108,8 +106,12 @@ function describeError(error: ErrorObject): string {
       const { comparison, limit } = error.params as { comparison: string; limit: number };
       return `${path}: ${JSON.stringify(error.data)} is out of range${meaningOf(error)}; must be ${comparison} ${limit}.`;
     }
-    case 'pattern':
+    case 'pattern': {
+      // A known format (src/values/formats.ts) says in words what is allowed; a bare pattern shows itself.
+      const sentence = (error.parentSchema as { patternErrorMessage?: string } | undefined)?.patternErrorMessage;
+      if (sentence) return `${path}: ${JSON.stringify(error.data)} is not valid${meaningOf(error)}; it ${sentence}.`;
       return `${path}: ${JSON.stringify(error.data)} is not valid${meaningOf(error)}; must match ${(error.params as { pattern: string }).pattern}.`;
+    }
     case 'format':
       return `${path}: ${JSON.stringify(error.data)} is not a valid ${(error.params as { format: string }).format}.`;
     case 'required':
@@ -138,7 +140,9 @@ function uniqueProblems(errors: ErrorObject[]): string[] {
       problems.push(`${formatPath(pointerToSegments(group[0]!.instancePath))}: ${expectedTypes(names, group[0]!.data)}`);
       continue;
     }
-    const meaningful = group.filter((e) => e.keyword !== 'anyOf');
+    // A value of a union's string branch that fails its format: the other branches' type errors are noise.
+    const valueErrors = group.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'type');
+    const meaningful = valueErrors.length > 0 ? valueErrors : group.filter((e) => e.keyword !== 'anyOf');
     problems.push(...(meaningful.length > 0 ? meaningful : group).map(describeError));
   }
   return [...new Set(problems)];

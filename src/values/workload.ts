@@ -105,9 +105,13 @@ export function serviceAccountSchema(createByDefault: boolean, defaultName: stri
   });
 }
 
+/** Marks a component's copy of a shared key, so docs/values.md documents the sub-schema once (under global.workload). */
+export const workloadSettingMarker = 'x-mxstack-workload-setting';
+
 /** The per-component keys: the shared ones (no defaults: unset inherits global.workload). */
-export function componentWorkloadProperties() {
-  return sharedWorkloadProperties();
+export function componentWorkloadProperties(): ReturnType<typeof sharedWorkloadProperties> {
+  const shared = sharedWorkloadProperties();
+  return Object.fromEntries(Object.entries(shared).map(([key, schema]) => [key, { ...schema, [workloadSettingMarker]: true }])) as unknown as ReturnType<typeof sharedWorkloadProperties>;
 }
 
 export interface ProbeTimingValues {

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signingKeyInfo } from '../../src/ops/secrets/generate.js';
@@ -275,6 +275,8 @@ describe('errors a user can fix', { timeout: minutes(5) }, () => {
     const result = await runCliAsync(['up', '--state-dir', stateDir, '--set', `router.port=${port}`], { timeoutMs: 120_000 });
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, new RegExp(`port ${port}/tcp for the router \\(router\\.port\\) is already in use by process ${process.pid} \\(node\\)`));
+    // A refused command writes nothing: not even the state directory's identity (state.json) or its lock.
+    assert.equal(existsSync(stateDir), false, `${stateDir} was left behind by a refused up`);
     assert.equal((await readLocalStackStatus(stateDir)).running, false);
   });
 

@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ArchiveFormatError, TarReader, TarWriter, parseUstarHeader, ustarHeader } from '../../src/ops/backup/tar.js';
-import { readArchive } from '../../src/ops/backup/archive-reader.js';
+import { NotAnArchiveError, readArchive } from '../../src/ops/backup/archive-reader.js';
 import { ArchiveIntegrityError, backupFormat, backupFormatVersion, type BackupManifest, type ManifestPart, type PartKind } from '../../src/ops/backup/manifest.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mxstack-backup-unit-'));
@@ -149,6 +149,7 @@ test('readArchive refuses a damaged manifest, missing parts, gaps in chunk numbe
   await writeBackup(file, goodParts(), (m) => m.parts.pop());
   await assert.rejects(readArchive(file), /signing\.key is in the archive but not in its manifest/);
 
+  // No archive at all is a mistake in the command, told as such (not as a damaged backup).
   writeFileSync(file, 'not an archive at all, just text that is long enough'.repeat(20));
-  await assert.rejects(readArchive(file), ArchiveIntegrityError);
+  await assert.rejects(readArchive(file), (error: unknown) => error instanceof NotAnArchiveError && error.message === `${file} is not an mxstack backup archive.`);
 });

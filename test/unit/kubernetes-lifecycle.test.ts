@@ -630,6 +630,7 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     assert.match(run.stdout, /Admin: {3}@admin:example\.com; password in Secret mxstack-admin-credentials, key password:/);
     assert.match(run.stdout, /kubectl --kubeconfig \/tmp\/kc --context prod -n matrix get secret mxstack-admin-credentials/);
     assert.match(run.stderr, /ready {3}Deployment\/mxstack-synapse: 1 of 1 replicas available/);
+    assert.match(run.stderr, /^public routes: none rendered .*Service mxstack-router\.$/m, 'install tells which public routes it rendered');
   });
 
   test('an upgrade prunes what is no longer rendered: only members of this release, data kept', () => {

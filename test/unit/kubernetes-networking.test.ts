@@ -12,6 +12,7 @@ import { asCidr, buildNetworkPolicies, configuredPeer, nonPublicIpv4Ranges, nonP
 import { deniedPeerCidrs } from '../../src/components/coturn/peer-ranges.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from '../../src/components/synapse/url-preview-blacklist.js';
 import { buildIngress } from '../../src/targets/kubernetes/ingress.js';
+import { describePublicRoutes } from '../../src/targets/kubernetes/public-routes.js';
 import { buildHttpRoutes } from '../../src/targets/kubernetes/gateway.js';
 import { buildServiceMonitors } from '../../src/targets/kubernetes/service-monitors.js';
 import { pathCovers, publicHosts, withoutCoveredPaths } from '../../src/targets/kubernetes/public-routes.js';
@@ -244,6 +245,28 @@ function onlyIngress(values: Tree): PlainIngress {
 }
 
 const pathsOf = (ingress: PlainIngress, host: string) => ingress.spec.rules.find((r) => r.host === host)?.http.paths.map((p) => p.path);
+
+test('Ingress of the old chart\'s quick start: the hosts alone render it, ingress.enabled: false turns it off, Gateway API alone does not add one', () => {
+  const hostsOnly: Tree = { synapse: { server: { name: 'matrix.example.com' } }, ingress: { synapse: { host: 'matrix.example.com' }, element: { host: 'element.example.com' } } };
+  const ingress = onlyIngress(hostsOnly);
+  assert.deepEqual(ingress.spec.rules.map((r) => r.host), ['matrix.example.com', 'element.example.com']);
+  assert.equal(ingress.spec.ingressClassName, undefined, 'no class given: the cluster default IngressClass');
+  assert.deepEqual(buildIngress(stackOf({ ...hostsOnly, ingress: { ...(hostsOnly.ingress as Tree), enabled: false } })), []);
+  const elementOnly = onlyIngress({ synapse: { server: { name: 'example.com' } }, ingress: { element: { host: 'chat.example.com' } } });
+  assert.ok(elementOnly.spec.rules.some((r) => r.host === 'chat.example.com'), 'one host is enough, and is not refused for lack of the other');
+  const gateway = { ...hostsOnly, gatewayApi: { enabled: true, parentRefs: [{ name: 'public' }] } };
+  assert.deepEqual(buildIngress(stackOf(gateway)), [], 'HTTPRoutes chosen: no implicit Ingress beside them');
+});
+
+test('render and install report the public routes: Ingress hosts, the class, and a missing cert-manager issuer', () => {
+  const lines = describePublicRoutes(stackOf({ synapse: { server: { name: 'matrix.example.com' } }, ingress: { synapse: { host: 'matrix.example.com' }, element: { host: 'element.example.com' } } }));
+  assert.match(lines[0]!, /^public routes: Ingress chat-router, class the cluster's default IngressClass/);
+  assert.ok(lines.some((l) => l.startsWith('  https://matrix.example.com  /_matrix')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('  https://element.example.com  /')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('no cert-manager annotation')), lines.join('\n'));
+  assert.ok(!describePublicRoutes(stackOf(ingressValues())).some((l) => l.includes('no cert-manager annotation')));
+  assert.match(describePublicRoutes(stackOf(base)).join('\n'), /^public routes: none rendered/);
+});
 
 test('Ingress: none unless enabled; class and annotations from values; every path to the router Service', () => {
   assert.deepEqual(buildIngress(stackOf(base)), []);

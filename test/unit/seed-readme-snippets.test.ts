@@ -4,7 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { resolveValues, deepMerge } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
@@ -52,8 +54,10 @@ const notValues: Record<string, string> = {
   '#### Security #1': "an excerpt of Synapse's homeserver.yaml (url_preview_ip_range_blacklist) showing what the chart renders",
 };
 
-/** Blocks refused with a sentence (none today: the 2FA block used to be, before the auth component). */
-const refused: Record<string, string> = {};
+/** Blocks refused with a sentence: their placeholders would reach the rendered configuration. */
+const refused: Record<string, string> = {
+  '### Quick Start #1': 'coturn.externalIP: "YOUR_PUBLIC_IP" is not valid',
+};
 
 const snippets = yamlSnippets(readFileSync(seedReadme, 'utf8'));
 const snippet = (id: string): Snippet => {
@@ -195,10 +199,25 @@ test('"Key settings": server name and public hosts reach Synapse, Element and th
   const element = elementConfig(objects);
   assert.equal(element.default_server_config['m.homeserver'].server_name, 'matrix.example.com');
   assert.match(element.default_server_config['m.homeserver'].base_url, /^https:\/\/matrix\.example\.com\/?$/);
-  // The README pairs these hosts with an enabled Ingress (the old chart's default).
-  const withIngress = render(raw, { ingress: { enabled: true } }).objects;
-  const hosts = ofKind(withIngress, 'Ingress').flatMap((o) => o.spec.rules.map((r: Plain) => r.host));
-  assert.ok(hosts.includes('matrix.example.com') && hosts.includes('element.example.com'), `Ingress hosts: ${hosts.join(', ')}`);
+  // The old chart's values.yaml had ingress.enabled: true; its README sets only the hosts and opens Element.
+  const hosts = ofKind(objects, 'Ingress').flatMap((o) => o.spec.rules.map((r: Plain) => r.host));
+  assert.ok(hosts.includes('matrix.example.com') && hosts.includes('element.example.com'), `Ingress hosts: ${hosts.join(', ') || 'no Ingress'}`);
+});
+
+test('"Key settings" through the CLI: Ingress objects on stdout, the public routes on stderr', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxstack-key-settings-'));
+  try {
+    const file = join(dir, 'values-prod.yaml');
+    writeFileSync(file, snippet('### Step 3: Configure Values #1').text);
+    const result = runCli(['render', '-f', file]);
+    assert.equal(result.status, 0, result.stderr);
+    const ingresses = result.stdout.split(/^---$/m).map((doc) => parseYaml(doc) as Plain | null).filter((o): o is Plain => o?.kind === 'Ingress');
+    assert.deepEqual(ingresses.flatMap((o) => o.spec.rules.map((r: Plain) => r.host)), ['matrix.example.com', 'element.example.com']);
+    assert.match(result.stderr, /^public routes: Ingress mxstack-router/m);
+    assert.match(result.stderr, /^ {2}https:\/\/element\.example\.com {2}\//m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('"Server Settings": stats, closed registration, guests off, upload and image limits in homeserver.yaml', () => {
@@ -302,7 +321,9 @@ test('"Custom Theme Colors": the custom theme reaches config.json', () => {
 });
 
 test('coturn "Quick Start": LoadBalancer published by external-dns, realm and TURN URIs on turn.example.com', () => {
-  const { objects } = render(rawOf('### Quick Start #1'));
+  // The README's placeholder is refused (above); with a real address in its place the block renders.
+  const { objects } = render(rawOf('### Quick Start #1'), { coturn: { externalIP: '203.0.113.50' } });
+  assert.ok(turnserverLines(objects).includes('external-ip=203.0.113.50'));
   const services = byComponent(objects, 'Service', 'coturn').filter((s) => s.spec.type === 'LoadBalancer');
   assert.equal(services.length, 1);
   assert.equal(services[0]!.metadata.annotations?.['external-dns.alpha.kubernetes.io/hostname'], 'turn.example.com');

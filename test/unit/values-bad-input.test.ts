@@ -79,6 +79,8 @@ const badSets: { name: string; set: string[]; expect: string; path: string }[] =
   { name: 'non-numeric list index', set: ['synapse.server.sso.oidc.providers[first].idp_id=x'], expect: 'list index must be a number', path: 'synapse.server.sso.oidc.providers[first].idp_id' },
   { name: 'unclosed list index', set: ['synapse.server.sso.oidc.providers[0.idp_id=x'], expect: 'list index must be a number', path: 'synapse.server.sso.oidc.providers[0.idp_id' },
   { name: 'wrong type through --set', set: ['coturn.listeningPort=turn'], expect: 'expected a whole number, found a string', path: 'coturn.listeningPort' },
+  { name: 'empty value', set: ['router.port='], expect: 'the value is empty', path: 'router.port' },
+  { name: 'empty value of a list', set: ['auth.trustedProxies='], expect: 'the value is empty', path: 'auth.trustedProxies' },
   { name: 'out of range through --set', set: ['coturn.relayPortRange.max=99999'], expect: 'out of range', path: 'coturn.relayPortRange.max' },
   {
     name: 'refusal through --set',

@@ -51,7 +51,7 @@ test('an empty values file gives the documented defaults', () => {
   assert.equal(values.synapse.database.external, false);
   assert.equal(values.element.enabled, true);
   assert.equal(values.element.config.defaultTheme, 'light');
-  assert.equal(values.ingress.enabled, false);
+  assert.equal(values.ingress.enabled, undefined, 'unset: decided by the hosts (see ingressEnabled)');
   assert.equal(values.networkPolicy.enabled, false);
   assert.equal(values.synapse.server.mfa.totp.enabled, false);
   assert.deepEqual(values.mas, {});

@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { ArchiveFormatError, TarReader } from './tar.js';
+import { open, stat } from 'node:fs/promises';
+import { ArchiveFormatError, blockSize, parseUstarHeader, TarReader } from './tar.js';
 import {
   ArchiveIntegrityError,
   compareWithManifest,
@@ -45,6 +45,61 @@ async function collect(chunks: AsyncIterable<Buffer>, size: number, name: string
   return Buffer.concat(out);
 }
 
+/**
+ * The file given is not an mxstack backup archive at all (a directory, an unreadable file, some other
+ * file): a mistake in the command, not a damaged backup. One sentence naming the path.
+ */
+export class NotAnArchiveError extends Error {}
+
+const readErrorReason: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EPERM: 'permission denied', ELOOP: 'too many symbolic links' };
+
+function cannotRead(file: string, error: unknown): NotAnArchiveError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  if (code === 'EISDIR') return new NotAnArchiveError(`${file} is a directory, not an mxstack backup archive.`);
+  return new NotAnArchiveError(`${file} cannot be read (${readErrorReason[code] ?? code}).`);
+}
+
+/**
+ * Recognises an mxstack backup before anything else reads it: a readable regular file whose first block
+ * is a ustar header of a known part. Returns its size; throws NotAnArchiveError otherwise. Damage further
+ * in (truncation, checksums) is readArchive's to report.
+ */
+export async function checkBackupArchiveFile(file: string): Promise<number> {
+  let size: number;
+  let isDirectory: boolean;
+  try {
+    const info = await stat(file);
+    [size, isDirectory] = [info.size, info.isDirectory()];
+  } catch (error) {
+    throw cannotRead(file, error);
+  }
+  if (isDirectory) throw new NotAnArchiveError(`${file} is a directory, not an mxstack backup archive.`);
+  const first = Buffer.alloc(blockSize);
+  let read: number;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      ({ bytesRead: read } = await handle.read(first, 0, blockSize, 0));
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw cannotRead(file, error);
+  }
+  if (read < blockSize || !startsWithKnownPart(first)) throw new NotAnArchiveError(`${file} is not an mxstack backup archive.`);
+  return size;
+}
+
+function startsWithKnownPart(block: Buffer): boolean {
+  try {
+    const header = parseUstarHeader(block, 0);
+    return header !== undefined && (partKindOf(header.name) !== undefined || header.name === manifestName);
+  } catch (error) {
+    if (error instanceof ArchiveFormatError) return false;
+    throw error;
+  }
+}
+
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 /**
@@ -52,12 +107,7 @@ const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
  * with one sentence on the first problem; returns only for an intact archive.
  */
 export async function readArchive(file: string, options: { sinks?: Partial<Record<PartKind, PartSink>>; progress?: Progress; label?: string } = {}): Promise<ArchiveContents> {
-  let total: number;
-  try {
-    total = (await stat(file)).size;
-  } catch (error) {
-    throw new ArchiveIntegrityError(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'}).`);
-  }
+  const total = await checkBackupArchiveFile(file);
   const meter = progressMeter(options.label ?? 'verifying', total, options.progress);
   const reader = new TarReader(createReadStream(file, { highWaterMark: 1024 * 1024 }));
   const parts: ManifestPart[] = [];

@@ -3,10 +3,11 @@ import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from './objects.js';
 import { publicHosts } from './public-routes.js';
+import { ingressEnabled } from '../../values/ingress.js';
 
 export function buildIngress(stack: Stack): KubeObject[] {
   const { ingress } = stack.values;
-  if (!ingress.enabled) return [];
+  if (!ingressEnabled(stack.values)) return [];
   const hosts = publicHosts(stack);
   const router = { service: { name: stack.objectName('router'), port: { number: stack.placement.ports.router } } };
   const tls = hosts.filter((h) => h.tlsSecretName).map((h) => ({ hosts: [h.host], secretName: h.tlsSecretName }));

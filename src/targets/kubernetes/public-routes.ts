@@ -4,6 +4,7 @@
  * ingress layer only decides which hosts and prefixes reach the release at all.
  */
 import { authPathPrefix, type Stack } from '../../stack/model.js';
+import { ingressEnabled } from '../../values/ingress.js';
 
 export interface PublicHost {
   host: string;
@@ -59,4 +60,40 @@ export function publicHosts(stack: Stack): PublicHost[] {
     paths: withoutCoveredPaths(paths),
     ...(tls.enabled ? { tlsSecretName: tls.secretName ?? `${stack.release}-${hostSlug(host)}-tls` } : {}),
   }));
+}
+
+const certManagerAnnotationPrefix = 'cert-manager.io/';
+
+function hostLine(host: PublicHost): string {
+  const scheme = host.tlsSecretName ? 'https' : 'http';
+  const tls = host.tlsSecretName ? `  (certificate in Secret ${host.tlsSecretName})` : '';
+  return `  ${scheme}://${host.host}  ${host.paths.join(' ')}${tls}`;
+}
+
+/**
+ * What `render` and `install` tell on stderr: which public routes exist (Ingress, HTTPRoutes or none),
+ * with what would surprise a user of the old chart (no IngressClass given, no cert-manager issuer).
+ */
+export function describePublicRoutes(stack: Stack): string[] {
+  const { ingress, gatewayApi, element } = stack.values;
+  const ingressRendered = ingressEnabled(stack.values);
+  const router = stack.objectName('router');
+  if (!ingressRendered && !gatewayApi.enabled) {
+    return [`public routes: none rendered (no ingress.synapse.host or ingress.element.host, or ingress.enabled: false); the stack is reachable only inside the cluster through Service ${router}.`];
+  }
+  const hosts = publicHosts(stack);
+  const lines: string[] = [];
+  if (ingressRendered) {
+    const className = ingress.className ?? 'the cluster\'s default IngressClass (set ingress.className, e.g. traefik as in the old chart)';
+    lines.push(`public routes: Ingress ${router}, class ${className}:`, ...hosts.map(hostLine));
+    const certManager = Object.keys(ingress.annotations).some((key) => key.startsWith(certManagerAnnotationPrefix));
+    if (hosts.some((h) => h.tlsSecretName) && !certManager) {
+      lines.push('  no cert-manager annotation in ingress.annotations: those certificate Secrets must exist, or set ingress.annotations.cert-manager\\.io/cluster-issuer.');
+    }
+  }
+  if (gatewayApi.enabled) {
+    lines.push(`public routes: HTTPRoutes attached to ${gatewayApi.parentRefs.map((ref) => ref.name).join(', ')}:`, ...hosts.map((h) => `  ${h.host}  ${h.paths.join(' ')}`));
+  }
+  if (element.enabled && !ingress.element.host) lines.push('  Element Web has no public host (set ingress.element.host).');
+  return lines;
 }

@@ -1,6 +1,6 @@
 /** `up`, `down`, `status` of a local stack. */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
 import { authEnabled, compileStack } from '../../stack/compile.js';
@@ -121,7 +121,12 @@ function checkIdentity(layout: StateLayout, serverName: string): void {
       `the state directory ${layout.root} was created for server name ${identity.serverName}, not ${serverName}; a server name cannot change, use another --state-dir.`,
     );
   }
-  if (!identity) writeJsonFileAtomic(layout.stateFile, { serverName, createdAt: new Date().toISOString() } satisfies StackIdentity);
+}
+
+/** The server name the state directory belongs to, recorded once every check has passed. */
+function recordIdentity(layout: StateLayout, serverName: string): void {
+  if (readJsonFile<StackIdentity>(layout.stateFile)) return;
+  writeJsonFileAtomic(layout.stateFile, { serverName, createdAt: new Date().toISOString() } satisfies StackIdentity);
 }
 
 /**
@@ -225,6 +230,8 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
       `the state directory ${layout.root} is inside ${closedAncestor}, which the stack's own users (postgres, matrix-synapse) cannot enter inside the runtime; choose a --state-dir elsewhere (the default is /var/lib/mxstack/default).`,
     );
   if (authEnabled(values)) checkAuthCanRun(layout, rootfs);
+  // A refused `up` writes nothing: a state directory it created for the lock alone is removed again.
+  const createdStateDir = !existsSync(layout.root);
   mkdirSync(layout.root, { recursive: true, mode: 0o711 });
   try {
     acquireLock(layout);
@@ -232,6 +239,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     throw new LocalStackUsageError((error as Error).message);
   }
   let supervisorPid: number | undefined;
+  let checked = false;
   try {
     checkIdentity(layout, values.synapse.server.name);
     const persisted = readJsonFile<LocalPorts>(layout.portsFile);
@@ -240,6 +248,8 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     checkElementWebRoot(stack);
     checkDatabaseFieldsLocal(stack);
     checkPortsFree(stack);
+    checked = true;
+    recordIdentity(layout, values.synapse.server.name);
     writeJsonFileAtomic(layout.portsFile, ports);
     const secrets = ensureLocalSecrets(stack, layout);
     const users = runtimeUsers(rootfs);
@@ -287,6 +297,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
       await stopSupervisor(layout, supervisorPid, 120_000);
     }
     releaseLock(layout);
+    if (createdStateDir && !checked) rmSync(layout.root, { recursive: true, force: true });
     throw error;
   }
 }
