@@ -1,4 +1,4 @@
-/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config. */
+/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config, the page templates. */
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { deepMerge } from '../../values/load.js';
@@ -7,6 +7,7 @@ import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
+import { synapseTemplateFiles } from './templates.js';
 
 export interface SynapseSecretValues {
   databasePassword: string;
@@ -164,6 +165,8 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...ssoConfig(stack),
     ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
+    // The branded templates (./templates.ts) are written beside this file.
+    templates: { custom_template_directory: paths.synapseConfigDir },
   };
   return deepMerge(generated, synapse.additionalConfig) as Config;
 }
@@ -249,11 +252,12 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml and log.yaml, serialised. */
+/** The non-secret files by name: homeserver.yaml and log.yaml, serialised, and the branded page templates. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
+    ...synapseTemplateFiles(stack),
     // A CA certificate is public: written in values it sits beside homeserver.yaml.
     ...(stack.database.ca !== undefined ? { [synapseSecretFiles.databaseCa]: stack.database.ca } : {}),
   };
