@@ -163,7 +163,7 @@ test('one line points at an operator\'s database: synapse.database.secret with t
   const args = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!).database.args;
   assert.deepEqual({ host: args.host, port: args.port, dbname: args.dbname, user: args.user, password: args.password }, { host: 'chat-db-rw.db.svc', port: 5433, dbname: 'app', user: 'app', password: 'from-operator' });
   // Missing: install refuses with the command to create it.
-  assert.match(planSecrets(stack, new Map()).problems.join('\n'), /Secret chat-db-app \(key host\) named in the values does not exist/);
+  assert.match(planSecrets(stack, new Map()).problems.join('\n'), /Secret chat-db-app \(keys dbname, host, password, port, user\) named in the values does not exist/);
   const objects = renderStack(stack);
   assert.equal(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Cluster').length, 0);
 });
