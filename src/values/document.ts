@@ -4,6 +4,7 @@
  */
 import { Document, isMap, isPair, isScalar, type Pair } from 'yaml';
 import { valuesSchema, type Values } from './schema.js';
+import { workloadSettingMarker } from './workload.js';
 
 interface SchemaNode {
   type?: string | string[];
@@ -65,10 +66,20 @@ export function valuesReferenceRows(): { path: string; type: string; default: st
   const rows: { path: string; type: string; default: string; description: string }[] = [];
   const visit = (node: SchemaNode, path: string) => {
     for (const [key, child] of Object.entries(node.properties ?? {})) {
+      if ((child as Record<string, unknown>)[workloadSettingMarker]) continue;
       const childPath = path ? `${path}.${key}` : key;
       rows.push({ path: childPath, type: typeName(child) + constraints(child), default: defaultText(child), description: child.description ?? '' });
       if (child.properties) visit(child, childPath);
       if (child.type === 'array' && child.items?.properties) visit(child.items, `${childPath}[]`);
+    }
+    const shared = Object.entries(node.properties ?? {}).filter(([, child]) => (child as Record<string, unknown>)[workloadSettingMarker]);
+    if (shared.length > 0) {
+      rows.push({
+        path: `${path}.{${shared.map(([key]) => key).join(', ')}}`,
+        type: 'workload settings',
+        default: '—',
+        description: 'The workload settings: the same keys and meaning as `global.workload.*` (documented there), overriding them for this component by the merge rule of docs/kubernetes.md "Fitting the cluster".',
+      });
     }
   };
   visit(root, '');

@@ -9,24 +9,15 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { SecretRef, Stack } from '../../stack/model.js';
+import type { DatabaseField, SecretRef, Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { clusterIpService, objectMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
-import {
-  configChecksum,
-  configChecksumAnnotation,
-  containerImage,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { projectedSecretVolume } from '../synapse/kubernetes.js';
 import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
-import { authConfigFile, authHealthPath, authSecretFiles } from './service-config.js';
+import { authConfigFile, authDatabaseFieldFiles, authHealthPath, authSecretFiles } from './service-config.js';
 
 export const authComponent = 'auth';
 
@@ -46,8 +37,15 @@ export function authSecretFileList(stack: Stack): AuthSecretFile[] {
   if (!auth) return [];
   return [
     { ref: stack.secrets.postgresPassword, file: authSecretFiles.databasePassword, purpose: 'password of the database role (same as Synapse\'s)' },
+    ...databaseFieldFiles(stack),
     ...(Object.keys(authSecretFileOfKey) as (keyof typeof authSecretFileOfKey)[]).map((key) => ({ ref: auth[key], ...authSecretFileOfKey[key] })),
   ];
+}
+
+/** The database connection fields an external database keeps in Secrets, as the files the service reads them from. */
+function databaseFieldFiles(stack: Stack): AuthSecretFile[] {
+  const files: Record<DatabaseField, string> = { ...authDatabaseFieldFiles, name: authDatabaseFieldFiles.synapseDatabase };
+  return (Object.entries(stack.database.fromSecret) as [DatabaseField, SecretRef][]).map(([field, ref]) => ({ ref, file: files[field], purpose: `database ${field} (from the database's Secret)` }));
 }
 
 function authContainer(stack: Stack): IContainer {
@@ -55,7 +53,7 @@ function authContainer(stack: Stack): IContainer {
   const { paths, ports } = stack.placement;
   return {
     name: 'auth',
-    ...containerImage(auth.image),
+    ...workloadImage(stack.values, 'auth'),
     // The image's ENTRYPOINT is `node bin/mxstack-auth.js`; config.json names the secrets directory.
     args: ['--config', posix.join(paths.authConfigDir, authConfigFile)],
     ports: [
@@ -76,24 +74,24 @@ function authContainer(stack: Stack): IContainer {
 function authDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { auth } = stack.values;
   return new Deployment({
-    metadata: objectMeta(stack, authComponent),
+    metadata: workloadMeta(stack, 'auth', authComponent),
     spec: {
       replicas: auth.replicaCount,
       selector: { matchLabels: stack.selectorLabels(authComponent) },
-      template: {
+      template: configuredPodTemplate(stack, {
+        group: 'auth',
+        component: authComponent,
+        uid: authUid,
         // config.json is read once at start: a changed config needs new pods.
-        metadata: podMeta(stack, authComponent, podAnnotations(auth, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: authUid,
-          settings: auth,
-          containers: [authContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(authComponent) } },
-            projectedSecretVolume('secrets', authSecretFileList(stack)),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-      },
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        replicas: auth.replicaCount,
+        containers: [authContainer(stack)],
+        volumes: [
+          { name: 'config', configMap: { name: stack.objectName(authComponent) } },
+          projectedSecretVolume('secrets', authSecretFileList(stack)),
+          emptyDirVolume('tmp'),
+        ],
+      }),
     },
   });
 }
@@ -108,6 +106,7 @@ export function authObjects(stack: Stack): KubeObject[] {
   const configData = { [authConfigFile]: renderAuthConfigFile(stack) };
   return [
     new ConfigMap({ metadata: objectMeta(stack, authComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'auth', authComponent),
     authDeployment(stack, configData),
     authService(stack),
     ...podDisruptionBudgets(stack, authComponent, stack.values.auth.replicaCount),

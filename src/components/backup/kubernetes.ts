@@ -9,10 +9,12 @@
 import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
-import type { Stack } from '../../stack/model.js';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import { synapseSecretFiles, type DatabaseField, type Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { containerImage, emptyDirVolume, hardenedPodSpec, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
+import { emptyDirVolume, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { projectedSecretVolume } from '../synapse/kubernetes.js';
 import { postgresqlUid } from '../postgresql/kubernetes.js';
 
@@ -65,17 +67,34 @@ export function backupScript(paths: BackupScriptPaths = podPaths): string {
   ].join('\n');
 }
 
+/** A libpq variable: the literal, or the database's Secret key when the field comes from one (not a secret: host, port...). */
+function connectionVariable(stack: Stack, variable: string, field: Exclude<DatabaseField, 'ca'>): IEnvVar {
+  const ref = stack.database.fromSecret[field];
+  return ref ? { name: variable, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } } : { name: variable, value: String(stack.database[field]) };
+}
+
+const caDir = '/database-ca';
+
 function backupEnvironment(stack: Stack): IEnvVar[] {
-  const { database } = stack;
+  const hasCa = stack.database.fromSecret.ca !== undefined || stack.database.ca !== undefined;
   return [
-    { name: 'PGHOST', value: database.host },
-    { name: 'PGPORT', value: String(database.port) },
-    { name: 'PGDATABASE', value: database.name },
-    { name: 'PGUSER', value: database.user },
-    { name: 'PGSSLMODE', value: database.sslmode },
+    connectionVariable(stack, 'PGHOST', 'host'),
+    connectionVariable(stack, 'PGPORT', 'port'),
+    connectionVariable(stack, 'PGDATABASE', 'name'),
+    connectionVariable(stack, 'PGUSER', 'user'),
+    connectionVariable(stack, 'PGSSLMODE', 'sslmode'),
+    ...(hasCa ? [{ name: 'PGSSLROOTCERT', value: `${caDir}/${synapseSecretFiles.databaseCa}` }] : []),
     { name: 'MXSTACK_SERVER_NAME', value: stack.serverName },
     { name: 'MXSTACK_RETENTION', value: String(stack.values.backup.retention) },
   ];
+}
+
+/** The database server's CA: from its Secret, or from Synapse's ConfigMap when written in values. */
+function databaseCaVolume(stack: Stack): IVolume | undefined {
+  const ref = stack.database.fromSecret.ca;
+  if (ref) return projectedSecretVolume('database-ca', [{ ref, file: synapseSecretFiles.databaseCa }]);
+  if (stack.database.ca === undefined) return undefined;
+  return { name: 'database-ca', configMap: { name: stack.objectName('synapse'), items: [{ key: synapseSecretFiles.databaseCa, path: synapseSecretFiles.databaseCa }] } };
 }
 
 export function backupClaimName(stack: Stack): string {
@@ -83,9 +102,8 @@ export function backupClaimName(stack: Stack): string {
 }
 
 function backupCronJob(stack: Stack): CronJob {
-  const { postgresql } = stack.values;
   return new CronJob({
-    metadata: objectMeta(stack, backupComponent),
+    metadata: workloadMeta(stack, 'backup', backupComponent),
     spec: {
       schedule: stack.values.backup.schedule!,
       timeZone: 'Etc/UTC',
@@ -96,23 +114,23 @@ function backupCronJob(stack: Stack): CronJob {
         spec: {
           backoffLimit: 2,
           activeDeadlineSeconds: jobDeadlineSeconds,
-          template: {
-            metadata: podMeta(stack, backupComponent, {}),
-            spec: hardenedPodSpec(stack.values, {
+          template: configuredPodTemplate(stack, {
+              group: 'backup',
+              component: backupComponent,
               uid: postgresqlUid,
-              settings: { podAnnotations: {}, podSecurityContext: postgresql.podSecurityContext, securityContext: postgresql.securityContext },
               restartPolicy: 'Never',
               containers: [
                 {
                   name: 'pg-dump',
-                  ...containerImage(postgresql.image),
+                  ...workloadImage(stack.values, 'backup'),
                   command: ['sh', '-c', backupScript()],
                   env: backupEnvironment(stack),
-                  resources: resourceRequirements(postgresql.resources),
+                  resources: resourceRequirements(stack.values.backup.resources),
                   volumeMounts: [
                     { name: 'backups', mountPath: backupMountPath },
                     { name: 'password', mountPath: passwordDir, readOnly: true },
                     { name: 'scratch', mountPath: scratchDir },
+                    ...(databaseCaVolume(stack) ? [{ name: 'database-ca', mountPath: caDir, readOnly: true }] : []),
                   ],
                 },
               ],
@@ -120,9 +138,9 @@ function backupCronJob(stack: Stack): CronJob {
                 { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
                 projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
                 emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
+                ...(databaseCaVolume(stack) ? [databaseCaVolume(stack)!] : []),
               ],
             }),
-          },
         },
       },
     },
@@ -143,5 +161,5 @@ function backupClaim(stack: Stack): PersistentVolumeClaim {
 
 export function backupObjects(stack: Stack): KubeObject[] {
   if (!backupScheduled(stack)) return [];
-  return [backupCronJob(stack), backupClaim(stack)];
+  return [...serviceAccountObjects(stack, 'backup', backupComponent), backupCronJob(stack), backupClaim(stack)];
 }

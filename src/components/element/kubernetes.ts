@@ -10,20 +10,10 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  serviceType,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { elementConfigFiles } from './config.js';
 
 export const elementComponent = 'element';
@@ -53,7 +43,7 @@ function elementContainer(stack: Stack): IContainer {
   const port = stack.placement.ports.element;
   return {
     name: 'element',
-    ...containerImage(element.image),
+    ...workloadImage(stack.values, 'element'),
     env: [{ name: 'ELEMENT_WEB_PORT', value: String(port) }],
     ports: [{ name: 'http', containerPort: port, protocol: 'TCP' as const }],
     resources: resourceRequirements(element.resources),
@@ -68,24 +58,21 @@ function elementContainer(stack: Stack): IContainer {
 function elementDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { element, autoscaling } = stack.values;
   return new Deployment({
-    metadata: objectMeta(stack, elementComponent),
+    metadata: workloadMeta(stack, 'element', elementComponent),
     spec: {
       // With an HPA the replica count is its to set: applying one here would fight it.
       ...(autoscaling.enabled ? {} : { replicas: element.replicaCount }),
       selector: { matchLabels: stack.selectorLabels(elementComponent) },
-      template: {
+      template: configuredPodTemplate(stack, {
+        group: 'element',
+        component: elementComponent,
+        uid: elementUid,
         // The entrypoint copies config.json once at start: a changed config needs new pods.
-        metadata: podMeta(stack, elementComponent, podAnnotations(element, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: elementUid,
-          settings: element,
-          containers: [elementContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(elementComponent) } },
-            ...writableDirs.map(({ name }) => emptyDirVolume(name)),
-          ],
-        }),
-      },
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        replicas: minimumReplicas(stack),
+        containers: [elementContainer(stack)],
+        volumes: [{ name: 'config', configMap: { name: stack.objectName(elementComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
+      }),
     },
   });
 }
@@ -125,6 +112,7 @@ export function elementObjects(stack: Stack): KubeObject[] {
   const configData = elementConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, elementComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'element', elementComponent),
     elementDeployment(stack, configData),
     elementService(stack),
     ...elementAutoscaler(stack),

@@ -9,19 +9,10 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { clusterIpService, objectMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { routerConfigFiles } from './config.js';
 
 export const routerComponent = 'router';
@@ -40,7 +31,7 @@ function routerContainer(stack: Stack): IContainer {
   const { ports, paths } = stack.placement;
   return {
     name: 'haproxy',
-    ...containerImage(router.image),
+    ...workloadImage(stack.values, 'router'),
     // -W -db: master-worker in the foreground, as the image's entrypoint would run it.
     command: ['haproxy', '-W', '-db', '-f', posix.join(paths.routerConfigDir, 'haproxy.cfg')],
     ports: [
@@ -59,19 +50,19 @@ function routerContainer(stack: Stack): IContainer {
 function routerDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { router } = stack.values;
   return new Deployment({
-    metadata: objectMeta(stack, routerComponent),
+    metadata: workloadMeta(stack, 'router', routerComponent),
     spec: {
       replicas: router.replicaCount,
       selector: { matchLabels: stack.selectorLabels(routerComponent) },
-      template: {
-        metadata: podMeta(stack, routerComponent, podAnnotations(router, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: routerUid,
-          settings: router,
-          containers: [routerContainer(stack)],
-          volumes: [{ name: 'config', configMap: { name: stack.objectName(routerComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
-        }),
-      },
+      template: configuredPodTemplate(stack, {
+        group: 'router',
+        component: routerComponent,
+        uid: routerUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        replicas: router.replicaCount,
+        containers: [routerContainer(stack)],
+        volumes: [{ name: 'config', configMap: { name: stack.objectName(routerComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
+      }),
     },
   });
 }
@@ -85,6 +76,7 @@ export function routerObjects(stack: Stack): KubeObject[] {
   const configData = routerConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, routerComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'router', routerComponent),
     routerDeployment(stack, configData),
     routerService(stack),
     ...podDisruptionBudgets(stack, routerComponent, stack.values.router.replicaCount),

@@ -9,8 +9,9 @@ import { Job } from 'kubernetes-models/batch/v1/Job';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import { configChecksum, configChecksumAnnotation, containerImage, emptyDirVolume, hardenedPodSpec, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, resourceRequirements } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { projectedSecretVolume, synapseServiceUrl, synapseUid, type SecretFile } from './kubernetes.js';
 
 export const adminBootstrapComponent = 'admin-bootstrap';
@@ -55,25 +56,25 @@ function scriptEnvironment(stack: Stack): IEnvVar[] {
 }
 
 function adminBootstrapJob(stack: Stack): Job {
-  const { synapse, adminBootstrap } = stack.values;
+  const { adminBootstrap } = stack.values;
   const scriptData = scriptConfigMapData();
   return new Job({
-    metadata: objectMeta(stack, adminBootstrapComponent),
+    metadata: workloadMeta(stack, 'adminBootstrap', adminBootstrapComponent),
     spec: {
       backoffLimit: 6,
       activeDeadlineSeconds: jobDeadlineSeconds,
       // Deleted an hour after it ends; the next apply recreates it, and it succeeds at once.
       ttlSecondsAfterFinished: 3600,
-      template: {
-        metadata: podMeta(stack, adminBootstrapComponent, { [configChecksumAnnotation]: configChecksum(scriptData) }),
-        spec: hardenedPodSpec(stack.values, {
+      template: configuredPodTemplate(stack, {
+          group: 'adminBootstrap',
+          component: adminBootstrapComponent,
           uid: synapseUid,
-          settings: { podAnnotations: {}, podSecurityContext: synapse.podSecurityContext, securityContext: synapse.securityContext },
+          annotations: { [configChecksumAnnotation]: configChecksum(scriptData) },
           restartPolicy: 'Never',
           containers: [
             {
               name: 'register-admin',
-              ...containerImage(synapse.image),
+              ...workloadImage(stack.values, 'adminBootstrap'),
               command: ['python', `${scriptDir}/${scriptName}`],
               env: scriptEnvironment(stack),
               resources: resourceRequirements(adminBootstrap.resources),
@@ -90,7 +91,6 @@ function adminBootstrapJob(stack: Stack): Job {
             emptyDirVolume('tmp'),
           ],
         }),
-      },
     },
   });
 }
@@ -99,6 +99,7 @@ export function adminBootstrapObjects(stack: Stack): KubeObject[] {
   if (!stack.values.synapse.server.adminUser.enabled) return [];
   return [
     new ConfigMap({ metadata: objectMeta(stack, adminBootstrapComponent), data: scriptConfigMapData() }),
+    ...serviceAccountObjects(stack, 'adminBootstrap', adminBootstrapComponent),
     adminBootstrapJob(stack),
   ];
 }

@@ -6,7 +6,6 @@ import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
@@ -15,19 +14,9 @@ import type { IVolumeProjection } from 'kubernetes-models/v1/VolumeProjection';
 import type { SecretRef, Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
-import {
-  configChecksum,
-  containerImage,
-  configChecksumAnnotation,
-  emptyDirVolume,
-  hardenedPodSpec,
-  httpGetProbe,
-  podAnnotations,
-  resourceRequirements,
-  serviceType,
-  standardProbes,
-} from '../../targets/kubernetes/pod-security.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../targets/kubernetes/pod-security.js';
+import { configuredPodTemplate, serviceAccountNameOf, serviceAccountObjects, workloadImage, workloadMeta } from '../../targets/kubernetes/workload.js';
 import { synapseConfigFiles } from './config.js';
 import { synapseWorkerObjects } from './worker-kubernetes.js';
 import { workersEnabled } from '../../values/worker-pools.js';
@@ -61,6 +50,9 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
     { ref: secrets.macaroonSecretKey, file: synapseSecretFiles.macaroonSecretKey, purpose: 'macaroon_secret_key_path' },
     { ref: secrets.formSecret, file: synapseSecretFiles.formSecret, purpose: 'form_secret_path' },
   ];
+  if (stack.database.fromSecret.ca) {
+    files.push({ ref: stack.database.fromSecret.ca, file: synapseSecretFiles.databaseCa, purpose: 'sslrootcert: the database server\'s CA certificate' });
+  }
   if (server.turn.enabled) {
     files.push({ ref: secrets.turnSharedSecret, file: synapseSecretFiles.turnSharedSecret, purpose: 'turn_shared_secret_path' });
   }
@@ -105,8 +97,7 @@ export function projectedSecretVolume(name: string, files: { ref: SecretRef; fil
 }
 
 export function synapseServiceAccountName(stack: Stack): string {
-  const account = stack.values.synapse.serviceAccount;
-  return account.name ?? (account.create ? stack.objectName(synapseComponent) : 'default');
+  return serviceAccountNameOf(stack, 'synapse', synapseComponent);
 }
 
 export function synapseMediaClaimName(stack: Stack): string {
@@ -154,7 +145,7 @@ function synapseContainer(stack: Stack): IContainer {
   const { paths, ports } = stack.placement;
   return {
     name: 'synapse',
-    ...containerImage(synapse.image),
+    ...workloadImage(stack.values, 'synapse'),
     command: [
       'python',
       '-m',
@@ -195,35 +186,23 @@ function sharedVolumes(stack: Stack): IVolume[] {
 function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
   const { synapse } = stack.values;
   return new Deployment({
-    metadata: objectMeta(stack, synapseComponent),
+    metadata: workloadMeta(stack, 'synapse', synapseComponent),
     spec: {
       replicas: synapse.replicaCount,
       // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
       strategy: { type: 'Recreate' },
       selector: { matchLabels: stack.selectorLabels(synapseComponent) },
-      template: {
-        metadata: podMeta(stack, synapseComponent, podAnnotations(synapse, { [configChecksumAnnotation]: configChecksum(configMapData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: synapseUid,
-          settings: synapse,
-          serviceAccountName: synapseServiceAccountName(stack),
-          containers: [synapseContainer(stack)],
-          volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
-        }),
-      },
+      template: configuredPodTemplate(stack, {
+        group: 'synapse',
+        component: synapseComponent,
+        uid: synapseUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(configMapData) },
+        replicas: synapse.replicaCount,
+        containers: [synapseContainer(stack)],
+        volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
+      }),
     },
   });
-}
-
-function synapseServiceAccount(stack: Stack): ServiceAccount[] {
-  const account = stack.values.synapse.serviceAccount;
-  if (!account.create) return [];
-  return [
-    new ServiceAccount({
-      metadata: objectMeta(stack, synapseComponent, synapseServiceAccountName(stack), account.annotations),
-      automountServiceAccountToken: false,
-    }),
-  ];
 }
 
 function synapseService(stack: Stack): Service {
@@ -251,7 +230,7 @@ export function synapseObjects(stack: Stack): KubeObject[] {
   const configMapData = synapseConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, synapseComponent), data: configMapData }),
-    ...synapseServiceAccount(stack),
+    ...serviceAccountObjects(stack, 'synapse', synapseComponent),
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),
