@@ -16,7 +16,7 @@ import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import { synapseSecretFiles, type Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../targets/kubernetes/objects.js';
-import { objectMeta, podMeta } from '../../targets/kubernetes/meta.js';
+import { objectMeta } from '../../targets/kubernetes/meta.js';
 import { podDisruptionBudgets } from '../../targets/kubernetes/availability.js';
 import {
   configChecksum,
@@ -102,7 +102,6 @@ export interface WorkerPodParts {
 
 function podTemplate(stack: Stack, pool: WorkerPoolName, parts: WorkerPodParts): IPodTemplateSpec {
   const component = workerPoolComponent(pool);
-  const { synapse } = stack.values;
   const volumes = parts.volumes.filter((volume) => volume.name !== 'data' || pool === 'mediaRepository');
   // Worker pods take the synapse group's workload settings and run as the main process's ServiceAccount.
   const template = configuredPodTemplate(stack, {
