@@ -508,7 +508,7 @@ export const valuesSchema = Type.Object(
         backup: group('Base backups and the WAL archive to object storage (barmanObjectStore), scheduled by a ScheduledBackup.', {
           schedule: optStr('Cron schedule (5 fields, UTC) of the base backups; unset: no backups to object storage.'),
           destinationPath: optStr('Where backups and WAL go: s3://bucket/path, gs://bucket/path or an Azure blob URL.'),
-          endpointURL: optStr('Endpoint of an S3-compatible store (MinIO, Ceph...).'),
+          endpointURL: optFormatted('Endpoint of an S3-compatible store (MinIO, Ceph...).', 'httpUrl'),
           retentionPolicy: str('How long backups are kept (days d, weeks w or months m).', '30d', { pattern: '^[1-9][0-9]*[dwm]$' }),
           s3Credentials: group('Credentials of the S3 store.', {
             inheritFromIAMRole: bool('Use the pod\'s cloud identity instead of keys.', false),
