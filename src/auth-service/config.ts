@@ -1,8 +1,8 @@
 // Reads the service's config.json (AuthServiceConfig) and its secret files. Every problem is one clear
 // error naming the file or field and what is allowed; secret values never appear in an error.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { authSecretFiles, type AuthServiceConfig } from '../components/auth/service-config.js';
+import { authDatabaseFieldFiles, authSecretFiles, type AuthServiceConfig } from '../components/auth/service-config.js';
 import { parseRecoveryCodeKey, parseSealingKeyring, type SealingKeyring } from '../stack/secrets/auth-keys.js';
 
 export interface ServiceSecrets {
@@ -83,6 +83,27 @@ function readSecret(dir: string, name: string): string {
   const value = text.trim();
   if (value === '') throw new Error(`the secret file ${join(dir, name)} is empty`);
   return value;
+}
+
+/** The config with the connection fields whose files are in the secrets directory (authDatabaseFieldFiles) put in. */
+export function withDatabaseFiles(config: AuthServiceConfig, dir: string): AuthServiceConfig {
+  const read = (file: string) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').trim() : undefined);
+  const files = authDatabaseFieldFiles;
+  const name = read(files.synapseDatabase);
+  const port = read(files.port);
+  if (port !== undefined && !/^[0-9]{1,5}$/.test(port)) throw new Error(`the file ${join(dir, files.port)} must hold a port number`);
+  const database = { ...config.database };
+  const host = read(files.host);
+  const user = read(files.user);
+  const sslmode = read(files.sslmode);
+  const ca = read(files.ca);
+  if (host !== undefined) database.host = host;
+  if (port !== undefined) database.port = Number(port);
+  if (user !== undefined) database.user = user;
+  if (sslmode !== undefined) database.sslmode = sslmode;
+  if (ca !== undefined) database.ca = ca;
+  if (name !== undefined) Object.assign(database, { synapseDatabase: name, database: `${name}_auth` });
+  return { ...config, database };
 }
 
 export function loadSecrets(dir: string): ServiceSecrets {

@@ -18,7 +18,7 @@ import pg from 'pg';
 import * as repo from './repository.js';
 import type { AuthServiceConfig } from '../components/auth/service-config.js';
 import type { AuthContext } from './sign-in.js';
-import { loadConfig, loadSecrets, parseArguments, secretsDirectory, type ServiceSecrets } from './config.js';
+import { loadConfig, loadSecrets, parseArguments, secretsDirectory, withDatabaseFiles, type ServiceSecrets } from './config.js';
 import { pruneExpiredPayloads } from './adapter.js';
 import { accountNow } from './account-state.js';
 import { createProvider } from './provider.js';
@@ -30,11 +30,12 @@ import { log } from './log.js';
 type Ssl = pg.PoolConfig['ssl'];
 
 /** node-postgres has no libpq `prefer`: the service tries TLS first and falls back when the server has none. */
-function sslFor(sslmode: string): Ssl | 'prefer' {
+function sslFor(sslmode: string, ca: string | undefined): Ssl | 'prefer' {
+  const trust = ca !== undefined ? { ca } : {};
   if (sslmode === 'disable' || sslmode === 'allow' || sslmode === '') return false;
   if (sslmode === 'require') return { rejectUnauthorized: false };
-  if (sslmode === 'verify-ca') return { rejectUnauthorized: true, checkServerIdentity: () => undefined };
-  if (sslmode === 'verify-full') return { rejectUnauthorized: true };
+  if (sslmode === 'verify-ca') return { rejectUnauthorized: true, checkServerIdentity: () => undefined, ...trust };
+  if (sslmode === 'verify-full') return { rejectUnauthorized: true, ...trust };
   return 'prefer';
 }
 
@@ -46,7 +47,7 @@ function poolFor(config: AuthServiceConfig, secrets: ServiceSecrets, database: s
 }
 
 async function chooseSsl(config: AuthServiceConfig, secrets: ServiceSecrets): Promise<Ssl> {
-  const mode = sslFor(config.database.sslmode);
+  const mode = sslFor(config.database.sslmode, config.database.ca);
   if (mode !== 'prefer') return mode;
   const probe = poolFor(config, secrets, config.database.synapseDatabase, { rejectUnauthorized: false });
   try {
@@ -105,7 +106,8 @@ async function ensureDatabase(config: AuthServiceConfig, secrets: ServiceSecrets
 
 export async function startService(argv: readonly string[]): Promise<{ stop(): Promise<void> }> {
   const args = parseArguments(argv);
-  const config = loadConfig(args.configPath);
+  const loaded = loadConfig(args.configPath);
+  const config = withDatabaseFiles(loaded, secretsDirectory(args, loaded));
   const secrets = loadSecrets(secretsDirectory(args, config));
   const ssl = await chooseSsl(config, secrets);
   await ensureDatabase(config, secrets, ssl);

@@ -1,6 +1,6 @@
 /**
- * What every pod of the stack shares: Pod Security "restricted" contexts (values merged over them),
- * resources, probes, scheduling from values, the config-checksum annotation, and the restricted-profile
+ * What every pod of the stack shares: Pod Security "restricted" contexts, resources, probes, the
+ * config-checksum annotation, and the restricted-profile
  * check itself, so tests and `doctor` judge pods by the same rules they are built with.
  */
 import { createHash } from 'node:crypto';
@@ -10,31 +10,10 @@ import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { ISecurityContext } from 'kubernetes-models/v1/SecurityContext';
-import type { IToleration } from 'kubernetes-models/v1/Toleration';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { Values } from '../values/schema.js';
 
-/** The per-component pod settings every component group of the values has. */
-export interface PodSettings {
-  podAnnotations: Record<string, string>;
-  podSecurityContext: Record<string, unknown>;
-  securityContext: Record<string, unknown>;
-}
-
 export type ResourceValues = Values['synapse']['resources'];
-
-type Tree = Record<string, unknown>;
-const isTree = (value: unknown): value is Tree => value !== null && typeof value === 'object' && !Array.isArray(value);
-
-/** Deep merge of plain objects: `override` wins; lists and scalars are replaced whole. */
-export function mergeOver<T>(defaults: T, override: Tree | undefined): T {
-  if (!override) return defaults;
-  const merged: Tree = { ...(defaults as Tree) };
-  for (const [key, value] of Object.entries(override)) {
-    merged[key] = isTree(value) && isTree(merged[key]) ? mergeOver(merged[key], value) : structuredClone(value);
-  }
-  return merged as T;
-}
 
 /** Pod-level context of the restricted profile, running as the image's own unprivileged user. */
 export function restrictedPodSecurityContext(uid: number, gid: number = uid): IPodSecurityContext {
@@ -59,11 +38,6 @@ export function restrictedContainerSecurityContext(addCapabilities: string[] = [
     capabilities: { drop: ['ALL'], ...(addCapabilities.length > 0 ? { add: addCapabilities } : {}) },
     seccompProfile: { type: 'RuntimeDefault' },
   };
-}
-
-/** image and imagePullPolicy of a container from an `image` group of the values. */
-export function containerImage(image: { repository: string; tag: string; pullPolicy: string }): Pick<IContainer, 'image' | 'imagePullPolicy'> {
-  return { image: `${image.repository}:${image.tag}`, imagePullPolicy: image.pullPolicy as IContainer['imagePullPolicy'] };
 }
 
 /** A Service type from values (the schema allows only ClusterIP, NodePort and LoadBalancer). */
@@ -119,59 +93,6 @@ export function emptyDirVolume(name: string, options: { memory?: boolean; sizeLi
       ...(options.sizeLimit ? { sizeLimit: options.sizeLimit } : {}),
     },
   };
-}
-
-export interface HardenedPodOptions {
-  /** The image's own unprivileged user and group. */
-  uid: number;
-  gid?: number;
-  settings: PodSettings;
-  containers: IContainer[];
-  initContainers?: IContainer[];
-  volumes?: IVolume[];
-  serviceAccountName?: string;
-  restartPolicy?: IPodSpec['restartPolicy'];
-  terminationGracePeriodSeconds?: number;
-  /** coturn's documented opt-in: outside the restricted profile. */
-  hostNetwork?: boolean;
-}
-
-/**
- * A pod spec of the stack: hardened contexts with the values' podSecurityContext/securityContext merged
- * over them, scheduling from values, no service-account token and no service-link environment.
- */
-export function hardenedPodSpec(values: Values, options: HardenedPodOptions): IPodSpec {
-  const harden = (container: IContainer): IContainer => ({
-    ...container,
-    securityContext: mergeOver(container.securityContext ?? restrictedContainerSecurityContext(), options.settings.securityContext),
-  });
-  return {
-    ...(options.serviceAccountName ? { serviceAccountName: options.serviceAccountName } : {}),
-    automountServiceAccountToken: false,
-    enableServiceLinks: false,
-    securityContext: mergeOver(restrictedPodSecurityContext(options.uid, options.gid), options.settings.podSecurityContext),
-    ...(options.initContainers && options.initContainers.length > 0 ? { initContainers: options.initContainers.map(harden) } : {}),
-    containers: options.containers.map(harden),
-    ...(options.volumes && options.volumes.length > 0 ? { volumes: options.volumes } : {}),
-    ...(options.restartPolicy ? { restartPolicy: options.restartPolicy } : {}),
-    ...(options.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: options.terminationGracePeriodSeconds } : {}),
-    ...(options.hostNetwork ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
-    ...podScheduling(values),
-  };
-}
-
-/** nodeSelector, tolerations and affinity from values, present only when set. */
-export function podScheduling(values: Values): Pick<IPodSpec, 'nodeSelector' | 'tolerations' | 'affinity'> {
-  return {
-    ...(Object.keys(values.nodeSelector).length > 0 ? { nodeSelector: { ...values.nodeSelector } } : {}),
-    ...(values.tolerations.length > 0 ? { tolerations: structuredClone(values.tolerations) as IToleration[] } : {}),
-    ...(Object.keys(values.affinity).length > 0 ? { affinity: structuredClone(values.affinity) } : {}),
-  };
-}
-
-/** Pod annotations: the values' podAnnotations plus the config checksum(s). */
-export function podAnnotations(settings: PodSettings, checksums: Record<string, string> = {}): Record<string, string> {
-  return { ...settings.podAnnotations, ...checksums };
 }
 
 // The restricted profile (pod-security-admission/policy check ids in brackets).

@@ -4,6 +4,7 @@ import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
 import { authEnabled, authIdpId, oidcSecretNamePart } from '../values/derived.js';
 import { workersEnabled } from '../values/worker-pools.js';
+import { databasePasswordRef, deriveDatabase } from './database.js';
 import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
 
 export const defaultRelease = 'mxstack';
@@ -38,7 +39,7 @@ function stackAuth(baseUrl: string, placement: Placement, synapseDatabase: strin
 }
 
 /** Names of the Secrets the stack reads; the old chart's names where it had one, so migrations keep them. */
-export function deriveSecrets(values: Values, release: string): StackSecrets {
+export function deriveSecrets(values: Values, release: string, placement: Placement): StackSecrets {
   const s = values.synapse;
   const admin = `${release}-admin-credentials`;
   const oidcClientSecrets: Record<string, SecretRef> = {};
@@ -46,7 +47,7 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
     oidcClientSecrets[provider.idp_id] = userSecret(provider.clientSecretRef, ownSecret(`${release}-oidc-${oidcSecretNamePart(provider.idp_id)}`, 'client-secret'));
   }
   return {
-    postgresPassword: userSecret(s.database.passwordSecretRef, ownSecret(`${release}-postgresql`, 'postgres-password')),
+    postgresPassword: databasePasswordRef(values, release, placement),
     adminUsername: ownSecret(admin, 'username'),
     adminPassword: ownSecret(admin, 'password'),
     registrationSharedSecret: ownSecret(admin, 'registration-secret'),
@@ -145,7 +146,8 @@ export function compileStack(values: Values, placement: Placement, options: Comp
   const namespace = options.namespace ?? defaultNamespace;
   checkReleaseNames(release, namespace);
   const baseUrl = publicBaseUrl(values, placement);
-  const databaseName = values.synapse.database.name ?? values.postgresql.database;
+  const database = deriveDatabase(values, placement, release);
+  const databaseName = database.name;
   const selectorLabels = (component: string) => ({
     'app.kubernetes.io/name': component,
     'app.kubernetes.io/instance': release,
@@ -174,14 +176,8 @@ export function compileStack(values: Values, placement: Placement, options: Comp
     federationServer: federationServer(values, placement, baseUrl),
     turnUris: deriveTurnUris(values, placement),
     turnRealm: values.coturn.realm ?? values.synapse.server.name,
-    database: {
-      host: values.synapse.database.external ? values.synapse.database.host! : placement.hosts.postgresql,
-      port: values.synapse.database.external ? values.synapse.database.port : placement.ports.postgresql,
-      name: databaseName,
-      user: values.synapse.database.user ?? values.postgresql.username,
-      sslmode: values.synapse.database.external ? values.synapse.database.sslmode : 'disable',
-    },
-    secrets: deriveSecrets(values, release),
+    database,
+    secrets: deriveSecrets(values, release, placement),
     ...(authEnabled(values) ? { auth: stackAuth(baseUrl, placement, databaseName) } : {}),
     versions: componentVersions,
     selectorLabels,

@@ -110,6 +110,8 @@ export const synapseSecretFiles = {
   replicationSecret: 'worker_replication_secret',
   /** redis.password_path (workers only). */
   redisPassword: 'redis_password',
+  /** The database server's CA certificate (sslrootcert) when it comes from a Secret; a CA written in values is `databaseCaFile` in the config directory. */
+  databaseCa: 'database-ca.pem',
   /** The `mxstack-cli` application service registration (holds its as_token and hs_token), when 2FA is on. */
   cliAppserviceRegistration: 'mxstack-cli-appservice.yaml',
 } as const;
@@ -120,7 +122,34 @@ export interface SecretRef {
   key: string;
   /** true when values point at a Secret the user manages; false when `mxstack secrets init` creates it. */
   userProvided: boolean;
+  /** Created by an operator the release deploys a resource for (CloudNativePG's `<cluster>-app`), after the apply. */
+  operatorCreated?: boolean;
 }
+
+/** The connection fields of the database; each may come from a Secret instead of the values. */
+export type DatabaseField = 'host' | 'port' | 'name' | 'user' | 'sslmode' | 'ca';
+
+/** How PostgreSQL is provided: mxstack's StatefulSet, a CloudNativePG Cluster, or a server outside the release. */
+export type DatabaseProvider = 'statefulset' | 'cloudnative-pg' | 'external';
+
+export interface StackDatabase {
+  provider: DatabaseProvider;
+  /** The CloudNativePG Cluster's name (provider cloudnative-pg). */
+  cluster?: string;
+  /** Literal values; for a field in `fromSecret` only a description of where it comes from (never configuration). */
+  host: string;
+  port: number;
+  name: string;
+  user: string;
+  sslmode: string;
+  /** CA certificate (PEM) written in the values. */
+  ca?: string;
+  /** Fields read from Secrets when the release is installed (and mounted as files where a process reads them). */
+  fromSecret: Partial<Record<DatabaseField, SecretRef>>;
+}
+
+/** The keys of CloudNativePG's `<cluster>-app` Secret: the defaults of synapse.database.secret. */
+export const cloudnativePgAppSecretKeys = { host: 'host', port: 'port', name: 'dbname', user: 'user', password: 'password' } as const;
 
 export interface StackSecrets {
   postgresPassword: SecretRef;
@@ -207,7 +236,7 @@ export interface Stack {
   federationServer?: string;
   turnUris: string[];
   turnRealm: string;
-  database: { host: string; port: number; name: string; user: string; sslmode: string };
+  database: StackDatabase;
   secrets: StackSecrets;
   /** The built-in identity provider, when synapse.server.mfa.totp or .webauthn is enabled. */
   auth?: StackAuth;

@@ -36,7 +36,48 @@ export function normalizeLegacyValues(raw: Tree): Tree {
     delete elementConfig.brandingUrl;
   }
   normalizeTwoFactor(values);
+  normalizeWorkloadSettings(values);
   return values;
+}
+
+/** Groups that carry the workload sub-schema and the old chart's `securityContext` spelling. */
+const workloadGroupNames = ['synapse', 'postgresql', 'element', 'coturn', 'router', 'auth', 'adminBootstrap', 'backup'];
+/** Release-wide pod settings the old chart kept at the top level. */
+const legacyGlobalWorkloadKeys = ['nodeSelector', 'tolerations', 'affinity'];
+
+/**
+ * The old chart's top-level nodeSelector/tolerations/affinity are global.workload's (the new key wins when
+ * both are written), and a component's `securityContext` is its containerSecurityContext (merged under it).
+ */
+function normalizeWorkloadSettings(values: Tree): void {
+  const legacy = legacyGlobalWorkloadKeys.filter((key) => values[key] !== undefined && values[key] !== null);
+  if (legacy.length > 0) {
+    const global = (isTree(values.global) ? values.global : (values.global = {})) as Tree;
+    const workload = (isTree(global.workload) ? global.workload : (global.workload = {})) as Tree;
+    for (const key of legacy) {
+      workload[key] ??= values[key];
+      delete values[key];
+    }
+  }
+  const synapse = child(values, 'synapse');
+  const database = child(values, 'synapse', 'database');
+  if (database && typeof database.secret === 'string') {
+    // One line points at an operator's database: it is external, and the release PostgreSQL is not needed.
+    database.external ??= true;
+    const postgresql = (isTree(values.postgresql) ? values.postgresql : (values.postgresql = {})) as Tree;
+    postgresql.enabled ??= false;
+  }
+  if (synapse && isTree(synapse.extraConfig)) {
+    synapse.additionalConfig = { ...synapse.extraConfig, ...(isTree(synapse.additionalConfig) ? synapse.additionalConfig : {}) };
+    delete synapse.extraConfig;
+  }
+  for (const name of workloadGroupNames) {
+    const group = child(values, name);
+    if (!group || !isTree(group.securityContext)) continue;
+    const newer = isTree(group.containerSecurityContext) ? group.containerSecurityContext : {};
+    group.containerSecurityContext = { ...group.securityContext, ...newer };
+    delete group.securityContext;
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { Document, isMap, isPair, isScalar, type Pair } from 'yaml';
 import { valuesSchema, type Values } from './schema.js';
+import { workloadSettingMarker } from './workload.js';
 
 interface SchemaNode {
   type?: string | string[];
@@ -65,10 +66,20 @@ export function valuesReferenceRows(): { path: string; type: string; default: st
   const rows: { path: string; type: string; default: string; description: string }[] = [];
   const visit = (node: SchemaNode, path: string) => {
     for (const [key, child] of Object.entries(node.properties ?? {})) {
+      if ((child as Record<string, unknown>)[workloadSettingMarker]) continue;
       const childPath = path ? `${path}.${key}` : key;
       rows.push({ path: childPath, type: typeName(child) + constraints(child), default: defaultText(child), description: child.description ?? '' });
       if (child.properties) visit(child, childPath);
       if (child.type === 'array' && child.items?.properties) visit(child.items, `${childPath}[]`);
+    }
+    const shared = Object.entries(node.properties ?? {}).filter(([, child]) => (child as Record<string, unknown>)[workloadSettingMarker]);
+    if (shared.length > 0) {
+      rows.push({
+        path: `${path}.{${shared.map(([key]) => key).join(', ')}}`,
+        type: 'workload settings',
+        default: '—',
+        description: 'The workload settings: the same keys and meaning as `global.workload.*` (documented there), overriding them for this component by the merge rule of docs/kubernetes.md "Fitting the cluster".',
+      });
     }
   };
   visit(root, '');
@@ -102,10 +113,15 @@ type JsonObject = { [key: string]: unknown };
  * a values file leaves out whatever keeps its default).
  */
 export function editorSchema(node: unknown = valuesSchema): unknown {
-  if (Array.isArray(node)) return node.map((child) => editorSchema(child));
+  const schema = editorNode(node);
+  return node === valuesSchema ? acceptLegacySpellings(schema as JsonObject) : schema;
+}
+
+function editorNode(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map((child) => editorNode(child));
   if (node === null || typeof node !== 'object') return node;
   const object = node as JsonObject;
-  const out: JsonObject = Object.fromEntries(Object.entries(object).map(([key, value]) => [key, editorSchema(value)]));
+  const out: JsonObject = Object.fromEntries(Object.entries(object).map(([key, value]) => [key, editorNode(value)]));
   const properties = object.properties as Record<string, JsonObject> | undefined;
   if (Array.isArray(object.required) && properties) {
     const required = (object.required as string[]).filter((key) => properties[key]?.default === undefined);
@@ -113,4 +129,38 @@ export function editorSchema(node: unknown = valuesSchema): unknown {
     else delete out.required;
   }
   return out;
+}
+
+/** The schema node at a path of property names, or undefined. */
+function propertyAt(schema: JsonObject, path: readonly string[]): JsonObject | undefined {
+  let node: JsonObject | undefined = schema;
+  for (const key of path) node = (node?.properties as Record<string, JsonObject> | undefined)?.[key];
+  return node;
+}
+
+/**
+ * The old chart's spellings that src/values/compat.ts rewrites before validation, accepted by the editor
+ * schema too, so that an editor does not flag an old values file that mxstack takes.
+ */
+function acceptLegacySpellings(schema: JsonObject): JsonObject {
+  for (const host of ['synapse', 'element']) {
+    const properties = propertyAt(schema, ['ingress', host])?.properties as Record<string, JsonObject> | undefined;
+    if (!properties) continue;
+    properties.tls = { anyOf: [properties.tls, { type: 'boolean', description: 'The old chart\'s spelling of tls.enabled.' }] };
+    const paths = properties.paths;
+    if (paths) {
+      paths.items = {
+        anyOf: [
+          paths.items,
+          { type: 'object', description: 'The old chart\'s Helm-style path entry (only path is used).', required: ['path'], properties: { path: { type: 'string' }, pathType: { type: 'string' } } },
+        ],
+      };
+    }
+  }
+  const algorithm = propertyAt(schema, ['synapse', 'server', 'mfa', 'totp', 'algorithm']);
+  if (algorithm && Array.isArray(algorithm.enum)) {
+    const names = algorithm.enum as string[];
+    algorithm.enum = [...names, ...names.map((name) => name.toUpperCase())];
+  }
+  return schema;
 }

@@ -7,6 +7,8 @@ import type { Values } from './schema.js';
 import { oidcPresets } from './oidc-presets.js';
 import { authEnabled, authIdpId, oidcSecretNamePart } from './derived.js';
 import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames, workersEnabled } from './worker-pools.js';
+import { additionalConfigProblems } from './additional-config.js';
+import { databaseReferenceProblems } from './database.js';
 
 type Check = (values: Values) => string | undefined;
 
@@ -60,6 +62,7 @@ const twoFactorChecks: Check[] = [
 
 const checks: Check[] = [
   ...twoFactorChecks,
+  (v) => additionalConfigProblems(v.synapse.additionalConfig).join('\n') || undefined,
   (v) => {
     const mas = v.mas as Record<string, unknown>;
     const onlyDisabled = Object.keys(mas).every((key) => key === 'enabled') && mas.enabled !== true;
@@ -155,9 +158,23 @@ const checks: Check[] = [
       ? 'postgresql.enabled: the release PostgreSQL is off but synapse.database.external is false. Set synapse.database.external: true with synapse.database.host, or keep postgresql.enabled.'
       : undefined,
   (v) =>
-    v.synapse.database.external && !v.synapse.database.host
-      ? 'synapse.database.host: required when synapse.database.external is true.'
+    v.synapse.database.external && v.synapse.database.host === undefined && v.synapse.database.secret === undefined
+      ? 'synapse.database.host: required when synapse.database.external is true (a value, a {secret, key} reference, or synapse.database.secret).'
       : undefined,
+  (v) => databaseReferenceProblems(v).join('\n') || undefined,
+  (v) =>
+    v.postgresql.mode === 'cloudnative-pg' && v.synapse.database.external
+      ? 'postgresql.mode: cloudnative-pg runs the database in the release; it contradicts synapse.database.external (and synapse.database.secret). To use an existing CloudNativePG Cluster, set only synapse.database.secret: <cluster>-app.'
+      : undefined,
+  (v) => {
+    const backup = v.postgresql.cloudnativePg.backup;
+    if (v.postgresql.mode !== 'cloudnative-pg' || backup.schedule === undefined) return undefined;
+    if (!backup.destinationPath) return 'postgresql.cloudnativePg.backup.destinationPath: required with a backup schedule (s3://bucket/path, gs://bucket/path or an Azure blob URL).';
+    const keys = backup.s3Credentials;
+    if (backup.destinationPath.startsWith('s3://') && !keys.inheritFromIAMRole && !(keys.accessKeyId && keys.secretAccessKey))
+      return 'postgresql.cloudnativePg.backup.s3Credentials: give accessKeyId and secretAccessKey (Secret references), or inheritFromIAMRole: true.';
+    return undefined;
+  },
   (v) =>
     v.synapse.database.external && v.postgresql.enabled
       ? 'postgresql.enabled: set it to false when synapse.database.external is true (the release PostgreSQL would run unused).'

@@ -3,9 +3,10 @@
  * The old Helm chart's keys keep their names and meaning (see docs/values.md); keys it did not have are
  * added beside them.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { defaultImages } from '../versions.js';
 import { workerPoolNames, workerPools, workerPresetNames } from './worker-pools.js';
+import { componentImageSchema, componentWorkloadProperties, globalWorkloadSchema, serviceAccountSchema } from './workload.js';
 
 /** The longest synapse.server.mfa.rememberSignInMinutes accepted: 8 hours, one working day. */
 export const maximumRememberSignInMinutes = 480;
@@ -41,18 +42,19 @@ const resources = (cpuRequest: string, memoryRequest: string, cpuLimit: string, 
     }),
   });
 
-const image = (name: keyof typeof defaultImages) =>
-  group('Container image.', {
-    repository: str('Image repository.', defaultImages[name].repository),
-    tag: str('Image tag (pinned to the version mxstack tests).', defaultImages[name].tag),
-    pullPolicy: strEnum('When the kubelet pulls the image.', ['Always', 'IfNotPresent', 'Never'], 'IfNotPresent'),
-  });
+const image = (name: keyof typeof defaultImages) => componentImageSchema(defaultImages[name]);
 
+/** The workload sub-schema (src/values/workload.ts) of a component, with the old chart's spelling of its container context. */
 const podSettings = () => ({
-  podAnnotations: stringMap('Extra annotations on the pods.'),
-  podSecurityContext: freeform('Pod security context merged over the hardened default (Pod Security "restricted").'),
-  securityContext: freeform('Container security context merged over the hardened default.'),
+  ...componentWorkloadProperties(),
+  securityContext: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of containerSecurityContext (merged under it).' })),
 });
+
+/** A connection field: the value itself, or where it is stored: `{secret, key}` (secret defaults to synapse.database.secret). */
+const sourced = (description: string, value: TSchema) =>
+  Type.Optional(
+    Type.Union([value, item('A key of a Secret in the release namespace.', { secret: optStr('Secret name (default synapse.database.secret).'), key: str('Key inside the Secret.') })], { description }),
+  );
 
 const secretKeyRef = (description: string) =>
   Type.Optional(
@@ -180,6 +182,7 @@ export const valuesSchema = Type.Object(
     global: group('Settings for the whole release.', {
       environment: str('Free label of the environment (production, staging...).', 'production'),
       commonLabels: stringMap('Labels added to every object.'),
+      workload: globalWorkloadSchema(),
     }),
     secrets: group('Where secrets come from.', {
       autoGenerate: bool('`mxstack secrets init` generates every secret the values do not bring.', true),
@@ -188,11 +191,7 @@ export const valuesSchema = Type.Object(
     synapse: group('The Synapse homeserver.', {
       image: image('synapse'),
       replicaCount: int('Synapse main process replicas: exactly 1 (the main process cannot be replicated).', 1, { minimum: 0, maximum: 1 }),
-      serviceAccount: group('Service account of the Synapse pod.', {
-        create: bool('Create a dedicated ServiceAccount.', true),
-        name: optStr('Name of the ServiceAccount (default <release>-synapse).'),
-        annotations: stringMap('Annotations on the ServiceAccount.'),
-      }),
+      serviceAccount: serviceAccountSchema(true, '<release>-synapse'),
       ...podSettings(),
       service: group('Synapse Service.', {
         type: strEnum('Service type.', ['ClusterIP', 'NodePort', 'LoadBalancer'], 'ClusterIP'),
@@ -212,13 +211,18 @@ export const valuesSchema = Type.Object(
         enabled: bool('Expose Synapse metrics.', true),
         port: port('Metrics listener port (path /_synapse/metrics).', 9000),
       }),
-      database: group('How Synapse reaches PostgreSQL.', {
-        external: bool('Use a PostgreSQL server outside the release (set host).', false),
-        host: optFormatted('Host of the external database (default: the release PostgreSQL).', 'host'),
-        port: port('Database port.', 5432),
-        name: optStr('Database name (default postgresql.database).'),
-        user: optStr('Database user (default postgresql.username).'),
-        sslmode: strEnum('libpq sslmode.', ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'], 'prefer'),
+      database: group('How Synapse and the auth component reach PostgreSQL. Every connection field of an external database is either a value or a {secret, key} reference; the database must be UTF8 with C collation and ctype (`mxstack doctor` checks it).', {
+        external: bool('Use a PostgreSQL server outside the release (implied by synapse.database.secret).', false),
+        secret: optStr(
+          'Secret the connection fields not written below are read from, with the key names of CloudNativePG\'s `<cluster>-app` Secret (host, port, dbname, user, password): `secret: mydb-app` is all it takes to use an operator\'s database.',
+        ),
+        host: sourced('Host of the external database (default: the release PostgreSQL).', formatted('Host name or address.', 'host')),
+        port: sourced('Database port (default 5432, or the Secret\'s port key). NetworkPolicies allow 5432 when the port comes from a Secret.', Type.Integer({ minimum: 1, maximum: 65535 })),
+        name: sourced('Database name (default postgresql.database, or the Secret\'s dbname key).', Type.String()),
+        user: sourced('Database user (default postgresql.username, or the Secret\'s user key).', Type.String()),
+        password: sourced('Database password: a value (rendered into the Secret <release>-postgresql) or a {secret, key} reference (default: the Secret\'s password key).', Type.String()),
+        sslmode: sourced('libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full (default prefer).', Type.Unsafe<string>({ type: 'string', enum: ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] })),
+        ca: sourced('CA certificate (PEM) the server\'s certificate is verified against (sslrootcert; with sslmode verify-ca or verify-full).', Type.String()),
         cpMin: int('Minimum connections in the pool.', 5, { minimum: 1 }),
         cpMax: int('Maximum connections in the pool.', 10, { minimum: 1 }),
         passwordSecretRef: secretKeyRef('Secret holding the database password. Default: <release>-postgresql, key postgres-password.'),
@@ -232,7 +236,10 @@ export const valuesSchema = Type.Object(
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
       workers: workersSchema(),
       mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),
-      extraConfig: freeform('Extra homeserver.yaml keys merged last (no secrets here: it lands in a ConfigMap).'),
+      additionalConfig: freeform(
+        'Extra homeserver.yaml keys deep-merged last (no secrets here: it lands in a ConfigMap). The keys mxstack owns are refused, each with the setting to use instead: listeners, database, the secrets and their *_path files, the signing key, worker settings.',
+      ),
+      extraConfig: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of additionalConfig (merged under it).' })),
       server: group('Homeserver behaviour.', {
         name: formatted('The server name: the part after the colon in @user:name. Cannot change later.', 'hostName', 'localhost'),
         publicBaseurl: optFormatted('Public URL clients reach Synapse at (default https://<ingress.synapse.host>/).', 'httpUrl'),
@@ -343,6 +350,7 @@ export const valuesSchema = Type.Object(
       image: image('element'),
       replicaCount: int('Element replicas.', 2, { minimum: 1 }),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-element'),
       service: group('Element Service.', {
         type: strEnum('Service type.', ['ClusterIP', 'NodePort', 'LoadBalancer'], 'ClusterIP'),
         port: port('Service port.', 80),
@@ -386,6 +394,7 @@ export const valuesSchema = Type.Object(
       image: image('auth'),
       replicaCount: int('Identity provider replicas.', 2, { minimum: 1 }),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-auth'),
       port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
       adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
       trustedProxies: formattedList(
@@ -400,6 +409,7 @@ export const valuesSchema = Type.Object(
       image: image('router'),
       replicaCount: int('Router replicas.', 2, { minimum: 1 }),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-router'),
       port: port('Port the router listens on.', 8080),
       metricsPort: port('Prometheus exporter port.', 8405),
       exposeAdminApi: bool('Route /_synapse/admin from outside (off: use mxstack, which reaches Synapse directly).', false),
@@ -409,6 +419,7 @@ export const valuesSchema = Type.Object(
     redis: group('Redis: the replication bus between Synapse processes, deployed only when synapse.workers runs any worker.', {
       image: image('redis'),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-redis'),
       port: port('Port Redis listens on.', 6379),
       maxMemory: str('maxmemory: Synapse uses Redis for pub/sub and a small cache.', '256mb', { pattern: '^[0-9]+(kb|mb|gb)?$' }),
       metrics: group('Prometheus metrics (redis_exporter beside Redis on Kubernetes).', {
@@ -457,9 +468,9 @@ export const valuesSchema = Type.Object(
       targetCPUUtilizationPercentage: int('Target CPU utilisation.', 80, { minimum: 1, maximum: 100 }),
     }),
 
-    nodeSelector: stringMap('Node selector for every pod.'),
-    tolerations: Type.Array(freeform('A toleration.'), { description: 'Tolerations for every pod.', default: [] }),
-    affinity: freeform('Affinity for every pod.'),
+    nodeSelector: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'The old chart\'s spelling of global.workload.nodeSelector.' })),
+    tolerations: Type.Optional(Type.Array(freeform('A toleration.'), { description: 'The old chart\'s spelling of global.workload.tolerations.' })),
+    affinity: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of global.workload.affinity.' })),
 
     networkPolicy: group('NetworkPolicies: default deny plus exactly the flows the stack needs.', {
       enabled: bool('Render NetworkPolicies.', false),
@@ -484,11 +495,34 @@ export const valuesSchema = Type.Object(
 
     postgresql: group('The release PostgreSQL (off with an external database).', {
       enabled: bool('Run PostgreSQL in the release.', true),
+      mode: strEnum(
+        'How the release runs PostgreSQL on Kubernetes: `statefulset` (mxstack\'s own one-replica StatefulSet) or `cloudnative-pg` (a CloudNativePG Cluster: the operator must be installed; Synapse and the auth component use its -rw Service and -app Secret). The local target always runs the runtime\'s PostgreSQL.',
+        ['statefulset', 'cloudnative-pg'],
+        'statefulset',
+      ),
+      cloudnativePg: group('The CloudNativePG Cluster (postgresql.mode cloudnative-pg). Storage, resources and tuning come from postgresql.persistence, postgresql.resources and postgresql.config; database and owner from postgresql.database and postgresql.username.', {
+        clusterName: optStr('Name of the Cluster (default <release>-postgresql); its Services are <name>-rw/-ro/-r, its application Secret <name>-app.', { pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 50 }),
+        instances: int('PostgreSQL instances: one primary plus replicas.', 1, { minimum: 1, maximum: 9 }),
+        imageName: optStr('PostgreSQL operand image (default: the operator\'s own default).'),
+        operatorNamespace: str('Namespace of the CloudNativePG operator: NetworkPolicies let it reach the instances.', 'cnpg-system'),
+        backup: group('Base backups and the WAL archive to object storage (barmanObjectStore), scheduled by a ScheduledBackup.', {
+          schedule: optStr('Cron schedule (5 fields, UTC) of the base backups; unset: no backups to object storage.'),
+          destinationPath: optStr('Where backups and WAL go: s3://bucket/path, gs://bucket/path or an Azure blob URL.'),
+          endpointURL: optFormatted('Endpoint of an S3-compatible store (MinIO, Ceph...).', 'httpUrl'),
+          retentionPolicy: str('How long backups are kept (days d, weeks w or months m).', '30d', { pattern: '^[1-9][0-9]*[dwm]$' }),
+          s3Credentials: group('Credentials of the S3 store.', {
+            inheritFromIAMRole: bool('Use the pod\'s cloud identity instead of keys.', false),
+            accessKeyId: secretKeyRef('Secret key holding the access key id.'),
+            secretAccessKey: secretKeyRef('Secret key holding the secret access key.'),
+          }),
+        }),
+      }),
       image: image('postgresql'),
       database: str('Database name.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
       username: str('Database user.', 'synapse', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
       initdbArgs: str('initdb arguments (UTF8 and locale C, as Synapse requires).', '--encoding=UTF8 --locale=C'),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-postgresql'),
       persistence: group('Data volume.', {
         size: formatted('Size of the data claim.', 'kubernetesQuantity', '8Gi'),
         storageClass: optStr('Storage class.'),
@@ -514,6 +548,7 @@ export const valuesSchema = Type.Object(
       enabled: bool('Deploy coturn and wire it to Synapse.', true),
       image: image('coturn'),
       ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-coturn'),
       externalIP: optFormatted('Public address clients reach TURN at (external-ip): an IP address, or public/private behind NAT.', 'externalAddress'),
       realm: optFormatted('TURN realm (default the server name).', 'hostName'),
       hostname: optFormatted('Host name in TURN URIs (default service.externalDns.hostname, realm, or the server name).', 'host'),
@@ -561,6 +596,9 @@ export const valuesSchema = Type.Object(
     }),
 
     adminBootstrap: group('The Job that registers the admin user.', {
+      image: componentImageSchema(undefined),
+      ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-admin-bootstrap'),
       resources: resources('10m', '32Mi', '200m', '128Mi'),
     }),
 
@@ -571,6 +609,10 @@ export const valuesSchema = Type.Object(
         size: formatted('Size of the backup claim.', 'kubernetesQuantity', '20Gi'),
         storageClass: optStr('Storage class of the backup claim (unset: the cluster default).'),
       }),
+      image: componentImageSchema(undefined),
+      ...podSettings(),
+      serviceAccount: serviceAccountSchema(false, '<release>-backup'),
+      resources: resources('100m', '256Mi', '2', '1Gi'),
     }),
 
     mas: freeform('Matrix Authentication Service: refused when enabled (the old chart had these keys with nothing behind them).'),

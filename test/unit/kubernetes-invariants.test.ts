@@ -320,7 +320,9 @@ test('Ingress and HTTPRoute backends and ServiceMonitor endpoints name Services 
 
 test('every NetworkPolicy selects at least one pod of the release', () => {
   for (const r of renders) {
-    const podLabels = workloads(r.objects).map((w) => w.template.metadata?.labels ?? {});
+    // A CloudNativePG Cluster's pods are the operator's: they carry cnpg.io/cluster=<name>.
+    const clusterPods: Record<string, string>[] = r.objects.filter((o) => o.kind === 'Cluster').map((o) => ({ 'cnpg.io/cluster': o.metadata.name }));
+    const podLabels = [...workloads(r.objects).map((w) => w.template.metadata?.labels ?? {}), ...clusterPods];
     for (const policy of r.objects.filter((o) => o.kind === 'NetworkPolicy')) {
       const selector = (policy.spec as { podSelector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } }).podSelector;
       const selects = podLabels.some(
@@ -451,7 +453,8 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
     add(from, external('private peer', privateAddress), 40000, 'UDP', false);
     // coturn may relay to its own announced addresses (external-ip "public[/private]").
     for (const own of v.coturn.enabled ? (v.coturn.externalIP?.split('/') ?? []) : []) add(from, external('coturn itself', own), 40000, 'UDP', from.name === 'coturn');
-    add(from, external('external database', privateAddress), v.synapse.database.port, 'TCP', isSynapse && (v.synapse.database.external || previewsReach(privateAddress) && [80, 443].includes(v.synapse.database.port)));
+    const databasePort = typeof v.synapse.database.port === 'number' ? v.synapse.database.port : 5432;
+    add(from, external('external database', privateAddress), databasePort, 'TCP', isSynapse && (v.synapse.database.external || previewsReach(privateAddress) && [80, 443].includes(databasePort)));
     if (server.email.enabled) add(from, smtp, server.email.smtpPort, 'TCP', isSynapse);
     if (server.sso.enabled && peerConfigured(np.egress.sso)) add(from, net.identityProvider, 9091, 'TCP', isSynapse);
   }
@@ -479,7 +482,7 @@ test('NetworkPolicies allow exactly the flows the stack needs (independent evalu
 });
 
 test('the flows the stack needs are among the cases checked, and pods outside the release stay unaffected', () => {
-  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.stack.values.element.enabled && x.stack.values.postgresql.enabled);
+  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.stack.values.element.enabled && x.stack.database.provider === 'statefulset' && x.stack.values.postgresql.enabled);
   assert.ok(r, 'a fixture with Element and the release PostgreSQL');
   const components = workloads(r.objects);
   const net = releaseNetwork(r.stack, r.raw, Object.fromEntries(components.map((w) => [w.component, { labels: w.template.metadata?.labels ?? {} }])));
@@ -496,7 +499,7 @@ test('the flows the stack needs are among the cases checked, and pods outside th
 });
 
 test('with 2FA the auth flows are among the cases checked: sign-in port from router and Synapse, admin port from nobody', () => {
-  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.stack.auth !== undefined && x.stack.values.postgresql.enabled);
+  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.stack.auth !== undefined && x.stack.database.provider === 'statefulset' && x.stack.values.postgresql.enabled);
   assert.ok(r, 'a fixture with 2FA and the release PostgreSQL');
   const components = workloads(r.objects);
   const net = releaseNetwork(r.stack, r.raw, Object.fromEntries(components.map((w) => [w.component, { labels: w.template.metadata?.labels ?? {} }])));

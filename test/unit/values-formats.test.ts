@@ -6,6 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { goodValuesFixtures } from '../support/fixtures.js';
 import AjvModule from 'ajv';
 import { valueFormats, type ValueFormatName } from '../../src/values/formats.js';
 import { valuesSchema } from '../../src/values/schema.js';
@@ -79,6 +82,8 @@ function stringLeaves(node: Node, path: string, out: Map<string, Node[]>): Map<s
 /** Key names that say the value is an address, a range, a host, a URL, a size or a duration. */
 const formatKeyName = /(host|Host|name$|Url|url$|uri|Uri|IP$|Ip$|Cidr|Proxies|Blacklist|Whitelist|issuer|endpoint|realm|rpId|size$|Size$|Mem$|Buffers$|memory$|cpu$|interval$|Lifetime$|servers$|Servers$|Whitelist$)/;
 /** Named like a format but free text, an identifier or a Kubernetes object name, with the reason. */
+/** Kubernetes object names (pull Secrets, ServiceAccounts, Secret references) of every workload: not addresses. */
+const kubernetesObjectName = /(imagePullSecrets\[\]|serviceAccount|s3Credentials\.\w+)\.name$/;
 const notFormats = new Map<string, string>([
   ['synapse.serviceAccount.name', 'a Kubernetes object name'],
   ['synapse.server.email.appName', 'a free display name'],
@@ -105,7 +110,7 @@ const notFormats = new Map<string, string>([
 
 test('every values key named like an address, host, URL, size or duration carries a format pattern', () => {
   const unformatted = [...stringLeaves(valuesSchema as unknown as Node, '', new Map())]
-    .filter(([path]) => formatKeyName.test(path.split('.').at(-1)!.replace(/\[\]$/, '')) && !notFormats.has(path) && !/image\.|SecretRef|secretName/.test(path))
+    .filter(([path]) => formatKeyName.test(path.split('.').at(-1)!.replace(/\[\]$/, '')) && !notFormats.has(path) && !/image\.|SecretRef|secretName/.test(path) && !kubernetesObjectName.test(path))
     .filter(([, nodes]) => nodes.every((n) => n.pattern === undefined))
     .map(([path]) => path);
   assert.deepEqual(unformatted, [], 'give these a format from src/values/formats.ts, or list them in notFormats with the reason');
@@ -129,4 +134,13 @@ test('values.schema.json (for editors) refuses the same values, at the same path
   assert.equal(validate({ coturn: { externalIP: '203.0.113.50', relayPortRange: { min: 49152 } } }), true, JSON.stringify(validate.errors));
   const node = (editorSchema as { properties: { coturn: { properties: { externalIP: { patternErrorMessage?: string } } } } }).properties.coturn.properties.externalIP;
   assert.match(node.patternErrorMessage ?? '', /IPv4 or IPv6/, 'editors show the same sentence');
+});
+
+test('values.schema.json (for editors) accepts every good fixture, the old chart\'s spellings included', () => {
+  const editorSchema = JSON.parse(readFileSync(new URL('../../values.schema.json', import.meta.url), 'utf8')) as object;
+  const validate = new Ajv({ strict: false, allErrors: true }).compile(editorSchema);
+  const refused = goodValuesFixtures()
+    .filter((file) => !validate(parseYaml(readFileSync(file, 'utf8')) ?? {}))
+    .map((file) => `${basename(file)}: ${JSON.stringify(validate.errors)}`);
+  assert.deepEqual(refused, []);
 });

@@ -59,6 +59,8 @@ export function authServiceConfig(stack: Stack): AuthServiceConfig {
       database: auth.database,
       synapseDatabase: database.name,
       sslmode: database.sslmode,
+      // A CA written in values is public; one from a Secret arrives as a file (authDatabaseFieldFiles).
+      ...(database.ca !== undefined ? { ca: database.ca } : {}),
     },
     serverName: stack.serverName,
     client: { clientId: auth.clientId, redirectUris: [synapseOidcCallbackUrl(stack)] },

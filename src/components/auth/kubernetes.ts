@@ -7,16 +7,17 @@
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { Stack } from '../../stack/model.js';
+import type { DatabaseField, SecretRef, Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
-import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes.js';
-import { configuredDeployment } from '../../kit/workloads.js';
 import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
-import { authConfigFile, authHealthPath, authSecretFiles } from './service-config.js';
+import { authConfigFile, authDatabaseFieldFiles, authHealthPath, authSecretFiles } from './service-config.js';
 
 export const authComponent = 'auth';
 
@@ -29,8 +30,15 @@ export function authSecretFileList(stack: Stack): SecretFile[] {
   if (!auth) return [];
   return [
     { ref: stack.secrets.postgresPassword, file: authSecretFiles.databasePassword, purpose: 'password of the database role (same as Synapse\'s)' },
+    ...databaseFieldFiles(stack),
     ...(Object.keys(authSecretFileOfKey) as (keyof typeof authSecretFileOfKey)[]).map((key) => ({ ref: auth[key], ...authSecretFileOfKey[key] })),
   ];
+}
+
+/** The database connection fields an external database keeps in Secrets, as the files the service reads them from. */
+function databaseFieldFiles(stack: Stack): SecretFile[] {
+  const files: Record<DatabaseField, string> = { ...authDatabaseFieldFiles, name: authDatabaseFieldFiles.synapseDatabase };
+  return (Object.entries(stack.database.fromSecret) as [DatabaseField, SecretRef][]).map(([field, ref]) => ({ ref, file: files[field], purpose: `database ${field} (from the database's Secret)` }));
 }
 
 function authContainer(stack: Stack): IContainer {
@@ -38,7 +46,7 @@ function authContainer(stack: Stack): IContainer {
   const { paths, ports } = stack.placement;
   return {
     name: 'auth',
-    ...containerImage(auth.image),
+    ...workloadImage(stack.values, 'auth'),
     // The image's ENTRYPOINT is `node bin/mxstack-auth.js`; config.json names the secrets directory.
     args: ['--config', posix.join(paths.authConfigDir, authConfigFile)],
     ports: [
@@ -56,16 +64,28 @@ function authContainer(stack: Stack): IContainer {
   };
 }
 
-function authDeployment(stack: Stack, configData: Record<string, string>) {
+function authDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { auth } = stack.values;
-  return configuredDeployment(stack, {
-    component: authComponent,
-    uid: authUid,
-    settings: auth,
-    configData,
-    replicas: auth.replicaCount,
-    containers: [authContainer(stack)],
-    volumes: [projectedSecretVolume('secrets', authSecretFileList(stack)), emptyDirVolume('tmp')],
+  return new Deployment({
+    metadata: workloadMeta(stack, 'auth', authComponent),
+    spec: {
+      replicas: auth.replicaCount,
+      selector: { matchLabels: stack.selectorLabels(authComponent) },
+      template: configuredPodTemplate(stack, {
+        group: 'auth',
+        component: authComponent,
+        uid: authUid,
+        // config.json is read once at start: a changed config needs new pods.
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        replicas: auth.replicaCount,
+        containers: [authContainer(stack)],
+        volumes: [
+          { name: 'config', configMap: { name: stack.objectName(authComponent) } },
+          projectedSecretVolume('secrets', authSecretFileList(stack)),
+          emptyDirVolume('tmp'),
+        ],
+      }),
+    },
   });
 }
 
@@ -79,6 +99,7 @@ export function authObjects(stack: Stack): KubeObject[] {
   const configData = { [authConfigFile]: renderAuthConfigFile(stack) };
   return [
     new ConfigMap({ metadata: objectMeta(stack, authComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'auth', authComponent),
     authDeployment(stack, configData),
     authService(stack),
     ...podDisruptionBudgets(stack, authComponent, stack.values.auth.replicaCount),

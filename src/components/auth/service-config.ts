@@ -23,7 +23,7 @@ export interface AuthServiceConfig {
    * at start when missing) and reads Synapse's `users` table in `synapseDatabase` (the one-time import of
    * existing users' password hashes, and who is a server admin). Password: the file `database-password`.
    */
-  database: { host: string; port: number; user: string; database: string; synapseDatabase: string; sslmode: string };
+  database: { host: string; port: number; user: string; database: string; synapseDatabase: string; sslmode: string; ca?: string };
   /** The Matrix server name (user ids are `@<username>:<serverName>`). */
   serverName: string;
   /** Synapse, the one OpenID Connect client: confidential, secret in the file `client-secret`. */
@@ -72,6 +72,20 @@ export const authSecretFiles = {
   cookieKeys: 'cookie-keys',
   signingJwks: 'signing-jwks',
   adminToken: 'admin-token',
+} as const;
+
+/**
+ * Connection fields that come from Secrets (an operator's database): when one of these files is in the
+ * secrets directory it replaces the config's field (a name from a file also names the auth database:
+ * `<name>_auth`). `ca` holds the server's CA certificate (PEM).
+ */
+export const authDatabaseFieldFiles = {
+  host: 'database-host',
+  port: 'database-port',
+  user: 'database-user',
+  synapseDatabase: 'database-name',
+  sslmode: 'database-sslmode',
+  ca: 'database-ca.pem',
 } as const;
 
 /** The config file's name inside placement.paths.authConfigDir. */

@@ -9,12 +9,13 @@
 import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
-import type { Stack } from '../../stack/model.js';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import { synapseSecretFiles, type DatabaseField, type Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
-import { containerImage, emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
+import { emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { projectedSecretVolume } from '../../kit/secret-volumes.js';
-import { jobPodTemplate } from '../../kit/workloads.js';
 import { postgresqlUid } from '../postgresql/kubernetes.js';
 
 export const backupComponent = 'backup';
@@ -66,17 +67,34 @@ export function backupScript(paths: BackupScriptPaths = podPaths): string {
   ].join('\n');
 }
 
+/** A libpq variable: the literal, or the database's Secret key when the field comes from one (not a secret: host, port...). */
+function connectionVariable(stack: Stack, variable: string, field: Exclude<DatabaseField, 'ca'>): IEnvVar {
+  const ref = stack.database.fromSecret[field];
+  return ref ? { name: variable, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } } : { name: variable, value: String(stack.database[field]) };
+}
+
+const caDir = '/database-ca';
+
 function backupEnvironment(stack: Stack): IEnvVar[] {
-  const { database } = stack;
+  const hasCa = stack.database.fromSecret.ca !== undefined || stack.database.ca !== undefined;
   return [
-    { name: 'PGHOST', value: database.host },
-    { name: 'PGPORT', value: String(database.port) },
-    { name: 'PGDATABASE', value: database.name },
-    { name: 'PGUSER', value: database.user },
-    { name: 'PGSSLMODE', value: database.sslmode },
+    connectionVariable(stack, 'PGHOST', 'host'),
+    connectionVariable(stack, 'PGPORT', 'port'),
+    connectionVariable(stack, 'PGDATABASE', 'name'),
+    connectionVariable(stack, 'PGUSER', 'user'),
+    connectionVariable(stack, 'PGSSLMODE', 'sslmode'),
+    ...(hasCa ? [{ name: 'PGSSLROOTCERT', value: `${caDir}/${synapseSecretFiles.databaseCa}` }] : []),
     { name: 'MXSTACK_SERVER_NAME', value: stack.serverName },
     { name: 'MXSTACK_RETENTION', value: String(stack.values.backup.retention) },
   ];
+}
+
+/** The database server's CA: from its Secret, or from Synapse's ConfigMap when written in values. */
+function databaseCaVolume(stack: Stack): IVolume | undefined {
+  const ref = stack.database.fromSecret.ca;
+  if (ref) return projectedSecretVolume('database-ca', [{ ref, file: synapseSecretFiles.databaseCa }]);
+  if (stack.database.ca === undefined) return undefined;
+  return { name: 'database-ca', configMap: { name: stack.objectName('synapse'), items: [{ key: synapseSecretFiles.databaseCa, path: synapseSecretFiles.databaseCa }] } };
 }
 
 export function backupClaimName(stack: Stack): string {
@@ -84,9 +102,8 @@ export function backupClaimName(stack: Stack): string {
 }
 
 function backupCronJob(stack: Stack): CronJob {
-  const { postgresql } = stack.values;
   return new CronJob({
-    metadata: objectMeta(stack, backupComponent),
+    metadata: workloadMeta(stack, 'backup', backupComponent),
     spec: {
       schedule: stack.values.backup.schedule!,
       timeZone: 'Etc/UTC',
@@ -97,28 +114,33 @@ function backupCronJob(stack: Stack): CronJob {
         spec: {
           backoffLimit: 2,
           activeDeadlineSeconds: jobDeadlineSeconds,
-          template: jobPodTemplate(stack, {
-            component: backupComponent,
-            uid: postgresqlUid,
-            contexts: postgresql,
-            container: {
-              name: 'pg-dump',
-              ...containerImage(postgresql.image),
-              command: ['sh', '-c', backupScript()],
-              env: backupEnvironment(stack),
-              resources: resourceRequirements(postgresql.resources),
-              volumeMounts: [
-                { name: 'backups', mountPath: backupMountPath },
-                { name: 'password', mountPath: passwordDir, readOnly: true },
-                { name: 'scratch', mountPath: scratchDir },
+          template: configuredPodTemplate(stack, {
+              group: 'backup',
+              component: backupComponent,
+              uid: postgresqlUid,
+              restartPolicy: 'Never',
+              containers: [
+                {
+                  name: 'pg-dump',
+                  ...workloadImage(stack.values, 'backup'),
+                  command: ['sh', '-c', backupScript()],
+                  env: backupEnvironment(stack),
+                  resources: resourceRequirements(stack.values.backup.resources),
+                  volumeMounts: [
+                    { name: 'backups', mountPath: backupMountPath },
+                    { name: 'password', mountPath: passwordDir, readOnly: true },
+                    { name: 'scratch', mountPath: scratchDir },
+                    ...(databaseCaVolume(stack) ? [{ name: 'database-ca', mountPath: caDir, readOnly: true }] : []),
+                  ],
+                },
               ],
-            },
-            volumes: [
-              { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
-              projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
-              emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
-            ],
-          }),
+              volumes: [
+                { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
+                projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
+                emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
+                ...(databaseCaVolume(stack) ? [databaseCaVolume(stack)!] : []),
+              ],
+            }),
         },
       },
     },
@@ -139,5 +161,5 @@ function backupClaim(stack: Stack): PersistentVolumeClaim {
 
 export function backupObjects(stack: Stack): KubeObject[] {
   if (!backupScheduled(stack)) return [];
-  return [backupCronJob(stack), backupClaim(stack)];
+  return [...serviceAccountObjects(stack, 'backup', backupComponent), backupCronJob(stack), backupClaim(stack)];
 }

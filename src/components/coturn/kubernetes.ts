@@ -13,19 +13,17 @@ import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { Stack } from '../../stack/model.js';
 import { ValuesError } from '../../values/errors.js';
 import type { KubeObject } from '../../kit/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../kit/meta.js';
+import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import {
   configChecksum,
-  containerImage,
   configChecksumAnnotation,
   emptyDirVolume,
-  hardenedPodSpec,
-  podAnnotations,
   resourceRequirements,
   serviceType,
   restrictedContainerSecurityContext,
   standardProbes,
 } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { renderTurnserverConf } from './config.js';
 
 export const coturnComponent = 'coturn';
@@ -81,10 +79,9 @@ function checkRelayRange(stack: Stack): void {
 }
 
 function assembleContainer(stack: Stack): IContainer {
-  const { coturn } = stack.values;
   return {
     name: 'assemble-config',
-    ...containerImage(coturn.image),
+    ...workloadImage(stack.values, 'coturn'),
     command: ['sh', '-c', turnConfigAssemblyScript({ configFile: `${configDir}/${coturnConfigFile}`, secretFile: `${secretDir}/${secretFile}`, output: `${runtimeDir}/${coturnConfigFile}` })],
     resources: resourceRequirements({ requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } }),
     volumeMounts: [
@@ -111,7 +108,7 @@ function turnserverContainer(stack: Stack): IContainer {
   if (coturn.tls.enabled) mounts.push({ name: 'tls', mountPath: paths.coturnTlsDir, readOnly: true });
   return {
     name: 'coturn',
-    ...containerImage(coturn.image),
+    ...workloadImage(stack.values, 'coturn'),
     command: ['turnserver', '-c', `${runtimeDir}/${coturnConfigFile}`],
     ports: [
       { name: 'turn-udp', containerPort: ports.turn, protocol: 'UDP' as const },
@@ -158,24 +155,23 @@ function coturnVolumes(stack: Stack): IVolume[] {
 function coturnDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { coturn } = stack.values;
   return new Deployment({
-    metadata: objectMeta(stack, coturnComponent),
+    metadata: workloadMeta(stack, 'coturn', coturnComponent),
     spec: {
       replicas: 1,
       // With hostNetwork two pods cannot hold the same node ports during a rolling update.
       strategy: coturn.hostNetwork ? { type: 'Recreate' } : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       selector: { matchLabels: stack.selectorLabels(coturnComponent) },
-      template: {
-        metadata: podMeta(stack, coturnComponent, podAnnotations(coturn, { [configChecksumAnnotation]: configChecksum(configData) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: coturnUid,
-          settings: coturn,
-          // Opt-in exception to Pod Security "restricted": relays on the node's own ports and address.
-          hostNetwork: coturn.hostNetwork,
-          initContainers: [assembleContainer(stack)],
-          containers: [turnserverContainer(stack)],
-          volumes: coturnVolumes(stack),
-        }),
-      },
+      template: configuredPodTemplate(stack, {
+        group: 'coturn',
+        component: coturnComponent,
+        uid: coturnUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        // Opt-in exception to Pod Security "restricted": relays on the node's own ports and address.
+        hostNetwork: coturn.hostNetwork,
+        initContainers: [assembleContainer(stack)],
+        containers: [turnserverContainer(stack)],
+        volumes: coturnVolumes(stack),
+      }),
     },
   });
 }
@@ -249,6 +245,7 @@ export function coturnObjects(stack: Stack): KubeObject[] {
   const configData = { [coturnConfigFile]: renderTurnserverConf(stack) };
   return [
     new ConfigMap({ metadata: objectMeta(stack, coturnComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'coturn', coturnComponent),
     coturnDeployment(stack, configData),
     coturnService(stack),
     ...coturnMetricsService(stack),

@@ -4,6 +4,7 @@
  */
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
@@ -11,8 +12,8 @@ import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
-import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
-import { configuredDeployment } from '../../kit/workloads.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { elementConfigFiles } from './config.js';
 
 export const elementComponent = 'element';
@@ -42,7 +43,7 @@ function elementContainer(stack: Stack): IContainer {
   const port = stack.placement.ports.element;
   return {
     name: 'element',
-    ...containerImage(element.image),
+    ...workloadImage(stack.values, 'element'),
     env: [{ name: 'ELEMENT_WEB_PORT', value: String(port) }],
     ports: [{ name: 'http', containerPort: port, protocol: 'TCP' as const }],
     resources: resourceRequirements(element.resources),
@@ -54,17 +55,25 @@ function elementContainer(stack: Stack): IContainer {
   };
 }
 
-function elementDeployment(stack: Stack, configData: Record<string, string>) {
+function elementDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { element, autoscaling } = stack.values;
-  return configuredDeployment(stack, {
-    component: elementComponent,
-    uid: elementUid,
-    settings: element,
-    configData,
-    // With an HPA the replica count is its to set.
-    replicas: autoscaling.enabled ? undefined : element.replicaCount,
-    containers: [elementContainer(stack)],
-    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
+  return new Deployment({
+    metadata: workloadMeta(stack, 'element', elementComponent),
+    spec: {
+      // With an HPA the replica count is its to set: applying one here would fight it.
+      ...(autoscaling.enabled ? {} : { replicas: element.replicaCount }),
+      selector: { matchLabels: stack.selectorLabels(elementComponent) },
+      template: configuredPodTemplate(stack, {
+        group: 'element',
+        component: elementComponent,
+        uid: elementUid,
+        // The entrypoint copies config.json once at start: a changed config needs new pods.
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        replicas: minimumReplicas(stack),
+        containers: [elementContainer(stack)],
+        volumes: [{ name: 'config', configMap: { name: stack.objectName(elementComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
+      }),
+    },
   });
 }
 
@@ -103,6 +112,7 @@ export function elementObjects(stack: Stack): KubeObject[] {
   const configData = elementConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, elementComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'element', elementComponent),
     elementDeployment(stack, configData),
     elementService(stack),
     ...elementAutoscaler(stack),

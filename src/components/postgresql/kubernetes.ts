@@ -8,9 +8,11 @@ import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../kit/meta.js';
-import { containerImage, emptyDirVolume, execProbe, hardenedPodSpec, podAnnotations, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { clusterIpService, objectMeta } from '../../kit/meta.js';
+import { emptyDirVolume, execProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { postgresqlInitdbArgs, postgresqlSettings } from './config.js';
+import { cloudnativePgObjects } from './cloudnative-pg.js';
 
 export const postgresqlComponent = 'postgresql';
 
@@ -54,7 +56,7 @@ function postgresqlContainer(stack: Stack): IContainer {
   const port = stack.placement.ports.postgresql;
   return {
     name: 'postgresql',
-    ...containerImage(postgresql.image),
+    ...workloadImage(stack.values, 'postgresql'),
     args: ['postgres', ...postgresqlServerArgs(stack)],
     env: [
       { name: 'POSTGRES_USER', value: stack.database.user },
@@ -83,25 +85,23 @@ function postgresqlStatefulSet(stack: Stack): StatefulSet {
   const { postgresql } = stack.values;
   const password = stack.secrets.postgresPassword;
   return new StatefulSet({
-    metadata: objectMeta(stack, postgresqlComponent),
+    metadata: workloadMeta(stack, 'postgresql', postgresqlComponent),
     spec: {
       replicas: 1,
       serviceName: postgresqlHeadlessServiceName(stack),
       selector: { matchLabels: stack.selectorLabels(postgresqlComponent) },
-      template: {
-        metadata: podMeta(stack, postgresqlComponent, podAnnotations(postgresql)),
-        spec: hardenedPodSpec(stack.values, {
-          uid: postgresqlUid,
-          settings: postgresql,
-          terminationGracePeriodSeconds: 60,
-          containers: [postgresqlContainer(stack)],
-          volumes: [
-            { name: 'password', secret: { secretName: password.name, defaultMode: 0o440, items: [{ key: password.key, path: passwordFile }] } },
-            emptyDirVolume('run'),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-      },
+      template: configuredPodTemplate(stack, {
+        group: 'postgresql',
+        component: postgresqlComponent,
+        uid: postgresqlUid,
+        terminationGracePeriodSeconds: 60,
+        containers: [postgresqlContainer(stack)],
+        volumes: [
+          { name: 'password', secret: { secretName: password.name, defaultMode: 0o440, items: [{ key: password.key, path: passwordFile }] } },
+          emptyDirVolume('run'),
+          emptyDirVolume('tmp'),
+        ],
+      }),
       volumeClaimTemplates: [
         {
           metadata: { name: 'data', labels: stack.labels(postgresqlComponent) },
@@ -130,6 +130,7 @@ function postgresqlServices(stack: Stack): Service[] {
 }
 
 export function postgresqlObjects(stack: Stack): KubeObject[] {
-  if (!stack.values.postgresql.enabled || stack.values.synapse.database.external) return [];
-  return [postgresqlStatefulSet(stack), ...postgresqlServices(stack)];
+  if (!stack.values.postgresql.enabled || stack.database.provider === 'external') return [];
+  if (stack.database.provider === 'cloudnative-pg') return cloudnativePgObjects(stack);
+  return [...serviceAccountObjects(stack, 'postgresql', postgresqlComponent), postgresqlStatefulSet(stack), ...postgresqlServices(stack)];
 }

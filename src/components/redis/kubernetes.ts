@@ -10,17 +10,16 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { redisSecretFiles, type Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
-import { clusterIpService, objectMeta, podMeta } from '../../kit/meta.js';
+import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import {
   configChecksum,
   configChecksumAnnotation,
-  containerImage,
   emptyDirVolume,
-  hardenedPodSpec,
-  podAnnotations,
   resourceRequirements,
   standardProbes,
 } from '../../kit/pod-security.js';
+import { configuredPodTemplate, workloadImage } from '../../kit/workload.js';
+import { imageReference } from '../../values/workload.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderRedisConf } from './config.js';
 
@@ -41,7 +40,7 @@ function passwordInitContainer(stack: Stack): IContainer {
   const target = posix.join(paths.redisSecretsDir, redisSecretFiles.passwordConf);
   return {
     name: 'password',
-    ...containerImage(stack.values.redis.image),
+    ...workloadImage(stack.values, 'redis'),
     command: ['sh', '-c', `umask 077 && printf 'requirepass %s\\n' "$(cat ${passwordSourceDir}/password)" > ${target}`],
     resources: resourceRequirements(stack.values.redis.resources),
     volumeMounts: [
@@ -56,7 +55,7 @@ function redisContainer(stack: Stack): IContainer {
   const { paths, ports } = stack.placement;
   return {
     name: 'redis',
-    ...containerImage(redis.image),
+    ...workloadImage(stack.values, 'redis'),
     command: ['redis-server', posix.join(paths.redisConfigDir, 'redis.conf')],
     ports: [{ name: 'redis', containerPort: ports.redis, protocol: 'TCP' as const }],
     resources: resourceRequirements(redis.resources),
@@ -75,7 +74,8 @@ function exporterContainer(stack: Stack): IContainer {
   const password = stack.secrets.workers!.redisPassword;
   return {
     name: 'metrics',
-    ...containerImage(redis.metrics.image),
+    image: imageReference(redis.metrics.image),
+    imagePullPolicy: redis.metrics.image.pullPolicy as IContainer['imagePullPolicy'],
     env: [
       { name: 'REDIS_ADDR', value: `redis://127.0.0.1:${stack.placement.ports.redis}` },
       // redis_exporter reads its password from the environment only; the value comes from the Secret.
@@ -98,21 +98,20 @@ function redisDeployment(stack: Stack): Deployment {
       // Never two at once: Synapse processes would split between two buses.
       strategy: { type: 'Recreate' },
       selector: { matchLabels: stack.selectorLabels(redisComponent) },
-      template: {
-        metadata: podMeta(stack, redisComponent, podAnnotations(redis, { [configChecksumAnnotation]: configChecksum(redisConfigData(stack)) })),
-        spec: hardenedPodSpec(stack.values, {
-          uid: redisUid,
-          settings: redis,
-          initContainers: [passwordInitContainer(stack)],
-          containers: [redisContainer(stack), ...(redis.metrics.enabled ? [exporterContainer(stack)] : [])],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(redisComponent) } },
-            { name: 'password-source', secret: { secretName: password.name, defaultMode: 0o400, items: [{ key: password.key, path: 'password' }] } },
-            emptyDirVolume('secrets', { memory: true, sizeLimit: '1Mi' }),
-            emptyDirVolume('data'),
-          ],
-        }),
-      },
+      template: configuredPodTemplate(stack, {
+        group: 'redis',
+        component: redisComponent,
+        uid: redisUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(redisConfigData(stack)) },
+        initContainers: [passwordInitContainer(stack)],
+        containers: [redisContainer(stack), ...(redis.metrics.enabled ? [exporterContainer(stack)] : [])],
+        volumes: [
+          { name: 'config', configMap: { name: stack.objectName(redisComponent) } },
+          { name: 'password-source', secret: { secretName: password.name, defaultMode: 0o400, items: [{ key: password.key, path: 'password' }] } },
+          emptyDirVolume('secrets', { memory: true, sizeLimit: '1Mi' }),
+          emptyDirVolume('data'),
+        ],
+      }),
     },
   });
 }

@@ -5,13 +5,14 @@
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
-import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
-import { configuredDeployment } from '../../kit/workloads.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { routerConfigFiles } from './config.js';
 
 export const routerComponent = 'router';
@@ -30,7 +31,7 @@ function routerContainer(stack: Stack): IContainer {
   const { ports, paths } = stack.placement;
   return {
     name: 'haproxy',
-    ...containerImage(router.image),
+    ...workloadImage(stack.values, 'router'),
     // -W -db: master-worker in the foreground, as the image's entrypoint would run it.
     command: ['haproxy', '-W', '-db', '-f', posix.join(paths.routerConfigDir, 'haproxy.cfg')],
     ports: [
@@ -46,16 +47,23 @@ function routerContainer(stack: Stack): IContainer {
   };
 }
 
-function routerDeployment(stack: Stack, configData: Record<string, string>) {
+function routerDeployment(stack: Stack, configData: Record<string, string>): Deployment {
   const { router } = stack.values;
-  return configuredDeployment(stack, {
-    component: routerComponent,
-    uid: routerUid,
-    settings: router,
-    configData,
-    replicas: router.replicaCount,
-    containers: [routerContainer(stack)],
-    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
+  return new Deployment({
+    metadata: workloadMeta(stack, 'router', routerComponent),
+    spec: {
+      replicas: router.replicaCount,
+      selector: { matchLabels: stack.selectorLabels(routerComponent) },
+      template: configuredPodTemplate(stack, {
+        group: 'router',
+        component: routerComponent,
+        uid: routerUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
+        replicas: router.replicaCount,
+        containers: [routerContainer(stack)],
+        volumes: [{ name: 'config', configMap: { name: stack.objectName(routerComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
+      }),
+    },
   });
 }
 
@@ -68,6 +76,7 @@ export function routerObjects(stack: Stack): KubeObject[] {
   const configData = routerConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, routerComponent), data: configData }),
+    ...serviceAccountObjects(stack, 'router', routerComponent),
     routerDeployment(stack, configData),
     routerService(stack),
     ...podDisruptionBudgets(stack, routerComponent, stack.values.router.replicaCount),

@@ -10,9 +10,9 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
-import { configChecksum, configChecksumAnnotation, containerImage, emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes.js';
-import { jobPodTemplate } from '../../kit/workloads.js';
 import { synapseServiceUrl, synapseUid } from './kubernetes.js';
 
 export const adminBootstrapComponent = 'admin-bootstrap';
@@ -57,38 +57,41 @@ function scriptEnvironment(stack: Stack): IEnvVar[] {
 }
 
 function adminBootstrapJob(stack: Stack): Job {
-  const { synapse, adminBootstrap } = stack.values;
+  const { adminBootstrap } = stack.values;
   const scriptData = scriptConfigMapData();
   return new Job({
-    metadata: objectMeta(stack, adminBootstrapComponent),
+    metadata: workloadMeta(stack, 'adminBootstrap', adminBootstrapComponent),
     spec: {
       backoffLimit: 6,
       activeDeadlineSeconds: jobDeadlineSeconds,
       // Deleted an hour after it ends; the next apply recreates it, and it succeeds at once.
       ttlSecondsAfterFinished: 3600,
-      template: jobPodTemplate(stack, {
-        component: adminBootstrapComponent,
-        uid: synapseUid,
-        contexts: synapse,
-        annotations: { [configChecksumAnnotation]: configChecksum(scriptData) },
-        container: {
-          name: 'register-admin',
-          ...containerImage(synapse.image),
-          command: ['python', `${scriptDir}/${scriptName}`],
-          env: scriptEnvironment(stack),
-          resources: resourceRequirements(adminBootstrap.resources),
-          volumeMounts: [
-            { name: 'script', mountPath: scriptDir, readOnly: true },
-            { name: 'secrets', mountPath: secretsDir, readOnly: true },
-            { name: 'tmp', mountPath: '/tmp' },
+      template: configuredPodTemplate(stack, {
+          group: 'adminBootstrap',
+          component: adminBootstrapComponent,
+          uid: synapseUid,
+          annotations: { [configChecksumAnnotation]: configChecksum(scriptData) },
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'register-admin',
+              ...workloadImage(stack.values, 'adminBootstrap'),
+              command: ['python', `${scriptDir}/${scriptName}`],
+              env: scriptEnvironment(stack),
+              resources: resourceRequirements(adminBootstrap.resources),
+              volumeMounts: [
+                { name: 'script', mountPath: scriptDir, readOnly: true },
+                { name: 'secrets', mountPath: secretsDir, readOnly: true },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
           ],
-        },
-        volumes: [
-          { name: 'script', configMap: { name: stack.objectName(adminBootstrapComponent), defaultMode: 0o444 } },
-          projectedSecretVolume('secrets', adminBootstrapSecretFiles(stack)),
-          emptyDirVolume('tmp'),
-        ],
-      }),
+          volumes: [
+            { name: 'script', configMap: { name: stack.objectName(adminBootstrapComponent), defaultMode: 0o444 } },
+            projectedSecretVolume('secrets', adminBootstrapSecretFiles(stack)),
+            emptyDirVolume('tmp'),
+          ],
+        }),
     },
   });
 }
@@ -97,6 +100,7 @@ export function adminBootstrapObjects(stack: Stack): KubeObject[] {
   if (!stack.values.synapse.server.adminUser.enabled) return [];
   return [
     new ConfigMap({ metadata: objectMeta(stack, adminBootstrapComponent), data: scriptConfigMapData() }),
+    ...serviceAccountObjects(stack, 'adminBootstrap', adminBootstrapComponent),
     adminBootstrapJob(stack),
   ];
 }

@@ -2,7 +2,7 @@
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { deepMerge } from '../../values/load.js';
-import type { Stack } from '../../stack/model.js';
+import type { DatabaseField, Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
@@ -14,6 +14,14 @@ import { synapseTemplateFiles } from './templates.js';
 export interface SynapseSecretValues {
   databasePassword: string;
   smtpPassword?: string;
+  /** The connection fields stack.database.fromSecret names, read from their Secrets. */
+  databaseFields?: Partial<Record<Exclude<DatabaseField, 'ca'>, string>>;
+}
+
+/** Where Synapse reads the database CA: from its secret files when it comes from a Secret, else from its config directory. */
+export function synapseDatabaseCaPath(stack: Stack): string | undefined {
+  if (stack.database.fromSecret.ca) return secretPath(stack, synapseSecretFiles.databaseCa);
+  return stack.database.ca !== undefined ? posix.join(stack.placement.paths.synapseConfigDir, synapseSecretFiles.databaseCa) : undefined;
 }
 
 type Config = Record<string, unknown>;
@@ -167,23 +175,31 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     // The branded templates (./templates.ts) are written beside this file.
     templates: { custom_template_directory: paths.synapseConfigDir },
   };
-  return deepMerge(generated, synapse.extraConfig) as Config;
+  return deepMerge(generated, synapse.additionalConfig) as Config;
 }
 
-function databaseConfig(stack: Stack, password: string): Config {
+function databaseConfig(stack: Stack, password: string, fromSecrets: SynapseSecretValues['databaseFields'] = {}): Config {
   const { database } = stack.values.synapse;
+  const field = (name: Exclude<DatabaseField, 'ca'>): string | number => {
+    if (!stack.database.fromSecret[name]) return stack.database[name];
+    const value = fromSecrets[name];
+    if (value === undefined) throw new Error(`synapse.database.${name}: Secret ${stack.database.fromSecret[name]!.name} has no key ${stack.database.fromSecret[name]!.key}.`);
+    return name === 'port' ? Number(value.trim()) : value.trim();
+  };
+  const caPath = synapseDatabaseCaPath(stack);
   return {
     name: 'psycopg2',
     ...(database.allowUnsafeLocale ? { allow_unsafe_locale: true } : {}),
     args: {
-      user: stack.database.user,
+      user: field('user'),
       password,
-      dbname: stack.database.name,
-      host: stack.database.host,
-      port: stack.database.port,
+      dbname: field('name'),
+      host: field('host'),
+      port: field('port'),
       cp_min: database.cpMin,
       cp_max: database.cpMax,
-      sslmode: stack.database.sslmode,
+      sslmode: field('sslmode'),
+      ...(caPath ? { sslrootcert: caPath } : {}),
     },
   };
 }
@@ -208,7 +224,7 @@ function emailConfig(stack: Stack, smtpPassword: string | undefined): Config {
 /** The second config file, holding only the `database` and `email` blocks (mounted from a Secret). */
 export function renderSynapseSecretConfig(stack: Stack, secrets: SynapseSecretValues): Record<string, unknown> {
   return {
-    database: databaseConfig(stack, secrets.databasePassword),
+    database: databaseConfig(stack, secrets.databasePassword, secrets.databaseFields),
     ...(stack.values.synapse.server.email.enabled ? { email: emailConfig(stack, secrets.smtpPassword) } : {}),
   };
 }
@@ -251,5 +267,7 @@ export function synapseConfigFiles(stack: Stack): Record<string, string> {
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
     ...Object.fromEntries(workers.map((worker) => [workerConfigFile(worker), toSynapseYaml(renderWorkerConfig(stack, worker))])),
     ...synapseTemplateFiles(stack),
+    // A CA certificate is public: written in values it sits beside homeserver.yaml.
+    ...(stack.database.ca !== undefined ? { [synapseSecretFiles.databaseCa]: stack.database.ca } : {}),
   };
 }

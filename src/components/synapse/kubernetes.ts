@@ -6,7 +6,7 @@ import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
@@ -14,13 +14,13 @@ import type { SecretRef, Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
-import { projectedSecretVolume, secretFileMode, type SecretFile } from '../../kit/secret-volumes.js';
-import { configuredDeployment } from '../../kit/workloads.js';
-import { containerImage, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
+import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
+import { configuredPodTemplate, serviceAccountNameOf, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { synapseConfigFiles } from './config.js';
 import { synapseWorkerObjects } from './worker-kubernetes.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
+import { projectedSecretVolume, secretFileMode, type SecretFile } from '../../kit/secret-volumes.js';
 
 export const synapseComponent = 'synapse';
 
@@ -40,6 +40,9 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
     { ref: secrets.macaroonSecretKey, file: synapseSecretFiles.macaroonSecretKey, purpose: 'macaroon_secret_key_path' },
     { ref: secrets.formSecret, file: synapseSecretFiles.formSecret, purpose: 'form_secret_path' },
   ];
+  if (stack.database.fromSecret.ca) {
+    files.push({ ref: stack.database.fromSecret.ca, file: synapseSecretFiles.databaseCa, purpose: 'sslrootcert: the database server\'s CA certificate' });
+  }
   if (server.turn.enabled) {
     files.push({ ref: secrets.turnSharedSecret, file: synapseSecretFiles.turnSharedSecret, purpose: 'turn_shared_secret_path' });
   }
@@ -76,8 +79,7 @@ export function cliAppserviceRegistrationRef(stack: Stack): SecretRef {
 }
 
 export function synapseServiceAccountName(stack: Stack): string {
-  const account = stack.values.synapse.serviceAccount;
-  return account.name ?? (account.create ? stack.objectName(synapseComponent) : 'default');
+  return serviceAccountNameOf(stack, 'synapse', synapseComponent);
 }
 
 export function synapseMediaClaimName(stack: Stack): string {
@@ -125,7 +127,7 @@ function synapseContainer(stack: Stack): IContainer {
   const { paths, ports } = stack.placement;
   return {
     name: 'synapse',
-    ...containerImage(synapse.image),
+    ...workloadImage(stack.values, 'synapse'),
     command: [
       'python',
       '-m',
@@ -155,39 +157,34 @@ function synapseContainer(stack: Stack): IContainer {
 
 /** The volumes every Synapse process mounts: its files, its secrets, the signing key and the media store. */
 function sharedVolumes(stack: Stack): IVolume[] {
-  return [{ name: 'config', configMap: { name: stack.objectName(synapseComponent) } }, ...secretAndDataVolumes(stack)];
-}
-
-/** The shared volumes but the ConfigMap (configuredDeployment adds that one). */
-function secretAndDataVolumes(stack: Stack): IVolume[] {
-  return [projectedSecretVolume('secrets', synapseSecretFileList(stack)), signingKeyVolume(stack), mediaVolume(stack)];
-}
-
-function synapseDeployment(stack: Stack, configData: Record<string, string>) {
-  const { synapse } = stack.values;
-  return configuredDeployment(stack, {
-    component: synapseComponent,
-    uid: synapseUid,
-    settings: synapse,
-    configData,
-    replicas: synapse.replicaCount,
-    // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
-    strategy: { type: 'Recreate' },
-    serviceAccountName: synapseServiceAccountName(stack),
-    containers: [synapseContainer(stack)],
-    volumes: [...secretAndDataVolumes(stack), emptyDirVolume('tmp')],
-  });
-}
-
-function synapseServiceAccount(stack: Stack): ServiceAccount[] {
-  const account = stack.values.synapse.serviceAccount;
-  if (!account.create) return [];
   return [
-    new ServiceAccount({
-      metadata: objectMeta(stack, synapseComponent, synapseServiceAccountName(stack), account.annotations),
-      automountServiceAccountToken: false,
-    }),
+    { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
+    projectedSecretVolume('secrets', synapseSecretFileList(stack)),
+    signingKeyVolume(stack),
+    mediaVolume(stack),
   ];
+}
+
+function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
+  const { synapse } = stack.values;
+  return new Deployment({
+    metadata: workloadMeta(stack, 'synapse', synapseComponent),
+    spec: {
+      replicas: synapse.replicaCount,
+      // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: stack.selectorLabels(synapseComponent) },
+      template: configuredPodTemplate(stack, {
+        group: 'synapse',
+        component: synapseComponent,
+        uid: synapseUid,
+        annotations: { [configChecksumAnnotation]: configChecksum(configMapData) },
+        replicas: synapse.replicaCount,
+        containers: [synapseContainer(stack)],
+        volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
+      }),
+    },
+  });
 }
 
 function synapseService(stack: Stack): Service {
@@ -215,7 +212,7 @@ export function synapseObjects(stack: Stack): KubeObject[] {
   const configMapData = synapseConfigFiles(stack);
   return [
     new ConfigMap({ metadata: objectMeta(stack, synapseComponent), data: configMapData }),
-    ...synapseServiceAccount(stack),
+    ...serviceAccountObjects(stack, 'synapse', synapseComponent),
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),

@@ -16,19 +16,17 @@ import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import { synapseSecretFiles, type Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
-import { objectMeta, podMeta } from '../../kit/meta.js';
+import { objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
 import {
   configChecksum,
   configChecksumAnnotation,
-  containerImage,
   emptyDirVolume,
-  hardenedPodSpec,
   httpGetProbe,
-  podAnnotations,
   resourceRequirements,
   standardProbes,
 } from '../../kit/pod-security.js';
+import { configuredPodTemplate, workloadImage } from '../../kit/workload.js';
 import { kebabCase, poolMaxProcesses, poolReplicas, processesOf, workerPoolNames, workerPools, workerProcesses, type WorkerPoolName } from '../../values/worker-pools.js';
 import { workerConfigFile } from './workers.js';
 
@@ -75,7 +73,7 @@ function workerContainer(stack: Stack, pool: WorkerPoolName): IContainer {
   const ports = kubernetesWorkerPorts;
   return {
     name: 'synapse',
-    ...containerImage(stack.values.synapse.image),
+    ...workloadImage(stack.values, 'synapse'),
     command: workerCommand(stack, pool),
     ports: [
       { name: 'http', containerPort: ports.http, protocol: 'TCP' as const },
@@ -106,18 +104,18 @@ export interface WorkerPodParts {
 
 function podTemplate(stack: Stack, pool: WorkerPoolName, parts: WorkerPodParts): IPodTemplateSpec {
   const component = workerPoolComponent(pool);
-  const { synapse } = stack.values;
   const volumes = parts.volumes.filter((volume) => volume.name !== 'data' || pool === 'mediaRepository');
-  return {
-    metadata: podMeta(stack, component, podAnnotations(synapse, { [configChecksumAnnotation]: configChecksum(parts.configMapData) })),
-    spec: hardenedPodSpec(stack.values, {
-      uid: parts.uid,
-      settings: synapse,
-      serviceAccountName: parts.serviceAccountName,
-      containers: [workerContainer(stack, pool)],
-      volumes: [...volumes, emptyDirVolume('name', { memory: true, sizeLimit: '1Mi' }), emptyDirVolume('tmp')],
-    }),
-  };
+  // Worker pods take the synapse group's workload settings and run as the main process's ServiceAccount.
+  const template = configuredPodTemplate(stack, {
+    group: 'synapse',
+    component,
+    uid: parts.uid,
+    annotations: { [configChecksumAnnotation]: configChecksum(parts.configMapData) },
+    replicas: poolReplicas(stack.values.synapse.workers, pool),
+    containers: [workerContainer(stack, pool)],
+    volumes: [...volumes, emptyDirVolume('name', { memory: true, sizeLimit: '1Mi' }), emptyDirVolume('tmp')],
+  });
+  return { ...template, spec: { ...template.spec!, serviceAccountName: parts.serviceAccountName } };
 }
 
 function poolService(stack: Stack, pool: WorkerPoolName): Service {

@@ -6,6 +6,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { connect as connectTls } from 'node:tls';
 import { isIP } from 'node:net';
+import { posix } from 'node:path';
+import { synapseSecretFiles } from '../../stack/model.js';
 import type { Target } from '../../targets/target.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../../components/wellknown/config.js';
 import { signingKeyInfo } from '../../stack/secrets/generate.js';
@@ -372,13 +374,51 @@ export async function checkTurn(env: DoctorEnvironment): Promise<DoctorCheck[]> 
   return checks;
 }
 
+/**
+ * Python run in the Synapse container with the path of its secret config: connects with Synapse's own
+ * database settings (whatever their source: values, Secrets, an operator) and prints
+ * `encoding|collate|ctype|database` of the database it uses. Nothing secret is printed.
+ */
+export const synapseDatabaseProbeScript = [
+  'import sys, yaml, psycopg2',
+  "args = yaml.safe_load(open(sys.argv[1]))['database']['args']",
+  "keys = ('user', 'password', 'dbname', 'host', 'port', 'sslmode', 'sslrootcert')",
+  'connection = psycopg2.connect(**{key: args[key] for key in keys if key in args})',
+  'cursor = connection.cursor()',
+  "cursor.execute('SELECT pg_encoding_to_char(encoding), datcollate, datctype, datname FROM pg_database WHERE datname = current_database()')",
+  "print('|'.join(cursor.fetchone()))",
+].join('\n');
+
+/** The verdict on `encoding|collate|ctype` of a database (an empty line: it does not exist). */
+export function databaseLocaleVerdict(name: string, database: string, line: string, recreate: string): DoctorCheck {
+  if (!line) return fail(name, `database ${database} does not exist.`, recreate);
+  const [encoding, collate, ctype] = line.split('|');
+  const seen = `encoding ${encoding}, LC_COLLATE ${collate}, LC_CTYPE ${ctype}`;
+  if (encoding !== 'UTF8' || collate !== 'C' || ctype !== 'C') return fail(name, `database ${database} has ${seen}; Synapse needs UTF8 and C.`, recreate);
+  return pass(name, `database ${database}: ${seen}.`);
+}
+
+/** An external database (its fields may come from Secrets): asked through Synapse's own connection. */
+async function checkExternalDatabase(env: DoctorEnvironment, name: string): Promise<DoctorCheck[]> {
+  const { stack } = env.target;
+  const recreate = 'Synapse needs its database created with `createdb --encoding=UTF8 --locale=C --template=template0 --owner=<user> <name>` (CloudNativePG: bootstrap.initdb with encoding UTF8, localeCollate C, localeCType C): dump it, create it again that way, restore the dump.';
+  const configPath = posix.join(stack.placement.paths.synapseSecretsDir, synapseSecretFiles.secretConfig);
+  return guarded(name, `is Synapse running, and does it reach its database? Read its log (${env.logsHint('synapse')}).`, async () => {
+    const result = await env.target.exec('synapse', ['python3', '-c', synapseDatabaseProbeScript, configPath], { timeoutMs: 60_000 });
+    if (result.exitCode !== 0) {
+      return fail(name, `Synapse's database connection failed: ${result.stderr.trim().split('\n').pop() ?? 'no message'}.`, `check synapse.database (and its Secrets); ${env.logsHint('synapse')}`);
+    }
+    const line = result.stdout.trim();
+    const database = line.split('|')[3] ?? stack.database.name;
+    return databaseLocaleVerdict(name, database, line, recreate);
+  });
+}
+
 /** Encoding and locale of the database as PostgreSQL reports them (the role's own view: pg_database). */
 export async function checkDatabase(env: DoctorEnvironment): Promise<DoctorCheck[]> {
   const name = 'database encoding and locale';
   const { stack } = env.target;
-  if (!stack.values.postgresql.enabled || stack.values.synapse.database.external) {
-    return [warn(name, `the external database ${stack.database.name} on ${stack.database.host} was not checked.`, 'check it yourself: `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()` must give UTF8, C, C.')];
-  }
+  if (stack.database.provider === 'external' || !stack.values.postgresql.enabled) return checkExternalDatabase(env, name);
   const recreate = `Synapse needs the database created with \`createdb --encoding=UTF8 --locale=C --template=template0 --owner=${stack.database.user} ${stack.database.name}\`: dump it (pg_dump), create it again that way, restore the dump.`;
   return guarded(name, `is PostgreSQL running? Read its log (${env.logsHint('postgresql')}).`, async () => {
     const query = `SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = '${stack.database.name.replace(/'/g, "''")}'`;
@@ -388,12 +428,7 @@ export async function checkDatabase(env: DoctorEnvironment): Promise<DoctorCheck
       timeoutMs: 30_000,
     });
     if (result.exitCode !== 0) return fail(name, `psql failed: ${result.stderr.trim().split('\n').pop() ?? 'no message'}.`, `is PostgreSQL running? ${env.logsHint('postgresql')}`);
-    const line = result.stdout.trim();
-    if (!line) return fail(name, `database ${stack.database.name} does not exist.`, recreate);
-    const [encoding, collate, ctype] = line.split('|');
-    const seen = `encoding ${encoding}, LC_COLLATE ${collate}, LC_CTYPE ${ctype}`;
-    if (encoding !== 'UTF8' || collate !== 'C' || ctype !== 'C') return fail(name, `database ${stack.database.name} has ${seen}; Synapse needs UTF8 and C.`, recreate);
-    return pass(name, `database ${stack.database.name}: ${seen}.`);
+    return databaseLocaleVerdict(name, stack.database.name, result.stdout.trim(), recreate);
   });
 }
 

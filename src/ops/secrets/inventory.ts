@@ -50,7 +50,8 @@ export function secretInventory(stack: Stack): SecretEntry[] {
     else entries.push({ id, ref, purpose, origin: 'user' });
   };
   const bundledDatabase = values.postgresql.enabled && !values.synapse.database.external;
-  add('postgres-password', secrets.postgresPassword, 'password of the database role Synapse uses', undefined, bundledDatabase ? generatePostgresPassword : undefined);
+  const writtenPassword = (values.synapse.database as { password?: unknown }).password;
+  add('postgres-password', secrets.postgresPassword, 'password of the database role Synapse uses', typeof writtenPassword === 'string' ? writtenPassword : undefined, bundledDatabase ? generatePostgresPassword : undefined);
   add('admin-username', secrets.adminUsername, 'localpart of the administrator', server.adminUser.username, undefined);
   add('admin-password', secrets.adminPassword, 'password of the administrator', server.adminUser.password, generateAdminPassword);
   add('registration-shared-secret', secrets.registrationSharedSecret, 'registration_shared_secret (admin registration)', server.adminUser.registrationSecret, () => generateRandomSecret());

@@ -95,7 +95,7 @@ export function livePostgres(statefulSets: readonly PlainObject[]): { statefulSe
 
 export function desiredPostgres(stack: Stack): { image: string; major: number } | undefined {
   const { postgresql } = stack.values;
-  if (!postgresql.enabled || stack.values.synapse.database.external) return undefined;
+  if (!postgresql.enabled || stack.database.provider !== 'statefulset') return undefined;
   const image = `${postgresql.image.repository}:${postgresql.image.tag}`;
   const major = postgresMajorOfImage(image);
   return major === undefined ? undefined : { image, major };

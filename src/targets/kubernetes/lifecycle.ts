@@ -194,8 +194,30 @@ interface Preflight {
   plan: SecretsPlan;
 }
 
+/** CustomResourceDefinitions the rendered objects need, with how to get them when they are missing. */
+export function requiredDefinitions(objects: readonly KubeObject[]): { name: string; install: string }[] {
+  const cloudnativePg =
+    'install the CloudNativePG operator first (its release manifest cnpg-<version>.yaml applied with `kubectl apply --server-side -f`, or its Helm chart cloudnative-pg; see docs/kubernetes.md "CloudNativePG"), wait until it runs, then install again';
+  const needed = new Map<string, string>();
+  for (const object of objects) {
+    if (object.apiVersion === 'postgresql.cnpg.io/v1') needed.set(`${object.kind.toLowerCase()}s.postgresql.cnpg.io`, cloudnativePg);
+  }
+  return [...needed].sort().map(([name, install]) => ({ name, install }));
+}
+
+async function checkDefinitions(context: ReleaseContext): Promise<void> {
+  const required = requiredDefinitions(context.objects);
+  if (required.length === 0) return;
+  const present = new Set((await getNamed(context.connection, required.map((d) => `customresourcedefinition.apiextensions.k8s.io/${d.name}`))).map((o) => o.metadata.name));
+  const missing = required.filter((d) => !present.has(d.name));
+  if (missing.length > 0) {
+    throw new ReleaseRefusal(missing.map((d) => `the cluster has no CustomResourceDefinition ${d.name} (postgresql.mode cloudnative-pg needs it): ${d.install}.`));
+  }
+}
+
 async function preflight(context: ReleaseContext, options: InstallOptions): Promise<Preflight> {
   const { connection, stack, report } = context;
+  await checkDefinitions(context);
   const exists = await namespaceExists(connection);
   if (!exists) {
     if (options.mode === 'upgrade') throw new ReleaseRefusal([`namespace ${connection.namespace} does not exist: there is no release to upgrade (use mxstack install).`]);
@@ -248,7 +270,35 @@ function namespaceManifest(stack: Stack): PlainObject {
 
 const toYamlStream = (objects: readonly PlainObject[]) => objects.map((o) => `---\n${stringify(o, { lineWidth: 0 })}`).join('');
 
-async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boolean): Promise<string> {
+/**
+ * Whether homeserver-secrets.yaml must wait for the apply: the database password is created by an operator
+ * (CloudNativePG's `<cluster>-app`) that only acts once the release's Cluster exists.
+ */
+export function secretConfigAwaitsOperator(stack: Stack, live: LiveSecrets): boolean {
+  const ref = stack.secrets.postgresPassword;
+  return ref.operatorCreated === true && live.get(ref.name)?.[ref.key] === undefined;
+}
+
+/** Polls until the operator has created the database password's Secret (bounded by timeoutMs). */
+async function awaitOperatorSecret(context: ReleaseContext, timeoutMs: number): Promise<LiveSecrets> {
+  const { connection, stack, report } = context;
+  const ref = stack.secrets.postgresPassword;
+  report(`waiting up to ${formatDuration(timeoutMs)} for CloudNativePG to create Secret ${ref.name} (the database password)`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const live = await readLiveSecrets(connection, stack);
+    if (!secretConfigAwaitsOperator(stack, live)) return live;
+    if (Date.now() > deadline) {
+      throw new ReleaseFailure([
+        `Secret ${ref.name} did not appear within ${formatDuration(timeoutMs)}: is the CloudNativePG operator running? See kubectl -n ${stack.namespace} describe cluster.postgresql.cnpg.io/${stack.database.cluster ?? ''}.`,
+        'Nothing was pruned. Fix the cause, then run again.',
+      ]);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }
+}
+
+async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boolean): Promise<string | undefined> {
   const { connection, stack, report } = context;
   for (const entry of pre.plan.create) {
     await runKubectl(createArgs(connection, { dryRun }), { stdin: toYamlStream([secretManifest(stack, entry.name, entry.data)]) });
@@ -258,6 +308,16 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
     await runMergePatch(connection, `secret/${entry.name}`, mergePatchForKeys(entry.data), { dryRun });
     report(`${dryRun ? 'would add' : 'added'} to Secret ${entry.name}: ${Object.keys(entry.data).sort().join(', ')}`);
   }
+  if (secretConfigAwaitsOperator(stack, pre.live)) {
+    report(`${stack.secrets.synapseSecretConfig.name} is written once CloudNativePG has created Secret ${stack.secrets.postgresPassword.name}`);
+    return undefined;
+  }
+  return writeSecretConfig(context, pre.live, pre.plan, dryRun);
+}
+
+async function writeSecretConfig(context: ReleaseContext, live: LiveSecrets, plan: SecretsPlan | undefined, dryRun: boolean): Promise<string> {
+  const { connection, stack, report } = context;
+  const pre = { live, plan };
   const secretConfig = assembleSecretConfigData(stack, pre.live, pre.plan);
   const ref = stack.secrets.synapseSecretConfig;
   if (!secretConfigUpToDate(stack, pre.live, secretConfig)) {
@@ -379,7 +439,7 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   }
 
   const digest = await writeSecrets(context, pre, dryRun);
-  const members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.secrets.synapseSecretConfig.name, digest);
+  let members = digest === undefined ? asMembers(context.objects, id) : annotateSecretConfigDigest(asMembers(context.objects, id), stack.secrets.synapseSecretConfig.name, digest);
   const currentKinds = groupKindsOf(members);
 
   // The parent first lists the union of old and new kinds: an interrupted run leaves nothing untracked.
@@ -397,6 +457,16 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   const applied = await runKubectl(applyArgs(connection, { dryRun, forceConflicts }), { stdin: toYamlStream(members), timeoutMs: 10 * 60_000, acceptExitCodes: [0, 1] });
   if (applied.exitCode !== 0) throw new ReleaseFailure(applyFailureLines(applied.stderr, Boolean(pre.helm)));
   const appliedCount = applied.stdout.split('\n').filter((line) => line.trim() !== '').length;
+
+  if (digest === undefined && !dryRun) {
+    // Synapse's pods wait for their secret config (a missing Secret volume holds them): write it now, and
+    // apply the workloads again with its digest so that a later change rolls them.
+    const live = await awaitOperatorSecret(context, options.timeoutMs);
+    const written = await writeSecretConfig(context, live, undefined, false);
+    members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.secrets.synapseSecretConfig.name, written);
+    const again = await runKubectl(applyArgs(connection, { dryRun: false, forceConflicts }), { stdin: toYamlStream(members), timeoutMs: 10 * 60_000, acceptExitCodes: [0, 1] });
+    if (again.exitCode !== 0) throw new ReleaseFailure(applyFailureLines(again.stderr, Boolean(pre.helm)));
+  }
 
   let waited = false;
   if (options.wait && !dryRun) {
@@ -476,9 +546,9 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
   const live = await readLiveSecrets(connection, stack);
   const plan = planSecrets(stack, live);
   if (plan.problems.length > 0) throw new ReleaseRefusal(plan.problems);
-  const secretConfig = assembleSecretConfigData(stack, live, plan);
   const ref = stack.secrets.synapseSecretConfig;
-  const members = annotateSecretConfigDigest(asMembers(context.objects, id), ref.name, secretConfigDigest(secretConfig));
+  const secretConfig = secretConfigAwaitsOperator(stack, live) ? undefined : assembleSecretConfigData(stack, live, plan);
+  const members = secretConfig ? annotateSecretConfigDigest(asMembers(context.objects, id), ref.name, secretConfigDigest(secretConfig)) : asMembers(context.objects, id);
   const result = await runKubectl(diffArgs(connection, { forceConflicts: Boolean(helm) }), { stdin: toYamlStream(members), acceptExitCodes: [0, 1] });
   const liveMembers = parent ? await readMembers(connection, parent) : [];
   const prune = planDeletion(computePrune(liveMembers, members, id), { purge: false });
@@ -486,7 +556,7 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
     diff: result.stdout,
     namespaceMissing: false,
     createdSecrets: plan.generated,
-    secretConfigChanges: !secretConfigUpToDate(stack, live, secretConfig),
+    secretConfigChanges: !secretConfig || !secretConfigUpToDate(stack, live, secretConfig),
     prune: prune.delete.map((o) => describeRef(refOf(o))),
     ...(helm ? { helm } : {}),
   };
@@ -566,7 +636,8 @@ export interface UninstallResult {
 
 /** Secrets of the release that --purge deletes: made by mxstack, never the ones the user brought. */
 export function purgeableSecretNames(stack: Stack, labelled: readonly PlainObject[]): string[] {
-  const own = documentedSecrets(stack).filter((entry) => entry.createdBy !== 'user').map((entry) => entry.name);
+  // The operator's Secrets belong to its resource (owner reference): they go with it.
+  const own = documentedSecrets(stack).filter((entry) => entry.createdBy !== 'user' && entry.createdBy !== 'operator').map((entry) => entry.name);
   return [...new Set([...own, stack.secrets.synapseSecretConfig.name, ...labelled.map((o) => o.metadata.name)])]
     .filter((name) => name !== applysetParentName(stack.release))
     .sort();

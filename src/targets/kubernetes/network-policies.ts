@@ -62,7 +62,7 @@ function deployedComponents(stack: Stack) {
   const v = stack.values;
   return {
     element: v.element.enabled,
-    postgresql: v.postgresql.enabled,
+    postgresql: v.postgresql.enabled && stack.database.provider === 'statefulset',
     coturn: v.coturn.enabled,
     adminBootstrap: v.synapse.server.adminUser.enabled,
     backup: backupScheduled(stack),
@@ -169,8 +169,35 @@ function authFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   return [...f.releaseFlow('router', 'auth', port), ...f.releaseFlow('synapse', 'auth', port)];
 }
 
+/** The instance manager's status port on CloudNativePG pods: the operator and the other instances call it. */
+export const cloudnativePgStatusPort = 8000;
+
+/**
+ * A CloudNativePG Cluster's pods are the operator's (not under the release's default deny): one ingress
+ * policy admits the release's database clients, the other instances (replication, status) and the
+ * operator's namespace (status, and its connections as the superuser over the pod network).
+ */
+function cloudnativePgFlows(stack: Stack, f: PolicyFactory, clients: string[]): NetworkPolicy[] {
+  const port = tcp(stack.placement.ports.postgresql);
+  const instances: LabelSelector = { matchLabels: { 'cnpg.io/cluster': stack.database.cluster! } };
+  const operator: Peer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': stack.values.postgresql.cloudnativePg.operatorNamespace } } };
+  return [
+    ...clients.map((client) => f.egress(client, 'postgresql', [{ podSelector: instances }], [port])),
+    f.policy('postgresql-from-clients', 'postgresql', {
+      podSelector: instances,
+      policyTypes: ['Ingress'],
+      ingress: [
+        { from: [{ podSelector: f.podsOfAny(clients) }], ports: [port] },
+        { from: [{ podSelector: instances }], ports: [port, tcp(cloudnativePgStatusPort)] },
+        { from: [operator], ports: [port, tcp(cloudnativePgStatusPort)] },
+      ],
+    }),
+  ];
+}
+
 function database(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   const clients = ['synapse', ...(deployedComponents(stack).auth ? ['auth'] : []), ...(deployedComponents(stack).backup ? [backupComponent] : [])];
+  if (stack.database.provider === 'cloudnative-pg') return cloudnativePgFlows(stack, f, clients);
   if (deployedComponents(stack).postgresql) return clients.flatMap((client) => f.releaseFlow(client, 'postgresql', [tcp(stack.placement.ports.postgresql)]));
   // An external database usually sits on a private address, so the port is the only restriction.
   return clients.map((client) => f.egress(client, 'database', undefined, [tcp(stack.database.port)]));

@@ -2,6 +2,7 @@
 import { kubernetesWorkerPorts } from '../../components/synapse/worker-kubernetes.js';
 import type { Values } from '../../values/schema.js';
 import type { Placement } from '../../stack/model.js';
+import { cloudnativePgClusterName, databaseProvider } from '../../stack/database.js';
 
 export const kubernetesPaths = {
   synapseConfigDir: '/config',
@@ -25,7 +26,8 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
     bindAddress: '0.0.0.0',
     hosts: {
       synapse: `${release}-synapse`,
-      postgresql: `${release}-postgresql`,
+      // A CloudNativePG Cluster is reached through its read-write Service (always the primary).
+      postgresql: databaseProvider(values) === 'cloudnative-pg' ? `${cloudnativePgClusterName(values, release)}-rw` : `${release}-postgresql`,
       element: `${release}-element`,
       router: `${release}-router`,
       coturn: `${release}-coturn`,

@@ -99,7 +99,7 @@ export function planSecrets(stack: Stack, live: LiveSecrets, generators: SecretG
     else missing.set(entry.name, { keys: [entry.key], why });
   };
   for (const entry of documentedSecrets(stack)) {
-    if (entry.createdBy === 'values' || isSecretConfig(stack, entry)) continue;
+    if (entry.createdBy === 'values' || entry.createdBy === 'operator' || isSecretConfig(stack, entry)) continue;
     if (sameRef(stack.secrets.smtpPassword, entry.name, entry.key) && entry.createdBy === 'secrets-init' && !stack.values.synapse.server.email.smtpUser) continue;
     if (live.get(entry.name)?.[entry.key] !== undefined) continue;
     if (entry.createdBy === 'user') {
@@ -169,7 +169,13 @@ export function assembleSecretConfig(stack: Stack, live: LiveSecrets, plan?: Sec
   }
   const email = stack.values.synapse.server.email;
   const smtpPassword = email.smtpPass ?? (stack.secrets.smtpPassword ? storedValue(stack.secrets.smtpPassword, live, plan) : undefined);
-  return toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword, ...(smtpPassword !== undefined ? { smtpPassword } : {}) }));
+  const databaseFields = Object.fromEntries(
+    Object.entries(stack.database.fromSecret)
+      .filter(([field]) => field !== 'ca')
+      .map(([field, ref]) => [field, storedValue(ref, live, plan)])
+      .filter(([, value]) => value !== undefined),
+  );
+  return toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword, databaseFields, ...(smtpPassword !== undefined ? { smtpPassword } : {}) }));
 }
 
 /**

@@ -19,7 +19,9 @@ export type SecretSource =
   /** The user (a Secret the values point at, or a certificate issuer). */
   | 'user'
   /** `mxstack secrets init`. */
-  | 'secrets-init';
+  | 'secrets-init'
+  /** An operator, once the release's resource for it is applied (CloudNativePG's `<cluster>-app`). */
+  | 'operator';
 
 export interface DocumentedSecret {
   name: string;
@@ -50,6 +52,8 @@ export function secretsWrittenInValues(stack: Stack): ValuesSecret[] {
     if (provider.client_secret !== undefined && ref) written.push({ ref, value: provider.client_secret });
   }
   if (server.email.smtpPass !== undefined && secrets.smtpPassword) written.push({ ref: secrets.smtpPassword, value: server.email.smtpPass });
+  const databasePassword = (stack.values.synapse.database as { password?: unknown }).password;
+  if (typeof databasePassword === 'string') written.push({ ref: secrets.postgresPassword, value: databasePassword });
   return written;
 }
 
@@ -71,6 +75,7 @@ export function valuesSecretObjects(stack: Stack): KubeObject[] {
 
 function sourceOf(stack: Stack, ref: SecretRef): SecretSource {
   if (secretsWrittenInValues(stack).some((written) => written.ref.name === ref.name && written.ref.key === ref.key)) return 'values';
+  if (ref.operatorCreated) return 'operator';
   return ref.userProvided ? 'user' : 'secrets-init';
 }
 
@@ -88,6 +93,9 @@ export function documentedSecrets(stack: Stack): DocumentedSecret[] {
   }
   // homeserver-secrets.yaml is assembled from these by `mxstack secrets init`.
   add(stack.secrets.postgresPassword, 'mxstack secrets init', 'database password, written into homeserver-secrets.yaml');
+  for (const [field, ref] of Object.entries(stack.database.fromSecret)) {
+    add(ref, field === 'ca' ? synapseDeployment : 'mxstack secrets init', field === 'ca' ? 'CA certificate of the database server (sslrootcert)' : `database ${field}, written into homeserver-secrets.yaml`);
+  }
   if (stack.secrets.smtpPassword) add(stack.secrets.smtpPassword, 'mxstack secrets init', 'SMTP password, written into homeserver-secrets.yaml');
   add(stack.secrets.adminUsername, 'mxstack users', 'localpart of the administrator');
   if (stack.secrets.auth) {
@@ -99,7 +107,7 @@ export function documentedSecrets(stack: Stack): DocumentedSecret[] {
     add(stack.secrets.auth.cliAppserviceHsToken, 'mxstack secrets init', `hs_token of the mxstack-cli application service, written into ${registration}`);
     add(stack.secrets.auth.adminToken, 'mxstack users', 'bearer token of the identity provider\'s administration API');
   }
-  if (v.postgresql.enabled && !v.synapse.database.external) {
+  if (stack.database.provider === 'statefulset' && v.postgresql.enabled) {
     add(stack.secrets.postgresPassword, `statefulset/${stack.objectName('postgresql')}`, 'POSTGRES_PASSWORD_FILE of the release PostgreSQL');
   }
   if (v.coturn.enabled) {

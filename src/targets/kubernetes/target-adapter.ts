@@ -23,6 +23,9 @@ import {
 } from './kubectl.js';
 import { assembleSecretConfigData, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretConfigUpToDate, secretManifest } from './secrets-store.js';
 
+/** Where CloudNativePG instances keep PostgreSQL's socket. */
+export const cloudnativePgSocketDir = '/controller/run';
+
 /** Where coturn's init container writes the configuration coturn runs with (src/components/coturn/kubernetes.ts). */
 const coturnRuntimeConfig = '/run/coturn/turnserver.conf';
 
@@ -70,8 +73,14 @@ export class KubernetesTarget implements Target {
     this.description = `release ${stack.release} in namespace ${connection.namespace}`;
   }
 
-  /** The workload running a component: PostgreSQL is a StatefulSet, the rest Deployments. */
+  /**
+   * The workload running a component: PostgreSQL is a StatefulSet, the rest Deployments. A CloudNativePG
+   * Cluster has no workload of its own to exec into: its -rw Service selects exactly the primary, and
+   * `kubectl exec service/<cluster>-rw` runs in that pod (no client pod, no superuser password: the
+   * tools use the instance's local socket).
+   */
   workload(component: ComponentName): string {
+    if (component === 'postgresql' && this.stack.database.provider === 'cloudnative-pg') return `service/${this.stack.placement.hosts.postgresql}`;
     return `${component === 'postgresql' ? 'statefulset.apps' : 'deployment.apps'}/${this.stack.objectName(component)}`;
   }
 
@@ -141,14 +150,18 @@ export class KubernetesTarget implements Target {
    * container from the file the image itself reads (POSTGRES_PASSWORD_FILE), never passed on a command line.
    */
   postgresqlTool(tool: PostgresqlTool): string[] {
+    // CloudNativePG: its socket directory, as `postgres` (peer authentication of the instance's own user).
+    if (this.stack.database.provider === 'cloudnative-pg') return [tool, '-h', cloudnativePgSocketDir, '-U', 'postgres'];
     return ['sh', '-c', postgresPasswordFromFile, tool, '--no-password', '-U', this.stack.database.user];
   }
 
   async isRunning(component: ComponentName): Promise<boolean> {
-    const output = (await runKubectl(getNamedArgs(this.connection, [this.workload(component)]))).stdout;
+    const cluster = component === 'postgresql' && this.stack.database.provider === 'cloudnative-pg';
+    const resource = cluster ? `cluster.postgresql.cnpg.io/${this.stack.database.cluster!}` : this.workload(component);
+    const output = (await runKubectl(getNamedArgs(this.connection, [resource]))).stdout;
     if (output.trim() === '') return false;
-    const workload = JSON.parse(output) as { status?: { readyReplicas?: number } };
-    return (workload.status?.readyReplicas ?? 0) > 0;
+    const workload = JSON.parse(output) as { status?: { readyReplicas?: number; readyInstances?: number } };
+    return ((cluster ? workload.status?.readyInstances : workload.status?.readyReplicas) ?? 0) > 0;
   }
 
   private desiredReplicas(component: ComponentName): number {

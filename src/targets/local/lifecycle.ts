@@ -124,6 +124,15 @@ function checkElementWebRoot(stack: Stack): void {
   }
 }
 
+/** Connection fields in Kubernetes Secrets cannot be read here: the local target takes them as values. */
+export function checkDatabaseFieldsLocal(stack: Stack): void {
+  const fields = Object.keys(stack.database.fromSecret);
+  if (fields.length === 0) return;
+  throw new LocalStackUsageError(
+    `synapse.database.${fields[0]}: ${fields.map((f) => `synapse.database.${f}`).join(', ')} come from Kubernetes Secrets, which the local target cannot read; write them as values (and the password as synapse.database.password) for a local stack.`,
+  );
+}
+
 function checkIdentity(layout: StateLayout, serverName: string): void {
   const identity = readJsonFile<StackIdentity>(layout.stateFile);
   if (identity && identity.serverName !== serverName) {
@@ -257,6 +266,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     const stack = compileLocalStack(values, layout, ports);
     checkElementWebRoot(stack);
     checkWorkerCount(stack);
+    checkDatabaseFieldsLocal(stack);
     checkPortsFree(stack);
     checked = true;
     recordIdentity(layout, values.synapse.server.name);
