@@ -4,7 +4,6 @@ import { UsageError } from './main.js';
 import { addTargetOptions, openTarget, type TargetOptions } from './ops.js';
 import { TargetUsageError } from '../targets/target.js';
 import { runDoctorChecks, type DoctorEnvironment } from '../ops/doctor/checks.js';
-import { kubernetesDoctorEnvironment, localDoctorEnvironment } from '../ops/doctor/environments.js';
 import { doctorExitCode, formatDoctorReport, type DoctorReport } from '../ops/doctor/report.js';
 
 interface DoctorOptions extends TargetOptions {
@@ -15,7 +14,9 @@ interface DoctorOptions extends TargetOptions {
 async function doctorEnvironment(options: DoctorOptions): Promise<DoctorEnvironment> {
   const session = options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {};
   const target = await openTarget(options);
-  const [{ LocalTarget }, { KubernetesTarget }, { localStackStatus }] = await Promise.all([
+  // Loaded when doctor runs: the environments read the component registry (every component's objects).
+  const [{ kubernetesDoctorEnvironment, localDoctorEnvironment }, { LocalTarget }, { KubernetesTarget }, { localStackStatus }] = await Promise.all([
+    import('../ops/doctor/environments.js'),
     import('../targets/local/target-adapter.js'),
     import('../targets/kubernetes/target-adapter.js'),
     import('../targets/local/status.js'),
