@@ -14,7 +14,7 @@ import { synapseSecretFiles, type DatabaseField, type Stack } from '../../stack/
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { configuredJobSpec, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { projectedSecretVolume } from '../../kit/secret-volumes.js';
 import { postgresqlUid } from '../postgresql/kubernetes.js';
 
@@ -111,37 +111,34 @@ function backupCronJob(stack: Stack): CronJob {
       successfulJobsHistoryLimit: 3,
       failedJobsHistoryLimit: 3,
       jobTemplate: {
-        spec: {
+        spec: configuredJobSpec(stack, {
           backoffLimit: 2,
           activeDeadlineSeconds: jobDeadlineSeconds,
-          template: configuredPodTemplate(stack, {
-              group: 'backup',
-              component: backupComponent,
-              uid: postgresqlUid,
-              restartPolicy: 'Never',
-              containers: [
-                {
-                  name: 'pg-dump',
-                  ...workloadImage(stack.values, 'backup'),
-                  command: ['sh', '-c', backupScript()],
-                  env: backupEnvironment(stack),
-                  resources: resourceRequirements(stack.values.backup.resources),
-                  volumeMounts: [
-                    { name: 'backups', mountPath: backupMountPath },
-                    { name: 'password', mountPath: passwordDir, readOnly: true },
-                    { name: 'scratch', mountPath: scratchDir },
-                    ...(databaseCaVolume(stack) ? [{ name: 'database-ca', mountPath: caDir, readOnly: true }] : []),
-                  ],
-                },
+          group: 'backup',
+          component: backupComponent,
+          uid: postgresqlUid,
+          containers: [
+            {
+              name: 'pg-dump',
+              ...workloadImage(stack.values, 'backup'),
+              command: ['sh', '-c', backupScript()],
+              env: backupEnvironment(stack),
+              resources: resourceRequirements(stack.values.backup.resources),
+              volumeMounts: [
+                { name: 'backups', mountPath: backupMountPath },
+                { name: 'password', mountPath: passwordDir, readOnly: true },
+                { name: 'scratch', mountPath: scratchDir },
+                ...(databaseCaVolume(stack) ? [{ name: 'database-ca', mountPath: caDir, readOnly: true }] : []),
               ],
-              volumes: [
-                { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
-                projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
-                emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
-                ...(databaseCaVolume(stack) ? [databaseCaVolume(stack)!] : []),
-              ],
-            }),
-        },
+            },
+          ],
+          volumes: [
+            { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
+            projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
+            emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
+            ...(databaseCaVolume(stack) ? [databaseCaVolume(stack)!] : []),
+          ],
+        }),
       },
     },
   });
