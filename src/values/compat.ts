@@ -37,7 +37,21 @@ export function normalizeLegacyValues(raw: Tree): Tree {
   }
   normalizeTwoFactor(values);
   normalizeWorkloadSettings(values);
+  normalizeStorageClassNames(values);
   return values;
+}
+
+/** Claims whose storage class the old chart (postgresql) or an earlier mxstack (backup) spelled `storageClass`. */
+const storageClassAliasGroups = [['postgresql', 'persistence'], ['backup', 'persistence']];
+
+/** One spelling for every claim: `storageClassName`, as Kubernetes names the field (the new key wins when both are written). */
+function normalizeStorageClassNames(values: Tree): void {
+  for (const path of storageClassAliasGroups) {
+    const persistence = child(values, ...path);
+    if (!persistence || persistence.storageClass === undefined) continue;
+    persistence.storageClassName ??= persistence.storageClass;
+    delete persistence.storageClass;
+  }
 }
 
 /** Groups that carry the workload sub-schema and the old chart's `securityContext` spelling. */

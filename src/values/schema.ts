@@ -203,7 +203,7 @@ export const valuesSchema = Type.Object(
       persistence: group('Media store volume.', {
         enabled: bool('Keep media on a PersistentVolumeClaim (otherwise an emptyDir: media lost on restart).', true),
         existingClaim: optStr('Use this existing claim instead of creating one.'),
-        storageClassName: optStr('Storage class of the claim.'),
+        storageClassName: optStr('Storage class of the claim (unset: the cluster default).'),
         accessMode: strEnum('Access mode of the claim.', ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod'], 'ReadWriteOnce'),
         size: formatted('Size of the media claim.', 'kubernetesQuantity', '10Gi'),
       }),
@@ -525,7 +525,8 @@ export const valuesSchema = Type.Object(
       serviceAccount: serviceAccountSchema(false, '<release>-postgresql'),
       persistence: group('Data volume.', {
         size: formatted('Size of the data claim.', 'kubernetesQuantity', '8Gi'),
-        storageClass: optStr('Storage class.'),
+        storageClassName: optStr('Storage class of the data claim (unset: the cluster default).'),
+        storageClass: optStr('Deprecated alias of storageClassName (the old chart\'s spelling).'),
       }),
       config: group('postgresql.conf tuning.', {
         maxConnections: Type.Optional(
@@ -607,7 +608,8 @@ export const valuesSchema = Type.Object(
       retention: int('How many dumps the claim keeps; older ones are deleted after each successful dump.', 7, { minimum: 1 }),
       persistence: group('The claim the dumps are written to.', {
         size: formatted('Size of the backup claim.', 'kubernetesQuantity', '20Gi'),
-        storageClass: optStr('Storage class of the backup claim (unset: the cluster default).'),
+        storageClassName: optStr('Storage class of the backup claim (unset: the cluster default).'),
+        storageClass: optStr('Deprecated alias of storageClassName.'),
       }),
       image: componentImageSchema(undefined),
       ...podSettings(),

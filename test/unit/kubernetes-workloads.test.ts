@@ -617,7 +617,7 @@ test('Element: unprivileged port, config.json by subPath, writable nginx dirs, H
 });
 
 test('PostgreSQL: StatefulSet with claim template, password file, tuning as -c arguments, two Services', () => {
-  const base = { synapse: { server: { name: 'example.com' } }, postgresql: { persistence: { size: '20Gi', storageClass: 'fast' }, config: { maxConnections: 150 } } };
+  const base = { synapse: { server: { name: 'example.com' } }, postgresql: { persistence: { size: '20Gi', storageClassName: 'fast' }, config: { maxConnections: 150 } } };
   const objects = render(base);
   const set = named(objects, 'StatefulSet', `${release}-postgresql`);
   assert.equal(set.spec.serviceName, `${release}-postgresql-headless`);

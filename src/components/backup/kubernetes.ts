@@ -151,7 +151,7 @@ function backupClaim(stack: Stack): PersistentVolumeClaim {
     spec: {
       accessModes: ['ReadWriteOnce'],
       resources: { requests: { storage: persistence.size } },
-      ...(persistence.storageClass ? { storageClassName: persistence.storageClass } : {}),
+      ...(persistence.storageClassName ? { storageClassName: persistence.storageClassName } : {}),
     },
   });
 }

@@ -108,7 +108,7 @@ function postgresqlStatefulSet(stack: Stack): StatefulSet {
           spec: {
             accessModes: ['ReadWriteOnce'],
             resources: { requests: { storage: postgresql.persistence.size } },
-            ...(postgresql.persistence.storageClass ? { storageClassName: postgresql.persistence.storageClass } : {}),
+            ...(postgresql.persistence.storageClassName ? { storageClassName: postgresql.persistence.storageClassName } : {}),
           },
         },
       ],
