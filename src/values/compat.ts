@@ -2,6 +2,8 @@
  * The old chart's spellings that differ in shape from ours, rewritten before validation so that old
  * values files keep working unchanged. Keys with the same shape need nothing here: they are the schema.
  */
+import { workloadGroups } from './workload.js';
+
 type Tree = Record<string, unknown>;
 
 const isTree = (value: unknown): value is Tree => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -55,7 +57,7 @@ function normalizeStorageClassNames(values: Tree): void {
 }
 
 /** Groups that carry the workload sub-schema and the old chart's `securityContext` spelling. */
-const workloadGroupNames = ['synapse', 'postgresql', 'element', 'coturn', 'router', 'auth', 'adminBootstrap', 'backup'];
+const workloadGroupNames = Object.keys(workloadGroups);
 /** Release-wide pod settings the old chart kept at the top level. */
 const legacyGlobalWorkloadKeys = ['nodeSelector', 'tolerations', 'affinity'];
 
