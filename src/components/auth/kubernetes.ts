@@ -9,7 +9,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { DatabaseField, SecretRef, Stack } from '../../stack/model.js';
+import type { DatabaseField, SecretRef, Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
@@ -19,7 +19,8 @@ import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes
 import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
 import { authConfigFile, authDatabaseFieldFiles, authHealthPath, authSecretFiles } from './service-config.js';
 
-export const authComponent = 'auth';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const authComponent = 'auth' satisfies ComponentName;
 
 /** The user images/auth/Dockerfile runs as (no name in the image; any unprivileged id would do). */
 const authUid = 10001;

@@ -10,7 +10,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import { ValuesError } from '../../values/errors.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
@@ -24,7 +24,8 @@ import {
 import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { renderTurnserverConf } from './config.js';
 
-export const coturnComponent = 'coturn';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const coturnComponent = 'coturn' satisfies ComponentName;
 
 /** The coturn image runs as `nobody`. */
 export const coturnUid = 65534;

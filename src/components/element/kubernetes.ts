@@ -8,7 +8,7 @@ import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
@@ -16,7 +16,8 @@ import { emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standa
 import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { elementConfigFiles } from './config.js';
 
-export const elementComponent = 'element';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const elementComponent = 'element' satisfies ComponentName;
 
 /** The element-web image runs nginx as user `nginx` (101) of nginx:alpine. */
 export const elementUid = 101;

@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import { redisSecretFiles, type Stack } from '../../stack/model.js';
+import { redisSecretFiles, type Stack, type ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import {
@@ -21,7 +21,8 @@ import { imageReference } from '../../values/workload.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderRedisConf } from './config.js';
 
-export const redisComponent = 'redis';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const redisComponent = 'redis' satisfies ComponentName;
 
 /** The official redis image's `redis` user and group. */
 export const redisUid = 999;

@@ -7,7 +7,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
@@ -15,7 +15,8 @@ import { emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } fr
 import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { routerConfigFiles } from './config.js';
 
-export const routerComponent = 'router';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const routerComponent = 'router' satisfies ComponentName;
 
 /** The official haproxy image's `haproxy` user and group. */
 export const routerUid = 99;

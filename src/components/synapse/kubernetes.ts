@@ -10,7 +10,7 @@ import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import type { SecretRef, Stack } from '../../stack/model.js';
+import type { SecretRef, Stack, ComponentName } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
@@ -22,7 +22,8 @@ import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
 import { projectedSecretVolume, secretFileMode, type SecretFile } from '../../kit/secret-volumes.js';
 
-export const synapseComponent = 'synapse';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const synapseComponent = 'synapse' satisfies ComponentName;
 
 /** The Synapse image runs as this user (docker/start.py's default UID/GID). */
 export const synapseUid = 991;
