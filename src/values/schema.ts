@@ -398,7 +398,7 @@ export const valuesSchema = Type.Object(
       port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
       adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
       trustedProxies: formattedList(
-        'Kubernetes: addresses or CIDR ranges whose X-Forwarded-For the identity provider believes (throttling and the audit log use the client address). Only the router reaches its port (NetworkPolicy), so the default is the private ranges pod networks use; list your pod network if it is not private. Locally: the router\'s loopback address.',
+        'Kubernetes: addresses or CIDR ranges whose X-Forwarded-For the auth service believes (throttling and the audit log use the client address). Only the router reaches its port (NetworkPolicy), so the default is the private ranges pod networks use; list your pod network if it is not private. Locally: the router\'s loopback address.',
         'addressOrCidr',
         ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fd00::/8'],
       ),
@@ -603,7 +603,7 @@ export const valuesSchema = Type.Object(
       resources: resources('10m', '32Mi', '200m', '128Mi'),
     }),
 
-    backup: group('Scheduled database backups on Kubernetes: a CronJob writing pg_dump archives to a claim (`mxstack backup` makes full archives on demand).', {
+    backup: group('Scheduled database dumps on Kubernetes (the backup component): a CronJob writing pg_dump files to a claim (`mxstack backup` writes full backup archives on demand).', {
       schedule: optStr('Cron schedule of the backup CronJob, e.g. "0 3 * * *" (UTC); unset: no CronJob.'),
       retention: int('How many dumps the claim keeps; older ones are deleted after each successful dump.', 7, { minimum: 1 }),
       persistence: group('The claim the dumps are written to.', {

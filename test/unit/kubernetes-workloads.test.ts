@@ -42,7 +42,7 @@ type Plain = any;
 
 const release = 'mxstack';
 
-/** The scheduled backup (another part of the project) joins the scenarios once its values exist. */
+/** The scheduled dump (the backup component, another part of the project) joins the scenarios once its values exist. */
 function valuesSchemaHasBackupSchedule(): boolean {
   const properties = (valuesSchema as unknown as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties;
   return Boolean(properties.backup?.properties?.schedule);

@@ -1,5 +1,6 @@
 /**
- * The scheduled backup on Kubernetes (rendered when backup.schedule is set): a CronJob running the
+ * The scheduled dump on Kubernetes, the `backup` component (rendered when backup.schedule is set; the
+ * backup archives of `mxstack backup` are src/ops/archive/): a CronJob running the
  * PostgreSQL image's pg_dump against the database Service, writing `<server>-<UTC time>.dump` (custom
  * format) and its `.sha256` to a claim, keeping the newest backup.retention dumps. A dump is written to a
  * hidden temporary name and renamed only when pg_dump succeeded. The password reaches libpq through a
