@@ -88,7 +88,7 @@ test('local: addresses without resolvers, the router is the edge, and Element wi
   const frontend = sectionOf(cfg, 'frontend matrix');
   assert.ok(frontend.includes('http-request del-header X-Forwarded-For'));
   assert.ok(frontend.includes('http-request set-header X-Forwarded-Proto http'));
-  assert.ok(frontend.some((line) => line.includes("string 'Element Web is not configured on this local stack: set element.webRoot")));
+  assert.ok(frontend.some((line) => line.includes("string 'Element Web is not served by this local stack (mxstack up said why): set element.archive")));
   assert.doesNotMatch(cfg, /backend element/);
 
   const withElement = renderRouterConfig(localStack({ element: { webRoot: '/srv/element' } }, '/tmp/state', 41000));
