@@ -76,6 +76,8 @@ export interface LocalStackHandle {
   stateDir: string;
   /** The status right after the last successful `up`. */
   status: LocalStackStatus;
+  /** What the last successful `up` printed. */
+  upResult: CliResult;
   /** `mxstack status --output json`, now. */
   readStatus(): Promise<LocalStackStatus>;
   adminCredentials(): AdminCredentials;
@@ -130,6 +132,7 @@ export async function startLocalStack(options: StartOptions = {}): Promise<Local
   const handle: LocalStackHandle = {
     stateDir,
     status: undefined as unknown as LocalStackStatus,
+    upResult: undefined as unknown as CliResult,
     readStatus: () => readLocalStackStatus(stateDir),
     adminCredentials: () => JSON.parse(readFileSync(join(stateDir, 'admin-credentials.json'), 'utf8')) as AdminCredentials,
     async up() {
@@ -137,6 +140,7 @@ export async function startLocalStack(options: StartOptions = {}): Promise<Local
       const result = await runCliAsync(upArgs, { timeoutMs: options.timeoutMs ?? 600_000 });
       if (result.status !== 0) throw new Error(describe(upArgs, result));
       handle.status = await readLocalStackStatus(stateDir);
+      handle.upResult = result;
       return result;
     },
     down,
