@@ -1,0 +1,147 @@
+/**
+ * Element Web on a real local stack: `up` downloads a release-shaped archive (built here, served from
+ * 127.0.0.1 in place of the official release URL: the test never reaches the Internet), verifies it against
+ * element.archiveSha256, caches it, unpacks it, and the runtime's real nginx serves it with Element's
+ * headers, media types and caching rules, directly and through the router. A wrong checksum and a bad
+ * element.archive stop `up` with exit 2 before anything is started, cached or written.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cachedElementArchive, elementReleaseUrlVariable, sha256Hex } from '../../src/targets/local/element-release.js';
+import { mxstackCacheDir } from '../../src/targets/local/runtime.js';
+import { componentVersions } from '../../src/versions.js';
+import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { elementReleaseArchive } from '../support/release-archive.js';
+
+const minutes = (n: number) => n * 60_000;
+const version = componentVersions.elementWeb;
+
+const get = (url: string | URL) => fetch(url, { signal: AbortSignal.timeout(30_000) });
+
+function assertElementHeaders(response: Response, what: string): void {
+  assert.equal(response.headers.get('x-frame-options'), 'SAMEORIGIN', what);
+  assert.equal(response.headers.get('x-content-type-options'), 'nosniff', what);
+  assert.equal(response.headers.get('x-xss-protection'), '1; mode=block', what);
+  assert.equal(response.headers.get('content-security-policy'), "frame-ancestors 'self'", what);
+}
+
+describe('a local stack serving the Element Web release', { timeout: minutes(15) }, () => {
+  let server: Server;
+  let downloads = 0;
+  let releaseUrl: string;
+  let stack: LocalStackHandle;
+  let cached: string;
+  // Unique content, so this run's cached archive is its own (and removed at the end).
+  const archive = elementReleaseArchive(version, `integration ${process.pid} ${Date.now()}`);
+  const digest = sha256Hex(archive);
+  const previousUrl = process.env[elementReleaseUrlVariable];
+
+  before(async () => {
+    server = createServer((request, response) => {
+      downloads++;
+      response.writeHead(200, { 'content-type': 'application/gzip' }).end(archive);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    releaseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/v${version}/element-v${version}.tar.gz`;
+    // Inherited by the mxstack processes the test starts.
+    process.env[elementReleaseUrlVariable] = releaseUrl;
+    cached = cachedElementArchive(mxstackCacheDir(), version, digest);
+    stack = await startLocalStack({ sets: [`element.archiveSha256=${digest}`, 'element.config.brand=Chat'] });
+  });
+  after(async () => {
+    await stack?.dispose();
+    server?.close();
+    if (previousUrl === undefined) delete process.env[elementReleaseUrlVariable];
+    else process.env[elementReleaseUrlVariable] = previousUrl;
+    rmSync(cached, { force: true });
+  });
+
+  test('up downloaded, verified and cached the archive, and prints the browser URL', () => {
+    assert.equal(downloads, 1);
+    assert.ok(existsSync(cached), `the verified archive is cached at ${cached}`);
+    assert.match(stack.upResult.stdout, /^Element Web: {4}http:\/\/127\.0\.0\.1:\d+\/$/m);
+    const element = stack.status.components.element;
+    assert.ok(element?.healthy, 'element is run and healthy');
+    assert.match(element.version ?? '', /\d/, 'nginx reports its version');
+  });
+
+  test("nginx sends Element's headers, the right media types and caching rules (directly and through the router)", async () => {
+    const direct = `http://127.0.0.1:${stack.status.components.element!.ports.http}/`;
+    for (const base of [direct, stack.status.endpoints!.client]) {
+      const index = await get(base);
+      assert.equal(index.status, 200);
+      assert.match(index.headers.get('content-type') ?? '', /^text\/html/);
+      assert.match(await index.text(), /Element 1\.12\.2 integration/);
+      assertElementHeaders(index, `${base} index`);
+      assert.equal(index.headers.get('cache-control'), 'no-cache', 'index.html is never cached');
+
+      const config = await get(new URL('config.json', base));
+      assertElementHeaders(config, `${base}config.json`);
+      assert.equal(config.headers.get('cache-control'), 'no-cache', 'config.json is never cached');
+      assert.match(config.headers.get('content-type') ?? '', /^application\/json/);
+      const body = (await config.json()) as { brand: string };
+      assert.equal(body.brand, 'Chat', "the stack's config.json, not the archive's");
+
+      const wasm = await get(new URL('bundles/0123abcd/olm.wasm', base));
+      assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+      assert.deepEqual(Buffer.from(await wasm.arrayBuffer()), Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+      assert.match(wasm.headers.get('cache-control') ?? '', /max-age=31536000/, 'hashed bundles are cacheable');
+      assertElementHeaders(wasm, `${base} wasm`);
+
+      const script = await get(new URL('bundles/0123abcd/app.js', base));
+      assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
+      await script.arrayBuffer();
+
+      const version = await get(new URL('version', base));
+      assert.equal(version.headers.get('cache-control'), 'no-cache');
+      await version.arrayBuffer();
+    }
+    const server = (await get(direct)).headers.get('server');
+    assert.equal(server, 'nginx', 'served by nginx, without its version');
+  });
+});
+
+describe('Element Web input that stops up (exit 2, nothing started, cached or written)', { timeout: minutes(5) }, () => {
+  let parent: string;
+  let server: Server;
+  let releaseUrl: string;
+  const archive = elementReleaseArchive(version, `refused ${process.pid} ${Date.now()}`);
+
+  before(async () => {
+    parent = mkdtempSync(join(tmpdir(), 'mxstack-element-refused-'));
+    server = createServer((request, response) => response.writeHead(200).end(archive));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    releaseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/element.tar.gz`;
+  });
+  after(() => {
+    server?.close();
+    rmSync(parent, { recursive: true, force: true });
+  });
+
+  test('a downloaded archive with another checksum is refused: nothing cached, no state directory', async () => {
+    const stateDir = join(parent, 'wrong-checksum');
+    const wrong = 'e'.repeat(64);
+    const result = await runCliAsync(['up', '--state-dir', stateDir, '--set', `element.archiveSha256=${wrong}`], { env: { [elementReleaseUrlVariable]: releaseUrl } });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`sent an archive with SHA-256 ${sha256Hex(archive)}, not the expected ${wrong}.*neither cached nor unpacked`));
+    assert.equal(existsSync(stateDir), false, 'a refused up writes nothing');
+    const cacheDir = join(mxstackCacheDir(), 'element-web');
+    const leftovers = existsSync(cacheDir) ? readdirSync(cacheDir).filter((name) => name.includes(wrong) || name.includes(sha256Hex(archive))) : [];
+    assert.deepEqual(leftovers, [], 'nothing of it is cached');
+  });
+
+  test('element.archive that is not a release: one sentence naming the path', async () => {
+    const stateDir = join(parent, 'bad-archive');
+    const file = join(parent, 'element-v1.12.2.tar.gz');
+    writeFileSync(file, 'this is not an archive\n');
+    const result = await runCliAsync(['up', '--state-dir', stateDir, '--set', `element.archive=${file}`, '--set', `element.archiveSha256=${sha256Hex(Buffer.from('this is not an archive\n'))}`]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`element\\.archive: ${file.replace(/[.]/g, '\\.')} is not a usable Element Web release archive: it is not gzip-compressed`));
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.equal(existsSync(stateDir), false, 'a refused up writes nothing');
+  });
+});
