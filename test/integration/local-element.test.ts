@@ -145,3 +145,31 @@ describe('Element Web input that stops up (exit 2, nothing started, cached or wr
     assert.equal(existsSync(stateDir), false, 'a refused up writes nothing');
   });
 });
+
+describe('offline: up starts the rest of the stack and says in one sentence what to do', { timeout: minutes(10) }, () => {
+  let stack: LocalStackHandle;
+  const previousUrl = process.env[elementReleaseUrlVariable];
+
+  before(async () => {
+    // A loopback port nothing listens on (bound once, then closed) stands in for an unreachable Internet.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    process.env[elementReleaseUrlVariable] = `http://127.0.0.1:${(closed.address() as { port: number }).port}/element.tar.gz`;
+    await new Promise((resolve) => closed.close(resolve));
+    stack = await startLocalStack({ sets: [`element.archiveSha256=${'d'.repeat(64)}`] });
+  });
+  after(async () => {
+    await stack?.dispose();
+    if (previousUrl === undefined) delete process.env[elementReleaseUrlVariable];
+    else process.env[elementReleaseUrlVariable] = previousUrl;
+  });
+
+  test('the offline sentence, a healthy stack without Element, and the router saying so', async () => {
+    assert.match(stack.upResult.stdout, /^Element Web is not served: element-v1\.12\.2\.tar\.gz could not be downloaded from http:\/\/127\.0\.0\.1:\d+\/element\.tar\.gz \(ECONNREFUSED\); download it on a machine with Internet access and set element\.archive to its path \(with element\.archiveSha256\), or set element\.webRoot to an Element Web build\.$/m);
+    assert.equal(stack.status.healthy, true);
+    assert.equal(stack.status.components.element, undefined, 'no Element process');
+    const page = await get(stack.status.endpoints!.client);
+    assert.equal(page.status, 404);
+    assert.match(await page.text(), /Element Web is not served by this local stack \(mxstack up said why\)/);
+  });
+});
