@@ -8,9 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cachedElementArchive, elementReleaseUrlVariable, sha256Hex } from '../../src/targets/local/element-release.js';
 import { mxstackCacheDir } from '../../src/targets/local/runtime.js';
 import { componentVersions } from '../../src/versions.js';
@@ -102,6 +102,26 @@ describe('a local stack serving the Element Web release', { timeout: minutes(15)
     }
     const server = (await get(direct)).headers.get('server');
     assert.equal(server, 'nginx', 'served by nginx, without its version');
+  });
+
+  test("switched to element.webRoot, up removes the unpacked release and a crashed run's half-unpacked one", async () => {
+    await stack.down();
+    const elementDir = join(stack.stateDir, 'element');
+    const releases = () => readdirSync(elementDir).filter((name) => name.startsWith('release-'));
+    assert.deepEqual(releases(), [`release-${digest.slice(0, 12)}`], 'the release served until now');
+    mkdirSync(join(elementDir, `release-${'f'.repeat(12)}.unpacking-999999`));
+    // Beside the state directory: inside the stack's temporary parent, which the web server's user can enter.
+    const build = join(dirname(stack.stateDir), 'own-build');
+    mkdirSync(build, { mode: 0o755 });
+    writeFileSync(join(build, 'index.html'), '<!doctype html><title>own build</title>\n');
+    const rebuilt = await startLocalStack({ stateDir: stack.stateDir, sets: [`element.webRoot=${build}`] });
+    try {
+      assert.deepEqual(releases(), [], 'no release is left unpacked');
+      const page = await get(rebuilt.status.endpoints!.client);
+      assert.match(await page.text(), /own build/);
+    } finally {
+      await rebuilt.down();
+    }
   });
 });
 

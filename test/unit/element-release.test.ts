@@ -23,7 +23,7 @@ import {
   sha256Hex,
   type ElementWebSource,
 } from '../../src/targets/local/element-release.js';
-import { readReleaseArchive, ReleaseArchiveError } from '../../src/targets/local/release-archive.js';
+import { readReleaseArchive, ReleaseArchiveError, type ReleaseEntry } from '../../src/targets/local/release-archive.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { renderElementNginxConfig } from '../../src/components/element/nginx.js';
 import { elementReleaseArchive, tarGz } from '../support/release-archive.js';
@@ -175,8 +175,8 @@ describe('archive entries', () => {
   const top = 'element-v1.12.2';
   const index = { name: `${top}/index.html`, content: 'x' };
 
-  test('the top directory is removed; files and directories are kept', () => {
-    const entries = readReleaseArchive(elementReleaseArchive(version, 'entries'));
+  test('the top directory is removed; files and directories are kept', async () => {
+    const entries = await readReleaseArchive(elementReleaseArchive(version, 'entries'));
     assert.deepEqual(entries.map((entry) => `${entry.kind}:${entry.path}`).sort(), [
       'directory:bundles',
       'directory:bundles/0123abcd',
@@ -189,26 +189,65 @@ describe('archive entries', () => {
     ]);
   });
 
-  test('paths out of the release and links of any kind are refused before anything is written', () => {
+  test('paths out of the release, links of any kind and paths written twice are refused before anything is written', async () => {
     const hostile: [Parameters<typeof tarGz>[0][number], RegExp][] = [
       [{ name: `${top}/../../etc/cron.d/evil`, content: 'x' }, /is not a plain relative path/],
       [{ name: '/etc/passwd', content: 'x' }, /is not a plain relative path/],
       [{ name: `${top}/a/./b`, content: 'x' }, /is not a plain relative path/],
       [{ name: `${top}/shadow`, type: '2', linkTarget: '/etc/shadow' }, /is a link or a special file/],
       [{ name: `${top}/hard`, type: '1', linkTarget: '/etc/shadow' }, /is a link or a special file/],
+      [{ name: `${top}/index.html`, content: 'again' }, /entry "index\.html" appears more than once/],
+      [{ name: `${top}/index.html/inner`, content: 'x' }, /entry "index\.html\/inner" is inside "index\.html", which is a file/],
     ];
     for (const [entry, expected] of hostile) {
-      assert.throws(() => readReleaseArchive(tarGz([index, entry])), (error: unknown) => error instanceof ReleaseArchiveError && expected.test(error.message), entry.name);
+      await assert.rejects(readReleaseArchive(tarGz([index, entry])), (error: unknown) => error instanceof ReleaseArchiveError && expected.test(error.message), entry.name);
     }
   });
 
-  test('a damaged or truncated tar stream is refused', () => {
+  test('a damaged or truncated tar stream is refused', async () => {
     const whole = tarGz([index]);
     const tar = gunzipSync(whole);
-    assert.throws(() => readReleaseArchive(gzipSync(tar.subarray(0, 600))), /truncated/);
+    await assert.rejects(readReleaseArchive(gzipSync(tar.subarray(0, 600))), /truncated/);
+    await assert.rejects(readReleaseArchive(gzipSync(tar.subarray(0, 1024))), /truncated \(no end-of-archive blocks\)/);
     const damaged = Buffer.from(tar);
     damaged[10] = 0x41;
-    assert.throws(() => readReleaseArchive(gzipSync(damaged)), /damaged/);
+    await assert.rejects(readReleaseArchive(gzipSync(damaged)), /damaged/);
+  });
+});
+
+describe('unpacked releases in the state directory', () => {
+  let work: string;
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'mxstack-element-unpack-'));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  const file = (path: string, content = 'x'): ReleaseEntry => ({ path, kind: 'file', content: Buffer.from(content) });
+  const release = (sha256: string, entries: ReleaseEntry[]) => ({ kind: 'release' as const, sha256, entries });
+  const elementDirOf = (layout: ReturnType<typeof stateLayout>) => join(layout.root, 'element');
+
+  test('an unpack that fails midway leaves nothing; a crashed run\'s half-unpacked directory goes at the next unpack', () => {
+    const layout = stateLayout(join(work, 'failing'));
+    const abandoned = `${layout.elementReleaseDir('a'.repeat(64))}.unpacking-999999`;
+    mkdirSync(join(abandoned, 'bundles'), { recursive: true });
+    writeFileSync(join(abandoned, 'index.html'), 'half');
+    // Entries that passed no check (readReleaseArchive refuses a path inside a file): the second write fails.
+    const failing = release('b'.repeat(64), [file('index.html'), file('index.html/inner')]);
+    assert.throws(() => installElementRelease(failing, layout, noProgress), /ENOTDIR|EEXIST/);
+    assert.deepEqual(readdirSync(elementDirOf(layout)), [], 'neither this unpack nor the crashed one is left');
+
+    mkdirSync(abandoned);
+    writeFileSync(join(abandoned, 'index.html'), 'half');
+    const directory = installElementRelease(release('c'.repeat(64), [file('index.html', 'whole')]), layout, noProgress);
+    assert.deepEqual(readdirSync(elementDirOf(layout)), ['release-cccccccccccc']);
+    assert.equal(readFileSync(join(directory, 'index.html'), 'utf8'), 'whole');
+  });
+
+  test('another release replaces the one unpacked before', () => {
+    const layout = stateLayout(join(work, 'replaced'));
+    installElementRelease(release('d'.repeat(64), [file('index.html', 'old')]), layout, noProgress);
+    installElementRelease(release('e'.repeat(64), [file('index.html', 'new')]), layout, noProgress);
+    assert.deepEqual(readdirSync(elementDirOf(layout)), ['release-eeeeeeeeeeee']);
   });
 });
 

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Values } from '../../values/schema.js';
 import { elementWebRelease } from '../../versions.js';
-import { readReleaseArchive, ReleaseArchiveError, writeRelease, type ReleaseEntry } from './release-archive.js';
+import { isUnpackingDirectory, readReleaseArchive, ReleaseArchiveError, writeRelease, type ReleaseEntry } from './release-archive.js';
 import type { StateLayout } from './state.js';
 
 /**
@@ -69,9 +69,9 @@ export function elementUnpinnedNotice(archiveName: string): string {
   return `Element Web is not served: this mxstack pins no SHA-256 for ${archiveName} and downloads nothing it cannot verify; set element.archiveSha256 to the digest published with the release (it is then downloaded and verified), or set element.archive or element.webRoot.`;
 }
 
-function checkedEntries(archive: Buffer, described: string): ReleaseEntry[] {
+async function checkedEntries(archive: Buffer, described: string): Promise<ReleaseEntry[]> {
   try {
-    return readReleaseArchive(archive);
+    return await readReleaseArchive(archive);
   } catch (error) {
     if (error instanceof ReleaseArchiveError) throw new ElementReleaseError(`${described} is not a usable Element Web release archive: ${error.message}.`);
     throw error;
@@ -79,7 +79,7 @@ function checkedEntries(archive: Buffer, described: string): ReleaseEntry[] {
 }
 
 /** element.archive: read, verified against its digest, checked; every failure names the file. */
-function archiveFromFile(path: string, sha256: string | undefined): ElementWebSource {
+async function archiveFromFile(path: string, sha256: string | undefined): Promise<ElementWebSource> {
   const described = `element.archive: ${path}`;
   if (sha256 === undefined) {
     throw new ElementReleaseError(`${described} cannot be verified: this mxstack pins no SHA-256 for it, so set element.archiveSha256 to the digest published with the release.`);
@@ -94,7 +94,7 @@ function archiveFromFile(path: string, sha256: string | undefined): ElementWebSo
   }
   const actual = sha256Hex(archive);
   if (actual !== sha256) throw new ElementReleaseError(`${described} has SHA-256 ${actual}, not ${sha256}: it is not the release expected, and nothing of it is used.`);
-  return { kind: 'release', sha256, entries: checkedEntries(archive, described) };
+  return { kind: 'release', sha256, entries: await checkedEntries(archive, described) };
 }
 
 /** The response body, refused beyond maxDownloadBytes. */
@@ -131,7 +131,7 @@ async function downloadedRelease(sha256: string, context: Required<Pick<ElementR
     const archive = readFileSync(cached);
     if (sha256Hex(archive) === sha256) {
       progress(`Element Web ${version}: using the verified archive ${cached}`);
-      return { kind: 'release', sha256, entries: checkedEntries(archive, `the cached archive ${cached}`) };
+      return { kind: 'release', sha256, entries: await checkedEntries(archive, `the cached archive ${cached}`) };
     }
     rmSync(cached, { force: true });
   }
@@ -151,7 +151,7 @@ async function downloadedRelease(sha256: string, context: Required<Pick<ElementR
       `Element Web: ${url} sent an archive with SHA-256 ${actual}, not the expected ${sha256} (element.archiveSha256 or the pinned digest); it was neither cached nor unpacked.`,
     );
   }
-  const entries = checkedEntries(archive, `the archive downloaded from ${url}`);
+  const entries = await checkedEntries(archive, `the archive downloaded from ${url}`);
   cacheArchive(cached, archive);
   progress(`Element Web ${version}: verified (SHA-256 ${sha256}) and cached at ${cached}`);
   return { kind: 'release', sha256, entries };
@@ -179,17 +179,37 @@ export function elementWebRootOf(source: ElementWebSource, layout: StateLayout):
   return undefined;
 }
 
-/** Unpacks a verified release into the state directory once; older releases unpacked there are removed. */
+/**
+ * Removes the release-* entries under <state>/element/ that `unused` selects: releases no longer served,
+ * unpacks a crashed run left behind. They are derived data (a verified archive stays in the cache).
+ */
+function removeReleases(layout: StateLayout, unused: (name: string) => boolean): void {
+  if (!existsSync(layout.elementDir)) return;
+  for (const name of readdirSync(layout.elementDir)) {
+    if (name.startsWith('release-') && unused(name)) rmSync(join(layout.elementDir, name), { recursive: true, force: true });
+  }
+}
+
+/** Unpacks a verified release into the state directory once; every other release-* there is removed. */
 export function installElementRelease(source: Extract<ElementWebSource, { kind: 'release' }>, layout: StateLayout, progress: (line: string) => void): string {
   const directory = layout.elementReleaseDir(source.sha256);
+  removeReleases(layout, isUnpackingDirectory);
   if (!existsSync(directory)) {
     mkdirSync(dirname(directory), { recursive: true, mode: 0o755 });
     writeRelease(source.entries, directory);
     progress(`Element Web: unpacked into ${directory}`);
   }
-  const parent = dirname(directory);
-  for (const name of readdirSync(parent)) {
-    if (name.startsWith('release-') && name !== basename(directory)) rmSync(join(parent, name), { recursive: true, force: true });
-  }
+  // Only now: until the new release is in place, the one before is kept.
+  removeReleases(layout, (name) => name !== basename(directory));
   return directory;
+}
+
+/**
+ * Makes <state>/element/ hold the release `up` serves and no other: the release unpacked (once), or, when
+ * element.webRoot is served or Element is off, no release at all. An unavailable release (offline) removes
+ * nothing: what is unpacked may be the machine's only copy.
+ */
+export function placeElementRelease(source: ElementWebSource, layout: StateLayout, progress: (line: string) => void): void {
+  if (source.kind === 'release') installElementRelease(source, layout, progress);
+  else if (source.kind !== 'unavailable') removeReleases(layout, () => true);
 }

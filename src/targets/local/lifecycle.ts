@@ -17,7 +17,7 @@ import { workerProcesses } from '../../values/worker-pools.js';
 import { renderWorkerConfig } from '../../components/synapse/workers.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
 import { mxstackCacheDir, postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
-import { ElementReleaseError, elementWebRootOf, elementWebSource, installElementRelease, type ElementWebSource } from './element-release.js';
+import { ElementReleaseError, elementWebRootOf, elementWebSource, placeElementRelease, type ElementWebSource } from './element-release.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
 import {
   acquireLock,
@@ -285,7 +285,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     checked = true;
     recordIdentity(layout, values.synapse.server.name);
     writeJsonFileAtomic(layout.portsFile, ports);
-    if (element.kind === 'release') installElementRelease(element, layout, options.progress);
+    placeElementRelease(element, layout, options.progress);
     const secrets = ensureLocalSecrets(stack, layout);
     const users = runtimeUsers(rootfs);
     writeStackFiles(stack, secrets, layout, users);

@@ -1,11 +1,14 @@
 /**
  * Reads a release archive (tar.gz) into memory and checks every entry before anything is written: only
  * regular files and directories, each path relative and inside the release (no `..`, no absolute path, no
- * link of any kind), so unpacking can never write outside its directory nor leave a symlink pointing out.
+ * link of any kind), each written once, so unpacking can never write outside its directory, write through
+ * what it wrote before, nor leave a symlink pointing out. The tar format itself (headers, checksums, GNU
+ * long names, pax records) is read by tar-stream.
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { extract, type Header } from 'tar-stream';
 
 const blockSize = 512;
 /** A release far larger than Element's (about 100 MB unpacked) is refused rather than filling the memory. */
@@ -21,62 +24,6 @@ export interface ReleaseEntry {
   content: Buffer;
 }
 
-const field = (block: Buffer, start: number, length: number) => block.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '');
-
-function headerChecksumMatches(block: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < blockSize; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
-  return Number.parseInt(field(block, 148, 8).trim(), 8) === sum;
-}
-
-/** The `path` record of a pax extended header ("<length> path=<value>\n" records). */
-function paxPath(data: Buffer): string | undefined {
-  const text = data.toString('utf8');
-  let position = 0;
-  while (position < text.length) {
-    const space = text.indexOf(' ', position);
-    const length = Number.parseInt(text.slice(position, space), 10);
-    if (space < 0 || !Number.isInteger(length) || length <= 0) return undefined;
-    const record = text.slice(space + 1, position + length - 1);
-    if (record.startsWith('path=')) return record.slice('path='.length);
-    position += length;
-  }
-  return undefined;
-}
-
-interface RawEntry {
-  name: string;
-  type: string;
-  content: Buffer;
-}
-
-/** Every entry of an uncompressed tar stream, with GNU long names and pax paths applied. */
-function tarEntries(tar: Buffer): RawEntry[] {
-  const entries: RawEntry[] = [];
-  let longName: string | undefined;
-  for (let offset = 0; offset + blockSize <= tar.length; ) {
-    const header = tar.subarray(offset, offset + blockSize);
-    if (header.every((byte) => byte === 0)) return entries;
-    if (!headerChecksumMatches(header)) throw new ReleaseArchiveError(`it is not a tar archive (the header at byte ${offset} of its contents is damaged)`);
-    const sizeText = field(header, 124, 12).trim();
-    if (!/^[0-7]+$/.test(sizeText)) throw new ReleaseArchiveError(`the entry at byte ${offset} of its contents has no valid size`);
-    const size = Number.parseInt(sizeText, 8);
-    const start = offset + blockSize;
-    if (start + size > tar.length) throw new ReleaseArchiveError('it is truncated');
-    const content = tar.subarray(start, start + size);
-    offset = start + Math.ceil(size / blockSize) * blockSize;
-    const type = field(header, 156, 1) || '0';
-    if (type === 'L') longName = content.toString('utf8').replace(/\0.*$/s, '');
-    else if (type === 'x') longName = paxPath(content) ?? longName;
-    else if (type !== 'g') {
-      const prefix = field(header, 257, 6) === 'ustar' ? field(header, 345, 155) : '';
-      entries.push({ name: longName ?? (prefix ? `${prefix}/${field(header, 0, 100)}` : field(header, 0, 100)), type, content });
-      longName = undefined;
-    }
-  }
-  throw new ReleaseArchiveError('it is truncated (no end-of-archive blocks)');
-}
-
 /** A path inside the release, or the reason it is refused. */
 function safeRelativePath(name: string): string {
   const trimmed = name.replace(/\/+$/, '');
@@ -87,6 +34,50 @@ function safeRelativePath(name: string): string {
   return trimmed;
 }
 
+/** Only files and directories are unpacked (tar-stream's type is null for a type it does not know). */
+function entryKind(header: Header): ReleaseEntry['kind'] {
+  const type: Header['type'] | null = header.type;
+  if (type === 'file' || type === 'contiguous-file') return 'file';
+  if (type === 'directory') return 'directory';
+  throw new ReleaseArchiveError(`its entry ${JSON.stringify(header.name)} is a link or a special file (only files and directories are unpacked)`);
+}
+
+/** tar-stream's errors, as the one reason the archive is refused. */
+function tarFormatError(error: Error): ReleaseArchiveError {
+  if (error.message === 'Unexpected end of data') return new ReleaseArchiveError('it is truncated');
+  if (error.message.startsWith('Invalid tar header')) return new ReleaseArchiveError('it is not a tar archive (a header is damaged or in no tar format)');
+  return new ReleaseArchiveError(`its tar contents are damaged (${error.message.replace(/\.$/, '')})`);
+}
+
+const paddedSize = (size: number) => Math.ceil(size / blockSize) * blockSize;
+
+/**
+ * Every entry of an uncompressed tar stream, each path and kind checked as soon as its header is read.
+ * The stream must end with its end-of-archive blocks: tar-stream skips zero blocks, so an archive cut at a
+ * block boundary is otherwise indistinguishable from a complete one.
+ */
+async function tarEntries(tar: Buffer): Promise<ReleaseEntry[]> {
+  const entries: ReleaseEntry[] = [];
+  let end = 0;
+  const reader = extract();
+  reader.end(tar);
+  try {
+    for await (const entry of reader) {
+      const path = safeRelativePath(entry.header.name);
+      const kind = entryKind(entry.header);
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      entries.push({ path, kind, content: kind === 'file' ? Buffer.concat(chunks) : Buffer.alloc(0) });
+      end = entry.offset + blockSize + paddedSize(entry.header.size);
+    }
+  } catch (error) {
+    if (error instanceof ReleaseArchiveError) throw error;
+    throw tarFormatError(error as Error);
+  }
+  if (tar.length - end < 2 * blockSize) throw new ReleaseArchiveError('it is truncated (no end-of-archive blocks)');
+  return entries;
+}
+
 /** Removes the one top directory every entry shares (element-vX.Y.Z/), as `tar --strip-components=1`. */
 function withoutTopDirectory(entries: ReleaseEntry[]): ReleaseEntry[] {
   const tops = new Set(entries.map((entry) => entry.path.split('/')[0]));
@@ -95,8 +86,23 @@ function withoutTopDirectory(entries: ReleaseEntry[]): ReleaseEntry[] {
   return entries.filter((entry) => entry.path !== top).map((entry) => ({ ...entry, path: entry.path.slice(top!.length + 1) }));
 }
 
+/** Each path once, and none inside a file: the unpack then creates every file fresh, never writing twice. */
+function checkLayout(entries: readonly ReleaseEntry[]): void {
+  const kinds = new Map<string, ReleaseEntry['kind']>();
+  for (const { path, kind } of entries) {
+    const earlier = kinds.get(path);
+    if (earlier === 'file' || (earlier === 'directory' && kind === 'file')) throw new ReleaseArchiveError(`its entry ${JSON.stringify(path)} appears more than once`);
+    kinds.set(path, kind);
+  }
+  for (const { path } of entries) {
+    for (let parent = posix.dirname(path); parent !== '.'; parent = posix.dirname(parent)) {
+      if (kinds.get(parent) === 'file') throw new ReleaseArchiveError(`its entry ${JSON.stringify(path)} is inside ${JSON.stringify(parent)}, which is a file`);
+    }
+  }
+}
+
 /** The entries of a gzip-compressed release archive, each checked; index.html must be at its top. */
-export function readReleaseArchive(archive: Buffer): ReleaseEntry[] {
+export async function readReleaseArchive(archive: Buffer): Promise<ReleaseEntry[]> {
   let tar: Buffer;
   try {
     tar = gunzipSync(archive, { maxOutputLength: maxUnpackedBytes });
@@ -104,26 +110,27 @@ export function readReleaseArchive(archive: Buffer): ReleaseEntry[] {
     const tooLarge = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
     throw new ReleaseArchiveError(tooLarge ? `it unpacks to more than ${maxUnpackedBytes} bytes` : 'it is not gzip-compressed (a release is element-vX.Y.Z.tar.gz)');
   }
-  const entries = tarEntries(tar).map(({ name, type, content }): ReleaseEntry => {
-    const path = safeRelativePath(name);
-    if (type === '0' || type === '7') return { path, kind: 'file', content };
-    if (type === '5') return { path, kind: 'directory', content: Buffer.alloc(0) };
-    throw new ReleaseArchiveError(`its entry ${JSON.stringify(name)} is a link or a special file (only files and directories are unpacked)`);
-  });
-  const release = withoutTopDirectory(entries);
+  const release = withoutTopDirectory(await tarEntries(tar));
+  checkLayout(release);
   if (!release.some((entry) => entry.kind === 'file' && entry.path === 'index.html')) {
     throw new ReleaseArchiveError('it is not an Element Web release (no index.html at its top)');
   }
   return release;
 }
 
+/** The sibling an unpack writes into before renaming it: `<directory>.unpacking-<pid>`. */
+const unpackingDirectory = (directory: string, pid: number) => `${directory}.unpacking-${pid}`;
+
+/** Whether a directory name is an unpack's sibling (one a crashed or killed run may have left behind). */
+export const isUnpackingDirectory = (name: string) => /\.unpacking-\d+$/.test(name);
+
 /**
  * Writes the checked entries into `directory` (which must not exist yet): into a sibling first, renamed when
- * complete, so an interrupted unpack never looks finished. Files 0644, directories 0755: the web server
- * runs as another user and only reads.
+ * complete, so an interrupted unpack never looks finished, and removed when the unpack fails. Files 0644,
+ * directories 0755: the web server runs as another user and only reads.
  */
 export function writeRelease(entries: readonly ReleaseEntry[], directory: string): void {
-  const building = `${directory}.unpacking-${process.pid}`;
+  const building = unpackingDirectory(directory, process.pid);
   rmSync(building, { recursive: true, force: true });
   mkdirSync(building, { mode: 0o755 });
   try {

@@ -65,6 +65,8 @@ export function stateLayout(stateDirectory: string) {
     /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
     coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
     coturnTlsDir: join(root, 'coturn', 'tls'),
+    /** Element Web's files: config, root, nginx.conf, run and the release-* unpacked releases. */
+    elementDir: join(root, 'element'),
     /** Element's generated config.json, laid over the Element Web build served. */
     elementConfigDir: join(root, 'element', 'config'),
     /** Where the build with our config.json on top is mounted (overlay) for the web server. */
