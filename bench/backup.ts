@@ -24,7 +24,7 @@ import { spawn } from 'node:child_process';
 import { startLocalStack } from '../test/support/local-stack.js';
 import { cliEntry, projectRoot } from '../test/support/cli.js';
 import { LocalTarget } from '../src/targets/local/target-adapter.js';
-import { runSql } from '../src/ops/backup/live.js';
+import { runSql } from '../src/ops/archive/live.js';
 
 const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '1600000' }, 'media-mb': { type: 'string', default: '64' } } });
 const rows = Number(args.rows);

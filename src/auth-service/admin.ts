@@ -6,7 +6,7 @@ import * as repo from './repository.js';
 import * as signIn from './sign-in.js';
 import { accountKey } from './throttle.js';
 import { bearerMatches, HttpError, readJson, sendJson } from './http.js';
-import { mustEnrolNow, normaliseUsername, secondFactorRequired } from './policy.js';
+import { mustEnrolNow, normalizeUsername, secondFactorRequired } from './policy.js';
 import { endAccountSessions } from './account-state.js';
 import type { Service } from './service.js';
 import { findSynapseUser } from './synapse-users.js';
@@ -27,7 +27,7 @@ export async function handleAdmin(service: Service, req: IncomingMessage, res: S
   } catch {
     throw new HttpError(400, 'the username is not valid URL encoding');
   }
-  const username = normaliseUsername(typed, service.config.serverName);
+  const username = normalizeUsername(typed, service.config.serverName);
   if (!username) throw new HttpError(400, `not a username of ${service.config.serverName}: ${JSON.stringify(typed)} (a Matrix localpart: a-z, 0-9, . _ = - / +)`);
   const action = match[2] ?? '';
   const method = req.method ?? 'GET';

@@ -12,7 +12,7 @@ import { clientAddress, HttpError, readForm, readJson, redirect, sendHtml, sendJ
 import { trustedHtml } from './html.js';
 import { endProviderSession } from './provider.js';
 import * as pages from './pages.js';
-import { mayRemoveFactor, minutesToWait, normaliseUsername, stepAfterPassword, type AccountFactors } from './policy.js';
+import { mayRemoveFactor, minutesToWait, normalizeUsername, stepAfterPassword, type AccountFactors } from './policy.js';
 import type { Service } from './service.js';
 import type { FlowState, WebSession } from './sessions.js';
 import { syncFromSynapse } from './synapse-users.js';
@@ -146,7 +146,7 @@ const postHandlers: Record<string, PostHandler> = {
   async '/password'(step) {
     if (step.flow.stage !== 'password') return back(step);
     const { service } = step;
-    const username = normaliseUsername(field(step, 'username'), service.config.serverName);
+    const username = normalizeUsername(field(step, 'username'), service.config.serverName);
     const password = field(step, 'password');
     if (!username || password === '') return back(step, { error: messages.wrongPassword, username: undefined });
     if ((await syncFromSynapse(service.db, service.synapseDb, service.config.serverName, username)) === 'deactivated') {

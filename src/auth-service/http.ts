@@ -26,8 +26,8 @@ export function serialiseCookie(name: string, value: string, options: CookieOpti
   return [`${name}=${value}`, `Path=${options.path}`, 'HttpOnly', 'SameSite=Lax', ...(options.secure ? ['Secure'] : []), ...(options.maxAge !== undefined ? [`Max-Age=${options.maxAge}`] : [])].join('; ');
 }
 
-/** Normalises an address for throttling and logs: IPv4-mapped IPv6 becomes plain IPv4. */
-export function normaliseAddress(address: string): string {
+/** Normalizes an address for throttling and logs: IPv4-mapped IPv6 becomes plain IPv4. */
+export function normalizeAddress(address: string): string {
   const trimmed = address.trim();
   return trimmed.startsWith('::ffff:') && isIP(trimmed.slice(7)) === 4 ? trimmed.slice(7) : trimmed;
 }
@@ -38,9 +38,9 @@ export function normaliseAddress(address: string): string {
  */
 export function clientAddress(peer: string | undefined, forwardedFor: string | undefined, trustedProxies: readonly string[]): string {
   const trusted = trustedAddresses(trustedProxies);
-  const direct = normaliseAddress(peer ?? '');
+  const direct = normalizeAddress(peer ?? '');
   if (!trusted.has(direct) || !forwardedFor) return direct || 'unknown';
-  const chain = forwardedFor.split(',').map(normaliseAddress).filter((entry) => isIP(entry) !== 0);
+  const chain = forwardedFor.split(',').map(normalizeAddress).filter((entry) => isIP(entry) !== 0);
   for (let index = chain.length - 1; index >= 0; index--) {
     if (!trusted.has(chain[index]!)) return chain[index]!;
   }
@@ -62,7 +62,7 @@ const trustedByList = new WeakMap<readonly string[], { has: (address: string) =>
 
 function buildTrustedAddresses(entries: readonly string[]): { has: (address: string) => boolean } {
   const list = new BlockList();
-  for (const entry of entries.map(normaliseAddress)) {
+  for (const entry of entries.map(normalizeAddress)) {
     const [address = '', prefix] = entry.split('/');
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     if (isIP(address) === 0) continue;

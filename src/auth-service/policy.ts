@@ -9,7 +9,7 @@ const localpartPattern = /^[a-z0-9._=\-/+]+$/;
  * `alice`, `Alice`, `@alice:server` → `alice`. Undefined when the text is no username of this server
  * (another server's user id, characters a localpart cannot have).
  */
-export function normaliseUsername(typed: string, serverName: string): string | undefined {
+export function normalizeUsername(typed: string, serverName: string): string | undefined {
   let text = typed.trim();
   if (text.startsWith('@')) {
     const separator = text.indexOf(':');

@@ -20,13 +20,13 @@ export function generateRecoveryCodes(count: number = defaultRecoveryCodeCount):
 }
 
 /** Upper case, no separators or spaces, so "abcd efgh-jkmn" and "ABCD-EFGH-JKMN" are the same code. */
-export function normaliseRecoveryCode(input: string): string {
+export function normalizeRecoveryCode(input: string): string {
   return input.toUpperCase().replace(/[\s-]+/g, '');
 }
 
 export function hashRecoveryCode(code: string, hmacKey: Buffer): string {
   if (hmacKey.length < 32) throw new Error('auth: the recovery code key must be at least 32 bytes');
-  return createHmac('sha256', hmacKey).update(normaliseRecoveryCode(code), 'utf8').digest('hex');
+  return createHmac('sha256', hmacKey).update(normalizeRecoveryCode(code), 'utf8').digest('hex');
 }
 
 export interface StoredRecoveryCode {
@@ -39,9 +39,9 @@ export interface StoredRecoveryCode {
  * Every stored hash is compared in constant time.
  */
 export function findUnusedRecoveryCode(input: string, stored: readonly StoredRecoveryCode[], hmacKey: Buffer): StoredRecoveryCode | undefined {
-  const normalised = normaliseRecoveryCode(input);
-  if (!new RegExp(`^[${alphabet}]{${symbolsPerCode}}$`).test(normalised)) return undefined;
-  const submittedHash = hashRecoveryCode(normalised, hmacKey);
+  const normalized = normalizeRecoveryCode(input);
+  if (!new RegExp(`^[${alphabet}]{${symbolsPerCode}}$`).test(normalized)) return undefined;
+  const submittedHash = hashRecoveryCode(normalized, hmacKey);
   let found: StoredRecoveryCode | undefined;
   for (const candidate of stored) {
     if (constantTimeEqual(candidate.hash, submittedHash) && candidate.usedAt === null) found = candidate;

@@ -1,19 +1,19 @@
 /**
  * `mxstack backup [--output FILE] [--include-secrets --passphrase-file F]`, `mxstack backup verify FILE`,
  * `mxstack backup secrets FILE --passphrase-file F --output-file OUT`, `mxstack restore FILE --yes`:
- * parsing and printing only; the work is in src/ops/backup/.
+ * parsing and printing only; the work is in src/ops/archive/.
  */
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from './main.js';
 import { addTargetOptions, allOptions, confirm, openTarget, run, type TargetOptions } from './ops.js';
-import { createBackup } from '../ops/backup/backup.js';
-import { checkBackupArchiveFile, NotAnArchiveError, verifyArchive } from '../ops/backup/archive-reader.js';
-import { restoreBackup, pauseEnvironmentVariable } from '../ops/backup/restore.js';
-import { ArchiveIntegrityError, ArchiveMismatchError } from '../ops/backup/manifest.js';
-import { decryptSecrets, SecretsDecryptError } from '../ops/backup/secrets-crypto.js';
-import { megabytes } from '../ops/backup/progress.js';
+import { createBackup } from '../ops/archive/create.js';
+import { checkBackupArchiveFile, NotAnArchiveError, verifyArchive } from '../ops/archive/archive-reader.js';
+import { restoreBackup, pauseEnvironmentVariable } from '../ops/archive/restore.js';
+import { ArchiveIntegrityError, ArchiveMismatchError } from '../ops/archive/manifest.js';
+import { decryptSecrets, SecretsDecryptError } from '../ops/archive/secrets-crypto.js';
+import { megabytes } from '../ops/archive/progress.js';
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const print = (text: string) => void process.stdout.write(`${text}\n`);

@@ -5,6 +5,9 @@
  * with what mxstack sets is refused here with the values path and the reason.
  */
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IDeploymentStrategy } from 'kubernetes-models/apps/v1/DeploymentStrategy';
+import type { IJobSpec } from 'kubernetes-models/batch/v1/JobSpec';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
@@ -18,7 +21,7 @@ import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { deepMergeMappings, imageReference, workloadSettingsFor, type ProbeTimingValues, type WorkloadGroup, type WorkloadKey, type WorkloadLayer } from '../values/workload.js';
 import { objectMeta, type IObjectMeta } from './meta.js';
-import { restrictedContainerSecurityContext, restrictedPodSecurityContext, restrictedProfileViolations } from './pod-security.js';
+import { configChecksum, configChecksumAnnotation, restrictedContainerSecurityContext, restrictedPodSecurityContext, restrictedProfileViolations } from './pod-security.js';
 
 type Tree = Record<string, unknown>;
 
@@ -220,5 +223,84 @@ export function configuredPodTemplate(stack: Stack, options: ConfiguredPodOption
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     },
     spec,
+  };
+}
+
+/** The volume `config` holding the files of the component's ConfigMap (named like the component's objects). */
+export function configMapVolume(stack: Stack, component: string): IVolume {
+  return { name: 'config', configMap: { name: stack.objectName(component) } };
+}
+
+export interface ConfiguredDeploymentProps extends Omit<ConfiguredPodOptions, 'annotations' | 'replicas' | 'restartPolicy'> {
+  /**
+   * The files of the component's ConfigMap. The pods read them once at start, so their checksum is a pod
+   * annotation (a changed file rolls the pods), and the ConfigMap is the pods' first volume, `config`.
+   * @default - no ConfigMap: no checksum, no `config` volume
+   */
+  configFiles?: Record<string, string>;
+  /**
+   * Pods the Deployment runs. With `autoscaled` this is the autoscaler's floor: it still decides the
+   * default spread over nodes, but the Deployment leaves its replica count to the autoscaler.
+   */
+  replicas: number;
+  /**
+   * An autoscaler owns the replica count: the Deployment names none, so an apply never resets it.
+   * @default false
+   */
+  autoscaled?: boolean;
+  /**
+   * How pods are replaced on a change.
+   * @default - Kubernetes' default (a rolling update)
+   */
+  strategy?: IDeploymentStrategy;
+  /**
+   * The Deployment's own labels and annotations.
+   * @default workloadMeta(stack, group, component) - with the group's workload labels and annotations
+   */
+  metadata?: IObjectMeta;
+}
+
+/**
+ * A component's Deployment: its metadata, the selector on the component's labels and the configured pod
+ * template (configuredPodTemplate), with the config checksum and the `config` volume when it has files.
+ */
+export function configuredDeployment(stack: Stack, props: ConfiguredDeploymentProps): Deployment {
+  const { configFiles, replicas, autoscaled, strategy, metadata, volumes, ...pod } = props;
+  return new Deployment({
+    metadata: metadata ?? workloadMeta(stack, props.group, props.component),
+    spec: {
+      ...(autoscaled ? {} : { replicas }),
+      ...(strategy ? { strategy } : {}),
+      selector: { matchLabels: stack.selectorLabels(props.component) },
+      template: configuredPodTemplate(stack, {
+        ...pod,
+        ...(configFiles ? { annotations: { [configChecksumAnnotation]: configChecksum(configFiles) } } : {}),
+        replicas,
+        volumes: [...(configFiles ? [configMapVolume(stack, props.component)] : []), ...(volumes ?? [])],
+      }),
+    },
+  });
+}
+
+export interface ConfiguredJobProps extends Omit<ConfiguredPodOptions, 'replicas' | 'restartPolicy' | 'hostNetwork'> {
+  /** Retries of a failed pod before the Job fails. */
+  backoffLimit: number;
+  /** The whole run's limit: a hung run is stopped, never left holding its volumes. */
+  activeDeadlineSeconds: number;
+  /**
+   * Seconds after the end at which Kubernetes deletes the finished Job.
+   * @default - kept (a CronJob's history limits prune its Jobs)
+   */
+  ttlSecondsAfterFinished?: number;
+}
+
+/** A run-once Job's spec (a Job, or a CronJob's jobTemplate): the configured pod, never restarted in place. */
+export function configuredJobSpec(stack: Stack, props: ConfiguredJobProps): IJobSpec {
+  const { backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished, ...pod } = props;
+  return {
+    backoffLimit,
+    activeDeadlineSeconds,
+    ...(ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished } : {}),
+    template: configuredPodTemplate(stack, { ...pod, restartPolicy: 'Never' }),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The one entry into the pipeline. Every command (and a target reading the values it recorded) goes through
- * it: the values stage runs once here (merge files and --set, normalise the old chart's keys, default,
+ * it: the values stage runs once here (merge files and --set, normalize the old chart's keys, default,
  * validate, refuse); then each target compiles the stack once with compileStack for its placement
  * (compileKubernetesStack in targets/kubernetes/render.ts, compileLocalStack in targets/local/placement.ts).
  */

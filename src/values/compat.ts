@@ -2,6 +2,8 @@
  * The old chart's spellings that differ in shape from ours, rewritten before validation so that old
  * values files keep working unchanged. Keys with the same shape need nothing here: they are the schema.
  */
+import { workloadGroups } from './workload.js';
+
 type Tree = Record<string, unknown>;
 
 const isTree = (value: unknown): value is Tree => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -37,11 +39,25 @@ export function normalizeLegacyValues(raw: Tree): Tree {
   }
   normalizeTwoFactor(values);
   normalizeWorkloadSettings(values);
+  normalizeStorageClassNames(values);
   return values;
 }
 
+/** Claims whose storage class the old chart (postgresql) or an earlier mxstack (backup) spelled `storageClass`. */
+const storageClassAliasGroups = [['postgresql', 'persistence'], ['backup', 'persistence']];
+
+/** One spelling for every claim: `storageClassName`, as Kubernetes names the field (the new key wins when both are written). */
+function normalizeStorageClassNames(values: Tree): void {
+  for (const path of storageClassAliasGroups) {
+    const persistence = child(values, ...path);
+    if (!persistence || persistence.storageClass === undefined) continue;
+    persistence.storageClassName ??= persistence.storageClass;
+    delete persistence.storageClass;
+  }
+}
+
 /** Groups that carry the workload sub-schema and the old chart's `securityContext` spelling. */
-const workloadGroupNames = ['synapse', 'postgresql', 'element', 'coturn', 'router', 'auth', 'adminBootstrap', 'backup'];
+const workloadGroupNames = Object.keys(workloadGroups);
 /** Release-wide pod settings the old chart kept at the top level. */
 const legacyGlobalWorkloadKeys = ['nodeSelector', 'tolerations', 'affinity'];
 

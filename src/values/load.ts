@@ -1,6 +1,6 @@
 /**
  * Values loading: several `-f FILE` (later wins, deep merge) then `--set a.b.c=value`, then the old
- * chart's spellings normalised, then schema validation with defaults, then the semantic checks.
+ * chart's spellings normalized, then schema validation with defaults, then the semantic checks.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, parseDocument } from 'yaml';

@@ -203,7 +203,7 @@ export const valuesSchema = Type.Object(
       persistence: group('Media store volume.', {
         enabled: bool('Keep media on a PersistentVolumeClaim (otherwise an emptyDir: media lost on restart).', true),
         existingClaim: optStr('Use this existing claim instead of creating one.'),
-        storageClassName: optStr('Storage class of the claim.'),
+        storageClassName: optStr('Storage class of the claim (unset: the cluster default).'),
         accessMode: strEnum('Access mode of the claim.', ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod'], 'ReadWriteOnce'),
         size: formatted('Size of the media claim.', 'kubernetesQuantity', '10Gi'),
       }),
@@ -400,7 +400,7 @@ export const valuesSchema = Type.Object(
       port: port('Port of the sign-in pages and the OpenID Connect endpoints.', 8090),
       adminPort: port('Port of the administration API used by mxstack (never routed from outside).', 8091),
       trustedProxies: formattedList(
-        'Kubernetes: addresses or CIDR ranges whose X-Forwarded-For the identity provider believes (throttling and the audit log use the client address). Only the router reaches its port (NetworkPolicy), so the default is the private ranges pod networks use; list your pod network if it is not private. Locally: the router\'s loopback address.',
+        'Kubernetes: addresses or CIDR ranges whose X-Forwarded-For the auth service believes (throttling and the audit log use the client address). Only the router reaches its port (NetworkPolicy), so the default is the private ranges pod networks use; list your pod network if it is not private. Locally: the router\'s loopback address.',
         'addressOrCidr',
         ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fd00::/8'],
       ),
@@ -527,7 +527,8 @@ export const valuesSchema = Type.Object(
       serviceAccount: serviceAccountSchema(false, '<release>-postgresql'),
       persistence: group('Data volume.', {
         size: formatted('Size of the data claim.', 'kubernetesQuantity', '8Gi'),
-        storageClass: optStr('Storage class.'),
+        storageClassName: optStr('Storage class of the data claim (unset: the cluster default).'),
+        storageClass: optStr('Deprecated alias of storageClassName (the old chart\'s spelling).'),
       }),
       config: group('postgresql.conf tuning.', {
         maxConnections: Type.Optional(
@@ -604,12 +605,13 @@ export const valuesSchema = Type.Object(
       resources: resources('10m', '32Mi', '200m', '128Mi'),
     }),
 
-    backup: group('Scheduled database backups on Kubernetes: a CronJob writing pg_dump archives to a claim (`mxstack backup` makes full archives on demand).', {
+    backup: group('Scheduled database dumps on Kubernetes (the backup component): a CronJob writing pg_dump files to a claim (`mxstack backup` writes full backup archives on demand).', {
       schedule: optStr('Cron schedule of the backup CronJob, e.g. "0 3 * * *" (UTC); unset: no CronJob.'),
       retention: int('How many dumps the claim keeps; older ones are deleted after each successful dump.', 7, { minimum: 1 }),
       persistence: group('The claim the dumps are written to.', {
         size: formatted('Size of the backup claim.', 'kubernetesQuantity', '20Gi'),
-        storageClass: optStr('Storage class of the backup claim (unset: the cluster default).'),
+        storageClassName: optStr('Storage class of the backup claim (unset: the cluster default).'),
+        storageClass: optStr('Deprecated alias of storageClassName.'),
       }),
       image: componentImageSchema(undefined),
       ...podSettings(),

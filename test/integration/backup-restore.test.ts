@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { cliEntry, projectRoot } from '../support/cli.js';
 import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
 import { createPrivateRoom, loginWithPassword, matrixRequest, readAllMessageBodies, sendText, SynapseAdmin, type MatrixSession } from '../support/matrix-client.js';
-import { TarReader, TarWriter } from '../../src/ops/backup/tar.js';
+import { TarReader, TarWriter } from '../../src/ops/archive/tar.js';
 import { createHash } from 'node:crypto';
 
 const serverName = 'backup.test';

@@ -1,19 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { authenticationMethods, mayRemoveFactor, maySkipSignIn, minutesToWait, mustEnrolNow, normaliseUsername, secondFactorRequired, stepAfterPassword } from '../../src/auth-service/policy.js';
+import { authenticationMethods, mayRemoveFactor, maySkipSignIn, minutesToWait, mustEnrolNow, normalizeUsername, secondFactorRequired, stepAfterPassword } from '../../src/auth-service/policy.js';
 import { lockedMessage } from '../../src/auth-service/flows.js';
 
 test('usernames: localpart, full user id of this server and mixed case name the same account', () => {
-  assert.equal(normaliseUsername('alice', 'example.org'), 'alice');
-  assert.equal(normaliseUsername('  Alice ', 'example.org'), 'alice');
-  assert.equal(normaliseUsername('@ALICE:example.org', 'example.org'), 'alice');
-  assert.equal(normaliseUsername('@alice:Example.ORG', 'example.org'), 'alice');
-  assert.equal(normaliseUsername('@alice', 'example.org'), 'alice');
-  assert.equal(normaliseUsername('@alice:other.org', 'example.org'), undefined, "another server's user");
-  assert.equal(normaliseUsername('al ice', 'example.org'), undefined);
-  assert.equal(normaliseUsername('', 'example.org'), undefined);
-  assert.equal(normaliseUsername('bob.smith_1=2-3/4+5', 'example.org'), 'bob.smith_1=2-3/4+5');
-  assert.equal(normaliseUsername('a'.repeat(256), 'example.org'), undefined);
+  assert.equal(normalizeUsername('alice', 'example.org'), 'alice');
+  assert.equal(normalizeUsername('  Alice ', 'example.org'), 'alice');
+  assert.equal(normalizeUsername('@ALICE:example.org', 'example.org'), 'alice');
+  assert.equal(normalizeUsername('@alice:Example.ORG', 'example.org'), 'alice');
+  assert.equal(normalizeUsername('@alice', 'example.org'), 'alice');
+  assert.equal(normalizeUsername('@alice:other.org', 'example.org'), undefined, "another server's user");
+  assert.equal(normalizeUsername('al ice', 'example.org'), undefined);
+  assert.equal(normalizeUsername('', 'example.org'), undefined);
+  assert.equal(normalizeUsername('bob.smith_1=2-3/4+5', 'example.org'), 'bob.smith_1=2-3/4+5');
+  assert.equal(normalizeUsername('a'.repeat(256), 'example.org'), undefined);
 });
 
 const none = { required: false, requiredForAdmins: false };

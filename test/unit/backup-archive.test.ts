@@ -6,9 +6,9 @@ import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } fr
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ArchiveFormatError, TarReader, TarWriter, parseUstarHeader, ustarHeader } from '../../src/ops/backup/tar.js';
-import { NotAnArchiveError, readArchive } from '../../src/ops/backup/archive-reader.js';
-import { ArchiveIntegrityError, backupFormat, backupFormatVersion, type BackupManifest, type ManifestPart, type PartKind } from '../../src/ops/backup/manifest.js';
+import { ArchiveFormatError, TarReader, TarWriter, parseUstarHeader, ustarHeader } from '../../src/ops/archive/tar.js';
+import { NotAnArchiveError, readArchive } from '../../src/ops/archive/archive-reader.js';
+import { ArchiveIntegrityError, backupFormat, backupFormatVersion, type BackupManifest, type ManifestPart, type PartKind } from '../../src/ops/archive/manifest.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mxstack-backup-unit-'));
 test.after(() => rmSync(work, { recursive: true, force: true }));

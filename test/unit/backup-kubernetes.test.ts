@@ -16,7 +16,7 @@ test('no backup.schedule: no CronJob and no claim', () => {
 });
 
 test('backup.schedule renders a hardened CronJob with the claim, retention and password as a file', () => {
-  const stack = stackWith(['networkPolicy.enabled=true', 'backup.schedule=0 3 * * *', 'backup.retention=3', 'backup.persistence.size=5Gi', 'backup.persistence.storageClass=fast']);
+  const stack = stackWith(['networkPolicy.enabled=true', 'backup.schedule=0 3 * * *', 'backup.retention=3', 'backup.persistence.size=5Gi', 'backup.persistence.storageClassName=fast']);
   const rendered = componentObjectBuilders.flatMap((build) => build(stack));
   const cron = rendered.find((o) => o.kind === 'CronJob') as unknown as {
     spec: { schedule: string; concurrencyPolicy: string; jobTemplate: { spec: { template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[]; securityContext: Record<string, unknown> } } } } };

@@ -13,8 +13,8 @@ import {
   parseManifest,
   versionNumbers,
   type BackupManifest,
-} from '../../src/ops/backup/manifest.js';
-import { decryptSecrets, encryptSecrets, SecretsDecryptError, type SecretsEnvelope } from '../../src/ops/backup/secrets-crypto.js';
+} from '../../src/ops/archive/manifest.js';
+import { decryptSecrets, encryptSecrets, SecretsDecryptError, type SecretsEnvelope } from '../../src/ops/archive/secrets-crypto.js';
 
 const manifest = (edit: Partial<BackupManifest> = {}): BackupManifest => ({
   format: backupFormat,

@@ -19,9 +19,9 @@ import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import type { ComponentName, Stack } from '../../src/stack/model.js';
 import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, StreamingCommand, Target } from '../../src/targets/target.js';
-import { TarWriter } from '../../src/ops/backup/tar.js';
-import { backupFormat, backupFormatVersion, ArchiveMismatchError, type BackupManifest } from '../../src/ops/backup/manifest.js';
-import { restoreBackup } from '../../src/ops/backup/restore.js';
+import { TarWriter } from '../../src/ops/archive/tar.js';
+import { backupFormat, backupFormatVersion, ArchiveMismatchError, type BackupManifest } from '../../src/ops/archive/manifest.js';
+import { restoreBackup } from '../../src/ops/archive/restore.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mxstack-restore-flow-'));
 let server: Server;

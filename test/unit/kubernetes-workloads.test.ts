@@ -42,7 +42,7 @@ type Plain = any;
 
 const release = 'mxstack';
 
-/** The scheduled backup (another part of the project) joins the scenarios once its values exist. */
+/** The scheduled dump (the backup component, another part of the project) joins the scenarios once its values exist. */
 function valuesSchemaHasBackupSchedule(): boolean {
   const properties = (valuesSchema as unknown as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties;
   return Boolean(properties.backup?.properties?.schedule);
@@ -617,7 +617,7 @@ test('Element: unprivileged port, config.json by subPath, writable nginx dirs, H
 });
 
 test('PostgreSQL: StatefulSet with claim template, password file, tuning as -c arguments, two Services', () => {
-  const base = { synapse: { server: { name: 'example.com' } }, postgresql: { persistence: { size: '20Gi', storageClass: 'fast' }, config: { maxConnections: 150 } } };
+  const base = { synapse: { server: { name: 'example.com' } }, postgresql: { persistence: { size: '20Gi', storageClassName: 'fast' }, config: { maxConnections: 150 } } };
   const objects = render(base);
   const set = named(objects, 'StatefulSet', `${release}-postgresql`);
   assert.equal(set.spec.serviceName, `${release}-postgresql-headless`);

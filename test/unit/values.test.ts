@@ -9,7 +9,7 @@ import { defaultValues, closestKey, validateValues } from '../../src/values/vali
 import { normalizeLegacyValues } from '../../src/values/compat.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { goodValuesFixtures } from '../support/fixtures.js';
-import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { renderHomeserverConfig } from '../../src/components/synapse/config.js';
 
 const workDir = mkdtempSync(join(tmpdir(), 'mxstack-values-'));
@@ -235,6 +235,20 @@ test('element.config.brandingUrl of the old chart becomes branding.authHeaderLog
 test('an explicit branding.authHeaderLogoUrl wins over the old brandingUrl', () => {
   const file = valuesFile('legacy-branding-both.yaml', 'element:\n  config:\n    brandingUrl: https://example.com/old.png\n    branding:\n      authHeaderLogoUrl: https://example.com/new.png\n');
   assert.equal(loadValues({ files: [file] }).element.config.branding.authHeaderLogoUrl, 'https://example.com/new.png');
+});
+
+test('persistence.storageClass (the old chart\'s postgresql spelling, and backup\'s) is storageClassName, as for synapse', () => {
+  const values = loadValues({ files: [valuesFile('legacy-storage-class.yaml', 'postgresql:\n  persistence:\n    storageClass: longhorn\nbackup:\n  persistence:\n    storageClass: slow\n')] });
+  assert.equal(values.postgresql.persistence.storageClassName, 'longhorn');
+  assert.equal(values.backup.persistence.storageClassName, 'slow');
+  assert.equal(values.postgresql.persistence.storageClass, undefined);
+  assert.equal(loadValues({ sets: ['postgresql.persistence.storageClass=fast'] }).postgresql.persistence.storageClassName, 'fast');
+  const both = valuesFile('storage-class-both.yaml', 'postgresql:\n  persistence:\n    storageClass: old\n    storageClassName: new\n');
+  assert.equal(loadValues({ files: [both] }).postgresql.persistence.storageClassName, 'new');
+  const claims = renderKubernetesObjects(compileKubernetesStack(values)).flatMap((object) =>
+    object.kind === 'StatefulSet' ? (((object as { spec?: unknown }).spec as { volumeClaimTemplates?: { spec: { storageClassName?: string } }[] }).volumeClaimTemplates ?? []).map((claim) => claim.spec.storageClassName) : [],
+  );
+  assert.deepEqual(claims, ['longhorn']);
 });
 
 test('a misspelt key is refused naming its full path and the closest valid key', () => {

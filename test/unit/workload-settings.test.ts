@@ -255,6 +255,15 @@ test('the old chart\'s keys keep working: top-level scheduling and a component\'
   assert.match(homeserver, /presence:\n\s+enabled: false/);
 });
 
+test('the old securityContext spelling counts in every workload group, Redis\'s too (the list of groups is values/workload.ts\'s)', () => {
+  const objects = render({
+    synapse: { server: { name: 'example.com' }, workers: { preset: 'small' } },
+    redis: { securityContext: { runAsUser: 1999 } },
+  });
+  const redis = podOf(objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'mx-redis')).spec;
+  assert.equal(redis.containers[0].securityContext.runAsUser, 1999);
+});
+
 // ---------------------------------------------------------------- refusals
 
 const server = { name: 'example.com' };

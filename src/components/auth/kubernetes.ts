@@ -7,19 +7,20 @@
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { DatabaseField, SecretRef, Stack } from '../../stack/model.js';
+import type { DatabaseField, SecretRef, Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
-import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes.js';
 import { authSecretFileOfKey, renderAuthConfigFile } from './config.js';
 import { authConfigFile, authDatabaseFieldFiles, authHealthPath, authSecretFiles } from './service-config.js';
 
-export const authComponent = 'auth';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const authComponent = 'auth' satisfies ComponentName;
 
 /** The user images/auth/Dockerfile runs as (no name in the image; any unprivileged id would do). */
 const authUid = 10001;
@@ -64,28 +65,16 @@ function authContainer(stack: Stack): IContainer {
   };
 }
 
-function authDeployment(stack: Stack, configData: Record<string, string>): Deployment {
-  const { auth } = stack.values;
-  return new Deployment({
-    metadata: workloadMeta(stack, 'auth', authComponent),
-    spec: {
-      replicas: auth.replicaCount,
-      selector: { matchLabels: stack.selectorLabels(authComponent) },
-      template: configuredPodTemplate(stack, {
-        group: 'auth',
-        component: authComponent,
-        uid: authUid,
-        // config.json is read once at start: a changed config needs new pods.
-        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
-        replicas: auth.replicaCount,
-        containers: [authContainer(stack)],
-        volumes: [
-          { name: 'config', configMap: { name: stack.objectName(authComponent) } },
-          projectedSecretVolume('secrets', authSecretFileList(stack)),
-          emptyDirVolume('tmp'),
-        ],
-      }),
-    },
+function authDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {
+  return configuredDeployment(stack, {
+    group: 'auth',
+    component: authComponent,
+    uid: authUid,
+    // config.json is read once at start: a changed config needs new pods.
+    configFiles,
+    replicas: stack.values.auth.replicaCount,
+    containers: [authContainer(stack)],
+    volumes: [projectedSecretVolume('secrets', authSecretFileList(stack)), emptyDirVolume('tmp')],
   });
 }
 

@@ -1,5 +1,6 @@
 /**
- * The scheduled backup on Kubernetes (rendered when backup.schedule is set): a CronJob running the
+ * The scheduled dump on Kubernetes, the `backup` component (rendered when backup.schedule is set; the
+ * backup archives of `mxstack backup` are src/ops/archive/): a CronJob running the
  * PostgreSQL image's pg_dump against the database Service, writing `<server>-<UTC time>.dump` (custom
  * format) and its `.sha256` to a claim, keeping the newest backup.retention dumps. A dump is written to a
  * hidden temporary name and renamed only when pg_dump succeeded. The password reaches libpq through a
@@ -14,7 +15,7 @@ import { synapseSecretFiles, type DatabaseField, type Stack } from '../../stack/
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { configuredJobSpec, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { projectedSecretVolume } from '../../kit/secret-volumes.js';
 import { postgresqlUid } from '../postgresql/kubernetes.js';
 
@@ -111,37 +112,34 @@ function backupCronJob(stack: Stack): CronJob {
       successfulJobsHistoryLimit: 3,
       failedJobsHistoryLimit: 3,
       jobTemplate: {
-        spec: {
+        spec: configuredJobSpec(stack, {
           backoffLimit: 2,
           activeDeadlineSeconds: jobDeadlineSeconds,
-          template: configuredPodTemplate(stack, {
-              group: 'backup',
-              component: backupComponent,
-              uid: postgresqlUid,
-              restartPolicy: 'Never',
-              containers: [
-                {
-                  name: 'pg-dump',
-                  ...workloadImage(stack.values, 'backup'),
-                  command: ['sh', '-c', backupScript()],
-                  env: backupEnvironment(stack),
-                  resources: resourceRequirements(stack.values.backup.resources),
-                  volumeMounts: [
-                    { name: 'backups', mountPath: backupMountPath },
-                    { name: 'password', mountPath: passwordDir, readOnly: true },
-                    { name: 'scratch', mountPath: scratchDir },
-                    ...(databaseCaVolume(stack) ? [{ name: 'database-ca', mountPath: caDir, readOnly: true }] : []),
-                  ],
-                },
+          group: 'backup',
+          component: backupComponent,
+          uid: postgresqlUid,
+          containers: [
+            {
+              name: 'pg-dump',
+              ...workloadImage(stack.values, 'backup'),
+              command: ['sh', '-c', backupScript()],
+              env: backupEnvironment(stack),
+              resources: resourceRequirements(stack.values.backup.resources),
+              volumeMounts: [
+                { name: 'backups', mountPath: backupMountPath },
+                { name: 'password', mountPath: passwordDir, readOnly: true },
+                { name: 'scratch', mountPath: scratchDir },
+                ...(databaseCaVolume(stack) ? [{ name: 'database-ca', mountPath: caDir, readOnly: true }] : []),
               ],
-              volumes: [
-                { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
-                projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
-                emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
-                ...(databaseCaVolume(stack) ? [databaseCaVolume(stack)!] : []),
-              ],
-            }),
-        },
+            },
+          ],
+          volumes: [
+            { name: 'backups', persistentVolumeClaim: { claimName: backupClaimName(stack) } },
+            projectedSecretVolume('password', [{ ref: stack.secrets.postgresPassword, file: 'password' }]),
+            emptyDirVolume('scratch', { memory: true, sizeLimit: '1Mi' }),
+            ...(databaseCaVolume(stack) ? [databaseCaVolume(stack)!] : []),
+          ],
+        }),
       },
     },
   });
@@ -154,7 +152,7 @@ function backupClaim(stack: Stack): PersistentVolumeClaim {
     spec: {
       accessModes: ['ReadWriteOnce'],
       resources: { requests: { storage: persistence.size } },
-      ...(persistence.storageClass ? { storageClassName: persistence.storageClass } : {}),
+      ...(persistence.storageClassName ? { storageClassName: persistence.storageClassName } : {}),
     },
   });
 }

@@ -5,28 +5,27 @@
  */
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import { ValuesError } from '../../values/errors.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import {
-  configChecksum,
-  configChecksumAnnotation,
   emptyDirVolume,
   resourceRequirements,
   serviceType,
   restrictedContainerSecurityContext,
   standardProbes,
 } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { renderTurnserverConf } from './config.js';
 
-export const coturnComponent = 'coturn';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const coturnComponent = 'coturn' satisfies ComponentName;
 
 /** The coturn image runs as `nobody`. */
 export const coturnUid = 65534;
@@ -136,7 +135,6 @@ function coturnVolumes(stack: Stack): IVolume[] {
   const { coturn } = stack.values;
   const turnSecret = stack.secrets.turnSharedSecret;
   const volumes: IVolume[] = [
-    { name: 'config', configMap: { name: stack.objectName(coturnComponent) } },
     { name: 'turn-secret', secret: { secretName: turnSecret.name, defaultMode: 0o440, items: [{ key: turnSecret.key, path: secretFile }] } },
     // Memory-backed: the assembled file holds the secret and must never reach a node's disk.
     emptyDirVolume('runtime', { memory: true, sizeLimit: '1Mi' }),
@@ -152,27 +150,21 @@ function coturnVolumes(stack: Stack): IVolume[] {
   return volumes;
 }
 
-function coturnDeployment(stack: Stack, configData: Record<string, string>): Deployment {
+function coturnDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {
   const { coturn } = stack.values;
-  return new Deployment({
-    metadata: workloadMeta(stack, 'coturn', coturnComponent),
-    spec: {
-      replicas: 1,
-      // With hostNetwork two pods cannot hold the same node ports during a rolling update.
-      strategy: coturn.hostNetwork ? { type: 'Recreate' } : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-      selector: { matchLabels: stack.selectorLabels(coturnComponent) },
-      template: configuredPodTemplate(stack, {
-        group: 'coturn',
-        component: coturnComponent,
-        uid: coturnUid,
-        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
-        // Opt-in exception to Pod Security "restricted": relays on the node's own ports and address.
-        hostNetwork: coturn.hostNetwork,
-        initContainers: [assembleContainer(stack)],
-        containers: [turnserverContainer(stack)],
-        volumes: coturnVolumes(stack),
-      }),
-    },
+  return configuredDeployment(stack, {
+    group: 'coturn',
+    component: coturnComponent,
+    uid: coturnUid,
+    configFiles,
+    replicas: 1,
+    // With hostNetwork two pods cannot hold the same node ports during a rolling update.
+    strategy: coturn.hostNetwork ? { type: 'Recreate' } : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+    // Opt-in exception to Pod Security "restricted": relays on the node's own ports and address.
+    hostNetwork: coturn.hostNetwork,
+    initContainers: [assembleContainer(stack)],
+    containers: [turnserverContainer(stack)],
+    volumes: coturnVolumes(stack),
   });
 }
 

@@ -4,19 +4,20 @@
  */
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
-import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
+import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { elementConfigFiles } from './config.js';
 
-export const elementComponent = 'element';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const elementComponent = 'element' satisfies ComponentName;
 
 /** The element-web image runs nginx as user `nginx` (101) of nginx:alpine. */
 export const elementUid = 101;
@@ -55,25 +56,18 @@ function elementContainer(stack: Stack): IContainer {
   };
 }
 
-function elementDeployment(stack: Stack, configData: Record<string, string>): Deployment {
-  const { element, autoscaling } = stack.values;
-  return new Deployment({
-    metadata: workloadMeta(stack, 'element', elementComponent),
-    spec: {
-      // With an HPA the replica count is its to set: applying one here would fight it.
-      ...(autoscaling.enabled ? {} : { replicas: element.replicaCount }),
-      selector: { matchLabels: stack.selectorLabels(elementComponent) },
-      template: configuredPodTemplate(stack, {
-        group: 'element',
-        component: elementComponent,
-        uid: elementUid,
-        // The entrypoint copies config.json once at start: a changed config needs new pods.
-        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
-        replicas: minimumReplicas(stack),
-        containers: [elementContainer(stack)],
-        volumes: [{ name: 'config', configMap: { name: stack.objectName(elementComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
-      }),
-    },
+function elementDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {
+  return configuredDeployment(stack, {
+    group: 'element',
+    component: elementComponent,
+    uid: elementUid,
+    // The entrypoint copies config.json once at start: a changed config needs new pods.
+    configFiles,
+    replicas: minimumReplicas(stack),
+    // With an HPA the replica count is its to set: applying one here would fight it.
+    autoscaled: stack.values.autoscaling.enabled,
+    containers: [elementContainer(stack)],
+    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
   });
 }
 

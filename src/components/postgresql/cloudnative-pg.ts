@@ -105,7 +105,7 @@ export function cloudnativePgCluster(stack: Stack): KubeObject {
         ...(stack.auth ? { postInitApplicationSQL: [`ALTER ROLE "${stack.database.user}" CREATEDB`] } : {}),
       },
     },
-    storage: { size: postgresql.persistence.size, ...(postgresql.persistence.storageClass ? { storageClass: postgresql.persistence.storageClass } : {}) },
+    storage: { size: postgresql.persistence.size, ...(postgresql.persistence.storageClassName ? { storageClass: postgresql.persistence.storageClassName } : {}) },
     resources: resourceRequirements(postgresql.resources),
     ...(affinity ? { affinity } : {}),
     ...(settings.topologySpreadConstraints ? { topologySpreadConstraints: settings.topologySpreadConstraints.map((c) => (c.labelSelector ? c : { ...c, labelSelector: { matchLabels: { 'cnpg.io/cluster': name } } })) } : {}),

@@ -6,7 +6,7 @@
 import { Service } from 'kubernetes-models/v1/Service';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { emptyDirVolume, execProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
@@ -14,7 +14,8 @@ import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMe
 import { postgresqlInitdbArgs, postgresqlSettings } from './config.js';
 import { cloudnativePgObjects } from './cloudnative-pg.js';
 
-export const postgresqlComponent = 'postgresql';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const postgresqlComponent = 'postgresql' satisfies ComponentName;
 
 /** The alpine image's `postgres` user and group. */
 export const postgresqlUid = 70;
@@ -108,7 +109,7 @@ function postgresqlStatefulSet(stack: Stack): StatefulSet {
           spec: {
             accessModes: ['ReadWriteOnce'],
             resources: { requests: { storage: postgresql.persistence.size } },
-            ...(postgresql.persistence.storageClass ? { storageClassName: postgresql.persistence.storageClass } : {}),
+            ...(postgresql.persistence.storageClassName ? { storageClassName: postgresql.persistence.storageClassName } : {}),
           },
         },
       ],

@@ -6,24 +6,23 @@
  */
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import { redisSecretFiles, type Stack } from '../../stack/model.js';
+import { redisSecretFiles, type Stack, type ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import {
-  configChecksum,
-  configChecksumAnnotation,
   emptyDirVolume,
   resourceRequirements,
   standardProbes,
 } from '../../kit/pod-security.js';
-import { configuredPodTemplate, workloadImage } from '../../kit/workload.js';
+import { configuredDeployment, workloadImage } from '../../kit/workload.js';
 import { imageReference } from '../../values/workload.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderRedisConf } from './config.js';
 
-export const redisComponent = 'redis';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const redisComponent = 'redis' satisfies ComponentName;
 
 /** The official redis image's `redis` user and group. */
 export const redisUid = 999;
@@ -91,28 +90,22 @@ function exporterContainer(stack: Stack): IContainer {
 function redisDeployment(stack: Stack): Deployment {
   const { redis } = stack.values;
   const password = stack.secrets.workers!.redisPassword;
-  return new Deployment({
+  return configuredDeployment(stack, {
+    group: 'redis',
+    component: redisComponent,
+    uid: redisUid,
     metadata: objectMeta(stack, redisComponent),
-    spec: {
-      replicas: 1,
-      // Never two at once: Synapse processes would split between two buses.
-      strategy: { type: 'Recreate' },
-      selector: { matchLabels: stack.selectorLabels(redisComponent) },
-      template: configuredPodTemplate(stack, {
-        group: 'redis',
-        component: redisComponent,
-        uid: redisUid,
-        annotations: { [configChecksumAnnotation]: configChecksum(redisConfigData(stack)) },
-        initContainers: [passwordInitContainer(stack)],
-        containers: [redisContainer(stack), ...(redis.metrics.enabled ? [exporterContainer(stack)] : [])],
-        volumes: [
-          { name: 'config', configMap: { name: stack.objectName(redisComponent) } },
-          { name: 'password-source', secret: { secretName: password.name, defaultMode: 0o400, items: [{ key: password.key, path: 'password' }] } },
-          emptyDirVolume('secrets', { memory: true, sizeLimit: '1Mi' }),
-          emptyDirVolume('data'),
-        ],
-      }),
-    },
+    configFiles: redisConfigData(stack),
+    replicas: 1,
+    // Never two at once: Synapse processes would split between two buses.
+    strategy: { type: 'Recreate' },
+    initContainers: [passwordInitContainer(stack)],
+    containers: [redisContainer(stack), ...(redis.metrics.enabled ? [exporterContainer(stack)] : [])],
+    volumes: [
+      { name: 'password-source', secret: { secretName: password.name, defaultMode: 0o400, items: [{ key: password.key, path: 'password' }] } },
+      emptyDirVolume('secrets', { memory: true, sizeLimit: '1Mi' }),
+      emptyDirVolume('data'),
+    ],
   });
 }
 

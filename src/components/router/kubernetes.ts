@@ -5,17 +5,18 @@
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { Stack } from '../../stack/model.js';
+import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
-import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
+import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { routerConfigFiles } from './config.js';
 
-export const routerComponent = 'router';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const routerComponent = 'router' satisfies ComponentName;
 
 /** The official haproxy image's `haproxy` user and group. */
 export const routerUid = 99;
@@ -47,23 +48,15 @@ function routerContainer(stack: Stack): IContainer {
   };
 }
 
-function routerDeployment(stack: Stack, configData: Record<string, string>): Deployment {
-  const { router } = stack.values;
-  return new Deployment({
-    metadata: workloadMeta(stack, 'router', routerComponent),
-    spec: {
-      replicas: router.replicaCount,
-      selector: { matchLabels: stack.selectorLabels(routerComponent) },
-      template: configuredPodTemplate(stack, {
-        group: 'router',
-        component: routerComponent,
-        uid: routerUid,
-        annotations: { [configChecksumAnnotation]: configChecksum(configData) },
-        replicas: router.replicaCount,
-        containers: [routerContainer(stack)],
-        volumes: [{ name: 'config', configMap: { name: stack.objectName(routerComponent) } }, ...writableDirs.map(({ name }) => emptyDirVolume(name))],
-      }),
-    },
+function routerDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {
+  return configuredDeployment(stack, {
+    group: 'router',
+    component: routerComponent,
+    uid: routerUid,
+    configFiles,
+    replicas: stack.values.router.replicaCount,
+    containers: [routerContainer(stack)],
+    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
   });
 }
 

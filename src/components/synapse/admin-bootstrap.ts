@@ -11,7 +11,7 @@ import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { configChecksum, configChecksumAnnotation, emptyDirVolume, resourceRequirements } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { configuredJobSpec, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { projectedSecretVolume, type SecretFile } from '../../kit/secret-volumes.js';
 import { synapseServiceUrl, synapseUid } from './kubernetes.js';
 
@@ -61,38 +61,35 @@ function adminBootstrapJob(stack: Stack): Job {
   const scriptData = scriptConfigMapData();
   return new Job({
     metadata: workloadMeta(stack, 'adminBootstrap', adminBootstrapComponent),
-    spec: {
+    spec: configuredJobSpec(stack, {
       backoffLimit: 6,
       activeDeadlineSeconds: jobDeadlineSeconds,
       // Deleted an hour after it ends; the next apply recreates it, and it succeeds at once.
       ttlSecondsAfterFinished: 3600,
-      template: configuredPodTemplate(stack, {
-          group: 'adminBootstrap',
-          component: adminBootstrapComponent,
-          uid: synapseUid,
-          annotations: { [configChecksumAnnotation]: configChecksum(scriptData) },
-          restartPolicy: 'Never',
-          containers: [
-            {
-              name: 'register-admin',
-              ...workloadImage(stack.values, 'adminBootstrap'),
-              command: ['python', `${scriptDir}/${scriptName}`],
-              env: scriptEnvironment(stack),
-              resources: resourceRequirements(adminBootstrap.resources),
-              volumeMounts: [
-                { name: 'script', mountPath: scriptDir, readOnly: true },
-                { name: 'secrets', mountPath: secretsDir, readOnly: true },
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
-            },
+      group: 'adminBootstrap',
+      component: adminBootstrapComponent,
+      uid: synapseUid,
+      annotations: { [configChecksumAnnotation]: configChecksum(scriptData) },
+      containers: [
+        {
+          name: 'register-admin',
+          ...workloadImage(stack.values, 'adminBootstrap'),
+          command: ['python', `${scriptDir}/${scriptName}`],
+          env: scriptEnvironment(stack),
+          resources: resourceRequirements(adminBootstrap.resources),
+          volumeMounts: [
+            { name: 'script', mountPath: scriptDir, readOnly: true },
+            { name: 'secrets', mountPath: secretsDir, readOnly: true },
+            { name: 'tmp', mountPath: '/tmp' },
           ],
-          volumes: [
-            { name: 'script', configMap: { name: stack.objectName(adminBootstrapComponent), defaultMode: 0o444 } },
-            projectedSecretVolume('secrets', adminBootstrapSecretFiles(stack)),
-            emptyDirVolume('tmp'),
-          ],
-        }),
-    },
+        },
+      ],
+      volumes: [
+        { name: 'script', configMap: { name: stack.objectName(adminBootstrapComponent), defaultMode: 0o444 } },
+        projectedSecretVolume('secrets', adminBootstrapSecretFiles(stack)),
+        emptyDirVolume('tmp'),
+      ],
+    }),
   });
 }
 

@@ -6,23 +6,24 @@ import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IServicePort } from 'kubernetes-models/v1/ServicePort';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import type { SecretRef, Stack } from '../../stack/model.js';
+import type { SecretRef, Stack, ComponentName } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
-import { configChecksum, configChecksumAnnotation, emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
-import { configuredPodTemplate, serviceAccountNameOf, serviceAccountObjects, workloadImage, workloadMeta } from '../../kit/workload.js';
+import { emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
+import { configMapVolume, configuredDeployment, serviceAccountNameOf, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { synapseConfigFiles } from './config.js';
 import { synapseWorkerObjects } from './worker-kubernetes.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
 import { projectedSecretVolume, secretFileMode, type SecretFile } from '../../kit/secret-volumes.js';
 
-export const synapseComponent = 'synapse';
+/** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
+export const synapseComponent = 'synapse' satisfies ComponentName;
 
 /** The Synapse image runs as this user (docker/start.py's default UID/GID). */
 export const synapseUid = 991;
@@ -155,35 +156,22 @@ function synapseContainer(stack: Stack): IContainer {
   };
 }
 
-/** The volumes every Synapse process mounts: its files, its secrets, the signing key and the media store. */
+/** The volumes every Synapse process mounts besides its ConfigMap: its secrets, the signing key and the media store. */
 function sharedVolumes(stack: Stack): IVolume[] {
-  return [
-    { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
-    projectedSecretVolume('secrets', synapseSecretFileList(stack)),
-    signingKeyVolume(stack),
-    mediaVolume(stack),
-  ];
+  return [projectedSecretVolume('secrets', synapseSecretFileList(stack)), signingKeyVolume(stack), mediaVolume(stack)];
 }
 
-function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
-  const { synapse } = stack.values;
-  return new Deployment({
-    metadata: workloadMeta(stack, 'synapse', synapseComponent),
-    spec: {
-      replicas: synapse.replicaCount,
-      // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
-      strategy: { type: 'Recreate' },
-      selector: { matchLabels: stack.selectorLabels(synapseComponent) },
-      template: configuredPodTemplate(stack, {
-        group: 'synapse',
-        component: synapseComponent,
-        uid: synapseUid,
-        annotations: { [configChecksumAnnotation]: configChecksum(configMapData) },
-        replicas: synapse.replicaCount,
-        containers: [synapseContainer(stack)],
-        volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
-      }),
-    },
+function synapseDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {
+  return configuredDeployment(stack, {
+    group: 'synapse',
+    component: synapseComponent,
+    uid: synapseUid,
+    configFiles,
+    replicas: stack.values.synapse.replicaCount,
+    // One main process only, and the media claim is usually ReadWriteOnce: stop the old pod first.
+    strategy: { type: 'Recreate' },
+    containers: [synapseContainer(stack)],
+    volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
   });
 }
 
@@ -216,6 +204,6 @@ export function synapseObjects(stack: Stack): KubeObject[] {
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),
-    ...synapseWorkerObjects(stack, { uid: synapseUid, serviceAccountName: synapseServiceAccountName(stack), volumes: sharedVolumes(stack), configMapData }),
+    ...synapseWorkerObjects(stack, { uid: synapseUid, serviceAccountName: synapseServiceAccountName(stack), volumes: [configMapVolume(stack, synapseComponent), ...sharedVolumes(stack)], configMapData }),
   ];
 }

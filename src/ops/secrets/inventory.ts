@@ -13,7 +13,7 @@ const authSecretPurposes: Record<keyof AuthSecrets, string> = {
   recoveryCodeKey: 'HMAC key of the recovery-code hashes (2FA)',
   cookieKeys: 'signing keys of the sign-in cookies (2FA)',
   signingJwks: 'OpenID Connect signing keys of the identity provider (JWKS, 2FA)',
-  adminToken: 'bearer token of the identity provider\'s administration API (mxstack users)',
+  adminToken: 'bearer token of the auth service\'s administration API (mxstack users)',
   cliAppserviceToken: 'as_token of the mxstack-cli application service (admin login while password login is off)',
   cliAppserviceHsToken: 'hs_token of the mxstack-cli application service',
 };

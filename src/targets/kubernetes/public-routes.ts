@@ -50,7 +50,7 @@ export function publicHosts(stack: Stack): PublicHost[] {
   const synapseHost = ingress.synapse.host ?? new URL(stack.publicBaseUrl).hostname;
   // With the default paths these are already under /_matrix; listed so custom paths keep federation working.
   const federation = synapse.server.federation.enabled && ingress.federation.enabled ? federationPaths : [];
-  // The identity provider's pages live on Synapse's public host: its issuer is <public base URL>/auth.
+  // The auth service's pages live on Synapse's public host: its issuer is <public base URL>/auth.
   const auth = stack.auth ? [authPathPrefix] : [];
   add(synapseHost, [...ingress.synapse.paths, ...federation, ...auth], ingress.synapse.tls);
   if (element.enabled && ingress.element.host) add(ingress.element.host, ingress.element.paths, ingress.element.tls);

@@ -105,7 +105,7 @@ export function documentedSecrets(stack: Stack): DocumentedSecret[] {
     add(stack.secrets.auth.cliAppserviceToken, 'mxstack secrets init', `as_token of the mxstack-cli application service, written into ${registration}`);
     add(stack.secrets.auth.cliAppserviceToken, 'mxstack users', 'as_token: the CLI logs in as the administrator with it (m.login.application_service)');
     add(stack.secrets.auth.cliAppserviceHsToken, 'mxstack secrets init', `hs_token of the mxstack-cli application service, written into ${registration}`);
-    add(stack.secrets.auth.adminToken, 'mxstack users', 'bearer token of the identity provider\'s administration API');
+    add(stack.secrets.auth.adminToken, 'mxstack users', 'bearer token of the auth service\'s administration API');
   }
   if (stack.database.provider === 'statefulset' && v.postgresql.enabled) {
     add(stack.secrets.postgresPassword, `statefulset/${stack.objectName('postgresql')}`, 'POSTGRES_PASSWORD_FILE of the release PostgreSQL');

@@ -1,5 +1,5 @@
 /**
- * `mxstack backup`: one archive (src/ops/backup/manifest.ts) streamed from the running stack to a file.
+ * `mxstack backup`: one archive (src/ops/archive/manifest.ts) streamed from the running stack to a file.
  * The dump is pg_dump's custom format, taken in one snapshot while Synapse runs; the media store follows
  * (after the dump, so every file the dump references is there; files uploaded meanwhile are harmless
  * extras). The archive is written to a temporary name beside the output and renamed only when complete.

@@ -1,6 +1,6 @@
 /**
  * The archive container: POSIX ustar, regular files only, written and read as streams. A part's size must
- * be known before its header, so callers write bounded chunks (src/ops/backup/backup.ts); memory stays at
+ * be known before its header, so callers write bounded chunks (src/ops/archive/create.ts); memory stays at
  * one chunk whatever the data size. The reader checks every header's checksum and the end-of-archive
  * blocks, and reports a truncated archive as such.
  */

@@ -31,7 +31,7 @@ import type { StreamingCommand, Target } from '../../targets/target.js';
 import { readArchive, type ArchiveContents, type PartSink } from './archive-reader.js';
 import { ArchiveMismatchError, authDatabasePlan, incompatibility, type PartKind } from './manifest.js';
 import { authDatabaseName, databaseExists, lastLines, liveStack, quoteIdentifier, quoteLiteral, runSql } from './live.js';
-import { restoreWorkPrefix } from './backup.js';
+import { restoreWorkPrefix } from './create.js';
 import type { Progress } from './progress.js';
 
 export const pauseEnvironmentVariable = 'MXSTACK_RESTORE_TEST_PAUSE_AT';

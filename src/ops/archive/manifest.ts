@@ -8,7 +8,7 @@
  *                          database (<db>_auth: accounts, password hashes, sealed factors), chunked alike
  *   media.tar.NNNNNN       a tar of the media store, cut in chunks the same way
  *   signing.key            Synapse's signing key
- *   secrets.enc            optional: every stack secret, encrypted (src/ops/backup/secrets-crypto.ts)
+ *   secrets.enc            optional: every stack secret, encrypted (src/ops/archive/secrets-crypto.ts)
  *   manifest.json          this manifest
  *   manifest.json.sha256   SHA-256 of manifest.json (hex), so a damaged manifest is detected too
  */
