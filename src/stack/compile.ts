@@ -2,7 +2,7 @@
 import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
-import { authIdpId, authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
+import { authIdpId, authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets, synapseSecretFiles } from './model.js';
 
 export const defaultRelease = 'mxstack';
 export const defaultNamespace = 'matrix';
@@ -64,7 +64,7 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
     signingKey: s.signingKey.existingSecret
       ? { name: s.signingKey.existingSecret, key: s.signingKey.secretKey, userProvided: true }
       : ownSecret(`${release}-signing-key`, s.signingKey.secretKey),
-    synapseSecretConfig: ownSecret(`${release}-synapse-secret-config`, 'homeserver-secrets.yaml'),
+    synapseSecretConfig: ownSecret(`${release}-synapse-secret-config`, synapseSecretFiles.cliAppserviceRegistration),
     ...(s.server.email.enabled
       ? { smtpPassword: userSecret(s.server.email.smtpPassSecretRef, ownSecret(`${release}-smtp`, 'password')) }
       : {}),

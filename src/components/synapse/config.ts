@@ -1,4 +1,7 @@
-/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config. */
+/**
+ * Synapse's native files: homeserver.yaml (no secret value: the database and email blocks without their
+ * passwords), the log config, and the start step that joins those two passwords in at start.
+ */
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { deepMerge } from '../../values/load.js';
@@ -7,11 +10,7 @@ import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
-
-export interface SynapseSecretValues {
-  databasePassword: string;
-  smtpPassword?: string;
-}
+import { synapseStartScript, synapseStartScriptFile } from './start.js';
 
 type Config = Record<string, unknown>;
 
@@ -136,7 +135,10 @@ function rateLimitConfig(stack: Stack): Config {
   };
 }
 
-/** homeserver.yaml as an object; every secret is a *_path into placement.paths.synapseSecretsDir. */
+/**
+ * homeserver.yaml as an object; every secret is a *_path into placement.paths.synapseSecretsDir, except the
+ * database and SMTP passwords, which Synapse only reads inline: synapseStartScript joins those in at start.
+ */
 export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
   const { synapse } = stack.values;
   const { paths } = stack.placement;
@@ -156,18 +158,20 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...ssoConfig(stack),
     ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
+    database: databaseConfig(stack),
+    ...emailConfig(stack),
   };
   return deepMerge(generated, synapse.extraConfig) as Config;
 }
 
-function databaseConfig(stack: Stack, password: string): Config {
+/** The database block without its password (joined in at start from synapseSecretFiles.databasePassword). */
+function databaseConfig(stack: Stack): Config {
   const { database } = stack.values.synapse;
   return {
     name: 'psycopg2',
     ...(database.allowUnsafeLocale ? { allow_unsafe_locale: true } : {}),
     args: {
       user: stack.database.user,
-      password,
       dbname: stack.database.name,
       host: stack.database.host,
       port: stack.database.port,
@@ -178,28 +182,23 @@ function databaseConfig(stack: Stack, password: string): Config {
   };
 }
 
-function emailConfig(stack: Stack, smtpPassword: string | undefined): Config {
+/** The email block without smtp_pass (joined in at start from synapseSecretFiles.smtpPassword). */
+function emailConfig(stack: Stack): Config {
   const { email } = stack.values.synapse.server;
+  if (!email.enabled) return {};
   const clientBaseUrl = email.clientBaseUrl ?? stack.elementUrl;
   return {
-    smtp_host: email.smtpHost,
-    smtp_port: email.smtpPort,
-    ...(email.smtpUser !== undefined ? { smtp_user: email.smtpUser } : {}),
-    ...(smtpPassword !== undefined ? { smtp_pass: smtpPassword } : {}),
-    require_transport_security: email.requireTransportSecurity,
-    force_tls: email.forceTls,
-    notif_from: email.notifFrom,
-    app_name: email.appName,
-    enable_notifs: email.enableNotifs,
-    ...(clientBaseUrl !== undefined ? { client_base_url: clientBaseUrl } : {}),
-  };
-}
-
-/** The second config file, holding only the `database` and `email` blocks (mounted from a Secret). */
-export function renderSynapseSecretConfig(stack: Stack, secrets: SynapseSecretValues): Record<string, unknown> {
-  return {
-    database: databaseConfig(stack, secrets.databasePassword),
-    ...(stack.values.synapse.server.email.enabled ? { email: emailConfig(stack, secrets.smtpPassword) } : {}),
+    email: {
+      smtp_host: email.smtpHost,
+      smtp_port: email.smtpPort,
+      ...(email.smtpUser !== undefined ? { smtp_user: email.smtpUser } : {}),
+      require_transport_security: email.requireTransportSecurity,
+      force_tls: email.forceTls,
+      notif_from: email.notifFrom,
+      app_name: email.appName,
+      enable_notifs: email.enableNotifs,
+      ...(clientBaseUrl !== undefined ? { client_base_url: clientBaseUrl } : {}),
+    },
   };
 }
 
@@ -233,10 +232,17 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml and log.yaml, serialised. */
+/** The non-secret files by name: homeserver.yaml, log.yaml and the start step, serialised. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
+    [synapseStartScriptFile]: synapseStartScript,
   };
+}
+
+/** Whether Synapse logs in to the SMTP server, and so reads synapseSecretFiles.smtpPassword. */
+export function synapseSendsSmtpPassword(stack: Stack): boolean {
+  const { email } = stack.values.synapse.server;
+  return email.enabled && email.smtpUser !== undefined && stack.secrets.smtpPassword !== undefined;
 }

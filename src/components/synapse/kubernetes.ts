@@ -1,6 +1,7 @@
 /**
- * Synapse on Kubernetes: its ConfigMap (homeserver.yaml, log.yaml), the main-process Deployment with
- * every secret as a file, the media claim, the ServiceAccount and the Service.
+ * Synapse on Kubernetes: its ConfigMap (homeserver.yaml, log.yaml, the start step), the main-process
+ * Deployment with every secret as a file, the media claim, the ServiceAccount and the Service. The start
+ * step joins the database and SMTP passwords in at start, in a memory-backed emptyDir.
  */
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -28,7 +29,8 @@ import {
   serviceType,
   standardProbes,
 } from '../../targets/kubernetes/pod-security.js';
-import { synapseConfigFiles } from './config.js';
+import { synapseConfigFiles, synapseSendsSmtpPassword } from './config.js';
+import { homeserverConfigPath, synapseStartArgv } from './start.js';
 import { renderOidcProvider } from './oidc.js';
 
 export const synapseComponent = 'synapse';
@@ -54,11 +56,14 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
   const { secrets } = stack;
   const server = stack.values.synapse.server;
   const files: SecretFile[] = [
-    { ref: secrets.synapseSecretConfig, file: synapseSecretFiles.secretConfig, purpose: 'homeserver-secrets.yaml: the database and email blocks' },
+    { ref: secrets.postgresPassword, file: synapseSecretFiles.databasePassword, purpose: 'the database password, joined into homeserver.yaml\'s database block at start' },
     { ref: secrets.registrationSharedSecret, file: synapseSecretFiles.registrationSharedSecret, purpose: 'registration_shared_secret_path' },
     { ref: secrets.macaroonSecretKey, file: synapseSecretFiles.macaroonSecretKey, purpose: 'macaroon_secret_key_path' },
     { ref: secrets.formSecret, file: synapseSecretFiles.formSecret, purpose: 'form_secret_path' },
   ];
+  if (synapseSendsSmtpPassword(stack) && secrets.smtpPassword) {
+    files.push({ ref: secrets.smtpPassword, file: synapseSecretFiles.smtpPassword, purpose: 'the SMTP password, joined into homeserver.yaml\'s email block at start' });
+  }
   if (server.turn.enabled) {
     files.push({ ref: secrets.turnSharedSecret, file: synapseSecretFiles.turnSharedSecret, purpose: 'turn_shared_secret_path' });
   }
@@ -82,10 +87,10 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
 
 /**
  * The mxstack-cli application service registration: assembled by `mxstack secrets init` from the tokens in
- * `<release>-auth`, stored next to homeserver-secrets.yaml in the Secret Synapse's assembled files live in.
+ * `<release>-auth` into the Secret of assembled files.
  */
 export function cliAppserviceRegistrationRef(stack: Stack): SecretRef {
-  return { name: stack.secrets.synapseSecretConfig.name, key: synapseSecretFiles.cliAppserviceRegistration, userProvided: false };
+  return stack.secrets.synapseSecretConfig;
 }
 
 /** A projected volume gathering one key from each Secret, under the given file names. */
@@ -147,15 +152,7 @@ function synapseContainer(stack: Stack): IContainer {
   return {
     name: 'synapse',
     ...containerImage(synapse.image),
-    command: [
-      'python',
-      '-m',
-      'synapse.app.homeserver',
-      '--config-path',
-      posix.join(paths.synapseConfigDir, 'homeserver.yaml'),
-      '--config-path',
-      posix.join(paths.synapseSecretsDir, synapseSecretFiles.secretConfig),
-    ],
+    command: synapseStartArgv(stack, 'python', 'synapse.app.homeserver', [homeserverConfigPath(stack)]),
     ports: [
       { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
       ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),
@@ -168,6 +165,7 @@ function synapseContainer(stack: Stack): IContainer {
       { name: 'secrets', mountPath: paths.synapseSecretsDir, readOnly: true },
       { name: 'signing-key', mountPath: posix.dirname(paths.signingKey), readOnly: true },
       { name: 'data', mountPath: paths.synapseDataDir },
+      { name: 'runtime', mountPath: paths.synapseRuntimeDir },
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
@@ -194,6 +192,8 @@ function synapseDeployment(stack: Stack, configMapData: Record<string, string>):
             projectedSecretVolume('secrets', synapseSecretFileList(stack)),
             signingKeyVolume(stack),
             mediaVolume(stack),
+            // Memory-backed: the joined database and email blocks hold passwords and must never reach a node's disk.
+            emptyDirVolume('runtime', { memory: true, sizeLimit: '1Mi' }),
             emptyDirVolume('tmp'),
           ],
         }),

@@ -62,12 +62,14 @@ import {
   releaseSecretNames,
   secretConfigDigest,
   secretConfigUpToDate,
+  synapseStartSecrets,
   secretManifest,
   type LiveSecrets,
   type SecretsPlan,
 } from './secrets-store.js';
 import { awaitedRefs, formatDuration, readinessOf, statusLine, waitUntilReady, type WaitStatus, type WaitVerdict } from './wait.js';
 import { documentedSecrets } from './secrets.js';
+import { synapseComponent } from '../../components/synapse/kubernetes.js';
 
 /** A refusal the user can act on: nothing was applied or deleted (exit 2). */
 export class ReleaseRefusal extends Error {
@@ -256,10 +258,9 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
   const ref = stack.secrets.synapseSecretConfig;
   if (!secretConfigUpToDate(stack, pre.live, secretConfig)) {
     await runKubectl(applyArgs(connection, { dryRun }), { stdin: toYamlStream([secretManifest(stack, ref.name, secretConfig)]) });
-    const appservice = Object.keys(secretConfig).length > 1 ? ', and the mxstack-cli application service registration' : '';
-    report(`${dryRun ? 'would write' : 'wrote'} Secret ${ref.name} (${ref.key}: database${stack.values.synapse.server.email.enabled ? ' and email' : ''} settings${appservice})`);
+    report(`${dryRun ? 'would write' : 'wrote'} Secret ${ref.name} (${ref.key}: the mxstack-cli application service registration)`);
   }
-  return secretConfigDigest(secretConfig);
+  return secretConfigDigest(synapseStartSecrets(stack, pre.live, pre.plan));
 }
 
 /**
@@ -348,7 +349,7 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   }
 
   const digest = await writeSecrets(context, pre, dryRun);
-  const members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.secrets.synapseSecretConfig.name, digest);
+  const members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.objectName(synapseComponent), digest);
   const currentKinds = groupKindsOf(members);
 
   // The parent first lists the union of old and new kinds: an interrupted run leaves nothing untracked.
@@ -438,8 +439,7 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
   const plan = planSecrets(stack, live);
   if (plan.problems.length > 0) throw new ReleaseRefusal(plan.problems);
   const secretConfig = assembleSecretConfigData(stack, live, plan);
-  const ref = stack.secrets.synapseSecretConfig;
-  const members = annotateSecretConfigDigest(asMembers(context.objects, id), ref.name, secretConfigDigest(secretConfig));
+  const members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.objectName(synapseComponent), secretConfigDigest(synapseStartSecrets(stack, live, plan)));
   const result = await runKubectl(diffArgs(connection, { forceConflicts: Boolean(helm) }), { stdin: toYamlStream(members), acceptExitCodes: [0, 1] });
   const liveMembers = parent ? await readMembers(connection, parent) : [];
   const prune = planDeletion(computePrune(liveMembers, members, id), { purge: false });

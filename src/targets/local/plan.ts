@@ -6,6 +6,7 @@
 import { authPathPrefix, type Stack } from '../../stack/model.js';
 import { coturnHasPrometheusExporter } from '../../components/coturn/config.js';
 import { postgresqlInitdbArgs } from '../../components/postgresql/config.js';
+import { homeserverConfigPath, synapseStartArgv } from '../../components/synapse/start.js';
 import { authArgv, authHealthUrl, defaultHostProgram, localAuthUser, type HostProgram } from './auth.js';
 import type { RuntimeUsers } from './files.js';
 import { loopback } from './placement.js';
@@ -191,15 +192,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     package: 'matrix-synapse',
     runsIn: 'runtime',
     user: users.synapse,
-    argv: [
-      'python3',
-      '-m',
-      'synapse.app.homeserver',
-      '--config-path',
-      `${layout.synapseConfigDir}/homeserver.yaml`,
-      '--config-path',
-      `${layout.synapseSecretsDir}/homeserver-secrets.yaml`,
-    ],
+    argv: synapseStartArgv(stack, 'python3', 'synapse.app.homeserver', [homeserverConfigPath(stack)]),
     stopSignal: 'SIGTERM',
     health: { kind: 'http', url: `http://${loopback}:${ports.synapseHttp}/health` },
     startTimeoutSeconds: 300,
