@@ -36,7 +36,7 @@ SMTP_PASSWORD_FILE = "${synapseSecretFiles.smtpPassword}"
 def config_paths(command):
     paths = []
     for index, arg in enumerate(command):
-        if arg in ("--config-path", "-c") and index + 1 < len(command):
+        if arg == "--config-path" and index + 1 < len(command):
             paths.append(command[index + 1])
         elif arg.startswith("--config-path="):
             paths.append(arg.split("=", 1)[1])
