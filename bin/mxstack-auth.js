@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// The auth service (built-in identity provider): runs the TypeScript sources directly through tsx.
+// The auth service (built-in identity provider): the compiled dist/ when it is current, else the sources
+// through tsx (bin/launch.js).
 //   mxstack-auth --config <config.json> [--secrets-dir <dir>]
-import { register } from 'tsx/esm/api';
+import { importEntry } from './launch.js';
 
-register();
-const { main } = await import('../src/components/auth/service/main.ts');
+const { main } = await importEntry('components/auth/service/main');
 process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so a fresh clone needs no build step.
-import { register } from 'tsx/esm/api';
+// The mxstack command line: the compiled dist/ when it is current, else the sources through tsx (bin/launch.js).
+import { importEntry } from './launch.js';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const { main } = await importEntry('cli/main');
 process.exitCode = await main(process.argv.slice(2));

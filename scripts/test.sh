@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The full test suite: type check, lint, generated docs, unit tests, then the integration tests against
-# the real programs on the local target (the runtime root filesystem is built or reused first).
-# `scripts/test.sh unit` or `scripts/test.sh integration` runs one part (Node 20's test runner does not
-# expand globs itself, so the files are listed here).
+# The full test suite: type check, lint, generated docs, unit tests, the integration tests against the
+# real programs on the local target (the runtime root filesystem is built or reused first), then the
+# Kubernetes end-to-end suite on a real cluster.
+# `scripts/test.sh unit`, `scripts/test.sh integration` or `scripts/test.sh kubernetes` runs one part
+# (Node 20's test runner does not expand globs itself, so the files are listed here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
+
+# The entry points run dist/ only when it was built from the current sources (bin/launch.js), else the
+# sources through tsx: building first makes the suite's many CLI runs start fast, never run stale code.
+echo "== build (src/ -> dist/)"
+node scripts/build.js
 
 if [ "$part" = all ]; then
   echo "== type check"
@@ -36,10 +42,35 @@ ensure_chromium() {
   fi
 }
 
+# The tests get a temporary directory of their own (TMPDIR, which os.tmpdir() and mktemp read): it must be
+# empty when they end, so a test that leaves files behind (some hold generated secrets) fails the suite.
+# Same mode as /tmp: the programs a test starts as other users create their files there too.
+# tsx's compile cache (os.tmpdir()/tsx-<uid>) is the test runner's, not a test's: it stays where it was.
+system_tmp="${TMPDIR:-/tmp}"
+suite_tmp="$(mktemp -d "$system_tmp/mxstack-test-suite.XXXXXX")"
+chmod 1777 "$suite_tmp"
+tsx_cache="tsx-$(id -u)"
+mkdir -p "$system_tmp/$tsx_cache"
+ln -s "$system_tmp/$tsx_cache" "$suite_tmp/$tsx_cache"
+export TMPDIR="$suite_tmp"
+check_nothing_left() {
+  rm "$suite_tmp/$tsx_cache"
+  local left
+  left="$(find "$suite_tmp" -mindepth 1 -maxdepth 1 -printf '  %p\n')"
+  if [ -n "$left" ]; then
+    echo "FAIL: the tests left these in their temporary directory $suite_tmp (each test must remove what it creates):" >&2
+    echo "$left" >&2
+    return 1
+  fi
+  rmdir "$suite_tmp"
+  echo "== the tests left nothing in their temporary directory"
+}
+status=0
+
 if [ "$part" = all ] || [ "$part" = unit ]; then
   mapfile -t unit < <(find test/unit -name '*.test.ts' | sort)
   echo "== unit tests (${#unit[@]} files)"
-  node --import tsx --test --test-reporter=spec "${unit[@]}"
+  node --import tsx --test --test-reporter=spec "${unit[@]}" || status=$?
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
@@ -47,5 +78,21 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
   ensure_chromium
   mapfile -t integration < <(find test/integration -name '*.test.ts' | sort)
   echo "== integration tests (${#integration[@]} files)"
-  node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}"
+  node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}" || status=$?
 fi
+
+# One production-like release on a real cluster: MXSTACK_TEST_KUBECONFIG's, else the shared test cluster
+# (`cluster up` installs its own Debian packages on a fresh machine); test images are built from the
+# runtime once and cached. Without a cluster the suite says so loudly and skips.
+if [ "$part" = all ] || [ "$part" = kubernetes ]; then
+  if [ "$part" = kubernetes ]; then
+    node bin/mxstack.js runtime setup
+    ensure_chromium
+  fi
+  mapfile -t kubernetes < <(find test/kubernetes -name '*.test.ts' | sort)
+  echo "== Kubernetes end-to-end tests (${#kubernetes[@]} files)"
+  node --import tsx --test --test-reporter=spec "${kubernetes[@]}" || status=$?
+fi
+
+check_nothing_left || status=1
+exit "$status"

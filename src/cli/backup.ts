@@ -64,7 +64,7 @@ export function registerBackupCommands(program: Command): void {
       if (options.includeSecrets && !options.passphraseFile) throw new UsageError('--include-secrets needs --passphrase-file: secrets are never stored unencrypted.');
       if (!options.includeSecrets && options.passphraseFile) throw new UsageError('--passphrase-file is used only with --include-secrets.');
       const passphrase = options.includeSecrets ? readPassphraseFile(options.passphraseFile!) : undefined;
-      const target = openTarget(options);
+      const target = await openTarget(options);
       const output = options.output ?? defaultOutput(target.stack.serverName, new Date());
       const result = await createBackup(target, { output, progress, ...(passphrase !== undefined ? { passphrase } : {}) });
       const auth = result.manifest.authDatabase !== undefined ? `, auth database ${result.manifest.authDatabase} included` : '';
@@ -131,7 +131,7 @@ export function registerBackupCommands(program: Command): void {
       const options = allOptions<TargetOptions & { yes?: boolean }>(command);
       // Before the stack is opened or the user asked: a wrong file is told at once.
       await checkBackupArchiveFile(file);
-      const target = openTarget(options);
+      const target = await openTarget(options);
       await confirm(`Replace the data of ${target.description} with ${file}?`, options.yes);
       const pauseAt = process.env[pauseEnvironmentVariable];
       const result = await restoreBackup(target, { file, progress, ...(pauseAt ? { pauseAt } : {}) });

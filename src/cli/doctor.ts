@@ -2,8 +2,6 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './main.js';
 import { addTargetOptions, openTarget, type TargetOptions } from './ops.js';
-import { LocalTarget } from '../targets/local/target-adapter.js';
-import { KubernetesTarget } from '../targets/kubernetes/target-adapter.js';
 import { TargetUsageError } from '../ops/target.js';
 import { runDoctorChecks, type DoctorEnvironment } from '../ops/doctor/checks.js';
 import { kubernetesDoctorEnvironment, localDoctorEnvironment } from '../ops/doctor/environments.js';
@@ -14,9 +12,10 @@ interface DoctorOptions extends TargetOptions {
 }
 
 /** The same target the operations commands open, seen through the checks each target supports. */
-function doctorEnvironment(options: DoctorOptions): DoctorEnvironment {
+async function doctorEnvironment(options: DoctorOptions): Promise<DoctorEnvironment> {
   const session = options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {};
-  const target = openTarget(options);
+  const target = await openTarget(options);
+  const [{ LocalTarget }, { KubernetesTarget }] = await Promise.all([import('../targets/local/target-adapter.js'), import('../targets/kubernetes/target-adapter.js')]);
   if (target instanceof KubernetesTarget) return kubernetesDoctorEnvironment(target, options.namespace, session);
   if (target instanceof LocalTarget) return localDoctorEnvironment(target, options.stateDir, session);
   throw new Error('doctor supports the local and Kubernetes targets only.');
@@ -32,7 +31,7 @@ export function registerDoctorCommand(program: Command): void {
     .action(async (options: DoctorOptions) => {
       let report: DoctorReport;
       try {
-        report = { checks: await runDoctorChecks(doctorEnvironment(options)) };
+        report = { checks: await runDoctorChecks(await doctorEnvironment(options)) };
       } catch (error) {
         if (error instanceof TargetUsageError) throw new UsageError(error.message);
         throw error;

@@ -1,23 +1,11 @@
 /** `mxstack install | upgrade | diff | status | uninstall`: the release lifecycle on a cluster, via kubectl. */
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { UsageError } from './main.js';
+import { ExitStatus, UsageError } from './main.js';
+import { ValuesError } from '../values/errors.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
-import { compileKubernetesStack, renderKubernetesObjects } from '../targets/kubernetes/render.js';
-import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
-import { KubectlNotFoundError, KubectlTooOldError, type KubectlConnection } from '../targets/kubernetes/kubectl.js';
-import {
-  diffRelease,
-  installRelease,
-  releaseStatus,
-  ReleaseFailure,
-  ReleaseRefusal,
-  uninstallRelease,
-  type InstallResult,
-  type ReleaseContext,
-  type ReleaseStatus,
-} from '../targets/kubernetes/lifecycle.js';
-import { parseDuration } from '../targets/kubernetes/wait.js';
+import type { KubectlConnection } from '../targets/kubernetes/kubectl.js';
+import type { InstallResult, ReleaseContext, ReleaseStatus } from '../targets/kubernetes/lifecycle.js';
 import type { Stack } from '../stack/model.js';
 
 interface ClusterOptions extends ValuesOptions {
@@ -58,13 +46,15 @@ function connectionOf(options: ClusterOptions): KubectlConnection {
 }
 
 /** Values are loaded and validated (exit 2 on a problem) before any kubectl call. */
-function releaseContext(options: ClusterOptions): ReleaseContext {
-  const values = valuesFromOptions(options);
+async function releaseContext(options: ClusterOptions): Promise<ReleaseContext> {
+  const { compileKubernetesStack, renderKubernetesObjects } = await import('../targets/kubernetes/render.js');
+  const values = await valuesFromOptions(options);
   const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
   return { connection: connectionOf(options), stack, objects: renderKubernetesObjects(stack), report: progress };
 }
 
-function timeoutOf(text: string): number {
+async function timeoutOf(text: string): Promise<number> {
+  const { parseDuration } = await import('../targets/kubernetes/wait.js');
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new UsageError(`--timeout ${text}: expected a duration like 10m, 90s or 1h30m.`);
   return ms;
@@ -88,6 +78,10 @@ async function withErrors<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
+    const [{ ReleaseFailure, ReleaseRefusal }, { KubectlNotFoundError, KubectlTooOldError }] = await Promise.all([
+      import('../targets/kubernetes/lifecycle.js'),
+      import('../targets/kubernetes/kubectl.js'),
+    ]);
     if (error instanceof ReleaseRefusal) throw new UsageError(error.lines.join('\n'));
     if (error instanceof ReleaseFailure) throw new Error(error.lines.join('\n'));
     if (error instanceof KubectlNotFoundError || error instanceof KubectlTooOldError) throw new Error(error.message);
@@ -117,7 +111,7 @@ function nextSteps(stack: Stack, result: InstallResult, options: ClusterOptions)
       `${result.generatedSecrets.length > 0 ? `, ${result.generatedSecrets.length} secrets ${result.dryRun ? 'to generate' : 'generated'}` : ''}.`,
   ];
   if (result.dryRun) return lines;
-  if (!result.waited) lines.push(`Not waited for (--no-wait): follow the rollout with mxstack status ${mxstackFlags(options)}.`);
+  if (!result.waited) lines.push(`Not waited for (--no-wait): follow the rollout with mxstack status --kubernetes ${mxstackFlags(options)}.`);
   lines.push(`  Synapse: ${stack.publicBaseUrl}  (server name ${stack.serverName})`);
   if (stack.elementUrl) lines.push(`  Element: ${stack.elementUrl}`);
   const admin = stack.values.synapse.server.adminUser;
@@ -128,7 +122,7 @@ function nextSteps(stack: Stack, result: InstallResult, options: ClusterOptions)
       `           ${kubectlPrefix(options)} get secret ${secret.name} -o jsonpath='{.data.${secret.key}}' | base64 -d`,
     );
   }
-  lines.push(`  Status:  mxstack status ${mxstackFlags(options)}`);
+  lines.push(`  Status:  mxstack status --kubernetes ${mxstackFlags(options)}`);
   return lines;
 }
 
@@ -167,9 +161,48 @@ export function addKubernetesStatusOptions(command: Command): Command {
 
 /** Takes the parsed options of a command extended by addKubernetesStatusOptions. */
 export async function printKubernetesStatus(options: { output: string }): Promise<void> {
-  const status = await withErrors(() => releaseStatus(releaseContext(options as ClusterOptions & { output: string })));
+  const context = await releaseContext(options as ClusterOptions & { output: string });
+  const { releaseStatus } = await import('../targets/kubernetes/lifecycle.js');
+  const status = await withErrors(() => releaseStatus(context));
   if (options.output === 'json') process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
   else printStatus(status);
+}
+
+/** `mxstack diff` exits like `kubectl diff`, so that scripts and CI gates can rely on it. */
+export const diffExitStatus = { none: 0, differences: 1, error: 2 } as const;
+
+/** Any failure of diff exits 2: exit 1 means "there are differences". */
+async function diffErrorsExitTwo<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await withErrors(run);
+  } catch (error) {
+    if (error instanceof ExitStatus || error instanceof UsageError || error instanceof ValuesError || !(error instanceof Error)) throw error;
+    throw new ExitStatus(diffExitStatus.error, error.message);
+  }
+}
+
+/** Prints what an upgrade would change; true when anything would. */
+async function printDiff(options: ClusterOptions): Promise<boolean> {
+  const context = await releaseContext(options);
+  const { diffRelease } = await import('../targets/kubernetes/lifecycle.js');
+  const result = await diffRelease(context);
+  if (result.namespaceMissing) {
+    process.stdout.write(`namespace ${options.namespace} does not exist: install would create it and all ${context.objects.length} objects.\n`);
+    return true;
+  }
+  if (result.helm) {
+    progress(`note: a Helm release (${result.helm.releases.join(', ') || 'unnamed'}) is in the namespace; this diff shows the takeover (fields owned by Helm taken with --force-conflicts).`);
+  }
+  process.stdout.write(result.diff);
+  const notes = [
+    ...keysBySecret(result.createdSecrets).map(([name, keys]) => `Secret ${name}: ${keys.join(', ')} would be generated`),
+    ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (${context.stack.secrets.synapseSecretConfig.key}) would be rewritten`] : []),
+    ...result.prune.map((name) => `${name} would be pruned (no longer rendered)`),
+  ];
+  for (const note of notes) process.stdout.write(`# ${note}\n`);
+  const different = result.diff.trim() !== '' || notes.length > 0;
+  if (!different) process.stdout.write(`no changes: release ${options.release} matches the values.\n`);
+  return different;
 }
 
 export function registerKubernetesCommands(program: Command): void {
@@ -189,8 +222,9 @@ export function registerKubernetesCommands(program: Command): void {
       .option('--take-over-helm-release', 'take over a Helm release of the old chart in the namespace (see docs/migrating-from-helm.md)')
       .option('--yes', 'answer yes to questions (a PostgreSQL major version change)')
       .action(async (options: InstallCliOptions) => {
-        const context = releaseContext(options);
-        const timeoutMs = timeoutOf(options.timeout);
+        const context = await releaseContext(options);
+        const timeoutMs = await timeoutOf(options.timeout);
+        const { installRelease } = await import('../targets/kubernetes/lifecycle.js');
         const result = await withErrors(() =>
           installRelease(context, {
             mode,
@@ -205,39 +239,29 @@ export function registerKubernetesCommands(program: Command): void {
             },
           }),
         );
+        const { describePublicRoutes } = await import('../targets/kubernetes/public-routes.js');
         for (const line of describePublicRoutes(context.stack)) progress(line);
         process.stdout.write(`${nextSteps(context.stack, result, options).join('\n')}\n`);
       });
   }
 
-  addClusterOptions(program.command('diff').description('show what an upgrade would change: kubectl server-side diff, Secrets to create, objects to prune'))
-    .action(async (options: ClusterOptions) => {
-      const context = releaseContext(options);
-      const result = await withErrors(() => diffRelease(context));
-      if (result.namespaceMissing) {
-        process.stdout.write(`namespace ${options.namespace} does not exist: install would create it and all ${context.objects.length} objects.\n`);
-        return;
-      }
-      if (result.helm) {
-        progress(`note: a Helm release (${result.helm.releases.join(', ') || 'unnamed'}) is in the namespace; this diff shows the takeover (fields owned by Helm taken with --force-conflicts).`);
-      }
-      process.stdout.write(result.diff);
-      const notes = [
-        ...keysBySecret(result.createdSecrets).map(([name, keys]) => `Secret ${name}: ${keys.join(', ')} would be generated`),
-        ...(result.secretConfigChanges ? [`Secret ${context.stack.secrets.synapseSecretConfig.name} (${context.stack.secrets.synapseSecretConfig.key}) would be rewritten`] : []),
-        ...result.prune.map((name) => `${name} would be pruned (no longer rendered)`),
-      ];
-      for (const note of notes) process.stdout.write(`# ${note}\n`);
-      if (result.diff.trim() === '' && notes.length === 0) process.stdout.write(`no changes: release ${options.release} matches the values.\n`);
-    });
+  addClusterOptions(
+    program
+      .command('diff')
+      .description('show what an upgrade would change: kubectl server-side diff, Secrets to create, objects to prune; exit 0 no changes, 1 changes, 2 an error'),
+  ).action(async (options: ClusterOptions) => {
+    const different = await diffErrorsExitTwo(() => printDiff(options));
+    if (different) throw new ExitStatus(diffExitStatus.differences);
+  });
 
   addClusterOptions(program.command('uninstall').description('remove the release\'s objects; volumes and Secrets are kept unless --purge'))
     .option('--purge', 'also delete the volumes (database, media) and the Secrets (signing key, passwords)')
     .option('--yes', 'do not ask before --purge deletes data')
     .option('--timeout <duration>', 'how long to wait for deletions', '5m')
     .action(async (options: UninstallCliOptions) => {
-      const context = releaseContext(options);
-      const timeoutMs = timeoutOf(options.timeout);
+      const context = await releaseContext(options);
+      const timeoutMs = await timeoutOf(options.timeout);
+      const { uninstallRelease } = await import('../targets/kubernetes/lifecycle.js');
       const result = await withErrors(() =>
         uninstallRelease(context, {
           purge: Boolean(options.purge),

@@ -4,11 +4,13 @@ import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
 import { addValuesOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
-import { downLocalStack, localComponentNames, localStackStatus, LocalStackUsageError, requireRoot, upLocalStack, type LocalStackStatus } from '../targets/local/lifecycle.js';
-import { RuntimeSetupError, runtimeDir, runtimeIsPresent, runtimeVersions, setupRuntime } from '../targets/local/runtime.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
-import { MissingSecretError } from '../targets/local/secrets.js';
-import { runSupervisor } from '../targets/local/supervisor.js';
+import { localComponentNames, localStackStatus, type LocalStackStatus } from '../targets/local/status.js';
+
+// The target's modules are imported by the command that uses them: `--help` and `status` load none of the
+// values, compiler or supervisor code (see src/cli/main.ts).
+const lifecycle = () => import('../targets/local/lifecycle.js');
+const runtimeModule = () => import('../targets/local/runtime.js');
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -17,6 +19,7 @@ async function asUsage<T>(action: () => Promise<T> | T): Promise<T> {
   try {
     return await action();
   } catch (error) {
+    const [{ LocalStackUsageError }, { MissingSecretError }, { RuntimeSetupError }] = await Promise.all([lifecycle(), import('../targets/local/secrets.js'), runtimeModule()]);
     if (error instanceof LocalStackUsageError || error instanceof MissingSecretError || error instanceof RuntimeSetupError) throw new UsageError(error.message);
     throw error;
   }
@@ -29,9 +32,10 @@ function registerRuntimeCommands(program: Command): void {
   const runtime = program.command('runtime').description('the runtime root filesystem holding the real programs (Debian sid)');
   runtime
     .command('setup')
-    .description('build the runtime with mmdebstrap (about 600 MB, a few minutes), or reuse it when present')
+    .description('build the runtime with mmdebstrap (about 600 MB, about two minutes), or reuse it when present')
     .action(() =>
       asUsage(async () => {
+        const [{ requireRoot }, { setupRuntime }] = await Promise.all([lifecycle(), runtimeModule()]);
         requireRoot('runtime setup');
         const result = await setupRuntime((line) => progress(line));
         process.stdout.write(`${result.dir}\n`);
@@ -42,7 +46,8 @@ function registerRuntimeCommands(program: Command): void {
     .description('the runtime directory and the component versions inside it')
     .addOption(outputOption())
     .action((options: { output: string }) =>
-      asUsage(() => {
+      asUsage(async () => {
+        const [{ requireRoot, LocalStackUsageError }, { runtimeDir, runtimeIsPresent, runtimeVersions }] = await Promise.all([lifecycle(), runtimeModule()]);
         const dir = runtimeDir();
         const present = runtimeIsPresent(dir);
         if (present) requireRoot('runtime info');
@@ -85,6 +90,7 @@ async function showLog(path: string, follow: boolean): Promise<void> {
   try {
     fd = openSync(path, 'r');
   } catch {
+    const { LocalStackUsageError } = await lifecycle();
     throw new LocalStackUsageError(`no log at ${path} yet: the component has not been started in this state directory.`);
   }
   let position = 0;
@@ -122,6 +128,7 @@ export function registerLocalCommands(program: Command): void {
     .addOption(stateDirOption())
     .action((options: ValuesOptions & { stateDir: string }) =>
       asUsage(async () => {
+        const { upLocalStack } = await lifecycle();
         const result = await upLocalStack({ stateDir: options.stateDir, values: { files: options.values, sets: options.set }, progress });
         const { endpoints } = result.plan;
         const lines = [`client URL:     ${endpoints.client}`, `well-known URL: ${endpoints.wellKnown}.well-known/matrix/client`];
@@ -139,7 +146,12 @@ export function registerLocalCommands(program: Command): void {
     .command('down')
     .description('stop the stack (data, ports and secrets are kept for the next `up`)')
     .addOption(stateDirOption())
-    .action((options: { stateDir: string }) => asUsage(() => downLocalStack(options.stateDir, progress).then(() => undefined)));
+    .action((options: { stateDir: string }) =>
+      asUsage(async () => {
+        const { downLocalStack } = await lifecycle();
+        await downLocalStack(options.stateDir, progress);
+      }),
+    );
 
   addKubernetesStatusOptions(program.command('status'))
     .description('components of the local stack: pid, ports, health, version, restarts; endpoints (--kubernetes: the release on a cluster)')
@@ -162,6 +174,7 @@ export function registerLocalCommands(program: Command): void {
     .action((component: string, options: { stateDir: string; follow?: boolean }) =>
       asUsage(async () => {
         const names: string[] = [...localComponentNames, 'supervisor'];
+        const { LocalStackUsageError } = await lifecycle();
         if (!names.includes(component)) throw new LocalStackUsageError(`unknown component ${component}; choose one of ${names.join(', ')}.`);
         await showLog(stateLayout(options.stateDir).logFile(component), options.follow ?? false);
       }),
@@ -173,6 +186,7 @@ export function registerLocalCommands(program: Command): void {
     .requiredOption('--state-dir <dir>')
     .action(async (options: { stateDir: string }) => {
       // Exits explicitly: the supervisor's timers must not keep it alive once everything stopped.
+      const { runSupervisor } = await import('../targets/local/supervisor.js');
       process.exit(await runSupervisor(options.stateDir));
     });
 }

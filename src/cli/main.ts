@@ -12,6 +12,20 @@ import { registerDoctorCommand } from './doctor.js';
 /** A failure the user caused by how the command was called: exit 2. */
 export class UsageError extends Error {}
 
+/**
+ * Ends the command with this exit status: `message` (when not empty) is printed as an error. For commands
+ * whose status carries an answer, like `diff` (kubectl's convention: 0 no differences, 1 differences,
+ * above 1 an error).
+ */
+export class ExitStatus extends Error {
+  constructor(
+    readonly status: number,
+    message = '',
+  ) {
+    super(message);
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('mxstack')
     .description('A complete, secure Matrix deployment from one values file.')
@@ -47,6 +61,10 @@ function reportError(error: unknown): number {
   if (error instanceof ValuesError) {
     for (const problem of error.problems) process.stderr.write(`error: ${problem}\n`);
     return 2;
+  }
+  if (error instanceof ExitStatus) {
+    if (error.message) process.stderr.write(`error: ${error.message}\n`);
+    return error.status;
   }
   if (error instanceof UsageError) {
     process.stderr.write(`error: ${error.message}\n`);

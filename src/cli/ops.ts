@@ -8,13 +8,7 @@ import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import { UsageError } from './main.js';
 import { addValuesOptions, type ValuesOptions } from './options.js';
-import { mergeValueSources } from '../values/load.js';
 import { defaultStateDir } from '../targets/local/state.js';
-import { LocalTarget } from '../targets/local/target-adapter.js';
-import { KubernetesTarget } from '../targets/kubernetes/target-adapter.js';
-import { compileKubernetesStack } from '../targets/kubernetes/render.js';
-import { KubectlError, KubectlNotFoundError } from '../targets/kubernetes/kubectl.js';
-import { resolveValues } from '../values/load.js';
 import { TargetUsageError, type Target } from '../ops/target.js';
 import { AdminApiError, type SynapseAdminClient } from '../ops/admin-api.js';
 import { withAdmin } from '../ops/admin-session.js';
@@ -35,7 +29,6 @@ import { authOffSentence, withAuthAdmin, type AuthAdminClient } from '../ops/aut
 import { createRoom, deleteRoom, exportRoom, importRoom, listRooms, parseRoomExport, roomInfo, roomOrders, type RoomSummary } from '../ops/rooms.js';
 import { createRegistrationToken, deleteRegistrationToken, listRegistrationTokens, type TokenSummary } from '../ops/registration-tokens.js';
 import { exportSecrets, exportWarning, initSecrets, listSecrets, rotatableSecrets, rotateSecret, SecretsUsageError } from '../ops/secrets/manage.js';
-import { consistent, verifySecrets } from '../ops/secrets/verify.js';
 
 export interface TargetOptions extends ValuesOptions {
   stateDir: string;
@@ -69,8 +62,11 @@ export function addTargetOptions(command: Command): Command {
 
 const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
 
-export function openTarget(options: TargetOptions): Target {
+/** The targets (values, compiler, Kubernetes objects) are loaded here, when a command runs (see src/cli/main.ts). */
+export async function openTarget(options: TargetOptions): Promise<Target> {
+  const { mergeValueSources, resolveValues } = await import('../values/load.js');
   if (options.kubernetes) {
+    const [{ compileKubernetesStack }, { KubernetesTarget }] = await Promise.all([import('../targets/kubernetes/render.js'), import('../targets/kubernetes/target-adapter.js')]);
     const values = resolveValues(mergeValueSources({ files: options.values, sets: options.set }));
     const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
     return new KubernetesTarget(stack, {
@@ -79,6 +75,7 @@ export function openTarget(options: TargetOptions): Target {
       ...(options.context ? { context: options.context } : {}),
     });
   }
+  const { LocalTarget } = await import('../targets/local/target-adapter.js');
   const given = options.values.length > 0 || options.set.length > 0;
   return new LocalTarget({ stateDir: options.stateDir, ...(given ? { rawValues: mergeValueSources({ files: options.values, sets: options.set }) } : {}) });
 }
@@ -89,6 +86,7 @@ export async function run(action: () => Promise<void>): Promise<void> {
     await action();
   } catch (error) {
     if (error instanceof TargetUsageError || error instanceof SecretsUsageError) throw new UsageError(error.message);
+    const { KubectlError, KubectlNotFoundError } = await import('../targets/kubernetes/kubectl.js');
     if (error instanceof KubectlError || error instanceof KubectlNotFoundError || error instanceof AdminApiError) throw new Error(error.message);
     throw error;
   }
@@ -99,8 +97,8 @@ export function allOptions<T>(command: Command): T {
   return command.optsWithGlobals() as T;
 }
 
-function admin<T>(options: TargetOptions, use: (client: SynapseAdminClient) => Promise<T>): Promise<T> {
-  return withAdmin(openTarget(options), options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, use);
+async function admin<T>(options: TargetOptions, use: (client: SynapseAdminClient) => Promise<T>): Promise<T> {
+  return withAdmin(await openTarget(options), options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, use);
 }
 
 /** An admin session plus, when the stack has built-in 2FA, a client of the auth service's admin API. */
@@ -111,8 +109,8 @@ function adminWithAuth<T>(target: Target, options: TargetOptions, use: (client: 
 }
 
 /** A target whose stack has built-in 2FA; else the usage error saying 2FA is off (exit 2). */
-function targetWithAuth(options: TargetOptions): Target {
-  const target = openTarget(options);
+async function targetWithAuth(options: TargetOptions): Promise<Target> {
+  const target = await openTarget(options);
   if (!target.stack.auth) throw new UsageError(authOffSentence(target.description));
   return target;
 }
@@ -233,7 +231,7 @@ function registerSecretsCommands(program: Command): void {
     .action((_options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & { force?: boolean; yes?: boolean }>(command);
-        const target = openTarget(options);
+        const target = await openTarget(options);
         if (options.force) await confirm(`Replace every secret mxstack manages on ${target.description} with new values?`, options.yes);
         const result = await initSecrets(target, { force: options.force ?? false });
         for (const ref of result.created) progress(`created ${ref}`);
@@ -250,7 +248,7 @@ function registerSecretsCommands(program: Command): void {
     .action((_options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions>(command);
-        const listed = await listSecrets(openTarget(options));
+        const listed = await listSecrets(await openTarget(options));
         if (options.output === 'json') return printJson(listed);
         print(
           formatTable(
@@ -268,7 +266,8 @@ function registerSecretsCommands(program: Command): void {
     .action((_options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions>(command);
-        const checks = await verifySecrets(openTarget(options));
+        const { consistent, verifySecrets } = await import('../ops/secrets/verify.js');
+        const checks = await verifySecrets(await openTarget(options));
         if (options.output === 'json') printJson({ consistent: consistent(checks), checks });
         else for (const c of checks) print(`${c.ok ? (c.skipped ? 'skip' : 'ok  ') : 'FAIL'}  ${c.name}: ${c.detail}`);
         if (!consistent(checks)) {
@@ -285,7 +284,7 @@ function registerSecretsCommands(program: Command): void {
     .action((_options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & { dir: string }>(command);
-        const files = await exportSecrets(openTarget(options), options.dir);
+        const files = await exportSecrets(await openTarget(options), options.dir);
         progress(`warning: ${exportWarning}`);
         print(`${files.length} secrets written to ${options.dir} (files mode 0600).`);
       }),
@@ -299,7 +298,7 @@ function registerSecretsCommands(program: Command): void {
     .action((name: string, _options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & { yes?: boolean }>(command);
-        const target = openTarget(options);
+        const target = await openTarget(options);
         await confirm(`Rotate ${name} on ${target.description} (the components reading it restart)?`, options.yes);
         const result = await rotateSecret(target, name, options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {});
         print(`rotated ${result.ref}${result.restarted.length > 0 ? `; restarted ${result.restarted.join(', ')}` : ''}.`);
@@ -326,7 +325,7 @@ function registerUsersCommands(program: Command): void {
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions & { passwordFile?: string; admin?: boolean; email?: string; displayName?: string }>(command);
         const password = options.passwordFile ? readPasswordFile(options.passwordFile) : undefined;
-        const target = openTarget(options);
+        const target = await openTarget(options);
         const created = await adminWithAuth(target, options, (client, auth) =>
           createUser(
             client,
@@ -380,7 +379,7 @@ function registerUsersCommands(program: Command): void {
     .action((user: string, _options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions>(command);
-        const info = await adminWithAuth(openTarget(options), options, (client, auth) => userInfo(client, user, auth));
+        const info = await adminWithAuth(await openTarget(options), options, (client, auth) => userInfo(client, user, auth));
         if (options.output === 'json') return printJson(info);
         const lines = [
           `user:         ${info.user_id}`,
@@ -409,7 +408,7 @@ function registerUsersCommands(program: Command): void {
       run(async () => {
         const options = allOptions<TargetOptions & { passwordFile?: string }>(command);
         const password = options.passwordFile ? readPasswordFile(options.passwordFile) : undefined;
-        const result = await adminWithAuth(openTarget(options), options, (client, auth) => setPassword(client, user, password, auth));
+        const result = await adminWithAuth(await openTarget(options), options, (client, auth) => setPassword(client, user, password, auth));
         if (result.at === 'auth service') {
           print(`password of ${result.userId} changed at the auth service (2FA is on: Synapse has no password login); ${result.loggedOutDevices ?? 0} devices logged out.`);
         } else {
@@ -423,9 +422,9 @@ function registerUsersCommands(program: Command): void {
     run(async () => {
       const options = allOptions<TargetOptions & { yes?: boolean; erase?: boolean }>(command);
       const withErase = erase || (options.erase ?? false);
-      const target = openTarget(options);
+      const target = await openTarget(options);
       await confirm(`${withErase ? 'Deactivate and erase' : 'Deactivate'} ${user} on ${target.description}? This cannot be undone`, options.yes);
-      const userId = await withAdmin(target, options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, (client) => deactivateUser(client, user, withErase));
+      const userId = await adminWithAuth(target, options, (client, auth) => deactivateUser(client, user, withErase, auth));
       print(`${withErase ? 'deactivated and erased' : 'deactivated'} ${userId}.`);
     });
 
@@ -486,7 +485,7 @@ function registerUsersCommands(program: Command): void {
     .action((user: string, _options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & OutputOptions & { yes?: boolean }>(command);
-        const target = targetWithAuth(options);
+        const target = await targetWithAuth(options);
         const result = await adminWithAuth(target, options, (client, auth) =>
           resetSecondFactors(client, auth!, user, (userId) =>
             confirmByTyping(`remove every second factor and recovery code of ${userId} on ${target.description}`, userId, options.yes),
@@ -513,7 +512,7 @@ function registerUsersCommands(program: Command): void {
     .action((user: string, _options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions>(command);
-        const target = targetWithAuth(options);
+        const target = await targetWithAuth(options);
         const result = await adminWithAuth(target, options, (client, auth) => unlockUser(client, auth!, user));
         print(result.wasLockedUntil ? `${result.userId} unlocked (it was locked until ${result.wasLockedUntil}).` : `${result.userId} was not locked; nothing to do.`);
       }),
@@ -607,7 +606,7 @@ function registerRoomsCommands(program: Command): void {
     .action((room: string, _options, command: Command) =>
       run(async () => {
         const options = allOptions<TargetOptions & { purge?: boolean; block?: boolean; message?: string; yes?: boolean }>(command);
-        const target = openTarget(options);
+        const target = await openTarget(options);
         await confirm(`Delete room ${room}${options.purge ? ' and purge its history' : ''} on ${target.description}?`, options.yes);
         const status = await withAdmin(target, options.accessTokenFile ? { accessTokenFile: options.accessTokenFile } : {}, (client) =>
           deleteRoom(client, room, {

@@ -1,6 +1,5 @@
 /** Options shared by every command that reads values. */
 import type { Command } from 'commander';
-import { loadValues } from '../values/load.js';
 import type { Values } from '../values/schema.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -22,6 +21,8 @@ export interface ValuesOptions {
   set: string[];
 }
 
-export function valuesFromOptions(options: ValuesOptions): Values {
+/** Loaded on use: the values schema and its validator are the slowest modules to load (see src/cli/main.ts). */
+export async function valuesFromOptions(options: ValuesOptions): Promise<Values> {
+  const { loadValues } = await import('../values/load.js');
   return loadValues({ files: options.values, sets: options.set });
 }

@@ -2,8 +2,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { compileKubernetesStack, objectFileName, objectToYaml, renderKubernetesObjects, renderKubernetesYaml } from '../targets/kubernetes/render.js';
-import { describePublicRoutes } from '../targets/kubernetes/public-routes.js';
 import { addReleaseOptions, addValuesOptions, valuesFromOptions, type ValuesOptions } from './options.js';
 
 interface RenderOptions extends ValuesOptions {
@@ -17,8 +15,10 @@ export function registerRenderCommand(program: Command): void {
     addValuesOptions(program.command('render').description('render the Kubernetes manifests of the stack (deterministic YAML)')),
   )
     .option('-o, --output-dir <dir>', 'write one file per object into this directory instead of stdout')
-    .action((options: RenderOptions) => {
-      const values = valuesFromOptions(options);
+    .action(async (options: RenderOptions) => {
+      const { compileKubernetesStack, objectFileName, objectToYaml, renderKubernetesObjects, renderKubernetesYaml } = await import('../targets/kubernetes/render.js');
+      const { describePublicRoutes } = await import('../targets/kubernetes/public-routes.js');
+      const values = await valuesFromOptions(options);
       const stack = compileKubernetesStack(values, { release: options.release, namespace: options.namespace });
       const objects = renderKubernetesObjects(stack);
       process.stderr.write(`${describePublicRoutes(stack).join('\n')}\n`);

@@ -97,6 +97,13 @@ export class AuthAdminClient {
     return parseAccountInfo(json, username);
   }
 
+  /** Ends every sign-in the service holds for the account (sessions, grants, tokens, open pages). */
+  async endSessions(username: string): Promise<void> {
+    const path = authAdminRoutes.endSessions(username);
+    const { status, json } = await this.request('POST', path, {});
+    if (status !== 204 && status !== 200) throw this.failure('POST', path, status, json, username);
+  }
+
   /** Clears the account's lockout. */
   async unlock(username: string): Promise<void> {
     const path = authAdminRoutes.unlock(username);

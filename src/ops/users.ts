@@ -251,9 +251,11 @@ export async function unlockUser(admin: SynapseAdminClient, auth: AuthAdminClien
   return { userId, ...(before.lockedUntil ? { wasLockedUntil: before.lockedUntil } : {}) };
 }
 
-export async function deactivateUser(admin: SynapseAdminClient, user: string, erase: boolean): Promise<string> {
+/** Deactivates the user in Synapse; with 2FA on, also ends every sign-in the auth service holds for it. */
+export async function deactivateUser(admin: SynapseAdminClient, user: string, erase: boolean, auth?: AuthAdminClient): Promise<string> {
   const userId = toUserId(user, admin.serverName);
   await admin.deactivate(userId, erase);
+  await auth?.endSessions(localpartOf(userId));
   return userId;
 }
 

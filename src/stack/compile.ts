@@ -169,6 +169,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
     serverName: values.synapse.server.name,
     publicBaseUrl: baseUrl,
     elementUrl: elementUrl(values, placement),
+    brand: values.element.enabled ? values.element.config.brand : values.synapse.server.name,
     federationServer: federationServer(values, placement, baseUrl),
     turnUris: deriveTurnUris(values, placement),
     turnRealm: values.coturn.realm ?? values.synapse.server.name,

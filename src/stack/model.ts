@@ -155,6 +155,12 @@ export interface Stack {
   publicBaseUrl: string;
   /** Public URL of Element Web, when it is deployed and reachable. */
   elementUrl?: string;
+  /**
+   * The one name of the sign-in: Element's brand (element.config.brand) when Element is deployed, else the
+   * server name. Element's SSO button (Synapse's idp_name for the auth component), the auth component's pages
+   * and Synapse's own SSO pages all show it.
+   */
+  brand: string;
   /** Host:port announced in /.well-known/matrix/server. */
   federationServer?: string;
   turnUris: string[];

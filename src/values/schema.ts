@@ -5,6 +5,9 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { defaultImages } from '../versions.js';
+
+/** The longest synapse.server.mfa.rememberSignInMinutes accepted: 8 hours, one working day. */
+export const maximumRememberSignInMinutes = 480;
 import {
   bool,
   formatted,
@@ -262,6 +265,11 @@ export const valuesSchema = Type.Object(
           }),
           required: bool('Every user must enrol a second factor at their next sign-in.', false),
           requiredForAdmins: bool('Server administrators must enrol a second factor at their next sign-in.', true),
+          rememberSignInMinutes: int(
+            `Minutes a finished sign-in at the identity provider may be reused by the same browser: the next Matrix login or user-interactive confirmation (device removal, key reset) within this time asks for neither the password nor the second factor. 0 (the default): every login and every confirmation asks for both. Reuse also ends at once when the account is reset (users reset-2fa), deactivated, locked out or due to enrol. At most ${maximumRememberSignInMinutes} (8 hours). See docs/2fa.md, threat model.`,
+            0,
+            { minimum: 0, maximum: maximumRememberSignInMinutes },
+          ),
           lockout: group('Brute-force protection: failed guesses (password or code) per account and per client address.', {
             maxFailures: int('Failed guesses before a temporary lockout.', 10, { minimum: 3, maximum: 100 }),
             durationSeconds: int('How long a lockout lasts.', 900, { minimum: 60, maximum: 86_400 }),
@@ -471,6 +479,10 @@ export const valuesSchema = Type.Object(
         type: strEnum('Service type.', ['LoadBalancer', 'NodePort', 'ClusterIP'], 'LoadBalancer'),
         loadBalancerIP: optFormatted('Requested LoadBalancer address.', 'ipAddress'),
         externalTrafficPolicy: strEnum('External traffic policy (Local keeps client addresses).', ['Local', 'Cluster'], 'Local'),
+        allocateLoadBalancerNodePorts: bool(
+          'LoadBalancer type: also allocate a node port per Service port (one per relay port). Off: the load balancer sends to the pods directly (MetalLB, Cilium, kube-vip, cloud load balancers in IP mode); on only for one that needs node ports.',
+          false,
+        ),
         annotations: stringMap('Service annotations.'),
         nodePorts: group('Node ports (NodePort type).', {
           turnUdp: optPort('Node port for TURN/UDP.'),

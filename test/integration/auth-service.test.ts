@@ -55,6 +55,7 @@ after(async () => {
       assert.ok(!service.output().includes(secret), 'the log never contains a secret or password');
     }
   }
+  await stopRememberServices();
   await postgres?.stop();
 });
 
@@ -83,6 +84,18 @@ interface Authorization {
 
 /** What Synapse does: redirect the browser to /authorize with PKCE S256; returns the sign-in page. */
 async function startAuthorization(browser: TestBrowser): Promise<Authorization> {
+  const authorization = await beginAuthorization(browser);
+  const { page } = authorization;
+  assert.equal(page.status, 200, page.body.slice(0, 500));
+  assert.match(page.url.pathname, /^\/auth\/interaction\/[A-Za-z0-9_-]+$/);
+  return authorization;
+}
+
+/**
+ * The same request, for a browser that may hold an earlier sign-in: `page` is the first page shown, or the
+ * redirect to the client when the provider answered without asking anything.
+ */
+async function beginAuthorization(browser: TestBrowser): Promise<Authorization> {
   const verifier = randomBytes(32).toString('base64url');
   const state = randomBytes(8).toString('hex');
   const nonce = randomBytes(8).toString('hex');
@@ -97,9 +110,7 @@ async function startAuthorization(browser: TestBrowser): Promise<Authorization> 
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
   }).toString();
-  const page = await browser.follow(await browser.request(url));
-  assert.equal(page.status, 200, page.body.slice(0, 500));
-  assert.match(page.url.pathname, /^\/auth\/interaction\/[A-Za-z0-9_-]+$/);
+  const page = await browser.follow(await browser.request(url), atCallback);
   return { page, verifier, state, nonce };
 }
 
@@ -167,7 +178,8 @@ test('admin API: 401 without the admin token or with a wrong one; set a password
   assert.equal((await admin(authAdminRoutes.password('alice'), { method: 'PUT', body: { password: 'short' } })).status, 400);
   assert.equal((await admin(authAdminRoutes.password('alice'), { method: 'PUT', body: { password: 'alice-password-1' } })).status, 204);
   const info = (await admin(authAdminRoutes.account('alice'))).json as AdminAccountInfo;
-  assert.deepEqual(info, { username: 'alice', isAdmin: false, mustEnrol: false, password: 'argon2id', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 });
+  // This service requires a factor (policy.required) and alice has none: she must enrol, as her sign-in will show.
+  assert.deepEqual(info, { username: 'alice', isAdmin: false, mustEnrol: true, password: 'argon2id', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 });
 });
 
 test('OIDC code flow with PKCE: password, TOTP enrolment, recovery codes, code exchange, id_token and userinfo', { skip }, async () => {
@@ -411,6 +423,10 @@ test('health on both listeners; static files; unknown interaction', { skip }, as
   const css = await fetch(`${svc().issuer}/static/auth.css`);
   assert.equal(css.status, 200);
   assert.match(await css.text(), /prefers-color-scheme: dark/);
+  const favicon = await fetch(`${svc().issuer}/static/favicon.svg`);
+  assert.equal(favicon.status, 200);
+  assert.equal(favicon.headers.get('content-type'), 'image/svg+xml');
+  assert.match(await favicon.text(), /^<svg /);
   assert.equal((await fetch(`${svc().issuer}/static/nope.js`)).status, 404);
   const root = await fetch(svc().issuer, { redirect: 'manual' });
   assert.equal(root.status, 303);
@@ -635,3 +651,169 @@ test('Chromium: an OpenID sign-in that enrols a security key, then one that uses
     await chromium.close();
   }
 });
+
+// ---- No silent sign-in: what the provider remembers of a finished sign-in, and when that ends ----------------
+// Synapse sends a Matrix login and a user-interactive confirmation (UIA over SSO) as the same authorization
+// request, so each case below holds for both.
+
+/** The sign-in page of a new authorization in `browser` (which holds an earlier sign-in), never a silent answer. */
+async function assertAsksForPassword(browser: TestBrowser, what: string): Promise<Authorization> {
+  const authorization = await beginAuthorization(browser);
+  assert.ok(!authorization.page.location || !atCallback(authorization.page.location), `${what}: the provider answered the client without asking anything`);
+  assert.match(authorization.page.body, /id="sign-in-form"/, `${what}: ${authorization.page.body.slice(0, 400)}`);
+  return authorization;
+}
+
+/** A new authorization in `browser` answered at once (the earlier sign-in reused); the code is redeemed. */
+async function assertSignInReused(browser: TestBrowser, what: string): Promise<void> {
+  const authorization = await beginAuthorization(browser);
+  const tokens = await exchangeCode(callbackCode(authorization.page, authorization), authorization.verifier);
+  assert.equal(tokens.status, 200, `${what}: ${JSON.stringify(tokens.json)}`);
+}
+
+test('nothing is remembered by default: after a completed sign-in, the next authorization in the same browser asks for the password and the code again', { skip }, async () => {
+  assert.equal((await admin(authAdminRoutes.password('kim'), { method: 'PUT', body: { password: 'kim-password' } })).status, 204);
+  const browser = newBrowser();
+  const authorization = await startAuthorization(browser);
+  const { after } = await enrolTotp(browser, await signInWithPassword(browser, authorization, 'kim', 'kim-password'));
+  assert.equal((await exchangeCode(callbackCode(after, authorization), authorization.verifier)).status, 200);
+
+  const again = await assertAsksForPassword(browser, 'the second authorization');
+  const second = await signInWithPassword(browser, again, 'kim', 'kim-password');
+  assert.match(second.body, /id="totp-form"/, 'after the password, the code is asked again');
+  assert.ok(!second.location || !atCallback(second.location));
+});
+
+/** Ages every provider session of `username` by `seconds`: the clock of the sign-in, moved back. */
+async function ageSignIns(username: string, seconds: number, database: string): Promise<number> {
+  const db = postgres!.poolFor(database);
+  const result = await db.query(
+    `UPDATE auth_oidc_payloads SET payload = jsonb_set(payload, '{loginTs}', to_jsonb((payload->>'loginTs')::bigint - $2::bigint))
+      WHERE model = 'Session' AND payload->>'accountId' = $1`,
+    [username, seconds],
+  );
+  return result.rowCount ?? 0;
+}
+
+// A second service (own database) with rememberSignInMinutes set, behind a proxy whose target can change: a
+// "restart with new values" is a new process with the new policy on the same database and secrets.
+const rememberMinutes = 10;
+const rememberDatabase = 'remember_auth';
+const rememberServices: AuthServiceHandle[] = [];
+let rememberProxy: { url: string; close(): Promise<void> } | undefined;
+let lenaCodes: string[] = [];
+
+async function rememberService(): Promise<AuthServiceHandle> {
+  if (rememberServices.length === 0) {
+    const proxyPort = await freeLoopbackPort();
+    const policy = { required: false, requiredForAdmins: true, rememberSignInMinutes: rememberMinutes };
+    rememberServices.push(await startAuthService({ postgres: postgres!, redirectUri, database: rememberDatabase, issuer: `http://127.0.0.1:${proxyPort}/auth`, policy }));
+    rememberProxy = await startRoundRobinProxy(proxyPort, () => [rememberServices.at(-1)!.listenUrl]);
+    await postgres!.poolFor('synapse').query('INSERT INTO users (name, password_hash, admin, deactivated) VALUES ($1, NULL, 0, 0), ($2, NULL, 0, 0)', ['@mia:example.test', '@nina:example.test']);
+  }
+  return rememberServices.at(-1)!;
+}
+
+/** Called by the file's `after` before PostgreSQL stops. */
+async function stopRememberServices(): Promise<void> {
+  await rememberProxy?.close();
+  for (const handle of rememberServices.reverse()) assert.equal(await handle.stop(), 0, handle.output());
+}
+
+/** Runs `use` with the remember service as `svc()`. */
+async function withRememberService(use: () => Promise<void>): Promise<void> {
+  const previous = service;
+  service = await rememberService();
+  try {
+    await use();
+  } finally {
+    service = previous;
+  }
+}
+
+/** Lena, with an authenticator app and recovery codes (used where a second TOTP code would be a replay). */
+async function signInLena(browser: TestBrowser): Promise<void> {
+  if (lenaCodes.length === 0) {
+    assert.equal((await admin(authAdminRoutes.password('lena'), { method: 'PUT', body: { password: 'lena-password' } })).status, 204);
+    const setup = newBrowser();
+    const account = await setup.submit(await setup.request(`${svc().issuer}/account`), 'sign-in-form', { username: 'lena', password: 'lena-password' });
+    const qrPage = await setup.submitAction(account, '/enrol/totp/start');
+    const secret = textOf(qrPage, 'totp-secret')!;
+    lenaCodes = recoveryCodesOn(await setup.submit(qrPage, 'totp-confirm-form', { code: totpFor(secret).generate() }));
+    assert.equal(lenaCodes.length, 10);
+  }
+  const authorization = await startAuthorization(browser);
+  await signInWithPassword(browser, authorization, 'lena', 'lena-password');
+  const recoveryPage = await browser.request(new URL(`${authorization.page.url.pathname}/recovery`, authorization.page.url));
+  const done = await browser.submit(recoveryPage, 'recovery-form', { code: lenaCodes.shift()! }, atCallback);
+  assert.equal((await exchangeCode(callbackCode(done, authorization), authorization.verifier)).status, 200);
+}
+
+test('rememberSignInMinutes: the same browser is let through inside the window and asked again after it (the sign-in aged in the store)', { skip }, () =>
+  withRememberService(async () => {
+    const browser = newBrowser();
+    await signInLena(browser);
+    await assertSignInReused(browser, 'inside the window');
+    assert.ok((await ageSignIns('lena', rememberMinutes * 60 - 30, rememberDatabase)) >= 1);
+    await assertSignInReused(browser, '30 seconds before the window ends');
+    assert.ok((await ageSignIns('lena', 60, rememberDatabase)) >= 1);
+    await assertAsksForPassword(browser, '30 seconds after the window ended');
+  }));
+
+test("rememberSignInMinutes: the account page's sign-out ends the provider's session of that browser", { skip }, () =>
+  withRememberService(async () => {
+    const browser = newBrowser();
+    await signInLena(browser);
+    await assertSignInReused(browser, 'before the sign-out');
+    const second = await browser.submit(await browser.request(`${svc().issuer}/account`), 'sign-in-form', { username: 'lena', password: 'lena-password' });
+    assert.match(second.body, /id="totp-form"/);
+    const accountPage = await browser.submit(await browser.request(`${svc().issuer}/account/recovery`), 'recovery-form', { code: lenaCodes.shift()! });
+    assert.equal(textOf(accountPage, 'account-username'), 'lena');
+    await browser.submitAction(accountPage, '/sign-out');
+    await assertAsksForPassword(browser, "after the account page's sign-out");
+  }));
+
+test('rememberSignInMinutes: reset-2fa ends every session of the user (two browsers)', { skip }, () =>
+  withRememberService(async () => {
+    const [laptop, phone] = [newBrowser(), newBrowser()];
+    await signInLena(laptop);
+    await signInLena(phone);
+    await assertSignInReused(laptop, 'before the reset');
+    assert.equal((await admin(authAdminRoutes.resetSecondFactors('lena'), { method: 'POST', body: {} })).status, 200);
+    await assertAsksForPassword(laptop, 'the laptop after reset-2fa');
+    await assertAsksForPassword(phone, 'the phone after reset-2fa');
+  }));
+
+test('rememberSignInMinutes: a deactivation in Synapse stops reuse at the next request; end-sessions (users deactivate) removes every session, grant and token', { skip }, () =>
+  withRememberService(async () => {
+    assert.equal((await admin(authAdminRoutes.password('mia'), { method: 'PUT', body: { password: 'mia-password' } })).status, 204);
+    const [desk, tablet] = [newBrowser(), newBrowser()];
+    for (const browser of [desk, tablet]) {
+      const authorization = await startAuthorization(browser);
+      const done = await signInWithPassword(browser, authorization, 'mia', 'mia-password');
+      assert.equal((await exchangeCode(callbackCode(done, authorization), authorization.verifier)).status, 200, 'mia needs no factor under this policy');
+    }
+    await assertSignInReused(desk, 'before the deactivation');
+    await postgres!.poolFor('synapse').query("UPDATE users SET deactivated = 1 WHERE name = '@mia:example.test'");
+    await assertAsksForPassword(desk, 'after the deactivation in Synapse');
+    assert.equal((await admin(authAdminRoutes.endSessions('mia'), { method: 'POST', body: {} })).status, 204);
+    const kept = await postgres!.poolFor(rememberDatabase).query("SELECT model FROM auth_oidc_payloads WHERE payload->>'accountId' = 'mia'");
+    assert.deepEqual(kept.rows, [], 'no session, grant or token of mia is left');
+    const refused = await signInWithPassword(tablet, await assertAsksForPassword(tablet, 'after end-sessions'), 'mia', 'mia-password');
+    assert.equal(textOf(refused, 'error'), 'Wrong username or password.');
+  }));
+
+test('rememberSignInMinutes: switching "required" on (a restart with new values) forces enrolment at the next authorization of a remembered user without a factor; users info says so first', { skip }, () =>
+  withRememberService(async () => {
+    assert.equal((await admin(authAdminRoutes.password('nina'), { method: 'PUT', body: { password: 'nina-password' } })).status, 204);
+    const browser = newBrowser();
+    const first = await startAuthorization(browser);
+    assert.equal((await exchangeCode(callbackCode(await signInWithPassword(browser, first, 'nina', 'nina-password'), first), first.verifier)).status, 200);
+    await assertSignInReused(browser, 'under the old policy');
+    assert.equal(((await admin(authAdminRoutes.account('nina'))).json as AdminAccountInfo).mustEnrol, false);
+    rememberServices.push(await startAuthService({ postgres: postgres!, replicaOf: rememberServices[0]!, policy: { required: true } }));
+    service = rememberServices.at(-1)!;
+    assert.equal(((await admin(authAdminRoutes.account('nina'))).json as AdminAccountInfo).mustEnrol, true, 'users info: must enrol, from the policy in force');
+    const again = await assertAsksForPassword(browser, 'under required: true');
+    assert.match((await signInWithPassword(browser, again, 'nina', 'nina-password')).body, /id="enrol-totp"/, 'made to enrol');
+  }));

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, chownSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, chownSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
@@ -66,7 +66,11 @@ before(async () => {
 });
 
 after(async () => {
-  await stack?.dispose();
+  try {
+    await stack?.dispose();
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
 });
 
 describe('secrets', () => {
@@ -93,7 +97,6 @@ describe('secrets', () => {
     const file = join(stack.stateDir, 'secrets', 'mxstack-synapse-keys', 'form-secret');
     const saved = readFileSync(file);
     const others = secretFiles();
-    const { rmSync } = await import('node:fs');
     rmSync(file);
     const result = await ok(['secrets', 'init']);
     assert.match(result.stdout, /^1 created, 0 replaced, 7 kept/);

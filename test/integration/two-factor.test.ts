@@ -51,6 +51,8 @@ import {
   submitCode,
   submitPassword,
   submitRecoveryCode,
+  ssoRedirectUrl,
+  whatTheProviderAsks,
   type MatrixLogin,
   type StackUrls,
 } from '../support/sso-login.js';
@@ -304,6 +306,69 @@ test('sign in with password and a code from the app: a Matrix access token', { s
   await enterFreshCode(page, alice.enrolment, alice);
   const login = await signedIn(page);
   assert.equal(login.user_id, `@alice:${stack!.status.serverName}`);
+  await context.close();
+});
+
+/** On the sign-in page: alice's password, then (asked for) a fresh code from her app. */
+async function aliceGivesPasswordAndCode(page: Page): Promise<void> {
+  assert.ok(alice.enrolment, 'alice enrolled earlier');
+  await submitPassword(page, 'alice', passwords.alice);
+  await authPage.code(page).waitFor({ state: 'visible' });
+  await enterFreshCode(page, alice.enrolment, alice);
+}
+
+/** A full sign-in of alice through Synapse's SSO redirect (password and code): her Matrix login. */
+async function aliceSignsIn(page: Page): Promise<MatrixLogin> {
+  await openSignIn(page, urls);
+  await aliceGivesPasswordAndCode(page);
+  return signedIn(page);
+}
+
+test('after a completed sign-in, a second Matrix login in the same browser asks for the password and the code again', { skip, timeout: 240_000 }, async () => {
+  const { context, page } = await newContext();
+  const first = await aliceSignsIn(page);
+  // The same browser, as after "Sign out" in Element: Element's sign-out cannot end the provider's session.
+  await page.goto(ssoRedirectUrl(urls));
+  assert.equal(await whatTheProviderAsks(page), 'password', 'the second login was let through without the password');
+  await aliceGivesPasswordAndCode(page);
+  const second = await signedIn(page);
+  assert.equal(second.user_id, first.user_id);
+  assert.notEqual(second.device_id, first.device_id, 'a new Matrix login');
+  await context.close();
+});
+
+test('a user-interactive confirmation (delete_devices through Synapse\'s SSO fallback) asks for the password and the code, in a browser that just signed in', { skip, timeout: 240_000 }, async () => {
+  const { context, page } = await newContext();
+  const login = await aliceSignsIn(page);
+  const deleteDevices = (auth?: Record<string, unknown>) =>
+    matrixRequest(urls.apiBase, 'POST', '/_matrix/client/v3/delete_devices', { accessToken: login.access_token, body: { devices: [login.device_id], ...(auth ? { auth } : {}) } });
+  const challenge = await deleteDevices().then(
+    () => assert.fail('delete_devices without a confirmation was accepted'),
+    (error: unknown) => {
+      assert.ok(error instanceof MatrixHttpError && error.status === 401, String(error));
+      return error.body as { session: string; flows: { stages: string[] }[] };
+    },
+  );
+  assert.deepEqual(challenge.flows.map((flow) => flow.stages), [['m.login.sso']]);
+  // What Element opens in a popup: Synapse's fallback page, "Continue with …", then the identity provider.
+  const fallback = new URL('_matrix/client/v3/auth/m.login.sso/fallback/web', urls.browserBase);
+  fallback.searchParams.set('session', challenge.session);
+  await page.goto(fallback.href);
+  const confirmation = { button: (await page.locator('a.primary-button').textContent())?.trim(), html: await page.content() };
+  await Promise.all([page.waitForNavigation(), page.locator('a.primary-button').click()]);
+  assert.equal(await whatTheProviderAsks(page), 'password', 'the confirmation was given without the password');
+  // One name throughout (Element's brand in these values): Synapse's button and pages, the auth pages.
+  const brand = 'Element';
+  assert.equal(confirmation.button, `Continue with ${brand}`);
+  assert.doesNotMatch(confirmation.html, /Matrix\.org Foundation|© 20\d\d/, "Synapse's footer is replaced");
+  assert.match(confirmation.html, new RegExp(`<title>Confirm it's you · ${brand}</title>`));
+  assert.equal((await page.locator('.brand').textContent())?.trim(), brand);
+  assert.equal(await page.locator('link[rel="icon"]').getAttribute('href'), '/auth/static/favicon.svg');
+  await aliceGivesPasswordAndCode(page);
+  await page.getByRole('heading', { name: 'Thank you' }).waitFor({ state: 'visible' });
+  assert.equal(await page.title(), `Authentication successful · ${brand}`);
+  await deleteDevices({ session: challenge.session });
+  await assert.rejects(matrixRequest(urls.apiBase, 'GET', '/_matrix/client/v3/account/whoami', { accessToken: login.access_token }), (error: unknown) => error instanceof MatrixHttpError && error.status === 401, 'the device is gone');
   await context.close();
 });
 

@@ -39,7 +39,7 @@ export interface AuthServiceOptions {
   readonly database?: string;
   /** The public issuer, when a proxy in front of the service has another address (default: the service's own). */
   readonly issuer?: string;
-  /** Another replica of this service: the same config (but its own ports) and the same secret files. */
+  /** Another replica of this service: the same config (but its own ports and `policy` merged over its policy) and the same secret files. */
   readonly replicaOf?: AuthServiceHandle;
 }
 
@@ -74,7 +74,7 @@ export async function startAuthService(options: AuthServiceOptions): Promise<Aut
   const issuer = options.issuer ?? replicaOf?.issuer ?? `http://127.0.0.1:${port}/auth`;
   const serverName = options.serverName ?? 'example.test';
   const config: AuthServiceConfig = replicaOf
-    ? { ...replicaOf.config, listen: { host: '127.0.0.1', port }, adminListen: { host: '127.0.0.1', port: adminPort } }
+    ? { ...replicaOf.config, listen: { host: '127.0.0.1', port }, adminListen: { host: '127.0.0.1', port: adminPort }, policy: { ...replicaOf.config.policy, ...options.policy } }
     : {
         issuer,
         pathPrefix: '/auth',
@@ -90,6 +90,7 @@ export async function startAuthService(options: AuthServiceOptions): Promise<Aut
           webauthn: { enabled: true, rpId: 'localhost', rpName: 'Test Matrix', origin: `http://localhost:${new URL(issuer).port}` },
           required: true,
           requiredForAdmins: true,
+          rememberSignInMinutes: 0,
           lockout: { maxFailures: 3, durationSeconds: 600, failureWindowSeconds: 600 },
           ...options.policy,
         },

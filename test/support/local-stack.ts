@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LocalStackStatus } from '../../src/targets/local/lifecycle.js';
+import type { LocalStackStatus } from '../../src/targets/local/status.js';
 import { cliEntry, projectRoot, type CliResult } from './cli.js';
 
 export type { LocalStackStatus };

@@ -89,6 +89,25 @@ export async function openSignIn(page: Page, urls: StackUrls): Promise<void> {
   await authPage.password(page).waitFor({ state: 'visible' });
 }
 
+/**
+ * After a navigation that reaches the identity provider in a browser that may hold an earlier sign-in: 'password'
+ * when the auth pages ask for it, 'nothing' when the browser came straight back (the login's redirect URL or
+ * Synapse's confirmation on the way there, or Synapse's "Thank you" page after a user-interactive confirmation).
+ */
+export async function whatTheProviderAsks(page: Page, timeoutMs = 60_000): Promise<'password' | 'nothing'> {
+  // Back at the redirect URL (a login token in the URL), at Synapse's confirmation before it (a link carrying
+  // the token), or at Synapse's "Thank you" after a confirmation.
+  const cameBack = page.locator('#signed-in').or(page.locator('a[href*="loginToken="]')).or(page.getByRole('heading', { name: 'Thank you' }));
+  const asked = authPage.password(page).waitFor({ state: 'visible', timeout: timeoutMs }).then(() => 'password' as const);
+  const shown = cameBack.first().waitFor({ state: 'visible', timeout: timeoutMs }).then(() => 'nothing' as const);
+  const tokenInUrl = page.waitForURL((url) => url.searchParams.has('loginToken'), { timeout: timeoutMs }).then(() => 'nothing' as const);
+  try {
+    return await Promise.any([asked, shown, tokenInUrl]);
+  } catch (error) {
+    throw new Error(`neither asked for the password nor came back within ${timeoutMs} ms; the browser is at ${describePage(page.url())}: ${await pageSummary(page)}`, { cause: error });
+  }
+}
+
 /** Submits a form by clicking its button and waits for the page the POST answers with. */
 async function clickAndLoad(page: Page, button: Locator): Promise<void> {
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), button.click()]);

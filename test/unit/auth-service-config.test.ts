@@ -40,6 +40,7 @@ const config: AuthServiceConfig = {
     webauthn: { enabled: false, rpId: 'matrix.example.org', rpName: 'Matrix', origin: 'https://matrix.example.org' },
     required: false,
     requiredForAdmins: true,
+    rememberSignInMinutes: 0,
     lockout: { maxFailures: 10, durationSeconds: 900, failureWindowSeconds: 900 },
   },
   trustedProxies: [],

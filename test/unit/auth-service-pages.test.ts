@@ -28,6 +28,7 @@ test('pages: values (brand, username, errors, CSRF token) never become markup', 
     assert.doesNotMatch(page, /<script>alert/);
     assert.doesNotMatch(page, /tok"en/);
     assert.match(page, /<html lang="en">/);
+    assert.match(page, /<link rel="icon" type="image\/svg\+xml" href="\/auth\/static\/favicon\.svg">/, 'every page has the favicon');
   }
 });
 

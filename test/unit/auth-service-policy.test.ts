@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mayRemoveFactor, minutesToWait, normaliseUsername, secondFactorRequired, stepAfterPassword } from '../../src/components/auth/service/policy.js';
+import { authenticationMethods, mayRemoveFactor, maySkipSignIn, minutesToWait, mustEnrolNow, normaliseUsername, secondFactorRequired, stepAfterPassword } from '../../src/components/auth/service/policy.js';
 import { lockedMessage } from '../../src/components/auth/service/flows.js';
 
 test('usernames: localpart, full user id of this server and mixed case name the same account', () => {
@@ -50,4 +50,40 @@ test('lockout message: whole minutes, at least one, no hint whether the account 
   assert.equal(minutesToWait(60_001), 2);
   assert.equal(lockedMessage(600_000), 'Too many attempts; try again in 10 minutes.');
   assert.equal(lockedMessage(30_000), 'Too many attempts; try again in 1 minute.');
+});
+
+test('must enrol now: the policy in force requires a factor and the account has none (what users info and the sign-in both say)', () => {
+  assert.equal(mustEnrolNow(everyone, user), true);
+  assert.equal(mustEnrolNow(everyone, { ...user, hasTotp: true }), false);
+  assert.equal(mustEnrolNow(none, user), false);
+  assert.equal(mustEnrolNow(forAdmins, adminUser), true);
+  assert.equal(mustEnrolNow(none, { ...user, mustEnrol: true }), true, 'after a reset-2fa that asked for enrolment');
+});
+
+test('amr of a finished sign-in: the password, and the second factor with mfa', () => {
+  assert.deepEqual(authenticationMethods(undefined), ['pwd']);
+  assert.deepEqual(authenticationMethods('totp'), ['pwd', 'otp', 'mfa']);
+  assert.deepEqual(authenticationMethods('recovery-code'), ['pwd', 'otp', 'mfa']);
+  assert.deepEqual(authenticationMethods('security-key'), ['pwd', 'hwk', 'mfa']);
+});
+
+test('reusing a sign-in: never by default; inside the window only while the account and the policy still allow it (controlled clock)', () => {
+  const signedInAt = 1_800_000_000;
+  const withCode = { loginTs: signedInAt, amr: authenticationMethods('totp') };
+  const passwordOnly = { loginTs: signedInAt, amr: authenticationMethods(undefined) };
+  const enrolled = { ...user, hasTotp: true, deactivated: false, locked: false };
+  const tenMinutes = { ...none, rememberSignInMinutes: 10 };
+  assert.equal(maySkipSignIn({ ...none, rememberSignInMinutes: 0 }, withCode, enrolled, signedInAt), false, 'the default: every authorization signs in');
+  assert.equal(maySkipSignIn(tenMinutes, withCode, enrolled, signedInAt + 600), true, 'at the end of the window');
+  assert.equal(maySkipSignIn(tenMinutes, withCode, enrolled, signedInAt + 601), false, 'one second after it');
+  assert.equal(maySkipSignIn(tenMinutes, withCode, enrolled, signedInAt - 5), false, 'a sign-in from the future is no sign-in');
+  assert.equal(maySkipSignIn(tenMinutes, { loginTs: undefined, amr: undefined }, enrolled, signedInAt), false);
+  assert.equal(maySkipSignIn(tenMinutes, withCode, undefined, signedInAt), false, 'the account is gone');
+  assert.equal(maySkipSignIn(tenMinutes, withCode, { ...enrolled, deactivated: true }, signedInAt + 1), false, 'deactivated');
+  assert.equal(maySkipSignIn(tenMinutes, withCode, { ...enrolled, locked: true }, signedInAt + 1), false, 'locked out');
+  assert.equal(maySkipSignIn(tenMinutes, passwordOnly, enrolled, signedInAt + 1), false, 'a factor was added since: the password alone no longer counts');
+  const noFactor = { ...user, deactivated: false, locked: false };
+  assert.equal(maySkipSignIn(tenMinutes, passwordOnly, noFactor, signedInAt + 1), true, 'no factor, none required');
+  assert.equal(maySkipSignIn({ ...everyone, rememberSignInMinutes: 10 }, passwordOnly, noFactor, signedInAt + 1), false, 'required switched on: enrol first');
+  assert.equal(maySkipSignIn(tenMinutes, passwordOnly, { ...noFactor, mustEnrol: true }, signedInAt + 1), false, 'reset-2fa asked for enrolment');
 });

@@ -172,6 +172,25 @@ test('auth config.json locally: loopback issuer through the router, plain cookie
   assert.equal('elementUrl' in config, false, 'no Element without element.webRoot');
 });
 
+test('one name for the sign-in: Element\'s SSO button (idp_name), the auth pages and Synapse\'s SSO pages show Element\'s brand, else the server name', () => {
+  const branded = kubernetesStack({ ...totpOn, element: { config: { brand: 'Acme <Chat> {{ x }}' } } });
+  const provider = (renderHomeserverConfig(branded).oidc_providers as Plain[])[0]!;
+  assert.equal(provider.idp_name, 'Acme <Chat> {{ x }}');
+  assert.equal(authServiceConfig(branded).brand, 'Acme <Chat> {{ x }}');
+  const files = synapseConfigFiles(branded);
+  assert.equal((renderHomeserverConfig(branded).templates as Plain).custom_template_directory, branded.placement.paths.synapseConfigDir, 'the templates are read from beside homeserver.yaml');
+  for (const name of ['_base.html', 'sso_footer.html']) {
+    assert.match(files[name]!, /Acme &lt;Chat&gt; &#123;&#123; x &#125;&#125;/, `${name}: the brand, escaped for HTML and Jinja`);
+    assert.doesNotMatch(files[name]!, /Matrix\.org|© 20|\[matrix\]/, `${name}: no Matrix.org footer or logo`);
+  }
+  const synapseConfigMap = renderKubernetesObjects(branded).find((object) => object.kind === 'ConfigMap' && object.metadata?.name === branded.objectName('synapse')) as { data?: Record<string, string> } | undefined;
+  assert.deepEqual(Object.keys(synapseConfigMap?.data ?? {}).sort(), ['_base.html', 'homeserver.yaml', 'log.yaml', 'sso_footer.html'], 'on Kubernetes the templates are in the ConfigMap mounted as the config directory');
+  const withoutElement = kubernetesStack({ ...totpOn, element: { enabled: false } });
+  assert.equal((renderHomeserverConfig(withoutElement).oidc_providers as Plain[])[0]!.idp_name, 'example.com');
+  assert.equal(authServiceConfig(withoutElement).brand, 'example.com');
+  assert.match(synapseConfigFiles(withoutElement)['sso_footer.html']!, /<p>example\.com<\/p>/);
+});
+
 test('authServiceConfig refuses a stack without the auth component', () => {
   assert.throws(() => authServiceConfig(kubernetesStack()), /no auth component/);
 });
@@ -187,7 +206,7 @@ test('Synapse with 2FA: the mxstack provider as the briefing fixes it, password 
   assert.equal(others.length, 0);
   assert.deepEqual(provider, {
     idp_id: 'mxstack',
-    idp_name: 'My Matrix',
+    idp_name: 'Element',
     issuer: 'https://matrix.example.com/auth',
     discover: false,
     authorization_endpoint: 'https://matrix.example.com/auth/authorize',

@@ -205,9 +205,9 @@ describe('kubectl invocations', () => {
     assert.deepEqual(diffArgs({ namespace: 'matrix' }), ['diff', '--namespace=matrix', '--server-side', '--field-manager=mxstack', '--filename=-']);
   });
 
-  test('Secrets are never on a command line: create and patch read stdin', () => {
+  test('Secrets are never on a command line: create reads stdin, patch a private file', () => {
     assert.deepEqual(createArgs({ namespace: 'm' }), ['create', '--namespace=m', '--output=name', '--filename=-']);
-    assert.deepEqual(mergePatchArgs({ namespace: 'm' }, 'secret/x'), ['patch', 'secret/x', '--namespace=m', '--type=merge', '--patch-file=/dev/stdin', '--output=name']);
+    assert.deepEqual(mergePatchArgs({ namespace: 'm' }, 'secret/x', '/tmp/p/patch.json'), ['patch', 'secret/x', '--namespace=m', '--type=merge', '--patch-file=/tmp/p/patch.json', '--output=name']);
   });
 
   test('get and delete name the objects and the namespace', () => {
@@ -242,7 +242,7 @@ describe('kubectl invocations', () => {
       apply: applyArgs(connection, { dryRun: true, forceConflicts: true }),
       diff: diffArgs(connection, { forceConflicts: true }),
       create: createArgs(connection, { dryRun: true }),
-      patch: mergePatchArgs(connection, 'secret/x', { dryRun: true }),
+      patch: mergePatchArgs(connection, 'secret/x', '/tmp/p/patch.json', { dryRun: true }),
       get: [...getArgs(connection, ['secret'], { selector: 'a', fieldSelector: 'b', ignoreNotFound: true }), ...getNamedArgs(connection, ['x'])],
       delete: [...deleteArgs(connection, ['x'], { timeoutSeconds: 1, dryRun: true }), ...deleteBySelectorArgs(connection, ['x'], 'a=b', { timeoutSeconds: 1 })],
       // The operations' invocations (src/ops through the Kubernetes target) live in the same module.
@@ -460,6 +460,19 @@ describe('release Secrets', () => {
     assert.match(plan.problems[0]!, /kubectl -n matrix create secret generic db-credentials --from-file=password=/);
   });
 
+  test('a TLS Secret the values name is one `kubectl create secret tls` command, not one command per key', () => {
+    const stack = stackOf(['coturn.tls.enabled=true', 'coturn.tls.secretName=coturn-tls']);
+    const plan = planSecrets(stack, new Map(), generators);
+    const tls = plan.problems.filter((p) => p.includes('coturn-tls'));
+    assert.equal(tls.length, 1, tls.join('\n'));
+    assert.match(tls[0]!, /^Secret coturn-tls \(keys tls\.crt, tls\.key\) named in the values does not exist in namespace matrix; create it first: kubectl -n matrix create secret tls coturn-tls --cert=<certificate file> --key=<private key file>$/);
+    // Several missing keys of one Secret: one command with every key (a second `create` would fail).
+    const noGenerate = planSecrets(stackOf(['secrets.autoGenerate=false']), new Map(), generators);
+    const admin = noGenerate.problems.filter((p) => p.includes('mxstack-admin-credentials'));
+    assert.equal(admin.length, 1, admin.join('\n'));
+    assert.match(admin[0]!, /create secret generic mxstack-admin-credentials (--from-file=[a-z-]+=<file holding the value> ?){2,}$/);
+  });
+
   test('with secrets.autoGenerate false, missing secrets are refused instead of generated', () => {
     const plan = planSecrets(stackOf(['secrets.autoGenerate=false']), new Map(), generators);
     assert.equal(plan.create.length, 0);
@@ -632,6 +645,8 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     assert.match(run.stdout, /Admin: {3}@admin:example\.com; password in Secret mxstack-admin-credentials, key password:/);
     assert.match(run.stdout, /kubectl --kubeconfig \/tmp\/kc --context prod -n matrix get secret mxstack-admin-credentials/);
     assert.match(run.stderr, /ready {3}Deployment\/mxstack-synapse: 1 of 1 replicas available/);
+    // The hint must show this release, not the local stack: `status` needs --kubernetes for that.
+    assert.match(run.stdout, /^ {2}Status: {2}mxstack status --kubernetes --kubeconfig \/tmp\/kc --context prod -n matrix --release mxstack$/m);
     assert.match(run.stderr, /^public routes: none rendered .*Service mxstack-router\.$/m, 'install tells which public routes it rendered');
   });
 
@@ -663,7 +678,7 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     const noWait = runWithFakeKubectl(['upgrade', '-f', minimalValues, '--no-wait'], installedCluster());
     assert.equal(noWait.status, 0, noWait.stderr);
     assert.equal(noWait.calls.some((c) => c.argv.some((a) => a.startsWith('deployment.apps/'))), false);
-    assert.match(noWait.stdout, /Not waited for \(--no-wait\)/);
+    assert.match(noWait.stdout, /Not waited for \(--no-wait\): follow the rollout with mxstack status --kubernetes -n matrix --release mxstack\./);
 
     const dry = runWithFakeKubectl(['upgrade', '-f', minimalValues, '--dry-run'], installedCluster());
     assert.equal(dry.status, 0, dry.stderr);
@@ -782,13 +797,13 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
 });
 
 describe('mxstack diff / status / uninstall (through the kubectl stand-in)', { concurrency: 2 }, () => {
-  test('diff prints kubectl\'s server-side diff (exit 1 = differences) and what would be pruned', () => {
+  test('diff prints kubectl\'s server-side diff and what would be pruned, and exits 1 when anything differs (kubectl\'s convention)', () => {
     const rules = installedCluster([
       { match: ['diff'], stdout: '--- /tmp/LIVE/apps.v1.Deployment.matrix.mxstack-synapse\n+++ /tmp/MERGED/apps.v1.Deployment.matrix.mxstack-synapse\n-  replicas: 0\n+  replicas: 1\n', exit: 1 },
       { match: ['--selector=applyset.kubernetes.io/part-of='], stdout: list([member('ConfigMap', 'mxstack-old-config')]) },
     ]);
     const run = runWithFakeKubectl(['diff', '-f', minimalValues], rules);
-    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.status, 1, run.stderr);
     const diff = run.calls.find((c) => subcommand(c) === 'diff')!;
     assert.ok(diff.argv.includes('--server-side'));
     assert.match(run.stdout, /\+ {2}replicas: 1/);
@@ -797,12 +812,12 @@ describe('mxstack diff / status / uninstall (through the kubectl stand-in)', { c
     assertNoSecretOnCommandLines(run.calls, run.stdout + run.stderr);
   });
 
-  test('diff with nothing to change says so; kubectl failing (exit > 1) is an error', () => {
+  test('diff with nothing to change says so (exit 0); kubectl failing is an error (exit 2, never 1 = "differences")', () => {
     const same = runWithFakeKubectl(['diff', '-f', minimalValues], installedCluster([{ match: ['diff'], stdout: '' }]));
     assert.equal(same.status, 0, same.stderr);
     assert.equal(same.stdout.trim(), 'no changes: release mxstack matches the values.');
     const broken = runWithFakeKubectl(['diff', '-f', minimalValues], installedCluster([{ match: ['diff'], stderr: 'error: the server could not find the requested resource\n', exit: 2 }]));
-    assert.equal(broken.status, 1);
+    assert.equal(broken.status, 2);
     assert.match(broken.stderr, /kubectl diff .* failed \(exit 2\): error: the server could not find the requested resource/);
   });
 

@@ -8,13 +8,16 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Asynchronous: the stand-in Synapse answers from this process's event loop while the CLI runs.
 import { runCliAsync } from '../support/local-stack.js';
 
+/** Everything this file writes (exported secrets among them) is under one directory, removed at the end. */
+const workDir = mkdtempSync(join(tmpdir(), 'mxstack-ops-kubernetes-'));
+after(() => rmSync(workDir, { recursive: true, force: true }));
 const fakeKubectlDir = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
 let synapse: Server;
 let synapsePort: number;
@@ -57,7 +60,7 @@ const secretJson = (name: string, data: Record<string, string>) =>
   JSON.stringify({ kind: 'Secret', metadata: { name }, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) });
 
 test('users list --kubernetes: credentials from the Secret, Synapse through port-forward, token cached, no secret in argv', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mxstack-fake-kubectl-'));
+  const dir = mkdtempSync(join(workDir, 'fake-kubectl-'));
   writeFileSync(
     join(dir, 'script.json'),
     JSON.stringify([

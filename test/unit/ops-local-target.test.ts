@@ -1,13 +1,17 @@
 /** The local Target's secret store, without a running stack: files 0600 in 0700 directories, listing, refusals. */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
 import { initSecrets } from '../../src/ops/secrets/manage.js';
 
-const freshTarget = () => new LocalTarget({ stateDir: join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state'), rawValues: { synapse: { server: { name: 'chat.example' } } } });
+/** Everything this file writes (state directories with generated secrets) is under one directory, removed at the end. */
+const workDir = mkdtempSync(join(tmpdir(), 'mxstack-local-target-'));
+after(() => rmSync(workDir, { recursive: true, force: true }));
+
+const freshTarget = () => new LocalTarget({ stateDir: join(mkdtempSync(join(workDir, 'stack-')), 'state'), rawValues: { synapse: { server: { name: 'chat.example' } } } });
 
 test('secrets init on a state directory that never ran writes every secret as a 0600 file in 0700 directories', async () => {
   const target = freshTarget();
@@ -33,7 +37,7 @@ test('secret references that would leave the secrets directory are refused; runn
 
 test('a command against a stack that is not running fails with one sentence and exit 1', async () => {
   const { runCliAsync } = await import('../support/local-stack.js');
-  const stateDir = join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state');
+  const stateDir = join(mkdtempSync(join(workDir, 'stack-')), 'state');
   const result = await runCliAsync(['users', 'list', '--state-dir', stateDir], { timeoutMs: 120_000 });
   assert.equal(result.status, 1);
   assert.equal(result.stderr, `error: cannot reach Synapse: the local stack in ${stateDir} is not running; start it with \`mxstack up --state-dir ${stateDir}\`.\n`);
@@ -41,7 +45,7 @@ test('a command against a stack that is not running fails with one sentence and 
 
 test('operations without values see the stack as the last `up` recorded it (values.json), values given win', async () => {
   const { writeJsonFileAtomic, stateLayout } = await import('../../src/targets/local/state.js');
-  const stateDir = join(mkdtempSync(join(tmpdir(), 'mxstack-local-target-')), 'state');
+  const stateDir = join(mkdtempSync(join(workDir, 'stack-')), 'state');
   const layout = stateLayout(stateDir);
   assert.equal(new LocalTarget({ stateDir }).stack.auth, undefined, 'nothing recorded: the defaults (2FA off)');
   writeJsonFileAtomic(layout.valuesFile, { synapse: { server: { name: 'chat.example', mfa: { webauthn: { enabled: true } } } } }, 0o600);

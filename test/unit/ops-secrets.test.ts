@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,10 @@ import { generateSigningKey, signingKeyInfo } from '../../src/ops/secrets/genera
 import { parseSealingKeyring } from '../../src/components/auth/keys.js';
 import { KubernetesTarget, lastWriteOf } from '../../src/targets/kubernetes/target-adapter.js';
 import { execArgs, parseForwardedPort, portForwardArgs } from '../../src/targets/kubernetes/kubectl.js';
+
+/** Everything this file writes (exported secrets among them) is under one directory, removed at the end. */
+const workDir = mkdtempSync(join(tmpdir(), 'mxstack-ops-secrets-'));
+after(() => rmSync(workDir, { recursive: true, force: true }));
 
 const stackFrom = (sets: string[] = []): Stack => compileKubernetesStack(loadValues({ sets: ['synapse.server.name=example.org', ...sets] }), { release: 'mx', namespace: 'chat' });
 
@@ -156,7 +160,7 @@ test('list reports names, keys, origins and ages, never a value', async () => {
 test('export writes one 0600 file per key in a 0700 directory', async () => {
   const target = new MemoryTarget(stackFrom());
   await initSecrets(target, { force: false });
-  const dir = join(mkdtempSync(join(tmpdir(), 'mxstack-export-')), '.secrets');
+  const dir = join(mkdtempSync(join(workDir, 'export-')), '.secrets');
   const files = await exportSecrets(target, dir);
   assert.equal(files.length, 8);
   assert.equal(statSync(dir).mode & 0o777, 0o700);
@@ -238,14 +242,14 @@ test('file parsers: coturn static-auth-secret (last wins), Synapse database pass
 
 const fakeKubectlDir = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
 
-function withFakeKubectl(rules: unknown[]): { calls: () => { argv: string[]; stdin: string }[]; restore: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'mxstack-fake-kubectl-'));
+function withFakeKubectl(rules: unknown[]): { calls: () => { argv: string[]; stdin: string; patchFile?: string }[]; restore: () => void } {
+  const dir = mkdtempSync(join(workDir, 'fake-kubectl-'));
   writeFileSync(join(dir, 'script.json'), JSON.stringify(rules));
   const saved = { PATH: process.env.PATH, FAKE_KUBECTL_DIR: process.env.FAKE_KUBECTL_DIR };
   process.env.PATH = `${fakeKubectlDir}:${process.env.PATH}`;
   process.env.FAKE_KUBECTL_DIR = dir;
   return {
-    calls: () => readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; stdin: string }),
+    calls: () => readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; stdin: string; patchFile?: string }),
     restore: () => {
       process.env.PATH = saved.PATH;
       if (saved.FAKE_KUBECTL_DIR === undefined) delete process.env.FAKE_KUBECTL_DIR;
@@ -279,7 +283,7 @@ test('Kubernetes target: secrets read and written through kubectl with values on
       assert.ok(call.argv.includes('--context=prod') && call.argv.includes('--namespace=chat'));
     }
     const patch = calls.find((c) => c.argv.includes('patch'))!;
-    assert.deepEqual(JSON.parse(patch.stdin), { data: { 'shared-secret': Buffer.from('new-turn-value').toString('base64') } });
+    assert.deepEqual(JSON.parse(patch.patchFile!), { data: { 'shared-secret': Buffer.from('new-turn-value').toString('base64') } });
     const create = calls.find((c) => c.argv.includes('create'))!;
     assert.match(create.stdin, /kind: Secret/);
     assert.match(create.stdin, new RegExp(`form-secret: ${Buffer.from('new-form-value').toString('base64')}`));

@@ -436,7 +436,7 @@ test('log config: console on stderr, root level from values, SQL logger never at
 
 test('files: YAML that reads back to the rendered objects, deterministic whatever the values key order', () => {
   const files = synapseConfigFiles(stack('sso'));
-  assert.deepEqual(Object.keys(files).sort(), ['homeserver.yaml', 'log.yaml', 'synapse-start.py']);
+  assert.deepEqual(Object.keys(files).sort(), ['_base.html', 'homeserver.yaml', 'log.yaml', 'sso_footer.html', 'synapse-start.py']);
   assert.deepEqual(parseYaml(files['homeserver.yaml']!, { version: '1.1' }), renderHomeserverConfig(stack('sso')));
   assert.deepEqual(parseYaml(files['log.yaml']!, { version: '1.1' }), renderSynapseLogConfig(stack('sso')));
   const reordered = Object.fromEntries(Object.entries(ssoBase).reverse());

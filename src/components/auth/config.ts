@@ -33,6 +33,7 @@ function authPolicy(stack: Stack): AuthPolicy {
     },
     required: mfa.required,
     requiredForAdmins: mfa.requiredForAdmins,
+    rememberSignInMinutes: mfa.rememberSignInMinutes,
     lockout: { ...mfa.lockout },
   };
 }
@@ -62,7 +63,7 @@ export function authServiceConfig(stack: Stack): AuthServiceConfig {
     serverName: stack.serverName,
     client: { clientId: auth.clientId, redirectUris: [synapseOidcCallbackUrl(stack)] },
     ...(stack.elementUrl !== undefined ? { elementUrl: stack.elementUrl } : {}),
-    brand: stack.values.element.config.brand,
+    brand: stack.brand,
     policy: authPolicy(stack),
     trustedProxies: authTrustedProxies(stack),
     secureCookies: new URL(auth.issuer).protocol === 'https:',

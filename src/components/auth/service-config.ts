@@ -28,7 +28,7 @@ export interface AuthServiceConfig {
   client: { clientId: string; redirectUris: string[] };
   /** Where a signed-in user is sent from the account page ("Back to Element"). */
   elementUrl?: string;
-  /** Name shown on the pages (element.brand). */
+  /** Name shown on the pages: the stack's brand (Element's brand, else the server name). */
   brand: string;
   policy: AuthPolicy;
   /**
@@ -53,6 +53,11 @@ export interface AuthPolicy {
   required: boolean;
   /** Server admins (Synapse `users.admin`) must have a second factor. */
   requiredForAdmins: boolean;
+  /**
+   * Minutes a finished sign-in may be reused by the next authorization request of the same browser (a login or
+   * a UIA confirmation) without the password and second factor; 0: never (every request signs in afresh).
+   */
+  rememberSignInMinutes: number;
   lockout: { maxFailures: number; durationSeconds: number; failureWindowSeconds: number };
 }
 
@@ -89,13 +94,15 @@ export const authAdminRoutes = {
   resetSecondFactors: (username: string) => `/admin/v1/accounts/${encodeURIComponent(username)}/reset-second-factors`,
   /** POST {} → 204: clears the account's lockout (not the addresses'). */
   unlock: (username: string) => `/admin/v1/accounts/${encodeURIComponent(username)}/unlock`,
+  /** POST {} → 204: ends every sign-in of the account (provider sessions, grants, tokens, web sessions). */
+  endSessions: (username: string) => `/admin/v1/accounts/${encodeURIComponent(username)}/end-sessions`,
 } as const;
 
 /** What `users info` shows of an account: factors and their names and dates, never secrets. */
 export interface AdminAccountInfo {
   username: string;
   isAdmin: boolean;
-  /** Must enrol a second factor at the next sign-in. */
+  /** Must enrol a second factor at the next sign-in: the policy in force requires one and the account has none. */
   mustEnrol: boolean;
   /** `none`: the password still lives in Synapse only and is imported at the first sign-in. */
   password: 'argon2id' | 'synapse-bcrypt' | 'none';

@@ -228,6 +228,9 @@ function coturnService(stack: Stack): Service {
       ports: coturnServicePorts(stack),
       ...(external ? { externalTrafficPolicy: service.externalTrafficPolicy as 'Local' | 'Cluster' } : {}),
       ...(service.type === 'LoadBalancer' && service.loadBalancerIP ? { loadBalancerIP: service.loadBalancerIP } : {}),
+      // Each Service port of a LoadBalancer would otherwise take a node port too: 101 of the cluster's
+      // 2768 for the default relay range (docs/networking.md, "coturn's relay ports").
+      ...(service.type === 'LoadBalancer' ? { allocateLoadBalancerNodePorts: service.allocateLoadBalancerNodePorts } : {}),
     },
   });
 }

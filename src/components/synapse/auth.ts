@@ -17,7 +17,8 @@ const cliAppserviceId = 'mxstack-cli';
 export function mxstackOidcProvider(stack: Stack, auth: StackAuth): SynapseOidcProvider {
   return {
     idp_id: auth.idpId,
-    idp_name: stack.values.synapse.server.mfa.totp.issuer,
+    // Element's button reads "Continue with <idp_name>": the same name as the pages behind it.
+    idp_name: stack.brand,
     issuer: auth.issuer,
     // The endpoints are fixed by the stack: the browser goes to the public one, Synapse to the internal ones.
     discover: false,

@@ -1,6 +1,6 @@
 /**
  * Synapse's native files: homeserver.yaml (no secret value: the database and email blocks without their
- * passwords), the log config, and the start step that joins those two passwords in at start.
+ * passwords), the log config, the page templates, and the start step that joins those two passwords in.
  */
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
@@ -11,6 +11,7 @@ import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
 import { synapseStartScript, synapseStartScriptFile } from './start.js';
+import { synapseTemplateFiles } from './templates.js';
 
 type Config = Record<string, unknown>;
 
@@ -160,6 +161,8 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...rateLimitConfig(stack),
     database: databaseConfig(stack),
     ...emailConfig(stack),
+    // The branded templates (./templates.ts) are written beside this file.
+    templates: { custom_template_directory: paths.synapseConfigDir },
   };
   return deepMerge(generated, synapse.extraConfig) as Config;
 }
@@ -232,12 +235,13 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml, log.yaml and the start step, serialised. */
+/** The non-secret files by name: homeserver.yaml, log.yaml, the branded page templates and the start step. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
     [synapseStartScriptFile]: synapseStartScript,
+    ...synapseTemplateFiles(stack),
   };
 }
 

@@ -49,6 +49,65 @@ export interface DoctorEnvironment {
   adminAccessToken(): Promise<string>;
   /** How to see a component's log on this target, for fixes. */
   logsHint(component: string): string;
+  /**
+   * The stack reached inside the deployment (a cluster: port-forwards), for public endpoints that are not
+   * reachable from where the doctor runs: their checks run through it, and "not reachable from here" is
+   * reported apart from "broken".
+   */
+  throughCluster?: ClusterAccess;
+}
+
+export interface ClusterAccess {
+  /** Runs `use` with a base URL (trailing slash) of the stack's router, reached inside the deployment. */
+  withRouter<T>(use: (baseUrl: string) => Promise<T>): Promise<T>;
+  /** Runs `use` with a host and port where coturn's plain TURN listener answers over TCP, reached inside the deployment. */
+  withTurn?<T>(use: (host: string, port: number) => Promise<T>): Promise<T>;
+}
+
+/** Errors that mean "cannot get there from here" (name resolution, routing, no answer to connect), not a broken server. */
+const unreachableCodes = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * The reason an endpoint is not reachable from here, or undefined when the error is something else. A
+ * refused connection counts only where the check can then run inside the deployment (`refusedToo`): from
+ * outside alone, "nothing listens" may just as well be a broken ingress.
+ */
+export function unreachableReason(error: unknown, refusedToo = false): string | undefined {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (code && (unreachableCodes.has(code) || (refusedToo && code === 'ECONNREFUSED'))) return current.message;
+  }
+  return undefined;
+}
+
+interface Unreachable {
+  reason: string;
+  /** What was checked through the cluster instead (paths, TURN transports). */
+  checkedInside: Set<string>;
+}
+
+/** Per doctor run: the public endpoints found not reachable from here. */
+const unreachableByRun = new WeakMap<DoctorEnvironment, Map<string, Unreachable>>();
+
+function noteUnreachable(env: DoctorEnvironment, endpoint: string, reason: string, checkedInside?: string): void {
+  let found = unreachableByRun.get(env);
+  if (!found) unreachableByRun.set(env, (found = new Map()));
+  const entry = found.get(endpoint) ?? { reason, checkedInside: new Set<string>() };
+  if (checkedInside) entry.checkedInside.add(checkedInside);
+  found.set(endpoint, entry);
+}
+
+/** One warning per public endpoint not reachable from here: what was checked inside instead, and what is left to check. */
+export function reachabilityChecks(env: DoctorEnvironment): DoctorCheck[] {
+  return [...(unreachableByRun.get(env) ?? new Map<string, Unreachable>())].map(([endpoint, entry]) => {
+    const inside = [...entry.checkedInside];
+    const instead = inside.length > 0 ? `; checked through the cluster instead: ${inside.join(', ')}` : '';
+    return warn(
+      `reachable ${endpoint}`,
+      `not reachable from here (${entry.reason}): this says nothing about clients elsewhere${instead}.`,
+      `run the doctor where clients are (or check there that ${endpoint} resolves and answers: DNS, the ingress or load balancer in front of the stack).`,
+    );
+  });
 }
 
 const httpTimeoutMs = 10_000;
@@ -69,6 +128,22 @@ async function httpGet(url: string, headers: Record<string, string> = {}, method
     signal: AbortSignal.timeout(httpTimeoutMs),
   });
   return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+/**
+ * A public URL as clients fetch it; when it is not reachable from here and the stack can be reached inside
+ * the deployment, the same path through the router there (noted, so the report tells the two apart).
+ */
+async function publicGet(env: DoctorEnvironment, url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<HttpAnswer> {
+  try {
+    return await httpGet(url, headers, method, body);
+  } catch (error) {
+    const reason = unreachableReason(error, true);
+    if (reason === undefined || !env.throughCluster) throw error;
+    const { origin, pathname, search } = new URL(url);
+    noteUnreachable(env, origin, reason, pathname);
+    return env.throughCluster.withRouter((base) => httpGet(new URL(`${pathname.slice(1)}${search}`, base).href, headers, method, body));
+  }
 }
 
 function parseJson(text: string): unknown {
@@ -111,7 +186,7 @@ export async function checkWellKnown(env: DoctorEnvironment): Promise<DoctorChec
     ...(await guarded('well-known server', `make ${serverUrl} reachable (it is served by the router)`, async () => {
       const name = 'well-known server';
       if (expectedServer === undefined) return pass(name, 'federation is off: no server delegation to announce.');
-      const answer = await httpGet(serverUrl);
+      const answer = await publicGet(env, serverUrl);
       const fix = `serve ${JSON.stringify(expectedServer)} at ${serverUrl} with Content-Type application/json (the router does this; check the router and any proxy in front of it).`;
       if (answer.status !== 200) return fail(name, `${serverUrl} answered HTTP ${answer.status}.`, fix);
       const served = parseJson(answer.text) as Record<string, unknown> | undefined;
@@ -128,7 +203,7 @@ export async function checkWellKnown(env: DoctorEnvironment): Promise<DoctorChec
       const expected = renderWellKnownClient(stack);
       const expectedBase = (expected['m.homeserver'] as { base_url: string }).base_url;
       const fix = `serve ${JSON.stringify(expected)} at ${clientUrl} with Content-Type application/json and Access-Control-Allow-Origin * (the router does this; check the router and any proxy in front of it).`;
-      const answer = await httpGet(clientUrl, { origin: 'https://app.element.io' });
+      const answer = await publicGet(env, clientUrl, { origin: 'https://app.element.io' });
       if (answer.status !== 200) return fail(name, `${clientUrl} answered HTTP ${answer.status}.`, fix);
       const served = parseJson(answer.text) as Record<string, unknown> | undefined;
       if (!served) return fail(name, `${clientUrl} is not JSON: ${answer.text.trim().slice(0, 200) || 'an empty body'}.`, fix);
@@ -151,7 +226,7 @@ export async function checkClientVersions(env: DoctorEnvironment): Promise<Docto
   const url = new URL('_matrix/client/versions', env.clientBaseUrl).href;
   const fix = `make ${url} reach Synapse (router backend, ingress paths /_matrix and /_synapse/client); ${env.logsHint('router')}`;
   return guarded(name, fix, async () => {
-    const answer = await httpGet(url);
+    const answer = await publicGet(env, url);
     const versions = (parseJson(answer.text) as { versions?: unknown } | undefined)?.versions;
     if (answer.status !== 200 || !Array.isArray(versions)) return fail(name, `${url} answered HTTP ${answer.status} without a versions list.`, fix);
     return pass(name, `${url} lists ${versions.length} spec versions (newest ${String(versions[versions.length - 1])}).`);
@@ -169,7 +244,7 @@ export async function checkSigningKey(env: DoctorEnvironment): Promise<DoctorChe
     const stored = await env.target.readSecret(ref);
     if (stored === undefined) return fail(name, `no signing key is stored in ${ref.name}/${ref.key}.`, `run \`mxstack secrets init\` on ${env.target.description}.`);
     const key = signingKeyInfo(stored);
-    const answer = await httpGet(url);
+    const answer = await publicGet(env, url);
     const served = parseJson(answer.text) as { server_name?: string; verify_keys?: Record<string, { key?: string }> } | undefined;
     if (answer.status !== 200 || !served?.verify_keys) return fail(name, `${url} answered HTTP ${answer.status} without verify_keys.`, fix);
     if (served.server_name !== stack.serverName) return fail(name, `${url} is the key server of ${String(served.server_name)}, not ${stack.serverName}.`, fix);
@@ -187,56 +262,84 @@ interface TurnServerAnswer {
   ttl?: number;
 }
 
-/** Allocate against one URI with the given credentials, then release; a check line with the fix for each failure mode. */
+type TurnConnection = Parameters<typeof TurnClient.connect>[0];
+
+interface AllocationOutcome {
+  check: DoctorCheck;
+  /** Set when nothing could be reached at all (then the cluster route may still check coturn). */
+  unreachable?: string;
+}
+
+/** Allocate through one connection with the given credentials, then release; a check line with the fix for each failure mode. */
+async function allocateWith(env: DoctorEnvironment, name: string, connection: TurnConnection, credentials: { username: string; password: string }, route: string): Promise<AllocationOutcome> {
+  const secretRef = env.target.stack.secrets.turnSharedSecret;
+  let client: TurnClient | undefined;
+  try {
+    client = await TurnClient.connect(connection);
+    const allocation = await client.allocate(credentials);
+    await client.release().catch(() => undefined);
+    const relayed = `${allocation.relayedAddress.address}:${allocation.relayedAddress.port}`;
+    if (client.tlsPeer && !client.tlsPeer.authorized) {
+      return {
+        check: warn(
+          name,
+          `Synapse's credentials allocated relay ${relayed}, but the TLS certificate is not trusted (${client.tlsPeer.authorizationError ?? 'unknown reason'}).`,
+          'give coturn a certificate from a CA clients trust, for the host name in the turns: URI (coturn.tls.secretName).',
+        ),
+      };
+    }
+    return { check: pass(name, `Synapse's credentials allocated relay ${relayed} (lifetime ${allocation.lifetimeSeconds} s)${route} and released it.`) };
+  } catch (error) {
+    if (error instanceof StunErrorResponse && error.code === 401) {
+      return {
+        check: fail(
+          name,
+          `coturn refused the credentials Synapse handed out (401 Unauthorized)${route}: coturn's static-auth-secret is not Synapse's turn_shared_secret.`,
+          `make both read the same secret ${secretRef.name}/${secretRef.key}: \`mxstack secrets verify\` shows which copy differs; restart coturn after fixing its configuration (locally \`mxstack down\` then \`mxstack up\` rewrites it).`,
+        ),
+      };
+    }
+    if (error instanceof StunErrorResponse) {
+      return { check: fail(name, `coturn refused the allocation${route}: ${error.message}.`, `read coturn's log (${env.logsHint('coturn')}); 486 means the user quota (coturn.userQuota) is used up, 508 no free relay port.`) };
+    }
+    const reason = unreachableReason(error, true);
+    return {
+      check: fail(
+        name,
+        `no TURN answer${route}: ${errorSentence(error)}.`,
+        `start coturn and make ${connection.host}:${connection.port}/${connection.transport} reachable from clients (firewall, Service or LoadBalancer ports); ${env.logsHint('coturn')}.`,
+      ),
+      ...(reason !== undefined ? { unreachable: reason } : {}),
+    };
+  } finally {
+    client?.close();
+  }
+}
+
+/**
+ * Allocate against one URI; when its host is not reachable from here and coturn can be reached inside the
+ * deployment, allocate there (over TCP) instead, and note the endpoint as not reachable from here.
+ */
 async function allocateThrough(env: DoctorEnvironment, uri: string, credentials: { username: string; password: string }): Promise<DoctorCheck> {
   const name = `TURN ${uri}`;
-  const { stack } = env.target;
-  const secretRef = stack.secrets.turnSharedSecret;
   let target: ReturnType<typeof parseTurnUri>;
   try {
     target = parseTurnUri(uri);
   } catch {
     return fail(name, `not a TURN URI.`, 'fix synapse.server.turn.uris (turn:host:port?transport=udp|tcp, turns:host:port?transport=tcp).');
   }
-  let client: TurnClient | undefined;
-  try {
-    client = await TurnClient.connect({
-      host: target.host,
-      port: target.port,
-      transport: target.transport,
-      timeoutMs: 5000,
-      ...(target.secure ? { tls: { rejectUnauthorized: false, ...(env.extraCa ? { ca: env.extraCa } : {}) } } : {}),
-    });
-    const allocation = await client.allocate(credentials);
-    await client.release().catch(() => undefined);
-    const relayed = `${allocation.relayedAddress.address}:${allocation.relayedAddress.port}`;
-    if (client.tlsPeer && !client.tlsPeer.authorized) {
-      return warn(
-        name,
-        `Synapse's credentials allocated relay ${relayed}, but the TLS certificate is not trusted (${client.tlsPeer.authorizationError ?? 'unknown reason'}).`,
-        'give coturn a certificate from a CA clients trust, for the host name in the turns: URI (coturn.tls.secretName).',
-      );
-    }
-    return pass(name, `Synapse's credentials allocated relay ${relayed} (lifetime ${allocation.lifetimeSeconds} s) and released it.`);
-  } catch (error) {
-    if (error instanceof StunErrorResponse && error.code === 401) {
-      return fail(
-        name,
-        'coturn refused the credentials Synapse handed out (401 Unauthorized): coturn\'s static-auth-secret is not Synapse\'s turn_shared_secret.',
-        `make both read the same secret ${secretRef.name}/${secretRef.key}: \`mxstack secrets verify\` shows which copy differs; restart coturn after fixing its configuration (locally \`mxstack down\` then \`mxstack up\` rewrites it).`,
-      );
-    }
-    if (error instanceof StunErrorResponse) {
-      return fail(name, `coturn refused the allocation: ${error.message}.`, `read coturn's log (${env.logsHint('coturn')}); 486 means the user quota (coturn.userQuota) is used up, 508 no free relay port.`);
-    }
-    return fail(
-      name,
-      `no TURN answer: ${errorSentence(error)}.`,
-      `start coturn and make ${target.host}:${target.port}/${target.transport} reachable from clients (firewall, Service or LoadBalancer ports); ${env.logsHint('coturn')}.`,
-    );
-  } finally {
-    client?.close();
-  }
+  const direct: TurnConnection = {
+    host: target.host,
+    port: target.port,
+    transport: target.transport,
+    timeoutMs: 5000,
+    ...(target.secure ? { tls: { rejectUnauthorized: false, ...(env.extraCa ? { ca: env.extraCa } : {}) } } : {}),
+  };
+  const outcome = await allocateWith(env, name, direct, credentials, '');
+  const inside = env.throughCluster?.withTurn;
+  if (outcome.unreachable === undefined || !inside) return outcome.check;
+  noteUnreachable(env, `${target.host}:${target.port}`, outcome.unreachable, `TURN allocation for ${uri}`);
+  return (await inside((host, port) => allocateWith(env, name, { host, port, transport: 'tcp', timeoutMs: 5000 }, credentials, ' through the cluster (coturn Service, TCP)'))).check;
 }
 
 export async function checkTurn(env: DoctorEnvironment): Promise<DoctorCheck[]> {
@@ -247,7 +350,7 @@ export async function checkTurn(env: DoctorEnvironment): Promise<DoctorCheck[]> 
   let answer: TurnServerAnswer | undefined;
   const early = await guarded(name, `check that Synapse answers ${url}`, async () => {
     const token = await env.adminAccessToken();
-    const response = await httpGet(url, { authorization: `Bearer ${token}` });
+    const response = await publicGet(env, url, { authorization: `Bearer ${token}` });
     if (response.status !== 200) return fail(name, `${url} answered HTTP ${response.status}.`, `read Synapse's log (${env.logsHint('synapse')}).`);
     answer = parseJson(response.text) as TurnServerAnswer | undefined;
     return [];
@@ -294,7 +397,7 @@ export async function checkRegistration(env: DoctorEnvironment): Promise<DoctorC
   const name = 'registration';
   const url = new URL('_matrix/client/v3/register', env.clientBaseUrl).href;
   return guarded(name, `check that Synapse answers ${url}`, async () => {
-    const answer = await httpGet(url, {}, 'POST', '{}');
+    const answer = await publicGet(env, url, {}, 'POST', '{}');
     const body = parseJson(answer.text) as { flows?: { stages?: string[] }[]; errcode?: string } | undefined;
     if (answer.status === 403) return pass(name, 'registration is closed (accounts are created by an admin or through SSO).');
     if (answer.status !== 401 || !Array.isArray(body?.flows)) return fail(name, `${url} answered HTTP ${answer.status} unexpectedly.`, `read Synapse's log (${env.logsHint('synapse')}).`);
@@ -358,7 +461,15 @@ export async function checkCertificates(env: DoctorEnvironment, now: Date = new 
     const fix = `renew the certificate of ${url.hostname} (cert-manager: check the Certificate and its issuer; otherwise replace the TLS Secret).`;
     checks.push(
       ...(await guarded(name, fix, async () => {
-        const info = await fetchCertificate(url.hostname, Number(url.port || 443), env.extraCa);
+        let info: CertificateInfo;
+        try {
+          info = await fetchCertificate(url.hostname, Number(url.port || 443), env.extraCa);
+        } catch (error) {
+          const reason = unreachableReason(error);
+          if (reason === undefined) throw error;
+          noteUnreachable(env, origin, reason);
+          return warn(name, `not checked: ${url.host} is not reachable from here (${reason}).`, `check the certificate where clients are (\`openssl s_client -connect ${url.hostname}:${url.port || 443} -servername ${url.hostname}\`).`);
+        }
         const daysLeft = Math.floor((info.validTo.getTime() - now.getTime()) / 86_400_000);
         const until = info.validTo.toISOString().slice(0, 10);
         if (daysLeft < 0) return fail(name, `the certificate expired on ${until}.`, fix);
@@ -411,7 +522,7 @@ export async function checkAuth(env: DoctorEnvironment): Promise<DoctorCheck[]> 
   const issuerFix = `the router must forward ${new URL(auth.issuer).pathname}/ on ${new URL(auth.issuer).host} to the auth component unchanged (check the router and any proxy in front of it; ${env.logsHint('router')}).`;
   checks.push(
     ...(await guarded(issuerName, issuerFix, async () => {
-      const answer = await httpGet(discovery);
+      const answer = await publicGet(env, discovery);
       const served = parseJson(answer.text) as { issuer?: unknown; authorization_endpoint?: unknown } | undefined;
       if (answer.status !== 200 || !served) return fail(issuerName, `${discovery} answered HTTP ${answer.status}${served ? '' : ' without JSON'}.`, issuerFix);
       if (served.issuer !== auth.issuer) {
@@ -427,7 +538,7 @@ export async function checkAuth(env: DoctorEnvironment): Promise<DoctorCheck[]> 
   const flowsFix = `Synapse must run with the configuration mxstack generates for 2FA (oidc_providers with idp_id ${auth.idpId}, password_config.enabled false): restart it so it reads its files again (${env.logsHint('synapse')}).`;
   checks.push(
     ...(await guarded(flowsName, flowsFix, async () => {
-      const answer = await httpGet(loginUrl);
+      const answer = await publicGet(env, loginUrl);
       const flows = (parseJson(answer.text) as { flows?: { type?: string; identity_providers?: { id?: string }[] }[] } | undefined)?.flows;
       if (answer.status !== 200 || !Array.isArray(flows)) return fail(flowsName, `${loginUrl} answered HTTP ${answer.status} without login flows.`, flowsFix);
       const types = flows.map((flow) => flow.type ?? '?');
@@ -451,5 +562,6 @@ export async function runDoctorChecks(env: DoctorEnvironment): Promise<DoctorChe
   const groups = [checkComponents, checkWellKnown, checkClientVersions, checkAuth, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
   const checks: DoctorCheck[] = [];
   for (const group of groups) checks.push(...(await group(env)));
+  checks.push(...reachabilityChecks(env));
   return checks;
 }

@@ -2,12 +2,13 @@
  * Where the doctor looks, per target. The local stack: the endpoints its plan names (127.0.0.1), component
  * health as `mxstack status` measures it plus a STUN answer from coturn. A release on a cluster: the public
  * URLs (what clients and other servers use), components as kubectl sees them, Synapse's metrics from inside
- * its pod.
+ * its pod; public endpoints not reachable from where the doctor runs are checked through port-forwards to
+ * the router and coturn Services instead, and reported as not reachable from here.
  */
 import { readFileSync } from 'node:fs';
 import { TargetUsageError, type Target } from '../target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
-import { localStackStatus } from '../../targets/local/lifecycle.js';
+import { localStackStatus } from '../../targets/local/status.js';
 import type { LocalTarget } from '../../targets/local/target-adapter.js';
 import type { KubernetesTarget } from '../../targets/kubernetes/target-adapter.js';
 import type { ComponentName } from '../../stack/model.js';
@@ -150,5 +151,10 @@ export function kubernetesDoctorEnvironment(target: KubernetesTarget, namespace:
     },
     adminAccessToken: () => adminAccessToken(target, session),
     logsHint: (component) => `\`kubectl logs -n ${namespace} ${component === 'postgresql' ? 'statefulset' : 'deployment'}/${stack.objectName(component)}\``,
+    throughCluster: {
+      withRouter: (use) => target.withServicePort(stack.objectName('router'), stack.placement.ports.router, (port) => use(`http://127.0.0.1:${port}/`)),
+      // kubectl port-forward carries TCP only: coturn's plain listener over TCP.
+      ...(componentEnabled(target, 'coturn') ? { withTurn: <T>(use: (host: string, port: number) => Promise<T>) => target.withServicePort(stack.objectName('coturn'), stack.placement.ports.turn, (port) => use('127.0.0.1', port)) } : {}),
+    },
   };
 }

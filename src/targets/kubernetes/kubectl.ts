@@ -3,6 +3,9 @@
  * Secrets included, always travel on stdin, so no secret value is ever on a command line.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Where kubectl points: the user's kubeconfig and context, and the release's namespace. */
 export interface KubectlConnection {
@@ -114,18 +117,33 @@ export function createArgs(connection: KubectlConnection, options: { dryRun?: bo
   ];
 }
 
-/** A JSON merge patch read from stdin (the patch may carry secret data: never on the command line). */
-export function mergePatchArgs(connection: KubectlConnection, resource: string, options: { dryRun?: boolean } = {}): string[] {
+/**
+ * A JSON merge patch read from a file (the patch may carry secret data: never on the command line). Not
+ * /dev/stdin: a program's stdin from Node is a socket, which kubectl cannot open by that name (ENXIO).
+ */
+export function mergePatchArgs(connection: KubectlConnection, resource: string, patchFile: string, options: { dryRun?: boolean } = {}): string[] {
   return [
     ...connectionArgs(connection),
     'patch',
     resource,
     namespaceArg(connection),
     '--type=merge',
-    '--patch-file=/dev/stdin',
+    `--patch-file=${patchFile}`,
     ...(options.dryRun ? ['--dry-run=server'] : []),
     '--output=name',
   ];
+}
+
+/** Applies a merge patch through a file only this user can read, in a private directory removed afterwards. */
+export async function runMergePatch(connection: KubectlConnection, resource: string, patch: string, options: { dryRun?: boolean } = {}): Promise<KubectlResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'mxstack-patch-'));
+  try {
+    const file = join(dir, 'patch.json');
+    writeFileSync(file, patch, { mode: 0o600 });
+    return await runKubectl(mergePatchArgs(connection, resource, file, options));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export interface GetOptions {

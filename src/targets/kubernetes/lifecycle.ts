@@ -20,6 +20,7 @@ import {
   parentProblem,
   planDeletion,
   readParent,
+  refKey,
   refOf,
   releaseApplysetId,
   toolingValue,
@@ -37,7 +38,7 @@ import {
   diffArgs,
   getArgs,
   getNamedArgs,
-  mergePatchArgs,
+  runMergePatch,
   runKubectl,
   type KubectlConnection,
 } from './kubectl.js';
@@ -70,6 +71,7 @@ import {
 import { awaitedRefs, formatDuration, readinessOf, statusLine, waitUntilReady, type WaitStatus, type WaitVerdict } from './wait.js';
 import { documentedSecrets } from './secrets.js';
 import { synapseComponent } from '../../components/synapse/kubernetes.js';
+import { causesOf, type EventObject, type LiveDiagnostics } from './wait-causes.js';
 
 /** A refusal the user can act on: nothing was applied or deleted (exit 2). */
 export class ReleaseRefusal extends Error {
@@ -251,7 +253,7 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
     report(`${dryRun ? 'would create' : 'created'} Secret ${entry.name} (${Object.keys(entry.data).sort().join(', ')})`);
   }
   for (const entry of pre.plan.addKeys) {
-    await runKubectl(mergePatchArgs(connection, `secret/${entry.name}`, { dryRun }), { stdin: mergePatchForKeys(entry.data) });
+    await runMergePatch(connection, `secret/${entry.name}`, mergePatchForKeys(entry.data), { dryRun });
     report(`${dryRun ? 'would add' : 'added'} to Secret ${entry.name}: ${Object.keys(entry.data).sort().join(', ')}`);
   }
   const secretConfig = assembleSecretConfigData(stack, pre.live, pre.plan);
@@ -291,6 +293,30 @@ async function deleteObjects(context: ReleaseContext, objects: readonly PlainObj
   });
 }
 
+/** The release's pods and the namespace's Warning events: what explains a workload that is not ready. */
+async function readDiagnostics(context: ReleaseContext): Promise<LiveDiagnostics> {
+  const { connection, stack } = context;
+  const pods = await getObjects(connection, ['pod'], `app.kubernetes.io/instance=${stack.release}`);
+  const events = parseItems((await runKubectl(getArgs(connection, ['event'], { fieldSelector: 'type=Warning' }))).stdout) as unknown as EventObject[];
+  return { pods, events };
+}
+
+/** The cluster's reasons for each workload not ready, by refKey (empty when it cannot be read). */
+async function explainNotReady(context: ReleaseContext, members: readonly PlainObject[], statuses: readonly WaitStatus[]): Promise<Map<string, string[]>> {
+  const causes = new Map<string, string[]>();
+  let live: LiveDiagnostics;
+  try {
+    live = await readDiagnostics(context);
+  } catch {
+    return causes;
+  }
+  for (const status of statuses) {
+    const workload = members.find((member) => refKey(refOf(member)) === refKey(status.ref));
+    if (workload) causes.set(refKey(status.ref), causesOf(workload, live));
+  }
+  return causes;
+}
+
 function readReady(context: ReleaseContext) {
   return (refs: readonly ObjectRef[]) => getNamed(context.connection, refs.map(kubectlResource));
 }
@@ -301,8 +327,9 @@ function inspectHint(ref: ObjectRef, namespace: string): string {
   return `      see: kubectl -n ${namespace} ${verb} ${kubectlResource(ref)}`;
 }
 
-function waitFailureLines(verdict: WaitVerdict, timeoutMs: number, namespace: string): string[] {
-  const listed = (statuses: WaitStatus[]) => statuses.flatMap((s) => [`  ${statusLine(s)}`, inspectHint(s.ref, namespace)]);
+function waitFailureLines(verdict: WaitVerdict, timeoutMs: number, namespace: string, causes: ReadonlyMap<string, string[]>): string[] {
+  const because = (status: WaitStatus) => (causes.get(refKey(status.ref)) ?? []).map((cause) => `      because ${cause}`);
+  const listed = (statuses: WaitStatus[]) => statuses.flatMap((s) => [`  ${statusLine(s)}`, ...because(s), inspectHint(s.ref, namespace)]);
   if (verdict.outcome === 'failed') return ['the release did not become healthy:', ...listed(verdict.failures)];
   if (verdict.outcome === 'timeout') return [`still not ready after ${formatDuration(timeoutMs)}:`, ...listed(verdict.pending)];
   return [];
@@ -372,9 +399,17 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   if (options.wait && !dryRun) {
     const refs = awaitedRefs(members);
     report(`waiting up to ${formatDuration(options.timeoutMs)} for ${refs.length} workloads to be ready (--no-wait skips this)`);
-    const verdict = await waitUntilReady({ refs, read: readReady(context), timeoutMs: options.timeoutMs, report: (line) => report(`  ${line}`) });
+    const verdict = await waitUntilReady({
+      refs,
+      read: readReady(context),
+      timeoutMs: options.timeoutMs,
+      report: (line) => report(`  ${line}`),
+      explain: async (pending) => [...(await explainNotReady(context, members, pending)).values()].flat(),
+    });
     if (verdict.outcome !== 'ready') {
-      throw new ReleaseFailure([...waitFailureLines(verdict, options.timeoutMs, stack.namespace), 'Nothing was pruned. Fix the cause, then run again.']);
+      const notReady = verdict.outcome === 'failed' ? verdict.failures : verdict.outcome === 'timeout' ? verdict.pending : [];
+      const causes = await explainNotReady(context, members, notReady);
+      throw new ReleaseFailure([...waitFailureLines(verdict, options.timeoutMs, stack.namespace, causes), 'Nothing was pruned. Fix the cause, then run again.']);
     }
     waited = true;
   }

@@ -44,23 +44,27 @@ export const nonPublicIpv4Ranges = [
   '240.0.0.0/4',
 ] as const;
 
-export const nonPublicIpv6Ranges = [
-  '::1/128',
-  '::ffff:0:0/96',
-  '64:ff9b::/96',
-  '100::/64',
-  '2001::/23',
-  '2001:db8::/32',
-  '2002::/16',
-  'fc00::/7',
-  'fe80::/10',
-  'fec0::/10',
-  'ff00::/8',
-] as const;
+/**
+ * The IPv6 Internet is the global unicast block 2000::/3, the only block IANA allocates addresses from
+ * (RFC 4291 section 2.4, RFC 3587): loopback, IPv4-mapped, NAT64 (64:ff9b::/96), discard-only (100::/64),
+ * unique-local, link-local, site-local and multicast lie outside it and are never allowed.
+ *
+ * Why not `::/0` minus those blocks: the API server parses an IPv4-mapped block such as `::ffff:0:0/96`
+ * as IPv4 (Go's net package does), so under `::/0` it is rejected ("must be a strict subset of cidr")
+ * and under `0.0.0.0/0` it would mean every IPv4 address. Nothing has to be said about that block anyway:
+ * IPv4-mapped addresses never appear in packets. A program that connects an IPv6 socket to
+ * `::ffff:10.0.0.1` sends IPv4 packets to 10.0.0.1, which the IPv4 block judges (10.0.0.0/8 is excepted
+ * there). So the IPv6 block only has to leave them out, and starting from 2000::/3 does.
+ */
+export const publicIpv6Block = '2000::/3';
 
-const publicInternet: Peer[] = [
+/** The special-purpose blocks inside 2000::/3 (TEREDO and the other IETF protocol assignments, documentation, 6to4). */
+export const nonPublicIpv6Ranges = ['2001::/23', '2001:db8::/32', '2002::/16', '3fff::/20'] as const;
+
+/** "The public Internet" of the egress policies, one ipBlock per address family. */
+export const publicInternet: readonly Peer[] = [
   { ipBlock: { cidr: '0.0.0.0/0', except: [...nonPublicIpv4Ranges] } },
-  { ipBlock: { cidr: '::/0', except: [...nonPublicIpv6Ranges] } },
+  { ipBlock: { cidr: publicIpv6Block, except: [...nonPublicIpv6Ranges] } },
 ];
 
 /** Every pod of every namespace (not addresses outside the cluster). */
@@ -138,11 +142,11 @@ class PolicyFactory {
     });
   }
 
-  egress(component: string, peerName: string, to: Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
+  egress(component: string, peerName: string, to: readonly Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
     return this.policy(`${component}-to-${peerName}`, component, {
       podSelector: this.pods(component),
       policyTypes: ['Egress'],
-      egress: [{ ...(to ? { to } : {}), ...(ports ? { ports } : {}) }],
+      egress: [{ ...(to ? { to: [...to] } : {}), ...(ports ? { ports } : {}) }],
     });
   }
 

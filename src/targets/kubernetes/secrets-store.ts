@@ -68,33 +68,59 @@ export function valueSourceFor(stack: Stack, name: string, key: string, generato
 /** The keys assembled from others (the CLI's appservice registration), never generated. */
 const isSecretConfig = (stack: Stack, entry: { name: string; key: string }) => sameRef(cliAppserviceRegistrationRef(stack), entry.name, entry.key);
 
-function howToCreate(stack: Stack, entry: DocumentedSecret): string {
-  return `kubectl -n ${stack.namespace} create secret generic ${entry.name} --from-file=${entry.key}=<file holding the value>`;
+const isTlsKeyPair = (keys: readonly string[]) => keys.length === 2 && keys.includes('tls.crt') && keys.includes('tls.key');
+
+/**
+ * One command that creates the Secret with every missing key (run twice, `kubectl create` fails with
+ * "already exists"): `create secret tls` for a certificate and key, `create secret generic` otherwise.
+ * When the Secret exists without those keys, the same command is piped into `kubectl apply`. The values
+ * are read from files, never written on the command line.
+ */
+export function howToCreateSecret(namespace: string, name: string, keys: readonly string[], exists: boolean): string {
+  const create = isTlsKeyPair(keys)
+    ? `kubectl -n ${namespace} create secret tls ${name} --cert=<certificate file> --key=<private key file>`
+    : `kubectl -n ${namespace} create secret generic ${name} ${keys.map((key) => `--from-file=${key}=<file holding the value>`).join(' ')}`;
+  return exists ? `${create} --dry-run=client -o yaml | kubectl -n ${namespace} apply -f -` : create;
+}
+
+interface MissingSecret {
+  keys: string[];
+  why: string;
 }
 
 /** What to create so that every Secret key the manifests read exists (the assembled secret config aside). */
 export function planSecrets(stack: Stack, live: LiveSecrets, generators: SecretGenerators = defaultGenerators): SecretsPlan {
   const plan: SecretsPlan = { create: [], addKeys: [], generated: [], problems: [] };
   const pending = new Map<string, Record<string, string>>();
+  const missing = new Map<string, MissingSecret>();
+  const refuse = (entry: DocumentedSecret, why: string) => {
+    const known = missing.get(entry.name);
+    if (known) known.keys.push(entry.key);
+    else missing.set(entry.name, { keys: [entry.key], why });
+  };
   for (const entry of documentedSecrets(stack)) {
     if (entry.createdBy === 'values' || isSecretConfig(stack, entry)) continue;
     if (sameRef(stack.secrets.smtpPassword, entry.name, entry.key) && entry.createdBy === 'secrets-init' && !stack.values.synapse.server.email.smtpUser) continue;
     if (live.get(entry.name)?.[entry.key] !== undefined) continue;
     if (entry.createdBy === 'user') {
-      plan.problems.push(`Secret ${entry.name} (key ${entry.key}) named in the values does not exist in namespace ${stack.namespace}; create it first: ${howToCreate(stack, entry)}`);
+      refuse(entry, live.has(entry.name) ? 'named in the values lacks it' : `named in the values does not exist in namespace ${stack.namespace}`);
       continue;
     }
     const source = valueSourceFor(stack, entry.name, entry.key, generators);
     if (!source) {
-      plan.problems.push(`Secret ${entry.name} (key ${entry.key}, ${entry.purpose}) cannot be generated; create it first: ${howToCreate(stack, entry)}`);
+      refuse(entry, `(${entry.purpose}) cannot be generated`);
       continue;
     }
     if (!stack.values.secrets.autoGenerate) {
-      plan.problems.push(`Secret ${entry.name} (key ${entry.key}) is missing and secrets.autoGenerate is false; create it: ${howToCreate(stack, entry)}`);
+      refuse(entry, 'is missing and secrets.autoGenerate is false');
       continue;
     }
     pending.set(entry.name, { ...pending.get(entry.name), [entry.key]: source() });
     plan.generated.push(`${entry.name}/${entry.key}`);
+  }
+  for (const [name, { keys, why }] of missing) {
+    const what = `Secret ${name} (${keys.length === 1 ? 'key' : 'keys'} ${keys.join(', ')}) ${why}`;
+    plan.problems.push(`${what}; create it first: ${howToCreateSecret(stack.namespace, name, keys, live.has(name))}`);
   }
   for (const [name, data] of pending) {
     if (live.has(name)) plan.addKeys.push({ name, data });

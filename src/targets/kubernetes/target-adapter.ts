@@ -12,7 +12,7 @@ import {
   execArgs,
   getArgs,
   getNamedArgs,
-  mergePatchArgs,
+  runMergePatch,
   openPortForward,
   rolloutRestartArgs,
   rolloutStatusArgs,
@@ -25,6 +25,17 @@ import { assembleSecretConfigData, decodeSecrets, mergePatchForKeys, releaseSecr
 
 /** Where coturn's init container writes the configuration coturn runs with (src/components/coturn/kubernetes.ts). */
 const coturnRuntimeConfig = '/run/coturn/turnserver.conf';
+
+/** Runs "$0" "$@" with PGPASSWORD from the container's POSTGRES_PASSWORD_FILE (set by the StatefulSet). */
+export const postgresPasswordFromFile = 'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" && export PGPASSWORD && exec "$0" "$@"';
+
+/** kubectl's own last stderr line after a command in the container failed: not the command's message. */
+const kubectlExitTrailer = /\n?command terminated with exit code \d+\s*$/;
+
+/** The command's own stderr, without kubectl's trailer, so errors carry the program's message. */
+export function commandStderr(stderr: string): string {
+  return stderr.replace(kubectlExitTrailer, '');
+}
 
 /** Every exit code is an answer of the command, not a kubectl failure (the caller reads exitCode). */
 const anyExitCode = Array.from({ length: 256 }, (_, code) => code);
@@ -64,23 +75,23 @@ export class KubernetesTarget implements Target {
     return `${component === 'postgresql' ? 'statefulset.apps' : 'deployment.apps'}/${this.stack.objectName(component)}`;
   }
 
-  async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
-    const forward = await openPortForward(this.connection, `service/${this.stack.objectName('synapse')}`, this.stack.values.synapse.service.port);
+  /** Runs `use` with a local port forwarded to one port of a component's Service, closed after. */
+  async withServicePort<T>(service: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    const forward = await openPortForward(this.connection, `service/${service}`, port);
     try {
-      return await use(`http://127.0.0.1:${forward.localPort}/`);
+      return await use(forward.localPort);
     } finally {
       forward.close();
     }
   }
 
+  async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
+    return this.withServicePort(this.stack.objectName('synapse'), this.stack.values.synapse.service.port, (port) => use(`http://127.0.0.1:${port}/`));
+  }
+
   async withAuth<T>(use: (adminBaseUrl: string) => Promise<T>): Promise<T> {
     if (!this.stack.auth) throw new TargetUsageError(`${this.description} has no auth component (synapse.server.mfa.totp and .webauthn are off).`);
-    const forward = await openPortForward(this.connection, `service/${this.stack.objectName('auth')}`, this.stack.placement.ports.authAdmin);
-    try {
-      return await use(`http://127.0.0.1:${forward.localPort}/`);
-    } finally {
-      forward.close();
-    }
+    return this.withServicePort(this.stack.objectName('auth'), this.stack.placement.ports.authAdmin, (port) => use(`http://127.0.0.1:${port}/`));
   }
 
   private async secretObject(name: string): Promise<SecretObject | undefined> {
@@ -94,7 +105,7 @@ export class KubernetesTarget implements Target {
 
   async writeSecret(ref: SecretKeyRef, value: string): Promise<void> {
     if (await this.secretObject(ref.name)) {
-      await runKubectl(mergePatchArgs(this.connection, `secret/${ref.name}`), { stdin: mergePatchForKeys({ [ref.key]: value }) });
+      await runMergePatch(this.connection, `secret/${ref.name}`, mergePatchForKeys({ [ref.key]: value }));
       return;
     }
     await runKubectl(createArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, { [ref.key]: value })) });
@@ -112,20 +123,25 @@ export class KubernetesTarget implements Target {
 
   async exec(component: ComponentName, argv: readonly string[], options: ExecOptions = {}): Promise<CommandResult> {
     // kubectl exec runs as the container's user; options.user is the local target's concern.
-    return runKubectl(execArgs(this.connection, this.workload(component), argv), {
+    const result = await runKubectl(execArgs(this.connection, this.workload(component), argv), {
       stdin: options.stdin ?? '',
       acceptExitCodes: anyExitCode,
       timeoutMs: options.timeoutMs ?? 120_000,
     });
+    return { ...result, stderr: commandStderr(result.stderr) };
   }
 
   spawn(component: ComponentName, argv: readonly string[]): StreamingCommand {
     return streamingCommand(spawnKubectlStreaming(execArgs(this.connection, this.workload(component), argv)));
   }
 
-  /** The official image's programs on its local socket, as POSTGRES_USER (the image's superuser, trusted locally). */
+  /**
+   * The official image's programs on its local socket, as POSTGRES_USER (the image's superuser). Local
+   * connections need the password too (initdb ran with --auth=scram-sha-256): it is read inside the
+   * container from the file the image itself reads (POSTGRES_PASSWORD_FILE), never passed on a command line.
+   */
   postgresqlTool(tool: PostgresqlTool): string[] {
-    return [tool, '-U', this.stack.database.user];
+    return ['sh', '-c', postgresPasswordFromFile, tool, '--no-password', '-U', this.stack.database.user];
   }
 
   async isRunning(component: ComponentName): Promise<boolean> {

@@ -85,8 +85,19 @@ export function certificateReadiness(object: PlainObject): Readiness {
   return { state: 'progressing', detail: ready?.message ? `not ready: ${ready.message}` : 'waiting for cert-manager' };
 }
 
+/** A claim is ready once bound to a volume; Pending (no volume yet, or a provisioner failing) is not. */
+export function claimReadiness(object: PlainObject): Readiness {
+  const phase = (object.status as { phase?: string } | undefined)?.phase;
+  if (phase === 'Bound') return { state: 'ready', detail: 'bound' };
+  if (phase === 'Lost') return { state: 'failed', detail: 'lost: its volume is gone' };
+  const storageClass = (object.spec as { storageClassName?: string } | undefined)?.storageClassName;
+  return { state: 'progressing', detail: `${(phase ?? 'pending').toLowerCase()}: no volume yet${storageClass ? ` (storage class ${storageClass})` : ''}` };
+}
+
 export function readinessOf(object: PlainObject): Readiness {
   switch (object.kind) {
+    case 'PersistentVolumeClaim':
+      return claimReadiness(object);
     case 'Deployment':
       return deploymentReadiness(object);
     case 'StatefulSet':
@@ -173,6 +184,8 @@ export interface WaitOptions {
   timeoutMs: number;
   intervalMs?: number;
   report: (line: string) => void;
+  /** With the heartbeat: what the cluster says about the objects still pending (pods, events). */
+  explain?: (pending: WaitStatus[]) => Promise<string[]>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -197,8 +210,9 @@ export async function waitUntilReady(options: WaitOptions): Promise<WaitVerdict>
     if (verdict.outcome !== 'continue') return verdict;
     if (lines.length > 0) lastReport = now();
     else if (now() - lastReport >= heartbeatMs) {
-      const pending = statuses.filter((s) => s.readiness.state !== 'ready').length;
-      options.report(`still waiting after ${formatDuration(now() - started)}: ${pending} of ${statuses.length} not ready yet`);
+      const pending = statuses.filter((s) => s.readiness.state !== 'ready');
+      options.report(`still waiting after ${formatDuration(now() - started)}: ${pending.length} of ${statuses.length} not ready yet`);
+      for (const cause of (await options.explain?.(pending)) ?? []) options.report(`  ${cause}`);
       lastReport = now();
     }
     await sleep(Math.min(interval, Math.max(0, options.timeoutMs - (now() - started))));

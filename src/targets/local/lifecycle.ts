@@ -1,4 +1,4 @@
-/** `up`, `down`, `status` of a local stack. */
+/** `up` and `down` of a local stack (`status` is in status.ts). */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,7 @@ import { mergeValueSources, resolveValues, type ValuesSources } from '../../valu
 import { registerWithSharedSecret } from '../../ops/admin/register.js';
 import { authAccessProblem, authIdOwners, defaultHostProgram, localAuthUser } from './auth.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
-import { checkHealth } from './health.js';
-import { buildSupervisorPlan, type LocalComponentName, type LocalEndpoints, type SupervisorPlan } from './plan.js';
+import { buildSupervisorPlan, type SupervisorPlan } from './plan.js';
 import { explicitPorts, localPlacement, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
 import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
@@ -324,61 +323,3 @@ export async function downLocalStack(stateDir: string, progress: Progress): Prom
   return true;
 }
 
-export interface ComponentReport {
-  state: string;
-  pid?: number;
-  healthy: boolean;
-  restarts: number;
-  ports: Record<string, number>;
-  version?: string;
-  logFile: string;
-}
-
-/** `status --output json`. Other tools rely on these names. */
-export interface LocalStackStatus {
-  stateDir: string;
-  serverName?: string;
-  running: boolean;
-  healthy: boolean;
-  supervisorPid?: number;
-  phase?: string;
-  endpoints?: LocalEndpoints;
-  adminCredentialsFile?: string;
-  components: Record<string, ComponentReport>;
-}
-
-/** What the supervisor reports, with health checked now from outside (what a client would see). */
-export async function localStackStatus(stateDir: string): Promise<LocalStackStatus> {
-  const layout = stateLayout(stateDir);
-  const plan = readJsonFile<SupervisorPlan>(join(layout.root, 'plan.json'));
-  const supervisorPid = lockHolder(layout);
-  const status = supervisorPid !== undefined ? readJsonFile<SupervisorStatus>(layout.statusFile) : undefined;
-  const running = supervisorPid !== undefined && status?.pid === supervisorPid;
-  const components: Record<string, ComponentReport> = {};
-  for (const component of plan?.components ?? []) {
-    const reported = running ? status?.components[component.name] : undefined;
-    const healthy = running && reported?.pid !== undefined ? await checkHealth(component.health) : false;
-    components[component.name] = {
-      state: reported?.state ?? 'stopped',
-      ...(reported?.pid !== undefined ? { pid: reported.pid } : {}),
-      healthy,
-      restarts: reported?.restarts ?? 0,
-      ports: component.ports,
-      ...(plan?.versions[component.package] ? { version: plan.versions[component.package] } : {}),
-      logFile: layout.logFile(component.name),
-    };
-  }
-  return {
-    stateDir: layout.root,
-    ...(plan ? { serverName: plan.serverName } : {}),
-    running,
-    healthy: running && status?.phase === 'running' && Object.values(components).every((c) => c.healthy),
-    ...(supervisorPid !== undefined ? { supervisorPid } : {}),
-    ...(status && running ? { phase: status.phase } : {}),
-    ...(plan ? { endpoints: plan.endpoints } : {}),
-    ...(existsSync(layout.adminCredentialsFile) ? { adminCredentialsFile: layout.adminCredentialsFile } : {}),
-    components,
-  };
-}
-
-export const localComponentNames: LocalComponentName[] = ['postgresql', 'auth', 'synapse', 'coturn', 'element', 'router'];

@@ -100,12 +100,23 @@ export class RuntimeSetupError extends Error {}
 
 type Progress = (line: string) => void;
 
-/** Runs a command, passing each output line (stdout and stderr) to progress; resolves with its exit code. */
-function runWithProgress(command: string, args: string[], progress: Progress, prefix: string): Promise<number> {
+/**
+ * mmdebstrap's line saying apt downloads as root: expected, because the build directory is in root's cache,
+ * which apt's _apt user cannot enter. The one line of its output a user need not see; the rest stays.
+ */
+export const mmdebstrapLineShown = (line: string): boolean => !/^W: Download is performed unsandboxed as root as file .* couldn't be accessed by user _apt$/.test(line);
+
+/**
+ * Runs a command, passing each output line (stdout and stderr) that `shown` keeps to progress; resolves
+ * with its exit code.
+ */
+export function runWithProgress(command: string, args: string[], progress: Progress, prefix: string, shown: (line: string) => boolean = () => true): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on('line', (line) => progress(`${prefix}${line}`));
+      createInterface({ input: stream }).on('line', (line) => {
+        if (shown(line)) progress(`${prefix}${line}`);
+      });
     }
     child.on('error', (error) => {
       progress(`${prefix}${error.message}`);
@@ -199,9 +210,9 @@ export async function setupRuntime(progress: Progress): Promise<SetupResult> {
   // Built beside its final place and renamed when complete, so an interrupted build never looks finished.
   const building = join(cacheDir, `${finalName}.building-${process.pid}`);
   rmSync(building, { recursive: true, force: true });
-  progress(`building the runtime (Debian ${runtimeSuite}: ${runtimePackages.join(', ')}) into ${dir}; this takes a few minutes`);
+  progress(`building the runtime (Debian ${runtimeSuite}: ${runtimePackages.join(', ')}) into ${dir}; this takes about two minutes`);
   const removeBuild = () => rmSync(building, { recursive: true, force: true });
-  const code = await runWithProgress('mmdebstrap', mmdebstrapArguments(building, mirror, hostAptOptions()), progress, '[mmdebstrap] ');
+  const code = await runWithProgress('mmdebstrap', mmdebstrapArguments(building, mirror, hostAptOptions()), progress, '[mmdebstrap] ', mmdebstrapLineShown);
   if (code !== 0 || !runtimeIsPresent(building)) {
     removeBuild();
     throw new Error(`mmdebstrap failed (exit code ${code}); see its lines above.`);

@@ -8,7 +8,8 @@
  *                Each `match` string must occur in the space-joined argv; the first rule that matches and
  *                is not used up answers. `"stdout": "@names"` answers `kind/name` for each object on stdin
  *                (what `--output=name` prints). No matching rule: exit 1 and say so on stderr.
- *   calls.jsonl  one {"argv": [...], "stdin": "..."} line per invocation, appended.
+ *   calls.jsonl  one {"argv": [...], "stdin": "..."} line per invocation (plus "patchFile": its contents for
+ *                --patch-file), appended.
  *   used.json    how often each rule answered (for `times`).
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,10 @@ if (!dir) {
 }
 const argv = process.argv.slice(2);
 const stdin = process.stdin.isTTY ? '' : readFileSync(0, 'utf8');
-appendFileSync(join(dir, 'calls.jsonl'), `${JSON.stringify({ argv, stdin })}\n`);
+// A merge patch travels in a file (see mergePatchArgs): recorded as patchFile, read as kubectl reads it.
+const patchArg = argv.find((arg) => arg.startsWith('--patch-file='));
+const patchFile = patchArg ? readFileSync(patchArg.slice('--patch-file='.length), 'utf8') : undefined;
+appendFileSync(join(dir, 'calls.jsonl'), `${JSON.stringify({ argv, stdin, ...(patchFile !== undefined ? { patchFile } : {}) })}\n`);
 
 const rules = JSON.parse(readFileSync(join(dir, 'script.json'), 'utf8'));
 const usedFile = join(dir, 'used.json');

@@ -6,12 +6,13 @@ import * as repo from '../repository.js';
 import * as signIn from '../sign-in.js';
 import { accountKey } from '../throttle.js';
 import { bearerMatches, HttpError, readJson, sendJson } from './http.js';
-import { normaliseUsername, secondFactorRequired } from './policy.js';
+import { mustEnrolNow, normaliseUsername, secondFactorRequired } from './policy.js';
+import { endAccountSessions } from './account-state.js';
 import type { Service } from './service.js';
 import { findSynapseUser } from './synapse-users.js';
 import { log } from './log.js';
 
-const accountRoute = /^\/admin\/v1\/accounts\/([^/]+)(\/password|\/reset-second-factors|\/unlock)?$/;
+const accountRoute = /^\/admin\/v1\/accounts\/([^/]+)(\/password|\/reset-second-factors|\/unlock|\/end-sessions)?$/;
 
 export async function handleAdmin(service: Service, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   const match = accountRoute.exec(path);
@@ -34,6 +35,7 @@ export async function handleAdmin(service: Service, req: IncomingMessage, res: S
   if (action === '/password' && method === 'PUT') return setPassword(service, req, res, username);
   if (action === '/reset-second-factors' && method === 'POST') return resetSecondFactors(service, res, username);
   if (action === '/unlock' && method === 'POST') return unlock(service, res, username);
+  if (action === '/end-sessions' && method === 'POST') return endSessions(service, res, username);
   throw new HttpError(405, `method ${method} not allowed here`);
 }
 
@@ -42,7 +44,8 @@ async function adminAccountInfo(service: Service, username: string): Promise<Adm
   if (!account) {
     const synapseUser = await findSynapseUser(service.synapseDb, service.config.serverName, username);
     if (!synapseUser) return undefined;
-    return { username, isAdmin: synapseUser.admin, mustEnrol: false, password: 'none', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 };
+    const factors = { isAdmin: synapseUser.admin, mustEnrol: false, hasTotp: false, securityKeys: 0 };
+    return { username, isAdmin: synapseUser.admin, mustEnrol: mustEnrolNow(service.config.policy, factors), password: 'none', totp: { enrolled: false }, webauthn: [], recoveryCodesLeft: 0 };
   }
   const [password, totpAt, keys, summary, throttle] = await Promise.all([
     repo.getPasswordHash(service.db, account.id),
@@ -55,7 +58,7 @@ async function adminAccountInfo(service: Service, username: string): Promise<Adm
   return {
     username,
     isAdmin: account.isAdmin,
-    mustEnrol: account.mustEnrol,
+    mustEnrol: mustEnrolNow(service.config.policy, { isAdmin: account.isAdmin, mustEnrol: account.mustEnrol, hasTotp: summary.totp, securityKeys: summary.webauthnCredentials }),
     password: password?.scheme ?? 'none',
     totp: totpAt ? { enrolled: true, enrolledAt: totpAt.toISOString() } : { enrolled: false },
     webauthn: keys.map((key) => ({ name: key.name, createdAt: key.createdAt.toISOString(), ...(key.lastUsedAt ? { lastUsedAt: key.lastUsedAt.toISOString() } : {}) })),
@@ -91,8 +94,16 @@ async function resetSecondFactors(service: Service, res: ServerResponse, usernam
   if (!account) return sendJson(res, 404, { error: `no account ${username}` });
   const mustEnrol = secondFactorRequired(service.config.policy, { isAdmin: account.isAdmin, mustEnrol: false });
   await repo.resetSecondFactors(service.db, account.id, { detail: { by: 'admin' } }, mustEnrol);
-  log('admin-second-factors-reset', { username });
+  // Whoever holds a sign-in of this account (a browser, an open account page) signs in afresh.
+  const ended = await endAccountSessions(service.db, username);
+  log('admin-second-factors-reset', { username, endedSessionRecords: ended });
   sendJson(res, 200, await adminAccountInfo(service, username));
+}
+
+async function endSessions(service: Service, res: ServerResponse, username: string): Promise<void> {
+  const ended = await endAccountSessions(service.db, username);
+  log('admin-sessions-ended', { username, endedSessionRecords: ended });
+  sendJson(res, 204, undefined);
 }
 
 async function unlock(service: Service, res: ServerResponse, username: string): Promise<void> {

@@ -61,7 +61,9 @@ function checkConfig(value: unknown, path: string): AuthServiceConfig {
   if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(config.pathPrefix)) throw new Error(`${path}: pathPrefix must look like /auth, got ${JSON.stringify(config.pathPrefix)}`);
   if (new URL(config.issuer).pathname !== config.pathPrefix) throw new Error(`${path}: the issuer's path (${new URL(config.issuer).pathname}) must equal pathPrefix (${config.pathPrefix})`);
   if (!config.policy.totp.enabled && !config.policy.webauthn.enabled) throw new Error(`${path}: policy enables neither totp nor webauthn (at least one second factor must be on)`);
-  return config;
+  const remember = config.policy.rememberSignInMinutes ?? 0;
+  if (!Number.isInteger(remember) || remember < 0) throw new Error(`${path}: policy.rememberSignInMinutes must be a whole number of minutes, 0 or more, got ${JSON.stringify(remember)}`);
+  return { ...config, policy: { ...config.policy, rememberSignInMinutes: remember } };
 }
 
 /** The directory of the secret files: `--secrets-dir`, else the config's `secretsDir`. */

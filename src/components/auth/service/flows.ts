@@ -10,6 +10,7 @@ import { open, seal } from '../secret-box.js';
 import { totpEnrolmentUri } from '../totp.js';
 import { clientAddress, HttpError, readForm, readJson, redirect, sendHtml, sendJson, tokensMatch } from './http.js';
 import { trustedHtml } from './html.js';
+import { endProviderSession } from './provider.js';
 import * as pages from './pages.js';
 import { mayRemoveFactor, minutesToWait, normaliseUsername, stepAfterPassword, type AccountFactors } from './policy.js';
 import type { Service } from './service.js';
@@ -85,7 +86,7 @@ export async function handleFlow(service: Service, req: IncomingMessage, res: Se
   }
   const flow = (session.flows[target.key] ??= { stage: 'password' });
   const address = addressOf(service, req);
-  const step = { service, session, flow, target, address, body: body as Record<string, unknown>, res };
+  const step = { service, session, flow, target, address, body: body as Record<string, unknown>, req, res };
   const handler = postHandlers[subpath];
   if (!handler) throw new HttpError(404, 'not found');
   await handler(step);
@@ -98,6 +99,7 @@ interface Step {
   readonly target: FlowTarget;
   readonly address: string;
   readonly body: Record<string, unknown>;
+  readonly req: IncomingMessage;
   readonly res: ServerResponse;
 }
 
@@ -170,7 +172,7 @@ const postHandlers: Record<string, PostHandler> = {
     const outcome = await signIn.verifyTotp(step.service.auth, account, field(step, 'code'), step.address);
     log(outcome.ok ? 'sign-in-totp-accepted' : 'sign-in-totp-refused', { username: account.username, address: step.address });
     if (!outcome.ok) return back(step, { error: refusalMessage(outcome, messages.wrongCode) });
-    return back(step, { stage: 'done' });
+    return back(step, { stage: 'done', secondFactor: 'totp' });
   },
 
   async '/recovery'(step) {
@@ -179,7 +181,7 @@ const postHandlers: Record<string, PostHandler> = {
     const outcome = await signIn.verifyRecoveryCode(step.service.auth, account, field(step, 'code'), step.address);
     log(outcome.ok ? 'sign-in-recovery-code-accepted' : 'sign-in-recovery-code-refused', { username: account.username, address: step.address });
     if (!outcome.ok) return back(step, { error: refusalMessage(outcome, messages.wrongRecoveryCode) }, `${step.target.base}/recovery`);
-    return back(step, { stage: 'done', notice: `Recovery code used: ${outcome.codesLeft} left.` });
+    return back(step, { stage: 'done', secondFactor: 'recovery-code', notice: `Recovery code used: ${outcome.codesLeft} left.` });
   },
 
   async '/enrol/totp/start'(step) {
@@ -197,7 +199,7 @@ const postHandlers: Record<string, PostHandler> = {
     const outcome = await signIn.confirmTotpEnrolment(step.service.auth, account, field(step, 'code'), step.address);
     log(outcome.ok ? 'totp-enrolled' : 'totp-enrolment-refused', { username: account.username, address: step.address });
     if (!outcome.ok) return back(step, { error: refusalMessage(outcome, messages.wrongCode) });
-    return back(step, await afterEnrolment(step, account, outcome.recoveryCodes));
+    return back(step, { ...(await afterEnrolment(step, account, outcome.recoveryCodes)), secondFactor: 'totp' });
   },
 
   async '/enrol/totp/cancel'(step) {
@@ -236,7 +238,7 @@ const postHandlers: Record<string, PostHandler> = {
     const outcome = await signIn.completeWebAuthnSignIn(step.service.auth, account, verified, step.address);
     log(outcome.ok ? 'sign-in-webauthn-accepted' : 'sign-in-webauthn-refused', { username: account.username, address: step.address });
     if (!outcome.ok) return jsonBack(step, 400, { error: refusalMessage(outcome, messages.securityKeyRefused) });
-    step.flow.stage = 'done';
+    Object.assign(step.flow, { stage: 'done', secondFactor: 'security-key' });
     return jsonBack(step, 200, { redirect: step.target.base });
   },
 
@@ -258,7 +260,7 @@ const postHandlers: Record<string, PostHandler> = {
     }
     const { recoveryCodes } = await signIn.addSecurityKey(step.service.auth, account, credential, step.address);
     log('webauthn-added', { username: account.username, address: step.address });
-    Object.assign(step.flow, await afterEnrolment(step, account, recoveryCodes), step.flow.stage === 'done' ? { notice: 'Security key added.' } : {});
+    Object.assign(step.flow, await afterEnrolment(step, account, recoveryCodes), { secondFactor: 'security-key' }, step.flow.stage === 'done' ? { notice: 'Security key added.' } : {});
     return jsonBack(step, 200, { redirect: step.target.base });
   },
 
@@ -301,6 +303,8 @@ const postHandlers: Record<string, PostHandler> = {
 
   async '/sign-out'(step) {
     await step.service.sessions.destroy(step.session, step.res);
+    // The identity provider's sign-in in this browser ends too: the next Matrix login asks again.
+    await endProviderSession(step.service.provider, step.req, step.res);
     log('account-signed-out', { username: step.flow.username });
     redirect(step.res, step.target.base);
   },

@@ -20,6 +20,7 @@ import type { AuthServiceConfig } from '../service-config.js';
 import type { AuthContext } from '../sign-in.js';
 import { loadConfig, loadSecrets, parseArguments, secretsDirectory, type ServiceSecrets } from './config.js';
 import { pruneExpiredPayloads } from './adapter.js';
+import { accountNow } from './account-state.js';
 import { createProvider } from './provider.js';
 import { adminHandler, listen, publicHandler } from './server.js';
 import { SessionStore } from './sessions.js';
@@ -121,7 +122,8 @@ export async function startService(argv: readonly string[]): Promise<{ stop(): P
     recoveryCodeKey: secrets.recoveryCodeKey,
     clock: Date.now,
   };
-  const provider = createProvider(config, secrets, db);
+  const accountSources = { db, synapseDb, serverName: config.serverName, clock: auth.clock };
+  const provider = createProvider(config, secrets, db, { accountNow: (username) => accountNow(accountSources, username), clock: auth.clock });
   const service: Service = { config, secrets, db, synapseDb, auth, provider, sessions: new SessionStore(db, config.pathPrefix, config.secureCookies) };
   const servers: Server[] = [await listen(publicHandler(service), config.listen), await listen(adminHandler(service), config.adminListen)];
   const pruning = setInterval(() => {

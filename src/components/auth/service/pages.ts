@@ -57,6 +57,7 @@ export function layout(ctx: PageContext, title: string, body: Html, options: { s
 <meta name="color-scheme" content="light dark">
 <meta name="csrf-token" content="${ctx.csrf}">
 <title>${title} · ${ctx.brand}</title>
+<link rel="icon" type="image/svg+xml" href="${ctx.prefix}/static/favicon.svg">
 <link rel="stylesheet" href="${ctx.prefix}/static/auth.css">
 ${options.scripts ? html`<script src="${ctx.prefix}/static/auth.js" defer></script>` : ''}
 </head>

@@ -12,6 +12,7 @@
  *   GET  <p>/jwks                                 public signing keys
  *   GET  <p>/session/end, POST <p>/session/end/confirm   sign-out (oidc-provider, our page)
  *   GET  <p>/static/auth.css, <p>/static/auth.js  the stylesheet and the WebAuthn script
+ *   GET  <p>/static/favicon.svg                   the pages' icon
  *   GET  <flow>                                   the page of the flow's current step
  *   GET  <flow>/recovery                          recovery code form (during the second-factor step)
  *   POST <flow>/password                          form: csrf, username, password
@@ -46,6 +47,7 @@ import { handleAdmin } from './admin.js';
 import { handleFlow, messages } from './flows.js';
 import { applyPageSecurityHeaders, HttpError, redirect, sendHtml, sendJson } from './http.js';
 import { implicitGrant } from './provider.js';
+import { authenticationMethods } from './policy.js';
 import * as pages from './pages.js';
 import type { Service } from './service.js';
 import type { FlowState, WebSession } from './sessions.js';
@@ -54,6 +56,7 @@ import { log } from './log.js';
 const staticFiles: Record<string, { type: string; body: Buffer }> = {
   'auth.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('./static/auth.css', import.meta.url)) },
   'auth.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('./static/auth.js', import.meta.url)) },
+  'favicon.svg': { type: 'image/svg+xml', body: readFileSync(new URL('./static/favicon.svg', import.meta.url)) },
 };
 
 async function health(service: Service, res: ServerResponse): Promise<void> {
@@ -135,7 +138,7 @@ async function handleInteraction(service: Service, req: IncomingMessage, res: Se
     delete session.flows[target.key];
     await service.sessions.save(session);
     log('interaction-finished', { username: accountId, client: clientId });
-    await service.provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    await service.provider.interactionFinished(req, res, { login: { accountId, amr: authenticationMethods(flow.secondFactor) }, consent: { grantId } }, { mergeWithLastSubmission: false });
   });
 }
 

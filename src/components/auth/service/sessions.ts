@@ -7,6 +7,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import { PostgresAdapter } from './adapter.js';
 import { newToken, parseCookies, serialiseCookie } from './http.js';
 import type { Database } from '../repository.js';
+import type { SecondFactorProof } from './policy.js';
 
 export type Stage = 'password' | 'second-factor' | 'enrol' | 'enrol-totp' | 'recovery-codes' | 'done';
 
@@ -23,6 +24,8 @@ export interface FlowState {
   afterCodes?: Stage;
   /** Expected WebAuthn challenge of the ceremony in progress. */
   challenge?: string;
+  /** The second factor this sign-in proved (given or just enrolled); none: the password alone. */
+  secondFactor?: SecondFactorProof;
 }
 
 export interface WebSession {
