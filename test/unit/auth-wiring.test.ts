@@ -184,7 +184,7 @@ test('one name for the sign-in: Element\'s SSO button (idp_name), the auth pages
     assert.doesNotMatch(files[name]!, /Matrix\.org|© 20|\[matrix\]/, `${name}: no Matrix.org footer or logo`);
   }
   const synapseConfigMap = renderKubernetesObjects(branded).find((object) => object.kind === 'ConfigMap' && object.metadata?.name === branded.objectName('synapse')) as { data?: Record<string, string> } | undefined;
-  assert.deepEqual(Object.keys(synapseConfigMap?.data ?? {}).sort(), ['_base.html', 'homeserver.yaml', 'log.yaml', 'sso_footer.html'], 'on Kubernetes the templates are in the ConfigMap mounted as the config directory');
+  assert.deepEqual(Object.keys(synapseConfigMap?.data ?? {}).sort(), ['_base.html', 'homeserver.yaml', 'log.yaml', 'sso_footer.html', 'synapse-start.py'], 'on Kubernetes the templates are in the ConfigMap mounted as the config directory');
   const withoutElement = kubernetesStack({ ...totpOn, element: { enabled: false } });
   assert.equal((renderHomeserverConfig(withoutElement).oidc_providers as Plain[])[0]!.idp_name, 'example.com');
   assert.equal(authServiceConfig(withoutElement).brand, 'example.com');
