@@ -81,6 +81,14 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
   node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}" || status=$?
 fi
 
+if [ "$part" = all ] || [ "$part" = integration ]; then
+  # The same journey with Synapse workers (docs/workers.md): MXSTACK_TEST_WORKERS_PRESETS="small large" adds more.
+  for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-small}; do
+    echo "== the matrix-js-sdk journey with synapse.workers.preset=$preset"
+    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-reporter=spec test/integration/matrix-client.test.ts || status=$?
+  done
+fi
+
 # One production-like release on a real cluster: MXSTACK_TEST_KUBECONFIG's, else the shared test cluster
 # (`cluster up` installs its own Debian packages on a fresh machine); test images are built from the
 # runtime once and cached. Without a cluster the suite says so loudly and skips.

@@ -9,6 +9,7 @@ export const componentVersions = {
   coturn: '4.18.0',
   haproxy: '3.2',
   redis: '8',
+  redisExporter: '1.67.0',
   /** mxstack's own identity provider: its image is built from this repository (images/auth/Dockerfile). */
   auth: '0.1.0',
 } as const;
@@ -20,6 +21,7 @@ export const defaultImages = {
   coturn: { repository: 'coturn/coturn', tag: `${componentVersions.coturn}-alpine` },
   router: { repository: 'haproxy', tag: `${componentVersions.haproxy}-alpine` },
   redis: { repository: 'redis', tag: `${componentVersions.redis}-alpine` },
+  redisExporter: { repository: 'oliver006/redis_exporter', tag: `v${componentVersions.redisExporter}` },
   auth: { repository: 'mxstack/auth', tag: componentVersions.auth },
 } as const;
 

@@ -5,7 +5,7 @@ import { UsageError } from './main.js';
 import { addValuesOptions, type ValuesOptions } from './options.js';
 import { addKubernetesStatusOptions, printKubernetesStatus } from './kubernetes.js';
 import { defaultStateDir, stateLayout } from '../targets/local/state.js';
-import { localComponentNames, localStackStatus, type LocalStackStatus } from '../targets/local/status.js';
+import { localComponentNames, localStackStatus, stackComponentNames, type LocalStackStatus } from '../targets/local/status.js';
 
 // The target's modules are imported by the command that uses them: `--help` and `status` load none of the
 // values, compiler or supervisor code (see src/cli/main.ts).
@@ -66,12 +66,13 @@ function registerRuntimeCommands(program: Command): void {
 function printStatus(status: LocalStackStatus): void {
   const lines = [`stack: ${status.stateDir} (${status.serverName ?? 'never started'})`];
   lines.push(status.running ? `supervisor: pid ${status.supervisorPid}, ${status.phase}${status.healthy ? ', healthy' : ''}` : 'not running');
+  const width = Math.max(11, ...Object.keys(status.components).map((name) => name.length));
   for (const [name, c] of Object.entries(status.components)) {
     const ports = Object.entries(c.ports)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
     lines.push(
-      `  ${name.padEnd(11)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
+      `  ${name.padEnd(width)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy  ' : 'unhealthy'} pid ${String(c.pid ?? '-').padEnd(8)} restarts ${c.restarts}  ${c.version ?? ''}  (${ports})`,
     );
   }
   if (status.endpoints) {
@@ -168,13 +169,13 @@ export function registerLocalCommands(program: Command): void {
   program
     .command('logs')
     .description('the log of one component of the local stack')
-    .argument('<component>', `one of ${[...localComponentNames, 'supervisor'].join(', ')}`)
+    .argument('<component>', `one of ${[...localComponentNames, 'supervisor'].join(', ')}, or a worker (synapse-<worker>, see status)`)
     .option('-f, --follow', 'keep printing what is appended')
     .addOption(stateDirOption())
     .action((component: string, options: { stateDir: string; follow?: boolean }) =>
       asUsage(async () => {
-        const names: string[] = [...localComponentNames, 'supervisor'];
         const { LocalStackUsageError } = await lifecycle();
+        const names: string[] = [...stackComponentNames(options.stateDir), 'supervisor'];
         if (!names.includes(component)) throw new LocalStackUsageError(`unknown component ${component}; choose one of ${names.join(', ')}.`);
         await showLog(stateLayout(options.stateDir).logFile(component), options.follow ?? false);
       }),

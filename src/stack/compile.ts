@@ -2,6 +2,7 @@
 import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
+import { workersEnabled } from '../values/worker-pools.js';
 import { authIdpId, authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets, synapseSecretFiles } from './model.js';
 
 export const defaultRelease = 'mxstack';
@@ -70,6 +71,14 @@ export function deriveSecrets(values: Values, release: string): StackSecrets {
       : {}),
     oidcClientSecrets,
     ...(authEnabled(values) ? { auth: authSecrets(release) } : {}),
+    ...(workersEnabled(values)
+      ? {
+          workers: {
+            replicationSecret: ownSecret(`${release}-synapse-keys`, 'worker-replication-secret'),
+            redisPassword: ownSecret(`${release}-redis`, 'password'),
+          },
+        }
+      : {}),
   };
 }
 
@@ -158,6 +167,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
       coturn: values.coturn.image,
       router: values.router.image,
       auth: values.auth.image,
+      redis: values.redis.image,
     };
     return images[component]?.tag ?? componentVersions.synapse;
   };

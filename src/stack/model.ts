@@ -8,7 +8,7 @@ import { componentVersions } from '../versions.js';
 
 export type TargetKind = 'kubernetes' | 'local';
 
-export type ComponentName = 'synapse' | 'postgresql' | 'element' | 'router' | 'coturn' | 'auth';
+export type ComponentName = 'synapse' | 'postgresql' | 'element' | 'router' | 'coturn' | 'auth' | 'redis';
 
 /** Where a target puts each component: host names, ports and file locations. */
 export interface Placement {
@@ -20,7 +20,11 @@ export interface Placement {
   ports: {
     synapseHttp: number;
     synapseMetrics: number;
+    /** The main process's HTTP replication listener (workers only; never routed). */
+    synapseReplication: number;
     postgresql: number;
+    /** Redis, the replication bus (workers only). */
+    redis: number;
     element: number;
     router: number;
     routerMetrics: number;
@@ -54,10 +58,40 @@ export interface Placement {
     authConfigDir: string;
     /** Directory holding one file per auth secret (see authSecretFiles in components/auth/service-config.ts). */
     authSecretsDir: string;
+    /** Directory holding redis.conf (no secret). */
+    redisConfigDir: string;
+    /** Directory holding Redis's secret include (requirepass). */
+    redisSecretsDir: string;
+    /** Redis's data directory. */
+    redisDataDir: string;
   };
+  /**
+   * Where each Synapse worker listens (HTTP, replication, metrics) and how the others reach it. Kubernetes:
+   * fixed container ports, one DNS name per pod; locally: a block of three loopback ports per worker.
+   */
+  synapseWorkers: WorkerPlacement;
   /** Address coturn relays from and announces when no externalIP is configured. */
   coturnRelayAddress?: string;
 }
+
+export interface WorkerAddress {
+  /** How the router and the other processes reach this process. */
+  host: string;
+  http: number;
+  replication: number;
+  metrics: number;
+}
+
+export type WorkerPlacement =
+  | { kind: 'kubernetes'; http: number; replication: number; metrics: number }
+  /** The worker at index i listens on firstPort + 3i (HTTP), + 1 (replication), + 2 (metrics). */
+  | { kind: 'local'; firstPort: number; host: string };
+
+/** File names inside placement.paths.redisSecretsDir. */
+export const redisSecretFiles = {
+  /** redis.conf's include holding `requirepass`. */
+  passwordConf: 'password.conf',
+} as const;
 
 /** File names inside placement.paths.synapseSecretsDir. */
 export const synapseSecretFiles = {
@@ -70,6 +104,10 @@ export const synapseSecretFiles = {
   formSecret: 'form_secret',
   turnSharedSecret: 'turn_shared_secret',
   oidcClientSecret: (idpId: string) => `oidc_${idpId}_client_secret`,
+  /** worker_replication_secret_path: authenticates HTTP replication between Synapse processes (workers only). */
+  replicationSecret: 'worker_replication_secret',
+  /** redis.password_path (workers only). */
+  redisPassword: 'redis_password',
   /** The `mxstack-cli` application service registration (holds its as_token and hs_token), when 2FA is on. */
   cliAppserviceRegistration: 'mxstack-cli-appservice.yaml',
 } as const;
@@ -97,6 +135,8 @@ export interface StackSecrets {
    */
   synapseSecretConfig: SecretRef;
   smtpPassword?: SecretRef;
+  /** With workers: the shared secret of HTTP replication, and Redis's password. */
+  workers?: { replicationSecret: SecretRef; redisPassword: SecretRef };
   oidcClientSecrets: Record<string, SecretRef>;
   /** The auth component's keys (all in `<release>-auth`), present when it is deployed. */
   auth?: AuthSecrets;
@@ -138,6 +178,12 @@ export interface StackAuth {
   /** The auth component's own database on the stack's PostgreSQL: Synapse's database name + `_auth`. */
   database: string;
 }
+
+/**
+ * Kubernetes' default cluster domain. HAProxy's own DNS resolver ignores resolv.conf's `search` list, so
+ * hosts it resolves are written fully qualified with it.
+ */
+export const kubernetesClusterDomain = 'cluster.local';
 
 /** The path prefix under which the router serves the auth component on the public host. */
 export const authPathPrefix = '/auth';

@@ -7,6 +7,7 @@ import type { Values } from './schema.js';
 import { oidcPresets } from '../components/synapse/oidc-presets.js';
 import { authEnabled, oidcSecretNamePart } from '../stack/compile.js';
 import { authIdpId } from '../stack/model.js';
+import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames, workersEnabled } from './worker-pools.js';
 
 type Check = (values: Values) => string | undefined;
 
@@ -199,6 +200,26 @@ const checks: Check[] = [
     v.autoscaling.minReplicas > v.autoscaling.maxReplicas
       ? `autoscaling.minReplicas: ${v.autoscaling.minReplicas} is larger than maxReplicas ${v.autoscaling.maxReplicas}.`
       : undefined,
+  (v) => {
+    const configured = v.postgresql.config.maxConnections;
+    if (!v.postgresql.enabled || configured === undefined) return undefined;
+    const { processes, perProcess, total } = synapseDatabaseConnections(v);
+    const needed = total + reservedDatabaseConnections;
+    return configured >= needed
+      ? undefined
+      : `postgresql.config.maxConnections: ${configured} cannot hold the Synapse connection pools: ${processes} processes × synapse.database.cpMax ${perProcess} = ${total}, plus ${reservedDatabaseConnections} kept for superusers and tools, needs ${needed}. Raise it to at least ${needed}, remove it (the default follows the pools), lower synapse.database.cpMax, or run fewer workers.`;
+  },
+  (v) =>
+    v.networkPolicy.enabled && workersEnabled(v)
+      ? 'networkPolicy.enabled: NetworkPolicies for the Synapse worker pods (synapse.workers) are not written yet, and default-deny would cut them off; turn one of the two off.'
+      : undefined,
+  ...workerPoolNames.map((pool) => (v: Values) => {
+    const autoscaling = v.synapse.workers.pools[pool]?.autoscaling;
+    if (!autoscaling?.enabled) return undefined;
+    return autoscaling.minReplicas > autoscaling.maxReplicas
+      ? `synapse.workers.pools.${pool}.autoscaling.minReplicas: ${autoscaling.minReplicas} is larger than maxReplicas ${autoscaling.maxReplicas}.`
+      : undefined;
+  }),
   (v) =>
     v.gatewayApi.enabled && v.gatewayApi.parentRefs.length === 0
       ? 'gatewayApi.parentRefs: at least one Gateway is needed when gatewayApi.enabled is true.'

@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { defaultImages } from '../versions.js';
+import { workerPoolNames, workerPools, workerPresetNames } from './worker-pools.js';
 
 /** The longest synapse.server.mfa.rememberSignInMinutes accepted: 8 hours, one working day. */
 export const maximumRememberSignInMinutes = 480;
@@ -75,6 +76,43 @@ const ingressHost = (what: string, defaultPaths: string[]) =>
       enabled: bool('Serve this host over TLS.', true),
       secretName: optStr('Secret holding the certificate (cert-manager fills it when annotated). Default: <release>-<host part>-tls.'),
     }),
+  });
+
+const workerPoolSchema = (pool: (typeof workerPoolNames)[number]) =>
+  Type.Optional(
+    item(workerPools[pool].description, {
+      replicas: Type.Optional(
+        Type.Integer({ description: 'Processes in this pool (default: the preset\'s number).', minimum: 0, ...(workerPools[pool].maxReplicas ? { maximum: workerPools[pool].maxReplicas } : {}) }),
+      ),
+      ...(workerPools[pool].named
+        ? {}
+        : {
+            autoscaling: Type.Optional(
+              item('HorizontalPodAutoscaler of this pool on Kubernetes (its processes need no name, so it may scale); the local target runs minReplicas.', {
+                enabled: bool('Scale this pool with CPU.', false),
+                minReplicas: int('Fewest processes.', 1, { minimum: 1 }),
+                maxReplicas: int('Most processes.', 4, { minimum: 1 }),
+                targetCPUUtilizationPercentage: int('Target CPU utilisation.', 70, { minimum: 1, maximum: 100 }),
+              }),
+            ),
+          }),
+      resources: Type.Optional(resources('100m', '256Mi', '1', '1Gi')),
+    }),
+  );
+
+const workersSchema = () =>
+  group('Synapse workers: processes beside the main one, each pool taking part of the load (Synapse docs/workers.md). Any worker turns Redis on.', {
+    preset: strEnum(
+      'none: one Synapse process (the default); small: one process of each pool; large: a larger split (2 sync, client readers, event creators, event persisters, federation readers and senders).',
+      workerPresetNames,
+      'none',
+    ),
+    pools: group(
+      'Per pool settings, over the preset.',
+      Object.fromEntries(workerPoolNames.map((pool) => [pool, workerPoolSchema(pool)])) as Record<(typeof workerPoolNames)[number], ReturnType<typeof workerPoolSchema>>,
+    ),
+    maxConnectionsPerProcess: int('Requests the router has in flight to one worker process at once; more wait in its queue.', 64, { minimum: 1 }),
+    maxQueuedPerPool: int('Requests waiting for a pool before the router answers 429 (M_LIMIT_EXCEEDED) at once.', 256, { minimum: 1 }),
   });
 
 export const oidcProviderSchema = item('One OpenID Connect identity provider (Synapse oidc_providers entry).', {
@@ -192,6 +230,7 @@ export const valuesSchema = Type.Object(
       }),
       logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
+      workers: workersSchema(),
       mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),
       extraConfig: freeform('Extra homeserver.yaml keys merged last (no secrets here: it lands in a ConfigMap).'),
       server: group('Homeserver behaviour.', {
@@ -367,6 +406,23 @@ export const valuesSchema = Type.Object(
       resources: resources('25m', '32Mi', '500m', '128Mi'),
     }),
 
+    redis: group('Redis: the replication bus between Synapse processes, deployed only when synapse.workers runs any worker.', {
+      image: image('redis'),
+      ...podSettings(),
+      port: port('Port Redis listens on.', 6379),
+      maxMemory: str('maxmemory: Synapse uses Redis for pub/sub and a small cache.', '256mb', { pattern: '^[0-9]+(kb|mb|gb)?$' }),
+      metrics: group('Prometheus metrics (redis_exporter beside Redis on Kubernetes).', {
+        enabled: bool('Export Redis metrics.', true),
+        port: port('Exporter port.', 9121),
+        image: group('Exporter image.', {
+          repository: str('Image repository.', defaultImages.redisExporter.repository),
+          tag: str('Image tag.', defaultImages.redisExporter.tag),
+          pullPolicy: strEnum('When the kubelet pulls the image.', ['Always', 'IfNotPresent', 'Never'], 'IfNotPresent'),
+        }),
+      }),
+      resources: resources('50m', '64Mi', '500m', '320Mi'),
+    }),
+
     ingress: group('Ingress (any controller; TLS through cert-manager annotations).', {
       enabled: Type.Optional(
         Type.Boolean({
@@ -438,7 +494,12 @@ export const valuesSchema = Type.Object(
         storageClass: optStr('Storage class.'),
       }),
       config: group('postgresql.conf tuning.', {
-        maxConnections: int('max_connections.', 100, { minimum: 10 }),
+        maxConnections: Type.Optional(
+          Type.Integer({
+            description: 'max_connections (default: 100, or more when the Synapse processes\' pools need it: processes × synapse.database.cpMax + 10). Refused when smaller than what the pools need.',
+            minimum: 10,
+          }),
+        ),
         sharedBuffers: formatted('shared_buffers.', 'postgresqlMemory', '256MB'),
         effectiveCacheSize: formatted('effective_cache_size.', 'postgresqlMemory', '768MB'),
         maintenanceWorkMem: formatted('maintenance_work_mem.', 'postgresqlMemory', '64MB'),

@@ -2,11 +2,16 @@
  * The local stack driven by real Matrix clients (matrix-js-sdk and plain HTTP) through the router:
  * messaging, media, well-known, metrics, persistence across down/up, and recovery from a killed Synapse.
  * The tests share one stack and run in order (later ones read what earlier ones wrote).
+ *
+ * MXSTACK_TEST_WORKERS_PRESET=small|large runs the same journey with that synapse.workers preset (the
+ * default, none, is the single Synapse process); with workers, worker processes are killed too.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import type { DoctorReport } from '../../src/ops/doctor/report.js';
 import {
   MatrixHttpError,
   SynapseAdmin,
@@ -31,9 +36,11 @@ const firstMessages = Array.from({ length: 100 }, (_, index) => `message ${index
 
 const endpoints = () => stack.status.endpoints!;
 
+const workersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'none';
+
 before(async () => {
-  stack = await startLocalStack();
-}, { timeout: 600_000 });
+  stack = await startLocalStack({ sets: workersPreset === 'none' ? [] : [`synapse.workers.preset=${workersPreset}`], timeoutMs: 1_200_000 });
+}, { timeout: 1_300_000 });
 
 after(async () => {
   await stack?.dispose();
@@ -136,7 +143,7 @@ test('every metrics endpoint answers 200 with Prometheus text containing a known
   }
 });
 
-test('down then up: users, rooms and messages are still there', { timeout: 600_000 }, async () => {
+test('down then up: users, rooms and messages are still there', { timeout: 1_300_000 }, async () => {
   await stack.down();
   const stopped = await stack.readStatus();
   assert.equal(stopped.running, false);
@@ -182,7 +189,8 @@ test('kill -9 of Synapse while a client sends: it comes back and every acknowled
       killed = true;
     }
   }
-  assert.ok(failedAttempts > 0, 'the kill should have made at least one send fail');
+  // With workers, sends go to the event creator and persister: the main process's death need not fail one.
+  if (workersPreset === 'none') assert.ok(failedAttempts > 0, 'the kill should have made at least one send fail');
 
   const synapseAfter = await waitUntil('Synapse restarted by the supervisor', 120_000, async () => {
     const synapse = (await stack.readStatus()).components.synapse;
@@ -194,4 +202,84 @@ test('kill -9 of Synapse while a client sends: it comes back and every acknowled
   const missing = acknowledged.filter((body) => !history.includes(body));
   assert.deepEqual(missing, [], 'acknowledged messages missing after the restart');
   assert.deepEqual(history.slice(0, firstMessages.length), firstMessages);
+});
+
+/**
+ * Sends `total` messages with retries (same transaction id), killing each named component with SIGKILL once
+ * `killAt` messages are acknowledged; returns the acknowledged bodies and how many attempts failed.
+ */
+async function sendWhileKilling(prefix: string, total: number, kills: { component: string; pid: number; killAt: number }[]): Promise<{ acknowledged: string[]; failedAttempts: number }> {
+  const acknowledged: string[] = [];
+  const sendDeadline = Date.now() + 240_000;
+  let failedAttempts = 0;
+  for (let index = 0; index < total; index++) {
+    const body = `${prefix} ${index}`;
+    for (;;) {
+      if (Date.now() > sendDeadline) throw new Error(`message ${index} not accepted within the deadline (${failedAttempts} failed attempts)`);
+      try {
+        await sendText(alice, roomId, body, `${prefix}-${index}`, 10_000);
+        acknowledged.push(body);
+        break;
+      } catch {
+        failedAttempts++;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    for (const kill of kills.filter((k) => k.killAt === acknowledged.length)) process.kill(kill.pid, 'SIGKILL');
+  }
+  return { acknowledged, failedAttempts };
+}
+
+test('kill -9 of workers while a client sends: the router falls back, the supervisor restarts them, every acknowledged message is kept', {
+  timeout: 600_000,
+  skip: workersPreset === 'none' ? 'the single-process stack has no workers' : false,
+}, async () => {
+  const before = (await stack.readStatus()).components;
+  const victims = ['synapse-event-creator-1', 'synapse-sync-1', 'synapse-event-persister-1'];
+  const kills = victims.map((component, i) => {
+    const pid = before[component]?.pid;
+    assert.ok(pid, `status reports the pid of ${component}`);
+    return { component, pid, killAt: 10 + 15 * i };
+  });
+  const { acknowledged } = await sendWhileKilling('worker-kill-test', 60, kills);
+
+  for (const { component, pid } of kills) {
+    const after = await waitUntil(`${component} restarted by the supervisor`, 180_000, async () => {
+      const status = (await stack.readStatus()).components[component];
+      return status?.pid && status.pid !== pid && status.healthy ? status : undefined;
+    });
+    assert.ok(after.restarts > (before[component]?.restarts ?? 0), `${component}: restarts ${before[component]?.restarts} -> ${after.restarts}`);
+  }
+  const history = await readAllMessageBodies(bob, roomId);
+  assert.deepEqual(acknowledged.filter((body) => !history.includes(body)), [], 'acknowledged messages missing after the kills');
+});
+
+async function doctorChecks(): Promise<DoctorReport['checks']> {
+  const result = await runCliAsync(['doctor', '--state-dir', stack.stateDir, '--output', 'json'], { timeoutMs: 240_000 });
+  return (JSON.parse(result.stdout) as DoctorReport).checks;
+}
+
+test('doctor with workers: every worker, Redis and replication pass; without Redis, Redis and replication fail', {
+  timeout: 600_000,
+  skip: workersPreset === 'none' ? 'the single-process stack has no workers' : false,
+}, async () => {
+  const healthy = await doctorChecks();
+  const byName = new Map(healthy.map((check) => [check.name, check]));
+  for (const component of Object.keys((await stack.readStatus()).components)) {
+    assert.equal(byName.get(`component ${component}`)?.status, 'pass', `component ${component}: ${JSON.stringify(byName.get(`component ${component}`))}`);
+  }
+  assert.equal(byName.get('redis')?.status, 'pass', JSON.stringify(byName.get('redis')));
+  assert.equal(byName.get('replication')?.status, 'pass', JSON.stringify(byName.get('replication')));
+  assert.match(byName.get('replication')!.detail ?? '', /reached 1 sync worker/);
+
+  const target = new LocalTarget({ stateDir: stack.stateDir });
+  await target.stop('redis');
+  try {
+    const broken = new Map((await doctorChecks()).map((check) => [check.name, check]));
+    assert.equal(broken.get('redis')?.status, 'fail');
+    assert.equal(broken.get('replication')?.status, 'fail', JSON.stringify(broken.get('replication')));
+  } finally {
+    await target.start('redis');
+  }
+  await waitUntil('Redis healthy again', 120_000, async () => (await stack.readStatus()).components.redis?.healthy || undefined);
 });

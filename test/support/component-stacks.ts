@@ -30,7 +30,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
   return {
     target: 'local',
     bindAddress: host,
-    hosts: { synapse: host, postgresql: host, element: host, router: host, coturn: host, auth: host },
+    hosts: { synapse: host, postgresql: host, element: host, router: host, coturn: host, auth: host, redis: host },
     ports: {
       synapseHttp: firstPort,
       synapseMetrics: firstPort + 1,
@@ -45,6 +45,8 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       relayMax: firstPort + 30,
       auth: firstPort + 31,
       authAdmin: firstPort + 32,
+      synapseReplication: firstPort + 33,
+      redis: firstPort + 34,
       ...chosen,
     },
     paths: {
@@ -58,7 +60,11 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       coturnTlsDir: join(dir, 'coturn/tls'),
       authConfigDir: join(dir, 'auth/config'),
       authSecretsDir: join(dir, 'auth/secrets'),
+      redisConfigDir: join(dir, 'redis/config'),
+      redisSecretsDir: join(dir, 'redis/secrets'),
+      redisDataDir: join(dir, 'redis/data'),
     },
+    synapseWorkers: { kind: 'local', firstPort: firstPort + 40, host },
     coturnRelayAddress: host,
   };
 }

@@ -69,6 +69,7 @@ import {
   postgresMajorChange,
   postgresMajorOfImage,
   serverNameChange,
+  streamWritersChange,
 } from '../../src/targets/kubernetes/guards.js';
 import {
   annotateSecretConfigDigest,
@@ -381,6 +382,16 @@ describe('guards', () => {
     assert.match(refusal, /refusing to change the server name from old\.example to new\.example/);
     assert.match(refusal, /Synapse cannot rename a server/);
     assert.equal(serverNameChange(undefined, 'new.example'), undefined);
+  });
+
+  test('upgrade says when the Synapse stream writers change (every Synapse process restarts), and is silent otherwise', () => {
+    const live = [object('ConfigMap', 'mxstack-synapse', { data: { 'homeserver.yaml': 'server_name: a\nstream_writers:\n  events: event-persister-1\ninstance_map:\n  main: {host: x, port: 9093}\n  event-persister-1: {host: y, port: 9093}\n' } } as Partial<PlainObject>)];
+    const same = { stream_writers: { events: 'event-persister-1' }, instance_map: { main: {}, 'event-persister-1': {} } };
+    assert.equal(streamWritersChange(live, 'mxstack-synapse', same), undefined);
+    const more = { stream_writers: { events: ['event-persister-1', 'event-persister-2'] }, instance_map: { main: {}, 'event-persister-1': {}, 'event-persister-2': {} } };
+    assert.match(streamWritersChange(live, 'mxstack-synapse', more) ?? '', /stream writers change .*event-persister-2.*every Synapse process restarts/);
+    assert.match(streamWritersChange(live, 'mxstack-synapse', {}) ?? '', /stream writers change/, 'back to the monolith');
+    assert.equal(streamWritersChange([], 'mxstack-synapse', more), undefined, 'a first install has nothing to compare');
   });
 
   test('PostgreSQL major versions from image references', () => {

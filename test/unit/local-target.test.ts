@@ -133,6 +133,7 @@ const users = {
   synapse: { uid: 100, gid: 65534, home: '/var/lib/matrix-synapse' },
   turnserver: { uid: 995, gid: 995, home: '/' },
   haproxy: { uid: 102, gid: 102, home: '/var/lib/haproxy' },
+  redis: { uid: 103, gid: 103, home: '/var/lib/redis' },
 };
 
 function planFor(sets: string[]) {

@@ -1,5 +1,6 @@
 /** PostgreSQL tuning and initialisation. */
 import type { Stack } from '../../stack/model.js';
+import { postgresqlMaxConnections } from '../../values/worker-pools.js';
 
 /** PostgreSQL memory units are case-sensitive: `256MB` works, `256Mb` or `256Mi` stop the server. */
 const sizePattern = /^[0-9]+(B|kB|MB|GB|TB)?$/;
@@ -17,7 +18,7 @@ export function postgresqlSettings(stack: Stack): Record<string, string | number
   return {
     listen_addresses: stack.placement.bindAddress,
     port: stack.placement.ports.postgresql,
-    max_connections: config.maxConnections,
+    max_connections: postgresqlMaxConnections(stack.values),
     shared_buffers: checkedSize('sharedBuffers', config.sharedBuffers),
     effective_cache_size: checkedSize('effectiveCacheSize', config.effectiveCacheSize),
     maintenance_work_mem: checkedSize('maintenanceWorkMem', config.maintenanceWorkMem),

@@ -3,19 +3,18 @@
  * auth component (when 2FA is on) and everything else to Element Web, keeps the Synapse admin API off the public port, and exposes its own metrics.
  * Checked against HAProxy 3.2 (`haproxy -c`).
  */
-import { authPathPrefix, type Stack } from '../../stack/model.js';
+import { authPathPrefix, kubernetesClusterDomain, type Stack } from '../../stack/model.js';
 import { authHealthPath } from '../auth/service-config.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../wellknown/config.js';
 import { toSortedJson } from '../wellknown/sorted-json.js';
+import { synapseRoutes, type Balance, type Route } from '../synapse/routes.js';
+import { workerAddress, workerPoolObjectName } from '../synapse/workers.js';
+import { kebabCase, processesOf, workerPools, workerProcesses, type WorkerPoolName } from '../../values/worker-pools.js';
 
 export const wellKnownServerFile = 'well-known-server.json';
 export const wellKnownClientFile = 'well-known-client.json';
 
-/**
- * HAProxy's own DNS resolver ignores resolv.conf's `search` list, so a short Service name would never
- * re-resolve: Kubernetes hosts are written fully qualified. The cluster domain is Kubernetes' default.
- */
-export const kubernetesClusterDomain = 'cluster.local';
+export { kubernetesClusterDomain };
 
 const corsHeaders: [string, string][] = [
   ['Access-Control-Allow-Origin', '*'],
@@ -152,12 +151,111 @@ function routingLines(stack: Stack): string[] {
       ? []
       : [`http-request return status 404 content-type text/plain string ${haproxyLiteral(unavailable)} unless ${routed}`]),
     ...(stack.auth ? [`use_backend ${authBackendName} if auth_component`] : []),
+    ...workerRoutingLines(stack),
     `use_backend synapse if ${toSynapse}`,
     ...(unavailable === undefined ? ['default_backend element'] : []),
   ];
 }
 
 const authBackendName = 'auth';
+
+/** The request header a pool backend hashes on (set by the router itself, whatever the client sent). */
+const balanceHeader = 'X-Mxstack-Balance';
+
+/** One backend per pool and way of balancing it: `synapse_<pool>_<balance>`. */
+const poolBackendName = (pool: WorkerPoolName, balance: Balance): string => `synapse_${kebabCase(pool).replace(/-/g, '_')}_${kebabCase(balance).replace(/-/g, '_')}`;
+
+/** Routes whose pool runs in this stack (the main process's routes need no rule: it is the default). */
+function activeRoutes(stack: Stack): (Route & { pool: WorkerPoolName })[] {
+  const running = new Set(workerProcesses(stack.values).map((worker) => worker.pool));
+  return synapseRoutes.filter((route): route is Route & { pool: WorkerPoolName } => route.pool !== 'main' && running.has(route.pool));
+}
+
+/**
+ * The routing table as `use_backend` rules, in the table's order; each applies only while its backend has
+ * a live server, so a pool that is down falls through to the next rule and finally to the main process.
+ * Routes to the main process before a worker rule (SSO) are kept in place by sending them to it explicitly.
+ */
+function workerRoutingLines(stack: Stack): string[] {
+  const active = activeRoutes(stack);
+  if (active.length === 0) return [];
+  const lines = [
+    `http-request del-header ${balanceHeader}`,
+    `http-request set-header ${balanceHeader} %[req.fhdr(Authorization)] if { req.fhdr(Authorization) -m found }`,
+    `http-request set-header ${balanceHeader} %[urlp(access_token)] if { urlp(access_token) -m found }`,
+  ];
+  const firstWorkerRoute = synapseRoutes.findIndex((route) => route.pool !== 'main');
+  for (const route of synapseRoutes.slice(0, firstWorkerRoute)) {
+    lines.push(`use_backend synapse if { path_reg ${haproxyLiteral(route.path)} }`);
+  }
+  for (const route of active) {
+    const backendName = poolBackendName(route.pool, route.balance);
+    const conditions = [
+      `{ path_reg ${haproxyLiteral(route.path)} }`,
+      ...(route.methods ? ['METH_GET'] : []),
+      ...(route.withoutQueryParameter ? [`!{ urlp(${route.withoutQueryParameter}) -m found }`] : []),
+      `{ nbsrv(${backendName}) gt 0 }`,
+    ];
+    lines.push(`use_backend ${backendName} if ${conditions.join(' ')}`);
+  }
+  return lines;
+}
+
+const balanceLines: Record<Balance, string[]> = {
+  accessToken: [`balance hdr(${balanceHeader})`, 'hash-type consistent'],
+  room: [
+    `http-request set-header ${balanceHeader} %[path]`,
+    `http-request replace-header ${balanceHeader} ^.*/(rooms|join|knock|profile)/([^/]+).*$ \\2`,
+    `balance hdr(${balanceHeader})`,
+    'hash-type consistent',
+  ],
+  source: ['balance source', 'hash-type consistent'],
+  leastConnections: ['balance leastconn'],
+};
+
+const queueFullBody = JSON.stringify({ errcode: 'M_LIMIT_EXCEEDED', error: 'Too many requests are waiting for this server; retry shortly.', retry_after_ms: 1000 });
+
+/** The servers of a pool: one per process locally and for named pools; a DNS-filled template for the others. */
+function poolServerLines(stack: Stack, pool: WorkerPoolName): string[] {
+  const processes = processesOf(workerProcesses(stack.values), pool);
+  const autoscaling = stack.values.synapse.workers.pools[pool]?.autoscaling;
+  if (stack.placement.target === 'kubernetes' && !workerPools[pool].named) {
+    const slots = autoscaling?.enabled ? autoscaling.maxReplicas : processes.length;
+    const service = workerPoolObjectName(stack, pool);
+    const port = stack.placement.synapseWorkers.kind === 'kubernetes' ? stack.placement.synapseWorkers.http : 8008;
+    return [`server-template ${kebabCase(pool)}- ${slots} ${upstreamAddress(stack, service, port)} check resolvers kubernetes init-addr none`];
+  }
+  return processes.map((worker) => {
+    const address = workerAddress(stack, worker);
+    return `server ${worker.name} ${upstreamAddress(stack, address.host, address.http)} ${serverOptions(stack)}`;
+  });
+}
+
+function poolBackends(stack: Stack): Section[] {
+  const { maxConnectionsPerProcess, maxQueuedPerPool } = stack.values.synapse.workers;
+  const seen = new Set<string>();
+  const sections: Section[] = [];
+  for (const route of activeRoutes(stack)) {
+    const name = poolBackendName(route.pool, route.balance);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    sections.push({
+      header: `backend ${name}`,
+      lines: [
+        // A full queue is answered at once, in Matrix's words, rather than after the queue timeout.
+        `http-request return status 429 content-type application/json string ${haproxyLiteral(queueFullBody)} hdr Retry-After 1 if { queue() ge ${maxQueuedPerPool} }`,
+        ...balanceLines[route.balance],
+        'option httpchk',
+        'http-check send meth GET uri /health',
+        'http-check expect status 200',
+        // A refused connection takes the process out at once (the next request falls back), a passing check brings it back.
+        `default-server maxconn ${maxConnectionsPerProcess} inter 2s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down`,
+        ...poolServerLines(stack, route.pool),
+      ],
+    });
+  }
+  return sections;
+}
 
 /** `/auth` and everything under `/auth/` (not `/authx`): the auth component serves its prefix itself. */
 function authAclLines(): string[] {
@@ -217,6 +315,7 @@ function sections(stack: Stack): Section[] {
   if (stack.placement.target === 'kubernetes') list.push(resolversSection());
   list.push(publicFrontend(stack), metricsFrontend(stack));
   list.push(backend(stack, 'synapse', upstreamAddress(stack, hosts.synapse, ports.synapseHttp), '/health'));
+  list.push(...poolBackends(stack));
   if (stack.auth) {
     list.push(backend(stack, authBackendName, upstreamAddress(stack, hosts.auth, ports.auth), authHealthPath, authForwardingLines(stack)));
   }

@@ -11,6 +11,8 @@ import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from './url-preview-blacklist.js';
 import { synapseStartScript, synapseStartScriptFile } from './start.js';
+import { mainReplicationListener, renderWorkerConfig, sharedWorkerConfig, workerConfigFile } from './workers.js';
+import { workerProcesses, workersEnabled } from '../../values/worker-pools.js';
 import { synapseTemplateFiles } from './templates.js';
 
 type Config = Record<string, unknown>;
@@ -31,7 +33,11 @@ function listenerConfig(stack: Stack): Config {
   };
   const metricsListener = { port: placement.ports.synapseMetrics, type: 'metrics', bind_addresses: [placement.bindAddress] };
   return {
-    listeners: synapse.metrics.enabled ? [httpListener, metricsListener] : [httpListener],
+    listeners: [
+      httpListener,
+      ...(synapse.metrics.enabled ? [metricsListener] : []),
+      ...(workersEnabled(stack.values) ? [mainReplicationListener(stack)] : []),
+    ],
     enable_metrics: synapse.metrics.enabled,
   };
 }
@@ -161,6 +167,7 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...rateLimitConfig(stack),
     database: databaseConfig(stack),
     ...emailConfig(stack),
+    ...sharedWorkerConfig(stack),
     // The branded templates (./templates.ts) are written beside this file.
     templates: { custom_template_directory: paths.synapseConfigDir },
   };
@@ -235,12 +242,14 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml, log.yaml, the branded page templates and the start step. */
+/** The non-secret files by name: homeserver.yaml, log.yaml, one file per worker, the start step and the branded page templates. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
+  const workers = workerProcesses(stack.values);
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
     [synapseStartScriptFile]: synapseStartScript,
+    ...Object.fromEntries(workers.map((worker) => [workerConfigFile(worker), toSynapseYaml(renderWorkerConfig(stack, worker))])),
     ...synapseTemplateFiles(stack),
   };
 }

@@ -31,6 +31,8 @@ import {
 } from '../../targets/kubernetes/pod-security.js';
 import { synapseConfigFiles, synapseSendsSmtpPassword } from './config.js';
 import { homeserverConfigPath, synapseStartArgv } from './start.js';
+import { synapseWorkerObjects } from './worker-kubernetes.js';
+import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
 
 export const synapseComponent = 'synapse';
@@ -75,6 +77,12 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
         files.push({ ref, file: synapseSecretFiles.oidcClientSecret(provider.idp_id), purpose: `client_secret_path of OIDC provider ${provider.idp_id}` });
       }
     }
+  }
+  if (secrets.workers) {
+    files.push(
+      { ref: secrets.workers.replicationSecret, file: synapseSecretFiles.replicationSecret, purpose: 'worker_replication_secret_path' },
+      { ref: secrets.workers.redisPassword, file: synapseSecretFiles.redisPassword, purpose: 'redis.password_path' },
+    );
   }
   if (stack.auth && secrets.auth) {
     files.push(
@@ -156,6 +164,7 @@ function synapseContainer(stack: Stack): IContainer {
     ports: [
       { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
       ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),
+      ...(workersEnabled(stack.values) ? [{ name: 'replication', containerPort: ports.synapseReplication, protocol: 'TCP' as const }] : []),
     ],
     resources: resourceRequirements(synapse.resources),
     // The first start runs every database migration: give it ten minutes before liveness takes over.
@@ -169,6 +178,21 @@ function synapseContainer(stack: Stack): IContainer {
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
+}
+
+/**
+ * The volumes every Synapse process mounts: its files, its secrets, the signing key, the media store, and
+ * the runtime directory its start step writes the joined database and email blocks to.
+ */
+function sharedVolumes(stack: Stack): IVolume[] {
+  return [
+    { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
+    projectedSecretVolume('secrets', synapseSecretFileList(stack)),
+    signingKeyVolume(stack),
+    mediaVolume(stack),
+    // Memory-backed: the joined blocks hold passwords and must never reach a node's disk.
+    emptyDirVolume('runtime', { memory: true, sizeLimit: '1Mi' }),
+  ];
 }
 
 function synapseDeployment(stack: Stack, configMapData: Record<string, string>): Deployment {
@@ -187,15 +211,7 @@ function synapseDeployment(stack: Stack, configMapData: Record<string, string>):
           settings: synapse,
           serviceAccountName: synapseServiceAccountName(stack),
           containers: [synapseContainer(stack)],
-          volumes: [
-            { name: 'config', configMap: { name: stack.objectName(synapseComponent) } },
-            projectedSecretVolume('secrets', synapseSecretFileList(stack)),
-            signingKeyVolume(stack),
-            mediaVolume(stack),
-            // Memory-backed: the joined database and email blocks hold passwords and must never reach a node's disk.
-            emptyDirVolume('runtime', { memory: true, sizeLimit: '1Mi' }),
-            emptyDirVolume('tmp'),
-          ],
+          volumes: [...sharedVolumes(stack), emptyDirVolume('tmp')],
         }),
       },
     },
@@ -226,6 +242,8 @@ function synapseService(stack: Stack): Service {
     ports.push({ name: 'internal', port: stackPort, targetPort: 'http', protocol: 'TCP' as const });
   }
   if (synapse.metrics.enabled) ports.push({ name: 'metrics', port: synapse.metrics.port, targetPort: 'metrics', protocol: 'TCP' as const });
+  // The workers reach the main process's replication listener through this Service (instance_map.main).
+  if (workersEnabled(stack.values)) ports.push({ name: 'replication', port: stack.placement.ports.synapseReplication, targetPort: 'replication', protocol: 'TCP' as const });
   return new Service({
     metadata: objectMeta(stack, synapseComponent),
     spec: { type: serviceType(synapse.service.type), selector: stack.selectorLabels(synapseComponent), ports },
@@ -240,5 +258,6 @@ export function synapseObjects(stack: Stack): KubeObject[] {
     ...mediaClaim(stack),
     synapseDeployment(stack, configMapData),
     synapseService(stack),
+    ...synapseWorkerObjects(stack, { uid: synapseUid, serviceAccountName: synapseServiceAccountName(stack), volumes: sharedVolumes(stack), configMapData }),
   ];
 }

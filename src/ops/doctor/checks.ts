@@ -12,6 +12,7 @@ import { signingKeyInfo } from '../secrets/generate.js';
 import { withAuthAdmin } from '../auth-admin.js';
 import { errorSentence, fail, pass, warn, type DoctorCheck } from './report.js';
 import { parseTurnUri, StunErrorResponse, TurnClient } from './turn-client.js';
+import { checkRedis, checkReplication } from './workers.js';
 
 export interface ComponentHealth {
   component: string;
@@ -49,6 +50,10 @@ export interface DoctorEnvironment {
   adminAccessToken(): Promise<string>;
   /** How to see a component's log on this target, for fixes. */
   logsHint(component: string): string;
+  /** With workers: where Redis listens, as the doctor reaches it. */
+  redisAddress?: { host: string; port: number };
+  /** With workers: base URLs (trailing slash) of each sync worker's own HTTP listener, bypassing the router. */
+  syncWorkerUrls?(): string[];
   /**
    * The stack reached inside the deployment (a cluster: port-forwards), for public endpoints that are not
    * reachable from where the doctor runs: their checks run through it, and "not reachable from here" is
@@ -559,7 +564,7 @@ export async function checkAuth(env: DoctorEnvironment): Promise<DoctorCheck[]> 
 export async function runDoctorChecks(env: DoctorEnvironment): Promise<DoctorCheck[]> {
   const stopped = await env.notRunning?.();
   if (stopped) return [stopped];
-  const groups = [checkComponents, checkWellKnown, checkClientVersions, checkAuth, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
+  const groups = [checkComponents, checkRedis, checkReplication, checkWellKnown, checkClientVersions, checkAuth, checkSigningKey, checkTurn, checkDatabase, checkRegistration, checkCertificates, checkMetrics];
   const checks: DoctorCheck[] = [];
   for (const group of groups) checks.push(...(await group(env)));
   checks.push(...reachabilityChecks(env));

@@ -12,6 +12,8 @@ import { localStackStatus } from '../../targets/local/status.js';
 import type { LocalTarget } from '../../targets/local/target-adapter.js';
 import type { KubernetesTarget } from '../../targets/kubernetes/target-adapter.js';
 import type { ComponentName } from '../../stack/model.js';
+import { processesOf, workerProcesses, workersEnabled } from '../../values/worker-pools.js';
+import { workerAddress } from '../../components/synapse/workers.js';
 import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
 import { errorSentence, fail } from './report.js';
 import { parseTurnUri, TurnClient } from './turn-client.js';
@@ -96,6 +98,16 @@ export function localDoctorEnvironment(target: LocalTarget, stateDir: string, se
     },
     adminAccessToken: () => adminAccessToken(target, session),
     logsHint: (component) => `\`mxstack logs ${component} --state-dir ${stateDir}\``,
+    ...(workersEnabled(stack.values)
+      ? {
+          redisAddress: { host: stack.placement.hosts.redis, port: stack.placement.ports.redis },
+          syncWorkerUrls: () =>
+            processesOf(workerProcesses(stack.values), 'sync').map((worker) => {
+              const address = workerAddress(stack, worker);
+              return `http://${address.host}:${address.http}/`;
+            }),
+        }
+      : {}),
   };
 }
 

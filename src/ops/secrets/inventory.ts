@@ -69,6 +69,10 @@ export function secretInventory(stack: Stack): SecretEntry[] {
       if (ref) add(`oidc-${provider.idp_id}`, ref, `client secret of OIDC provider ${provider.idp_id}`, provider.client_secret, undefined);
     }
   }
+  if (secrets.workers) {
+    add('worker-replication-secret', secrets.workers.replicationSecret, 'worker_replication_secret (HTTP replication between Synapse processes)', undefined, () => generateRandomSecret());
+    add('redis-password', secrets.workers.redisPassword, 'the Redis password (Synapse processes, Redis, its exporter)', undefined, () => generateRandomSecret());
+  }
   if (secrets.auth) {
     for (const key of Object.keys(authSecretPurposes) as (keyof AuthSecrets)[]) {
       const ref = secrets.auth[key];

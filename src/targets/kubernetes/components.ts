@@ -14,6 +14,7 @@ import { routerObjects } from '../../components/router/kubernetes.js';
 import { valuesSecretObjects } from './secrets.js';
 import { backupObjects } from '../../components/backup/kubernetes.js';
 import { authObjects } from '../../components/auth/kubernetes.js';
+import { redisObjects } from '../../components/redis/kubernetes.js';
 
 export type ObjectBuilder = (stack: Stack) => KubeObject[];
 
@@ -29,6 +30,7 @@ export const componentObjectBuilders: ObjectBuilder[] = [
   coturnObjects,
   routerObjects,
   authObjects,
+  redisObjects,
   valuesSecretObjects,
   backupObjects,
 ];

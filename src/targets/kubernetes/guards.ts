@@ -25,6 +25,31 @@ export function liveServerName(configMaps: readonly PlainObject[]): { serverName
   return undefined;
 }
 
+/** The live homeserver.yaml's keys that decide which processes write what. */
+function liveWriterKeys(configMaps: readonly PlainObject[], configMapName: string): Record<string, unknown> | undefined {
+  const text = (configMaps.find((c) => c.metadata.name === configMapName)?.data as Record<string, string> | undefined)?.['homeserver.yaml'];
+  if (typeof text !== 'string') return undefined;
+  try {
+    const parsed = (parseYaml(text) ?? {}) as Record<string, unknown>;
+    return { stream_writers: parsed.stream_writers ?? {}, instance_map: Object.keys((parsed.instance_map ?? {}) as object).sort() };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What `upgrade` says when the stream writers (or the instance map) change: Synapse needs every process
+ * restarted then (events are sharded by room over the persisters). The pods of every Synapse process carry
+ * the checksum of the shared files, so applying restarts them all; this sentence says so beforehand.
+ */
+export function streamWritersChange(configMaps: readonly PlainObject[], configMapName: string, desiredHomeserver: Record<string, unknown>): string | undefined {
+  const live = liveWriterKeys(configMaps, configMapName);
+  if (!live) return undefined;
+  const desired = { stream_writers: desiredHomeserver.stream_writers ?? {}, instance_map: Object.keys((desiredHomeserver.instance_map ?? {}) as object).sort() };
+  if (JSON.stringify(live) === JSON.stringify(desired)) return undefined;
+  return `the Synapse stream writers change (stream_writers ${JSON.stringify(live.stream_writers)} → ${JSON.stringify(desired.stream_writers)}): every Synapse process restarts with the new configuration, as Synapse requires.`;
+}
+
 /** A refusal sentence when the values would rename the server. */
 export function serverNameChange(live: { serverName: string; configMap: string } | undefined, desired: string): string | undefined {
   if (!live || live.serverName === desired) return undefined;

@@ -52,6 +52,7 @@ import {
   parseHelmReleaseListing,
   postgresMajorChange,
   serverNameChange,
+  streamWritersChange,
   type HelmTakeover,
 } from './guards.js';
 import {
@@ -71,6 +72,7 @@ import {
 import { awaitedRefs, formatDuration, readinessOf, statusLine, waitUntilReady, type WaitStatus, type WaitVerdict } from './wait.js';
 import { documentedSecrets } from './secrets.js';
 import { synapseComponent } from '../../components/synapse/kubernetes.js';
+import { renderHomeserverConfig } from '../../components/synapse/config.js';
 import { causesOf, type EventObject, type LiveDiagnostics } from './wait-causes.js';
 
 /** A refusal the user can act on: nothing was applied or deleted (exit 2). */
@@ -214,6 +216,8 @@ async function preflight(context: ReleaseContext, options: InstallOptions): Prom
   const workloads = await readWorkloads(connection, stack.release);
   const rename = serverNameChange(liveServerName(workloads.filter((o) => o.kind === 'ConfigMap')), stack.serverName);
   if (rename) throw new ReleaseRefusal([rename]);
+  const writers = streamWritersChange(workloads.filter((o) => o.kind === 'ConfigMap'), stack.objectName('synapse'), renderHomeserverConfig(stack));
+  if (writers) report(`note: ${writers}`);
   const majorChange = postgresMajorChange(livePostgres(workloads.filter((o) => o.kind === 'StatefulSet')), desiredPostgres(stack), stack);
   if (majorChange && options.dryRun) report(`warning: ${majorChange}`);
   else if (majorChange && !(await options.confirm(majorChange))) {

@@ -15,6 +15,7 @@ import { adminBootstrapComponent } from '../../components/synapse/admin-bootstra
 import { backupComponent, backupScheduled } from '../../components/backup/kubernetes.js';
 import { ownPeerAddresses } from '../../components/coturn/config.js';
 import type { KubeObject } from './objects.js';
+import { workersEnabled } from '../../values/worker-pools.js';
 
 type Peer = INetworkPolicyPeer;
 type Port = INetworkPolicyPort;
@@ -268,6 +269,17 @@ function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   ];
 }
 
+/** With workers: Synapse reaches Redis, Prometheus scrapes Redis's exporter. */
+function redisFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  if (!workersEnabled(stack.values)) return [];
+  const { redis } = stack.values;
+  const prometheus = [configuredPeer(stack.values.networkPolicy.prometheus) ?? anyNamespace];
+  return [
+    ...f.releaseFlow('synapse', 'redis', [tcp(stack.placement.ports.redis)]),
+    ...(redis.metrics.enabled ? [f.ingress('redis', 'prometheus', prometheus, [tcp(redis.metrics.port)])] : []),
+  ];
+}
+
 /** Every NetworkPolicy of the release, or none when networkPolicy.enabled is false. */
 export function buildNetworkPolicies(stack: Stack): KubeObject[] {
   if (!stack.values.networkPolicy.enabled) return [];
@@ -280,6 +292,7 @@ export function buildNetworkPolicies(stack: Stack): KubeObject[] {
     ...database(stack, f),
     ...synapseOutbound(stack, f),
     ...metricsScraping(stack, f),
+    ...redisFlows(stack, f),
     ...turn(stack, f),
   ];
 }

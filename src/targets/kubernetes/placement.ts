@@ -13,7 +13,13 @@ export const kubernetesPaths = {
   coturnTlsDir: '/tls',
   authConfigDir: '/config',
   authSecretsDir: '/secrets',
+  redisConfigDir: '/config',
+  redisSecretsDir: '/secrets',
+  redisDataDir: '/data',
 } as const;
+
+/** Container ports of every Synapse worker pod. */
+export const kubernetesWorkerPorts = { http: 8008, replication: 9093, metrics: 9000 } as const;
 
 export function kubernetesPlacement(values: Values, release: string): Placement {
   return {
@@ -26,11 +32,14 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
       router: `${release}-router`,
       coturn: `${release}-coturn`,
       auth: `${release}-auth`,
+      redis: `${release}-redis`,
     },
     ports: {
       synapseHttp: values.synapse.service.targetPort,
       synapseMetrics: values.synapse.metrics.port,
+      synapseReplication: kubernetesWorkerPorts.replication,
       postgresql: 5432,
+      redis: values.redis.port,
       element: 8080,
       router: values.router.port,
       routerMetrics: values.router.metricsPort,
@@ -43,5 +52,6 @@ export function kubernetesPlacement(values: Values, release: string): Placement 
       authAdmin: values.auth.adminPort,
     },
     paths: { ...kubernetesPaths },
+    synapseWorkers: { kind: 'kubernetes', ...kubernetesWorkerPorts },
   };
 }

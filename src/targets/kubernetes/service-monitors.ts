@@ -5,6 +5,8 @@
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import type { Stack } from '../../stack/model.js';
 import type { KubeObject } from './objects.js';
+import { workersEnabled } from '../../values/worker-pools.js';
+import { runningPools, workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
 
 /** The Service port name every scraped Service declares. */
 export const metricsPortName = 'metrics';
@@ -13,6 +15,7 @@ export const metricsPaths = {
   synapse: '/_synapse/metrics',
   router: '/metrics',
   coturn: '/metrics',
+  redis: '/metrics',
 } as const;
 
 type ScrapedComponent = keyof typeof metricsPaths;
@@ -23,19 +26,27 @@ function scrapedComponents(stack: Stack): ScrapedComponent[] {
     ...(v.synapse.metrics.enabled ? (['synapse'] as const) : []),
     'router' as const,
     ...(v.coturn.enabled && v.coturn.prometheusExporter.enabled ? (['coturn'] as const) : []),
+    ...(workersEnabled(v) && v.redis.metrics.enabled ? (['redis'] as const) : []),
   ];
+}
+
+/** Each Synapse worker pool: its headless Service's `metrics` port, Synapse's path. */
+function workerPoolMonitors(stack: Stack): { component: string; path: string }[] {
+  if (!stack.values.synapse.metrics.enabled) return [];
+  return runningPools(stack).map((pool) => ({ component: workerPoolComponent(pool), path: metricsPaths.synapse }));
 }
 
 export function buildServiceMonitors(stack: Stack): KubeObject[] {
   const { serviceMonitor } = stack.values.metrics;
   if (!serviceMonitor.enabled) return [];
-  return scrapedComponents(stack).map(
-    (component) =>
+  const monitored = [...scrapedComponents(stack).map((component) => ({ component, path: metricsPaths[component] })), ...workerPoolMonitors(stack)];
+  return monitored.map(
+    ({ component, path }) =>
       new ServiceMonitor({
         metadata: { name: stack.objectName(component), labels: { ...stack.labels(component), ...serviceMonitor.labels } },
         spec: {
           selector: { matchLabels: { ...stack.selectorLabels(component) } },
-          endpoints: [{ port: metricsPortName, path: metricsPaths[component], interval: serviceMonitor.interval }],
+          endpoints: [{ port: metricsPortName, path, interval: serviceMonitor.interval }],
         },
       }),
   );

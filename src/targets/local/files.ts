@@ -2,10 +2,12 @@
  * Writes the stack's generated files into the state directory: the very files the Kubernetes target
  * mounts (same generators), secrets mode 0600 owned by the runtime user that reads them.
  */
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Stack } from '../../stack/model.js';
-import { synapseSecretFiles } from '../../stack/model.js';
+import { redisSecretFiles, synapseSecretFiles } from '../../stack/model.js';
+import { renderRedisConf, renderRedisPasswordConf } from '../../components/redis/config.js';
 import { synapseConfigFiles } from '../../components/synapse/config.js';
 import { routerConfigFiles } from '../../components/router/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../components/coturn/config.js';
@@ -25,6 +27,7 @@ export interface RuntimeUsers {
   synapse: RuntimeUser;
   turnserver: RuntimeUser;
   haproxy: RuntimeUser;
+  redis: RuntimeUser;
 }
 
 /** The users of the runtime's own /etc/passwd that run or own something. */
@@ -35,6 +38,7 @@ export function runtimeUsers(rootfs: string): RuntimeUsers {
     synapse: runtimeUser(rootfs, 'matrix-synapse'),
     turnserver: runtimeUser(rootfs, 'turnserver'),
     haproxy: runtimeUser(rootfs, 'haproxy'),
+    redis: runtimeUser(rootfs, 'redis'),
   };
 }
 
@@ -67,6 +71,10 @@ export function synapseSecretFileContents(stack: Stack, secrets: LocalSecretValu
     [synapseSecretFiles.turnSharedSecret]: secrets.turnSharedSecret,
   };
   for (const [idpId, secret] of Object.entries(secrets.oidcClientSecrets)) files[synapseSecretFiles.oidcClientSecret(idpId)] = secret;
+  if (secrets.workers) {
+    files[synapseSecretFiles.replicationSecret] = secrets.workers.replicationSecret;
+    files[synapseSecretFiles.redisPassword] = secrets.workers.redisPassword;
+  }
   if (stack.auth && secrets.auth) {
     // Synapse's client secret at the auth component, and the CLI's application service (its two tokens).
     files[synapseSecretFiles.oidcClientSecret(stack.auth.idpId)] = secrets.auth.clientSecret;
@@ -99,6 +107,8 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
   ensureDir(layout.synapseDataDir, users.synapse, 0o750);
   ensureDir(layout.synapseRuntimeDir, users.synapse, 0o700);
 
+  if (secrets.workers) writeRedisFiles(stack, secrets.workers.redisPassword, layout, users);
+
   // Router
   ensureDir(layout.routerConfigDir, root, 0o755);
   for (const [name, content] of Object.entries(routerConfigFiles(stack))) writePublicFile(join(layout.routerConfigDir, name), content);
@@ -130,6 +140,21 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
     const joined = `${publicConf.endsWith('\n') ? publicConf : `${publicConf}\n`}${renderTurnSecretConf(secrets.turnSharedSecret)}`;
     writeOwnedFile(layout.coturnRuntimeConfFile, joined, users.turnserver, 0o600);
   }
+}
+
+/** The directory of python/ beside this file: Python modules the runtime lacks (txredisapi, for workers). */
+const localPythonModules = fileURLToPath(new URL('./python/', import.meta.url));
+
+/** Redis's config (public), its password include (Redis's user only), its data directory; the Python modules Synapse needs for it. */
+function writeRedisFiles(stack: Stack, password: string, layout: StateLayout, users: RuntimeUsers): void {
+  ensureDir(join(layout.root, 'redis'), root, 0o755);
+  ensureDir(layout.redisConfigDir, root, 0o755);
+  writePublicFile(join(layout.redisConfigDir, 'redis.conf'), renderRedisConf(stack));
+  ensureDir(layout.redisSecretsDir, users.redis, 0o700);
+  writeOwnedFile(join(layout.redisSecretsDir, redisSecretFiles.passwordConf), renderRedisPasswordConf(password), users.redis, 0o600);
+  ensureDir(layout.redisDataDir, users.redis, 0o700);
+  ensureDir(layout.pythonDir, root, 0o755);
+  cpSync(localPythonModules, layout.pythonDir, { recursive: true });
 }
 
 /** Written after the admin exists: the only place its password is shown, root-only. */

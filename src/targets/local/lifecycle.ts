@@ -11,7 +11,9 @@ import { registerWithSharedSecret } from '../../ops/admin/register.js';
 import { authAccessProblem, authIdOwners, defaultHostProgram, localAuthUser } from './auth.js';
 import { runtimeUsers, writeAdminCredentials, writeStackFiles } from './files.js';
 import { buildSupervisorPlan, type SupervisorPlan } from './plan.js';
-import { explicitPorts, localPlacement, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
+import { explicitPorts, localMaxWorkers, localPlacement, portProtocols, resolveLocalPorts, type LocalPorts, type PortName } from './placement.js';
+import { workerProcesses } from '../../values/worker-pools.js';
+import { renderWorkerConfig } from '../../components/synapse/workers.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
 import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
@@ -52,7 +54,9 @@ export function requireRuntime(): string {
 const portPurpose: Record<PortName, string> = {
   synapseHttp: 'Synapse HTTP (synapse.service.targetPort)',
   synapseMetrics: 'Synapse metrics (synapse.metrics.port)',
+  synapseReplication: 'Synapse replication',
   postgresql: 'PostgreSQL',
+  redis: 'Redis (redis.port)',
   element: 'Element',
   router: 'router (router.port)',
   routerMetrics: 'router metrics (router.metricsPort)',
@@ -65,8 +69,8 @@ const portPurpose: Record<PortName, string> = {
   authAdmin: 'auth administration API (auth.adminPort)',
 };
 
-/** The ports this stack will listen on (only those of components that run), each with its protocols. */
-function listenedPorts(stack: Stack): { name: PortName; port: number; protocols: Protocol[] }[] {
+/** The ports this stack will listen on (only those of components that run), each with its protocols and use. */
+function listenedPorts(stack: Stack): { purpose: string; port: number; protocols: Protocol[] }[] {
   const { ports } = stack.placement;
   const used: PortName[] = ['router', 'routerMetrics', 'synapseHttp'];
   if (stack.values.synapse.metrics.enabled) used.push('synapseMetrics');
@@ -74,24 +78,39 @@ function listenedPorts(stack: Stack): { name: PortName; port: number; protocols:
   if (stack.values.coturn.enabled) used.push('turn', ...(stack.values.coturn.tls.enabled ? (['turns'] as const) : []));
   if (stack.elementUrl !== undefined) used.push('element');
   if (stack.auth) used.push('auth', 'authAdmin');
-  const list = used.map((name) => ({ name, port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
+  const workers = workerProcesses(stack.values);
+  if (workers.length > 0) used.push('redis', 'synapseReplication');
+  const list = used.map((name) => ({ purpose: portPurpose[name], port: ports[name], protocols: portProtocols[name as keyof typeof portProtocols] }));
+  for (const worker of workers) {
+    for (const listener of renderWorkerConfig(stack, worker).worker_listeners as { port: number }[]) {
+      list.push({ purpose: `Synapse worker ${worker.name}`, port: listener.port, protocols: ['tcp'] });
+    }
+  }
   if (stack.values.coturn.enabled) {
-    for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ name: 'relayMin', port, protocols: ['udp'] });
+    for (let port = ports.relayMin; port <= ports.relayMax; port++) list.push({ purpose: portPurpose.relayMin, port, protocols: ['udp'] });
   }
   return list;
 }
 
 /** Refuses to start when another process holds one of the ports: names the port, its use and the holder. */
 export function checkPortsFree(stack: Stack): void {
-  for (const { name, port, protocols } of listenedPorts(stack)) {
+  for (const { purpose, port, protocols } of listenedPorts(stack)) {
     for (const protocol of protocols) {
       const use = portInUse(port, protocol);
       if (use) {
         throw new LocalStackUsageError(
-          `port ${port}/${protocol} for the ${portPurpose[name]} is already in use by ${describePortHolder(use)}; stop it or choose another port in values.`,
+          `port ${port}/${protocol} for the ${purpose} is already in use by ${describePortHolder(use)}; stop it or choose another port in values.`,
         );
       }
     }
+  }
+}
+
+/** A local stack runs at most localMaxWorkers workers: three ports each in its block. */
+function checkWorkerCount(stack: Stack): void {
+  const count = workerProcesses(stack.values).length;
+  if (count > localMaxWorkers) {
+    throw new LocalStackUsageError(`synapse.workers: ${count} worker processes are more than a local stack runs (at most ${localMaxWorkers}); lower the pools' replicas.`);
   }
 }
 
@@ -236,6 +255,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
     const stack = compileStack(values, localPlacement(layout, ports));
     checkElementWebRoot(stack);
+    checkWorkerCount(stack);
     checkPortsFree(stack);
     checked = true;
     recordIdentity(layout, values.synapse.server.name);

@@ -6,8 +6,13 @@ import type { Placement } from '../../stack/model.js';
 import type { Protocol, PortChooser } from './ports.js';
 import type { StateLayout } from './state.js';
 
-export type LocalPorts = Placement['ports'];
-export type PortName = keyof LocalPorts;
+/** The first port of the block of the Synapse workers' ports (three per worker). */
+export type LocalPorts = Placement['ports'] & { synapseWorkers: number };
+export type PortName = keyof Placement['ports'];
+
+/** Workers a local stack can run: its port block holds three ports for each. */
+export const localMaxWorkers = 32;
+export const localWorkerPortBlock = 3 * localMaxWorkers;
 
 export const loopback = '127.0.0.1';
 
@@ -15,6 +20,7 @@ export const loopback = '127.0.0.1';
 export const portValuePaths: Partial<Record<PortName, string[]>> = {
   synapseHttp: ['synapse', 'service', 'targetPort'],
   synapseMetrics: ['synapse', 'metrics', 'port'],
+  redis: ['redis', 'port'],
   router: ['router', 'port'],
   routerMetrics: ['router', 'metricsPort'],
   turn: ['coturn', 'listeningPort'],
@@ -30,7 +36,9 @@ export const portValuePaths: Partial<Record<PortName, string[]>> = {
 export const portProtocols: Record<Exclude<PortName, 'relayMin' | 'relayMax'>, Protocol[]> = {
   synapseHttp: ['tcp'],
   synapseMetrics: ['tcp'],
+  synapseReplication: ['tcp'],
   postgresql: ['tcp'],
+  redis: ['tcp'],
   element: ['tcp'],
   router: ['tcp'],
   routerMetrics: ['tcp'],
@@ -73,6 +81,7 @@ export function resolveLocalPorts(explicit: Partial<LocalPorts>, persisted: Loca
   const single = Object.keys(portProtocols) as (keyof typeof portProtocols)[];
   const ports = {} as LocalPorts;
   for (const name of single) ports[name] = explicit[name] ?? persisted?.[name] ?? chooser.single(portProtocols[name]);
+  ports.synapseWorkers = persisted?.synapseWorkers ?? chooser.range(localWorkerPortBlock)[0];
   if (explicit.relayMin !== undefined || explicit.relayMax !== undefined) {
     ports.relayMin = explicit.relayMin ?? persisted?.relayMin ?? 49152;
     ports.relayMax = explicit.relayMax ?? Math.max(ports.relayMin, persisted?.relayMax ?? ports.relayMin + localRelayPortCount - 1);
@@ -85,12 +94,17 @@ export function resolveLocalPorts(explicit: Partial<LocalPorts>, persisted: Loca
   return ports;
 }
 
+function withoutWorkerBlock(ports: LocalPorts): Placement['ports'] {
+  const { synapseWorkers: _block, ...single } = ports;
+  return single;
+}
+
 export function localPlacement(layout: StateLayout, ports: LocalPorts): Placement {
   return {
     target: 'local',
     bindAddress: loopback,
-    hosts: { synapse: loopback, postgresql: loopback, element: loopback, router: loopback, coturn: loopback, auth: loopback },
-    ports: { ...ports },
+    hosts: { synapse: loopback, postgresql: loopback, element: loopback, router: loopback, coturn: loopback, auth: loopback, redis: loopback },
+    ports: withoutWorkerBlock(ports),
     paths: {
       synapseConfigDir: layout.synapseConfigDir,
       synapseSecretsDir: layout.synapseSecretsDir,
@@ -102,7 +116,11 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts): Placemen
       coturnTlsDir: layout.coturnTlsDir,
       authConfigDir: layout.authConfigDir,
       authSecretsDir: layout.authSecretsDir,
+      redisConfigDir: layout.redisConfigDir,
+      redisSecretsDir: layout.redisSecretsDir,
+      redisDataDir: layout.redisDataDir,
     },
+    synapseWorkers: { kind: 'local', firstPort: ports.synapseWorkers, host: loopback },
     coturnRelayAddress: loopback,
   };
 }

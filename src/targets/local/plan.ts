@@ -13,8 +13,11 @@ import { loopback } from './placement.js';
 import type { RuntimeUser } from './runtime.js';
 import type { StateLayout } from './state.js';
 import { componentVersions } from '../../versions.js';
+import { workerProcesses, type WorkerProcess } from '../../values/worker-pools.js';
+import { renderWorkerConfig, workerAddress, workerConfigFile } from '../../components/synapse/workers.js';
 
-export type LocalComponentName = 'postgresql' | 'auth' | 'synapse' | 'coturn' | 'element' | 'router';
+/** A Synapse worker runs as `synapse-<worker name>` (synapse-sync-1). */
+export type LocalComponentName = 'postgresql' | 'auth' | 'redis' | 'synapse' | `synapse-${string}` | 'coturn' | 'element' | 'router';
 
 /**
  * Where a component runs: `runtime`, a program of the runtime entered with chroot as one of its Debian users;
@@ -42,6 +45,11 @@ export interface ComponentPlan {
   health: HealthCheck;
   /** How long a start may take before it counts as failed. */
   startTimeoutSeconds: number;
+  /**
+   * Consecutive components with the same group start together and are waited on together (the Synapse
+   * workers, once the main process has prepared the database).
+   */
+  startGroup?: string;
   ports: Record<string, number>;
 }
 
@@ -97,7 +105,9 @@ export function localEndpoints(stack: Stack): LocalEndpoints {
   const { ports } = stack.placement;
   const routerUrl = `http://${loopback}:${ports.router}/`;
   const metrics = [
-    ...(stack.values.synapse.metrics.enabled ? [`http://${loopback}:${ports.synapseMetrics}/_synapse/metrics`] : []),
+    ...(stack.values.synapse.metrics.enabled
+      ? [ports.synapseMetrics, ...workerProcesses(stack.values).map((worker) => workerAddress(stack, worker).metrics)].map((port) => `http://${loopback}:${port}/_synapse/metrics`)
+      : []),
     ...(stack.values.coturn.enabled && stack.values.coturn.prometheusExporter.enabled && coturnHasPrometheusExporter(stack)
       ? [`http://${loopback}:${ports.turnMetrics}/metrics`]
       : []),
@@ -168,6 +178,52 @@ function authComponent(stack: Stack, layout: StateLayout, program: HostProgram):
   };
 }
 
+/** A Synapse process: the shared files (homeserver.yaml, the secret config), then its own ones. */
+/** Every Synapse process (main or worker) starts through the start step, which joins the passwords in. */
+function synapseArgv(stack: Stack, app: string, ownConfigFiles: string[] = []): string[] {
+  return synapseStartArgv(stack, 'python3', app, [homeserverConfigPath(stack), ...ownConfigFiles]);
+}
+
+/** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it). */
+function synapseEnvironment(stack: Stack, layout: StateLayout): Pick<ComponentPlan, 'environment'> {
+  return workerProcesses(stack.values).length > 0 ? { environment: { PYTHONPATH: layout.pythonDir } } : {};
+}
+
+function redisComponent(stack: Stack, layout: StateLayout, users: RuntimeUsers): ComponentPlan {
+  const port = stack.placement.ports.redis;
+  return {
+    name: 'redis',
+    package: 'redis-server',
+    runsIn: 'runtime',
+    user: users.redis,
+    argv: ['redis-server', `${layout.redisConfigDir}/redis.conf`],
+    stopSignal: 'SIGTERM',
+    health: { kind: 'tcp', host: loopback, port },
+    startTimeoutSeconds: 60,
+    ports: { redis: port },
+  };
+}
+
+/** One Synapse worker: the shared files and its own, started with the other workers after the main process. */
+function workerComponent(stack: Stack, layout: StateLayout, users: RuntimeUsers, worker: WorkerProcess): ComponentPlan {
+  const address = workerAddress(stack, worker);
+  const listens = (renderWorkerConfig(stack, worker).worker_listeners as { port: number; type: string; resources?: { names: string[] }[] }[]);
+  const portName = (listener: (typeof listens)[number]) => (listener.type === 'metrics' ? 'metrics' : listener.resources?.[0]?.names.includes('replication') ? 'replication' : 'http');
+  return {
+    name: `synapse-${worker.name}`,
+    package: 'matrix-synapse',
+    runsIn: 'runtime',
+    user: users.synapse,
+    argv: synapseArgv(stack, 'synapse.app.generic_worker', [`${layout.synapseConfigDir}/${workerConfigFile(worker)}`]),
+    ...synapseEnvironment(stack, layout),
+    stopSignal: 'SIGTERM',
+    health: { kind: 'http', url: `http://${loopback}:${address.http}/health` },
+    startTimeoutSeconds: 300,
+    startGroup: 'synapse-workers',
+    ports: Object.fromEntries(listens.map((listener) => [portName(listener), listener.port])),
+  };
+}
+
 export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, users, versions, postgresPasswordFile, hostProgram }: PlanInputs): SupervisorPlan {
   const { ports } = stack.placement;
   const runPostgresql = stack.values.postgresql.enabled && !stack.values.synapse.database.external;
@@ -187,17 +243,25 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
     });
   }
   if (stack.auth) components.push(authComponent(stack, layout, hostProgram ?? defaultHostProgram()));
+  const workers = workerProcesses(stack.values);
+  if (workers.length > 0) components.push(redisComponent(stack, layout, users));
   components.push({
     name: 'synapse',
     package: 'matrix-synapse',
     runsIn: 'runtime',
     user: users.synapse,
-    argv: synapseStartArgv(stack, 'python3', 'synapse.app.homeserver', [homeserverConfigPath(stack)]),
+    argv: synapseArgv(stack, 'synapse.app.homeserver'),
+    ...synapseEnvironment(stack, layout),
     stopSignal: 'SIGTERM',
     health: { kind: 'http', url: `http://${loopback}:${ports.synapseHttp}/health` },
     startTimeoutSeconds: 300,
-    ports: { http: ports.synapseHttp, ...(stack.values.synapse.metrics.enabled ? { metrics: ports.synapseMetrics } : {}) },
+    ports: {
+      http: ports.synapseHttp,
+      ...(stack.values.synapse.metrics.enabled ? { metrics: ports.synapseMetrics } : {}),
+      ...(workers.length > 0 ? { replication: ports.synapseReplication } : {}),
+    },
   });
+  components.push(...workers.map((worker) => workerComponent(stack, layout, users, worker)));
   if (stack.values.coturn.enabled) {
     components.push({
       name: 'coturn',

@@ -68,6 +68,8 @@ export interface LocalSecretValues {
   oidcClientSecrets: Record<string, string>;
   /** The auth component's keys, when 2FA is on. */
   auth?: LocalAuthSecretValues;
+  /** With workers: the replication secret and Redis's password. */
+  workers?: { replicationSecret: string; redisPassword: string };
 }
 
 /** The auth component's keys (<state>/secrets/<release>-auth/*), generated as `secrets init` does when missing. */
@@ -100,6 +102,14 @@ export function ensureLocalSecrets(stack: Stack, layout: StateLayout): LocalSecr
       : {}),
     oidcClientSecrets,
     ...(secrets.auth ? { auth: ensureAuthSecrets(secrets.auth, layout) } : {}),
+    ...(secrets.workers
+      ? {
+          workers: {
+            replicationSecret: ensureSecret(layout, secrets.workers.replicationSecret, undefined, generateRandomSecret),
+            redisPassword: ensureSecret(layout, secrets.workers.redisPassword, undefined, generateRandomSecret),
+          },
+        }
+      : {}),
   };
 }
 

@@ -76,6 +76,11 @@ export function stateLayout(stateDirectory: string) {
     authSecretsDir: join(root, 'auth', 'secrets'),
     /** The auth service's TMPDIR (tsx's compile cache): its own, not a /tmp directory anyone could make first. */
     authTmpDir: join(root, 'auth', 'tmp'),
+    redisConfigDir: join(root, 'redis', 'config'),
+    /** Python modules the Synapse processes import beside the runtime's (see python/txredisapi.py). */
+    pythonDir: join(root, 'python'),
+    redisSecretsDir: join(root, 'redis', 'secrets'),
+    redisDataDir: join(root, 'redis', 'data'),
     /** hold/<component>: an operation (restore) stopped it; the supervisor does not restart it meanwhile. */
     holdDir: join(root, 'hold'),
   };

@@ -65,4 +65,10 @@ export async function localStackStatus(stateDir: string): Promise<LocalStackStat
   };
 }
 
-export const localComponentNames: LocalComponentName[] = ['postgresql', 'auth', 'synapse', 'coturn', 'element', 'router'];
+export const localComponentNames: LocalComponentName[] = ['postgresql', 'auth', 'redis', 'synapse', 'coturn', 'element', 'router'];
+
+/** The components of the stack in a state directory (its plan: workers included), else every fixed name. */
+export function stackComponentNames(stateDir: string): string[] {
+  const plan = readJsonFile<SupervisorPlan>(join(stateLayout(stateDir).root, 'plan.json'));
+  return plan ? plan.components.map((component) => component.name) : localComponentNames;
+}

@@ -297,19 +297,36 @@ class Supervisor {
     }, delay);
   }
 
+  /** The components in start order, consecutive members of a start group together. */
+  private startSteps(): SupervisedComponent[][] {
+    const steps: SupervisedComponent[][] = [];
+    for (const component of this.components) {
+      const last = steps.at(-1);
+      const group = component.plan.startGroup;
+      if (group !== undefined && last?.[0]?.plan.startGroup === group) last.push(component);
+      else steps.push([component]);
+    }
+    return steps;
+  }
+
   async startAll(): Promise<void> {
     this.writeStatus();
     mountRuntime(this.plan);
-    for (const component of this.components) {
+    for (const step of this.startSteps()) {
       if (this.stopping) return;
-      if (component.plan.name === 'postgresql') initPostgresql(this.plan, component.plan);
-      component.start();
-      if (!(await component.waitHealthy())) {
-        if (this.stopping) return;
-        component.status = { ...component.status, state: 'failed' };
-        throw new Error(`${component.plan.name} did not become healthy (see ${this.layout.logFile(component.plan.name)})`);
+      for (const component of step) {
+        if (component.plan.name === 'postgresql') initPostgresql(this.plan, component.plan);
+        component.start();
       }
-      if (component.plan.name === 'postgresql') ensureDatabase(this.plan, component.plan);
+      const healthy = await Promise.all(step.map((component) => component.waitHealthy()));
+      const failed = step.filter((_, i) => !healthy[i]);
+      if (failed.length > 0) {
+        if (this.stopping) return;
+        for (const component of failed) component.status = { ...component.status, state: 'failed' };
+        const names = failed.map((component) => component.plan.name);
+        throw new Error(`${names.join(', ')} did not become healthy (see ${failed.map((component) => this.layout.logFile(component.plan.name)).join(', ')})`);
+      }
+      for (const component of step) if (component.plan.name === 'postgresql') ensureDatabase(this.plan, component.plan);
     }
     this.phase = 'running';
     this.writeStatus();
