@@ -54,6 +54,8 @@ export interface Placement {
     mediaStore: string;
     /** Synapse's data directory (pid file, uploads in flight). */
     synapseDataDir: string;
+    /** Private, memory-backed where the target can: the database and email blocks joined with their passwords. */
+    synapseRuntimeDir: string;
     /** Directory of the router's files (haproxy.cfg, well-known JSON). */
     routerConfigDir: string;
     /** Directory of coturn's TLS certificate and key (tls.crt, tls.key), when TLS is on. */
@@ -99,8 +101,12 @@ export const redisSecretFiles = {
 
 /** File names inside placement.paths.synapseSecretsDir. */
 export const synapseSecretFiles = {
-  /** YAML with only the `database` and `email` blocks (Synapse has no *_path for them). */
-  secretConfig: 'homeserver-secrets.yaml',
+  /** The database password, joined into the database block at start (Synapse has no *_path for it). */
+  databasePassword: 'database-password',
+  /** The SMTP password, joined into the email block at start (Synapse has no *_path for it). */
+  smtpPassword: 'smtp-password',
+  /** A database connection field read from a Secret (stack.database.fromSecret), joined into the database block at start. */
+  databaseField: (field: 'host' | 'port' | 'name' | 'user' | 'sslmode') => `database-${field}`,
   registrationSharedSecret: 'registration_shared_secret',
   macaroonSecretKey: 'macaroon_secret_key',
   formSecret: 'form_secret',
@@ -160,7 +166,10 @@ export interface StackSecrets {
   formSecret: SecretRef;
   turnSharedSecret: SecretRef;
   signingKey: SecretRef;
-  /** The Secret holding homeserver-secrets.yaml (database and email blocks), assembled by `secrets init`. */
+  /**
+   * The Secret of files `secrets init` assembles from other secrets: the mxstack-cli application service
+   * registration (with 2FA). Older releases also hold a homeserver-secrets.yaml key there, which nothing reads any more.
+   */
   synapseSecretConfig: SecretRef;
   smtpPassword?: SecretRef;
   /** With workers: the shared secret of HTTP replication, and Redis's password. */

@@ -16,7 +16,7 @@ import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targe
 import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import { assembleSecretConfigData, planSecrets } from '../../src/targets/kubernetes/secrets-store.js';
 import { documentedSecrets } from '../../src/targets/kubernetes/secrets.js';
-import { requiredDefinitions, secretConfigAwaitsOperator } from '../../src/targets/kubernetes/lifecycle.js';
+import { requiredDefinitions, startSecretsAwaitOperator } from '../../src/targets/kubernetes/lifecycle.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes/target-adapter.js';
 import { authServiceConfig } from '../../src/components/auth/config.js';
 import { withDatabaseFiles } from '../../src/auth-service/config.js';
@@ -103,8 +103,8 @@ test('the operator\'s Secret is neither generated nor demanded; install writes t
   assert.ok(!plan.generated.some((g) => g.startsWith('mx-postgresql-app/')), plan.generated.join(', '));
   assert.deepEqual(plan.problems, []);
   assert.equal(documentedSecrets(stack).find((d) => d.name === 'mx-postgresql-app')?.createdBy, 'operator');
-  assert.equal(secretConfigAwaitsOperator(stack, new Map()), true);
-  assert.equal(secretConfigAwaitsOperator(stack, new Map([['mx-postgresql-app', { password: 'x' }]])), false);
+  assert.equal(startSecretsAwaitOperator(stack, new Map()), true);
+  assert.equal(startSecretsAwaitOperator(stack, new Map([['mx-postgresql-app', { password: 'x' }]])), false);
   assert.deepEqual(requiredDefinitions(renderKubernetesObjects(stack)).map((d) => d.name), ['clusters.postgresql.cnpg.io', 'scheduledbackups.postgresql.cnpg.io']);
   assert.match(requiredDefinitions(renderKubernetesObjects(stack))[0]!.install, /install the CloudNativePG operator first/);
   assert.deepEqual(requiredDefinitions(renderKubernetesObjects(stackOf({ synapse: { server: { name: 'example.com' } } }))), []);
