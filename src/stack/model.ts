@@ -99,14 +99,25 @@ export const redisSecretFiles = {
   passwordConf: 'password.conf',
 } as const;
 
+/**
+ * The file of each connection field that comes from a Secret (stack.database.fromSecret), in the secrets
+ * directory of every process that reads it (Synapse's start step, the auth service).
+ */
+export const databaseFieldFiles = {
+  host: 'database-host',
+  port: 'database-port',
+  name: 'database-name',
+  user: 'database-user',
+  sslmode: 'database-sslmode',
+  ca: 'database-ca.pem',
+} as const satisfies Record<DatabaseField, string>;
+
 /** File names inside placement.paths.synapseSecretsDir. */
 export const synapseSecretFiles = {
   /** The database password, joined into the database block at start (Synapse has no *_path for it). */
   databasePassword: 'database-password',
   /** The SMTP password, joined into the email block at start (Synapse has no *_path for it). */
   smtpPassword: 'smtp-password',
-  /** A database connection field read from a Secret (stack.database.fromSecret), joined into the database block at start. */
-  databaseField: (field: 'host' | 'port' | 'name' | 'user' | 'sslmode') => `database-${field}`,
   registrationSharedSecret: 'registration_shared_secret',
   macaroonSecretKey: 'macaroon_secret_key',
   formSecret: 'form_secret',
@@ -117,7 +128,7 @@ export const synapseSecretFiles = {
   /** redis.password_path (workers only). */
   redisPassword: 'redis_password',
   /** The database server's CA certificate (sslrootcert) when it comes from a Secret; a CA written in values is `databaseCaFile` in the config directory. */
-  databaseCa: 'database-ca.pem',
+  databaseCa: databaseFieldFiles.ca,
   /** The `mxstack-cli` application service registration (holds its as_token and hs_token), when 2FA is on. */
   cliAppserviceRegistration: 'mxstack-cli-appservice.yaml',
 } as const;

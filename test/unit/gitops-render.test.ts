@@ -14,7 +14,7 @@ import { resolveValues } from '../../src/values/load.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import { configChecksumAnnotation } from '../../src/kit/pod-security.js';
-import { synapseSecretFiles } from '../../src/stack/model.js';
+import { databaseFieldFiles, synapseSecretFiles } from '../../src/stack/model.js';
 import { runCliBatch } from '../support/cli.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -104,6 +104,6 @@ test('database fields from Secrets are neither in the ConfigMap nor described th
   const items = projected.filter((s) => s.secret.name === 'chat-db').flatMap((s) => s.secret.items as Plain[]);
   assert.deepEqual(
     items.map((i) => `${i.key}->${i.path}`).sort(),
-    [`host->${synapseSecretFiles.databaseField('host')}`, `password->${synapseSecretFiles.databasePassword}`, `port->${synapseSecretFiles.databaseField('port')}`, `username->${synapseSecretFiles.databaseField('user')}`].sort(),
+    [`host->${databaseFieldFiles.host}`, `password->${synapseSecretFiles.databasePassword}`, `port->${databaseFieldFiles.port}`, `username->${databaseFieldFiles.user}`].sort(),
   );
 });

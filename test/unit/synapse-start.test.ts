@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { synapseConfigFiles } from '../../src/components/synapse/config.js';
 import { synapseJoinedConfigFile, synapseStartScript, synapseStartScriptFile } from '../../src/components/synapse/start.js';
-import { synapseSecretFiles } from '../../src/stack/model.js';
+import { databaseFieldFiles, synapseSecretFiles } from '../../src/stack/model.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import { resolveValues } from '../../src/values/load.js';
 
@@ -121,9 +121,9 @@ test('connection fields from Secrets are joined in from their files (the port as
   const report = withScratch((dir) =>
     startWithProbe(dir, synapseConfigFiles(stack), {
       [synapseSecretFiles.databasePassword]: databasePassword,
-      [synapseSecretFiles.databaseField('host')]: 'db-17.internal.example',
-      [synapseSecretFiles.databaseField('port')]: '6432',
-      [synapseSecretFiles.databaseField('user')]: 'chat_owner',
+      [databaseFieldFiles.host]: 'db-17.internal.example',
+      [databaseFieldFiles.port]: '6432',
+      [databaseFieldFiles.user]: 'chat_owner',
     }),
   );
   const args = (parseYaml(report.joined, { version: '1.1' }) as { database: { args: Record<string, unknown> } }).database.args;
@@ -138,10 +138,10 @@ test('a port file that is not a number stops the start with the file named and i
   const stack = compileKubernetesStack(resolveValues(externalFromSecrets));
   withScratch((dir) => {
     assert.throws(
-      () => startWithProbe(dir, synapseConfigFiles(stack), { [synapseSecretFiles.databasePassword]: databasePassword, [synapseSecretFiles.databaseField('port')]: 'five-four-three-two' }),
+      () => startWithProbe(dir, synapseConfigFiles(stack), { [synapseSecretFiles.databasePassword]: databasePassword, [databaseFieldFiles.port]: 'five-four-three-two' }),
       (error: { status?: number; stderr?: string }) => {
         assert.notEqual(error.status, 0);
-        assert.match(String(error.stderr), new RegExp(`${synapseSecretFiles.databaseField('port')} in .* is not a port number`));
+        assert.match(String(error.stderr), new RegExp(`${databaseFieldFiles.port} in .* is not a port number`));
         assert.ok(!String(error.stderr).includes('five-four'));
         return true;
       },

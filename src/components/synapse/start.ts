@@ -5,7 +5,7 @@
  */
 import { posix } from 'node:path';
 import type { DatabaseField, Stack } from '../../stack/model.js';
-import { synapseSecretFiles } from '../../stack/model.js';
+import { databaseFieldFiles, synapseSecretFiles } from '../../stack/model.js';
 
 export type ConnectionField = Exclude<DatabaseField, 'ca'>;
 
@@ -15,11 +15,11 @@ export type ConnectionField = Exclude<DatabaseField, 'ca'>;
  * field in when its file is there (the projected secret volume holds only the fields that come from Secrets).
  */
 export const synapseDatabaseFieldFiles: Record<ConnectionField, { file: string; arg: string; integer?: true }> = {
-  host: { file: synapseSecretFiles.databaseField('host'), arg: 'host' },
-  port: { file: synapseSecretFiles.databaseField('port'), arg: 'port', integer: true },
-  name: { file: synapseSecretFiles.databaseField('name'), arg: 'dbname' },
-  user: { file: synapseSecretFiles.databaseField('user'), arg: 'user' },
-  sslmode: { file: synapseSecretFiles.databaseField('sslmode'), arg: 'sslmode' },
+  host: { file: databaseFieldFiles.host, arg: 'host' },
+  port: { file: databaseFieldFiles.port, arg: 'port', integer: true },
+  name: { file: databaseFieldFiles.name, arg: 'dbname' },
+  user: { file: databaseFieldFiles.user, arg: 'user' },
+  sslmode: { file: databaseFieldFiles.sslmode, arg: 'sslmode' },
 };
 
 export const databaseConnectionFields = Object.keys(synapseDatabaseFieldFiles) as ConnectionField[];
