@@ -10,6 +10,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ const skip = availability.available ? false : availability.reason;
 const release = 'mxstack';
 const synapse = `deployment/${release}-synapse`;
 const joinedFile = '/run/synapse/joined-secrets.yaml';
+/** The user's own Secret for the SMTP password (as a GitOps user keeps it: outside the rendered manifests). */
+const smtpSecret = 'gitops-smtp';
 
 let cluster: TestCluster;
 let testNamespace: TestNamespace | undefined;
@@ -51,7 +54,13 @@ function valuesFile(smtpHost: string): string {
   writeFileSync(
     file,
     stringify({
-      synapse: { server: { name: 'gitops.test', turn: { enabled: false }, email: { enabled: true, smtpHost, notifFrom: 'Chat <noreply@gitops.test>' } } },
+      synapse: {
+        server: {
+          name: 'gitops.test',
+          turn: { enabled: false },
+          email: { enabled: true, smtpHost, smtpUser: 'mailer', smtpPassSecretRef: { name: smtpSecret, key: 'password' }, notifFrom: 'Chat <noreply@gitops.test>' },
+        },
+      },
       element: { enabled: false },
       coturn: { enabled: false },
     }),
@@ -75,20 +84,28 @@ async function inSynapse(script: string): Promise<string> {
   return (await kubectlOk(['exec', synapse, '-n', namespace, '-c', 'synapse', '--', 'python', '-c', script], { timeoutMs: 60_000 })).trim();
 }
 
-/** Facts about the joined file and the process, never a value: smtp_host, mode, tmpfs, whether the password is in it, argv/env free of it. */
+/**
+ * Facts about what Synapse started with, never a value: the effective email block (homeserver.yaml with the
+ * joined file over it, shallowly, as Synapse merges its --config-path files), whether both passwords were
+ * joined, the joined file's mode and file system, and that no password is in PID 1's argv or environment.
+ */
 const probe = `
 import os, yaml
 joined = yaml.safe_load(open("${joinedFile}"))
-password = open("/secrets/database-password").read().strip()
+config = yaml.safe_load(open("/config/homeserver.yaml"))
+config.update(joined)
+secret = lambda name: open("/secrets/" + name).read().strip()
+passwords = [secret("database-password"), secret("smtp-password")]
 mounts = [line.split() for line in open("/proc/mounts")]
+cmdline, environ = open("/proc/1/cmdline").read(), open("/proc/1/environ").read()
 print(yaml.safe_dump({
-  "smtp_host": joined["email"]["smtp_host"],
-  "password_joined": joined["database"]["args"]["password"] == password,
+  "smtp_host": config["email"]["smtp_host"],
+  "database_password_joined": config["database"]["args"]["password"] == passwords[0],
+  "smtp_password_joined": config["email"]["smtp_pass"] == passwords[1],
   "mode": oct(os.stat("${joinedFile}").st_mode & 0o777),
   "tmpfs": any(m[1] == "/run/synapse" and m[2] == "tmpfs" for m in mounts),
-  "in_cmdline": password in open("/proc/1/cmdline").read(),
-  "in_environ": password in open("/proc/1/environ").read(),
-  "synapse_is_pid1": "synapse.app.homeserver" in open("/proc/1/cmdline").read(),
+  "password_in_argv_or_environ": any(p in cmdline or p in environ for p in passwords),
+  "synapse_is_pid1": "synapse.app.homeserver" in cmdline,
 }))
 `;
 
@@ -112,21 +129,23 @@ after(async () => {
 }, { timeout: 300_000 });
 
 test('secrets init once, then render | kubectl apply: Synapse starts through its start step', { skip, timeout: 900_000 }, async () => {
+  const smtpPassword = `smtp-${randomBytes(12).toString('hex')}`;
+  await kubectlOk(['create', 'secret', 'generic', smtpSecret, '-n', namespace, '--from-file=password=/dev/stdin'], { stdin: smtpPassword });
   await mxstackOk(['secrets', 'init', '--kubernetes', '-n', namespace, '--release', release, '-f', valuesFile('smtp.gitops.test')]);
-  const objects = (await renderAndApply('smtp.gitops.test')) as { kind?: string; data?: Record<string, string> }[];
+  const objects = await renderAndApply('smtp.gitops.test');
   await rolledOut();
   const password = Buffer.from(await kubectlOk(['get', `secret/${release}-postgresql`, '-n', namespace, '-o', 'jsonpath={.data.postgres-password}']), 'base64').toString('utf8');
   assert.ok(password.length > 0);
-  for (const configMap of objects.filter((object) => object?.kind === 'ConfigMap')) {
-    assert.ok(!JSON.stringify(configMap).includes(password), 'the database password is in a rendered ConfigMap');
+  for (const rendered of objects.map((object) => JSON.stringify(object))) {
+    assert.ok(!rendered.includes(password) && !rendered.includes(smtpPassword), 'a password is in the rendered manifests');
   }
   assert.deepEqual(await factsOfSynapse(), {
     smtp_host: 'smtp.gitops.test',
-    password_joined: true,
+    database_password_joined: true,
+    smtp_password_joined: true,
     mode: '0o600',
     tmpfs: true,
-    in_cmdline: false,
-    in_environ: false,
+    password_in_argv_or_environ: false,
     synapse_is_pid1: true,
   });
 });
@@ -137,6 +156,7 @@ test('a changed smtpHost reaches the running Synapse through a new render alone'
   await rolledOut();
   assert.ok(Number(await kubectlOk(['get', synapse, '-n', namespace, '-o', 'jsonpath={.metadata.generation}'])) > before, 'Synapse was not rolled out');
   const facts = await factsOfSynapse();
-  assert.equal(facts.smtp_host, 'mail.gitops.test');
-  assert.equal(facts.password_joined, true);
+  assert.deepEqual([facts.smtp_host, facts.database_password_joined, facts.smtp_password_joined], ['mail.gitops.test', true, true]);
+  // The operations read the joined file too: the database password Synapse started with is the stored one.
+  await mxstackOk(['secrets', 'verify', '--kubernetes', '-n', namespace, '--release', release, '-f', valuesFile('mail.gitops.test')]);
 });
