@@ -102,7 +102,7 @@ print(yaml.safe_dump({
   "smtp_host": config["email"]["smtp_host"],
   "database_password_joined": config["database"]["args"]["password"] == passwords[0],
   "smtp_password_joined": config["email"]["smtp_pass"] == passwords[1],
-  "mode": oct(os.stat("${joinedFile}").st_mode & 0o777),
+  "mode": os.stat("${joinedFile}").st_mode & 0o777,
   "tmpfs": any(m[1] == "/run/synapse" and m[2] == "tmpfs" for m in mounts),
   "password_in_argv_or_environ": any(p in cmdline or p in environ for p in passwords),
   "synapse_is_pid1": "synapse.app.homeserver" in cmdline,
@@ -130,7 +130,8 @@ after(async () => {
 
 test('secrets init once, then render | kubectl apply: Synapse starts through its start step', { skip, timeout: 900_000 }, async () => {
   const smtpPassword = `smtp-${randomBytes(12).toString('hex')}`;
-  await kubectlOk(['create', 'secret', 'generic', smtpSecret, '-n', namespace, '--from-file=password=/dev/stdin'], { stdin: smtpPassword });
+  const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: smtpSecret }, type: 'Opaque', stringData: { password: smtpPassword } };
+  await kubectlOk(['create', '-n', namespace, '-f', '-'], { stdin: JSON.stringify(secret) });
   await mxstackOk(['secrets', 'init', '--kubernetes', '-n', namespace, '--release', release, '-f', valuesFile('smtp.gitops.test')]);
   const objects = await renderAndApply('smtp.gitops.test');
   await rolledOut();
@@ -143,7 +144,7 @@ test('secrets init once, then render | kubectl apply: Synapse starts through its
     smtp_host: 'smtp.gitops.test',
     database_password_joined: true,
     smtp_password_joined: true,
-    mode: '0o600',
+    mode: 0o600,
     tmpfs: true,
     password_in_argv_or_environ: false,
     synapse_is_pid1: true,
