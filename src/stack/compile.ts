@@ -5,7 +5,7 @@ import { componentVersions } from '../versions.js';
 import { authEnabled, authIdpId, oidcSecretNamePart } from '../values/derived.js';
 import { workersEnabled } from '../values/worker-pools.js';
 import { databasePasswordRef, deriveDatabase } from './database.js';
-import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets } from './model.js';
+import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets, synapseSecretFiles } from './model.js';
 
 export const defaultRelease = 'mxstack';
 export const defaultNamespace = 'matrix';
@@ -57,7 +57,7 @@ export function deriveSecrets(values: Values, release: string, placement: Placem
     signingKey: s.signingKey.existingSecret
       ? { name: s.signingKey.existingSecret, key: s.signingKey.secretKey, userProvided: true }
       : ownSecret(`${release}-signing-key`, s.signingKey.secretKey),
-    synapseSecretConfig: ownSecret(`${release}-synapse-secret-config`, 'homeserver-secrets.yaml'),
+    synapseSecretConfig: ownSecret(`${release}-synapse-secret-config`, synapseSecretFiles.cliAppserviceRegistration),
     ...(s.server.email.enabled
       ? { smtpPassword: userSecret(s.server.email.smtpPassSecretRef, ownSecret(`${release}-smtp`, 'password')) }
       : {}),

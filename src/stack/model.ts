@@ -54,6 +54,8 @@ export interface Placement {
     mediaStore: string;
     /** Synapse's data directory (pid file, uploads in flight). */
     synapseDataDir: string;
+    /** Private, memory-backed where the target can: the database and email blocks joined with their passwords. */
+    synapseRuntimeDir: string;
     /** Directory of the router's files (haproxy.cfg, well-known JSON). */
     routerConfigDir: string;
     /** Directory of coturn's TLS certificate and key (tls.crt, tls.key), when TLS is on. */
@@ -102,10 +104,25 @@ export const redisSecretFiles = {
   passwordConf: 'password.conf',
 } as const;
 
+/**
+ * The file of each connection field that comes from a Secret (stack.database.fromSecret), in the secrets
+ * directory of every process that reads it (Synapse's start step, the auth service).
+ */
+export const databaseFieldFiles = {
+  host: 'database-host',
+  port: 'database-port',
+  name: 'database-name',
+  user: 'database-user',
+  sslmode: 'database-sslmode',
+  ca: 'database-ca.pem',
+} as const satisfies Record<DatabaseField, string>;
+
 /** File names inside placement.paths.synapseSecretsDir. */
 export const synapseSecretFiles = {
-  /** YAML with only the `database` and `email` blocks (Synapse has no *_path for them). */
-  secretConfig: 'homeserver-secrets.yaml',
+  /** The database password, joined into the database block at start (Synapse has no *_path for it). */
+  databasePassword: 'database-password',
+  /** The SMTP password, joined into the email block at start (Synapse has no *_path for it). */
+  smtpPassword: 'smtp-password',
   registrationSharedSecret: 'registration_shared_secret',
   macaroonSecretKey: 'macaroon_secret_key',
   formSecret: 'form_secret',
@@ -116,7 +133,7 @@ export const synapseSecretFiles = {
   /** redis.password_path (workers only). */
   redisPassword: 'redis_password',
   /** The database server's CA certificate (sslrootcert) when it comes from a Secret; a CA written in values is `databaseCaFile` in the config directory. */
-  databaseCa: 'database-ca.pem',
+  databaseCa: databaseFieldFiles.ca,
   /** The `mxstack-cli` application service registration (holds its as_token and hs_token), when 2FA is on. */
   cliAppserviceRegistration: 'mxstack-cli-appservice.yaml',
 } as const;
@@ -165,7 +182,10 @@ export interface StackSecrets {
   formSecret: SecretRef;
   turnSharedSecret: SecretRef;
   signingKey: SecretRef;
-  /** The Secret holding homeserver-secrets.yaml (database and email blocks), assembled by `secrets init`. */
+  /**
+   * The Secret of files `secrets init` assembles from other secrets: the mxstack-cli application service
+   * registration (with 2FA). Older releases also hold a homeserver-secrets.yaml key there, which nothing reads any more.
+   */
   synapseSecretConfig: SecretRef;
   smtpPassword?: SecretRef;
   /** With workers: the shared secret of HTTP replication, and Redis's password. */

@@ -22,14 +22,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { toPlainSorted } from '../../src/kit/sorted-json.js';
 import { documentedSecrets } from '../../src/targets/kubernetes/secrets.js';
-import { renderSynapseSecretConfig, toSynapseYaml } from '../../src/components/synapse/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../src/components/coturn/config.js';
 import { rootfsUnavailable, runtimeRootfs } from '../support/component-stacks.js';
 
@@ -141,7 +140,6 @@ test('PostgreSQL, Synapse, the admin Job, the router and coturn run from their r
   const store = new Map<string, string>();
   for (const entry of documentedSecrets(stack)) store.set(`${entry.name}/${entry.key}`, randomBytes(18).toString('base64url'));
   const password = store.get(`${stack.secrets.postgresPassword.name}/${stack.secrets.postgresPassword.key}`)!;
-  store.set(`${stack.secrets.synapseSecretConfig.name}/${stack.secrets.synapseSecretConfig.key}`, toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword: password })));
 
   const dir = mkdtempSync(join(tmpdir(), 'mxstack-pod-layout-'));
   try {
@@ -266,6 +264,11 @@ test('PostgreSQL, Synapse, the admin Job, the router and coturn run from their r
     const turnSecret = store.get(`${stack.secrets.turnSharedSecret.name}/${stack.secrets.turnSharedSecret.key}`)!;
     const runtimeVolume = coturn.volumes.find((v: Plain) => v.emptyDir?.medium === 'Memory').name;
     assert.equal(readFileSync(join(coturnVolumes, runtimeVolume, 'turnserver.conf'), 'utf8'), renderTurnserverConf(stack) + renderTurnSecretConf(turnSecret));
+    // Synapse's start step joined the database password into its memory-backed emptyDir, readable by uid 991 only.
+    const synapseRuntime = synapse.volumes.find((v: Plain) => v.emptyDir?.medium === 'Memory').name;
+    const joined = join(synapseDir, 'volumes', synapseRuntime, 'joined-secrets.yaml');
+    assert.ok(readFileSync(joined, 'utf8').includes(password));
+    assert.equal(statSync(joined).mode & 0o777, 0o600);
     if (process.env.MXSTACK_TEST_VERBOSE) process.stderr.write(result.stdout);
     for (const value of store.values()) {
       if (value.length < 40) assert.ok(!`${result.stdout}${result.stderr}`.includes(value), 'no secret value in the output');

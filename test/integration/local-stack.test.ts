@@ -130,6 +130,19 @@ describe('a local stack with default values', { timeout: minutes(20) }, () => {
     assert.equal(verifyKeys[expected.keyId]!.key, expected.publicKey);
   });
 
+  test('Synapse started through its start step: the database password joined in a 0600 file of matrix-synapse, homeserver.yaml without it', () => {
+    const joined = join(stack.stateDir, 'synapse', 'run', 'joined-secrets.yaml');
+    const stat = statSync(joined);
+    assert.equal(stat.mode & 0o777, 0o600);
+    assert.equal(stat.uid, runtimeUser(runtimeDir(), 'matrix-synapse').uid);
+    const password = readFileSync(join(stack.stateDir, 'synapse', 'secrets', 'database-password'), 'utf8').trim();
+    assert.ok(password.length > 0);
+    assert.ok(readFileSync(joined, 'utf8').includes(password));
+    const homeserver = readFileSync(join(stack.stateDir, 'synapse', 'config', 'homeserver.yaml'), 'utf8');
+    assert.match(homeserver, /dbname: /);
+    assert.ok(!homeserver.includes(password));
+  });
+
   test('a second up on the running stack refuses with exit code 2', async () => {
     const result = await runCliAsync(['up', '--state-dir', stack.stateDir], { timeoutMs: 120_000 });
     assert.equal(result.status, 2, result.stderr);

@@ -55,6 +55,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       signingKey: join(dir, 'synapse/keys/signing.key'),
       mediaStore: join(dir, 'synapse/media'),
       synapseDataDir: join(dir, 'synapse/data'),
+      synapseRuntimeDir: join(dir, 'synapse/run'),
       routerConfigDir: join(dir, 'router'),
       coturnTlsDir: join(dir, 'coturn/tls'),
       authConfigDir: join(dir, 'auth/config'),

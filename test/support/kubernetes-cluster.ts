@@ -98,7 +98,10 @@ async function locateCluster(): Promise<ClusterAvailability> {
     return { available: false, reason: `no cluster: set ${testKubeconfigVariable} to a kubeconfig (kind, k3d, ...), or place the shared test cluster tool at ../shared/kubernetes` };
   }
   if (process.getuid?.() !== 0) return { available: false, reason: `the shared test cluster (${tool}) needs root, and ${testKubeconfigVariable} is not set` };
-  const up = await runProcess(join(tool, 'cluster'), ['up'], { timeoutMs: 10 * 60_000 });
+  // The daemons `cluster up` starts outlive this suite: they must not inherit its TMPDIR (scripts/test.sh
+  // makes one per run and removes it at the end; runc then fails every exec probe and `kubectl exec`).
+  const { TMPDIR: _suiteTmp, ...environment } = process.env;
+  const up = await runProcess(join(tool, 'cluster'), ['up'], { timeoutMs: 10 * 60_000, env: environment });
   const kubeconfig = up.stdout.trim().split('\n').pop() ?? '';
   if (up.exitCode !== 0 || !existsSync(kubeconfig)) {
     return { available: false, reason: `${tool}/cluster up failed (exit ${up.exitCode}): ${lastLines(up.stderr || up.stdout, 8)}` };

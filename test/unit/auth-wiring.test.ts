@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, sign, verify, type JsonWebKey } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import Provider from 'oidc-provider';
@@ -24,7 +24,8 @@ import { authSecretFileList } from '../../src/components/auth/kubernetes.js';
 import { loadConfig, loadSecrets } from '../../src/auth-service/config.js';
 import { clientAddress } from '../../src/auth-service/http.js';
 import { authServiceConfig, renderAuthConfigFile } from '../../src/components/auth/config.js';
-import { renderHomeserverConfig, renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../src/components/synapse/config.js';
+import { renderHomeserverConfig, synapseConfigFiles } from '../../src/components/synapse/config.js';
+import { homeserverConfigPath, synapseStartArgv } from '../../src/components/synapse/start.js';
 import { cliAppserviceRegistration, cliAppserviceRegistrationConfig } from '../../src/components/synapse/auth.js';
 import { routerConfigFiles, renderRouterConfig } from '../../src/components/router/config.js';
 import { authSecretGenerators, generateSigningKey, rsaJwkThumbprint } from '../../src/stack/secrets/generate.js';
@@ -184,7 +185,7 @@ test('one name for the sign-in: Element\'s SSO button (idp_name), the auth pages
     assert.doesNotMatch(files[name]!, /Matrix\.org|© 20|\[matrix\]/, `${name}: no Matrix.org footer or logo`);
   }
   const synapseConfigMap = renderKubernetesObjects(branded).find((object) => object.kind === 'ConfigMap' && object.metadata?.name === branded.objectName('synapse')) as { data?: Record<string, string> } | undefined;
-  assert.deepEqual(Object.keys(synapseConfigMap?.data ?? {}).sort(), ['_base.html', 'homeserver.yaml', 'log.yaml', 'sso_footer.html'], 'on Kubernetes the templates are in the ConfigMap mounted as the config directory');
+  assert.deepEqual(Object.keys(synapseConfigMap?.data ?? {}).sort(), ['_base.html', 'homeserver.yaml', 'log.yaml', 'sso_footer.html', 'synapse-start.py'], 'on Kubernetes the templates are in the ConfigMap mounted as the config directory');
   const withoutElement = kubernetesStack({ ...totpOn, element: { enabled: false } });
   assert.equal((renderHomeserverConfig(withoutElement).oidc_providers as Plain[])[0]!.idp_name, 'example.com');
   assert.equal(authServiceConfig(withoutElement).brand, 'example.com');
@@ -261,21 +262,26 @@ test('homeserver.yaml with 2FA passes Synapse\'s JSON Schema (Kubernetes and loc
     localStack({ synapse: { server: { name: 'example.com', mfa: { totp: { enabled: true } } } } }),
   ];
   for (const stack of stacks) {
-    const merged = { ...renderHomeserverConfig(stack), ...renderSynapseSecretConfig(stack, { databasePassword: 'x' }) };
+    const config = renderHomeserverConfig(stack) as Tree & { database: Tree & { args: Tree } };
+    const merged = { ...config, database: { ...config.database, args: { ...config.database.args, password: 'x' } } };
     assert.equal(validate(merged), true, JSON.stringify(validate.errors, null, 2));
   }
 });
 
-/** Loads the files with Synapse's own config classes and its application service loader; prints what it understood. */
+/**
+ * Started through Synapse's start step in place of `-m synapse.app.homeserver`: loads the config paths it is
+ * given with Synapse's own config classes and its application service loader; prints what it understood.
+ */
 const synapseLoaderScript = `
 import json, sys
 from synapse.config.homeserver import HomeServerConfig
 from synapse.config.appservice import load_appservices
-config = HomeServerConfig.load_config("mxstack-check", ["--config-path", sys.argv[1], "--config-path", sys.argv[2]])
+config = HomeServerConfig.load_config("mxstack-check", sys.argv[1:])
 providers = config.oidc.oidc_providers
 services = load_appservices(config.server.server_name, config.appservice.app_service_config_files)
 print("understood: " + json.dumps({
   "password_login": config.auth.password_enabled_for_login,
+  "database": config.database.databases[0].config["args"],
   "providers": [{"idp_id": p.idp_id, "discover": p.discover, "pkce": p.pkce_method, "secret": p.client_secret,
                  "userinfo": p.user_profile_method, "token": p.token_endpoint, "registration": p.enable_registration,
                  "allow_existing": p.allow_existing_users} for p in providers],
@@ -298,7 +304,7 @@ test('Synapse 1.160\'s own config loader accepts homeserver.yaml with 2FA and th
   const outside = (path: string) => join(runtimeRootfs, path);
   writeFiles(outside(paths.synapseConfigDir), synapseConfigFiles(stack));
   writeFiles(outside(paths.synapseSecretsDir), {
-    [synapseSecretFiles.secretConfig]: toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword: 'db-secret' })),
+    [synapseSecretFiles.databasePassword]: 'db-secret',
     [synapseSecretFiles.registrationSharedSecret]: 'reg-secret',
     [synapseSecretFiles.macaroonSecretKey]: 'macaroon-secret',
     [synapseSecretFiles.formSecret]: 'form-secret',
@@ -308,15 +314,20 @@ test('Synapse 1.160\'s own config loader accepts homeserver.yaml with 2FA and th
   });
   writeFiles(outside(posix.dirname(paths.signingKey)), { [posix.basename(paths.signingKey)]: generateSigningKey() });
   writeFiles(outside(scratch.inside), { 'check.py': synapseLoaderScript });
-  const result = runInRootfs(
-    ['python3', join(scratch.inside, 'check.py'), join(paths.synapseConfigDir, 'homeserver.yaml'), join(paths.synapseSecretsDir, synapseSecretFiles.secretConfig)],
-    100_000,
-  );
+  mkdirSync(outside(paths.synapseRuntimeDir), { recursive: true });
+  // The start step's argv with the module swapped for the checker (`-m synapse.app.homeserver` → the file).
+  const argv = synapseStartArgv(stack, 'python3', 'synapse.app.homeserver', [homeserverConfigPath(stack)]);
+  const moduleAt = argv.indexOf('-m');
+  argv.splice(moduleAt, 2, join(scratch.inside, 'check.py'));
+  const result = runInRootfs(argv, 100_000);
   assert.equal(result.status, 0, result.output);
   const line = result.output.split('\n').find((l) => l.startsWith('understood: '));
   assert.ok(line, result.output);
   const understood = JSON.parse(line.slice('understood: '.length)) as Plain;
   assert.equal(understood.password_login, false);
+  // The database block from homeserver.yaml, its password joined in by the start step.
+  assert.equal(understood.database.password, 'db-secret');
+  assert.equal(understood.database.dbname, stack.database.name);
   assert.deepEqual(understood.providers, [
     {
       idp_id: 'oidc-mxstack',
@@ -491,7 +502,7 @@ test('secrets init plan (Kubernetes): every auth key generated in <release>-auth
   assert.deepEqual(Object.keys(auth.data).sort(), ['admin-token', 'cli-appservice-hs-token', 'cli-appservice-token', 'client-secret', 'cookie-keys', 'recovery-code-key', 'sealing-keyring', 'signing-jwks']);
   assert.ok(!plan.generated.some((g) => g.endsWith('mxstack-cli-appservice.yaml')), 'the registration is assembled, never generated');
   const data = assembleSecretConfigData(stack, new Map(), plan);
-  assert.deepEqual(Object.keys(data).sort(), ['homeserver-secrets.yaml', 'mxstack-cli-appservice.yaml']);
+  assert.deepEqual(Object.keys(data).sort(), ['mxstack-cli-appservice.yaml']);
   const registration = parseYaml(data['mxstack-cli-appservice.yaml']!) as Plain;
   assert.equal(registration.as_token, auth.data['cli-appservice-token']);
   assert.equal(registration.hs_token, auth.data['cli-appservice-hs-token']);
@@ -501,12 +512,12 @@ test('secrets init plan (Kubernetes): every auth key generated in <release>-auth
   assert.deepEqual([again.create, again.addKeys, again.generated], [[], [], []]);
   assert.ok(secretConfigUpToDate(stack, new Map([...live, ['mxstack-synapse-secret-config', data]]), data));
   assert.ok(!secretConfigUpToDate(stack, live, data));
-  // Without 2FA: one key, digested exactly as before.
+  // Without 2FA nothing is assembled: the database and email settings travel in homeserver.yaml.
   const plain = kubernetesStack();
-  const plainPlan = planSecrets(plain, new Map());
-  const plainData = assembleSecretConfigData(plain, new Map(), plainPlan);
-  assert.deepEqual(Object.keys(plainData), ['homeserver-secrets.yaml']);
-  assert.equal(secretConfigDigest(plainData), secretConfigDigest(plainData['homeserver-secrets.yaml']!));
+  const plainData = assembleSecretConfigData(plain, new Map(), planSecrets(plain, new Map()));
+  assert.deepEqual(plainData, {});
+  assert.ok(secretConfigUpToDate(plain, new Map(), plainData), 'nothing to write without 2FA');
+  assert.notEqual(secretConfigDigest({ a: 'x' }), secretConfigDigest({ a: 'y' }));
 });
 
 test('secret inventory (`secrets list/verify/init`): every auth key, generated, with a purpose', () => {

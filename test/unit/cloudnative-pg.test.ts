@@ -14,9 +14,9 @@ import { loadValues } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { toPlainSorted } from '../../src/kit/sorted-json.js';
-import { assembleSecretConfigData, planSecrets } from '../../src/targets/kubernetes/secrets-store.js';
+import { planSecrets } from '../../src/targets/kubernetes/secrets-store.js';
 import { documentedSecrets } from '../../src/targets/kubernetes/secrets.js';
-import { requiredDefinitions, secretConfigAwaitsOperator } from '../../src/targets/kubernetes/lifecycle.js';
+import { requiredDefinitions, startSecretsAwaitOperator } from '../../src/targets/kubernetes/lifecycle.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes/target-adapter.js';
 import { authServiceConfig } from '../../src/components/auth/config.js';
 import { withDatabaseFiles } from '../../src/auth-service/config.js';
@@ -37,6 +37,13 @@ const find = (objects: Plain[], kind: string, name: string): Plain => {
   return found;
 };
 const cnpgFixture = join(valuesFixturesDir, 'cloudnative-pg.yaml');
+
+/** Synapse's database block as rendered (no password, no field from a Secret) and its secret files as `secret/key>file`. */
+function synapseDatabase(objects: Plain[]): { args: Plain; files: string[] } {
+  const args = parseYaml(find(objects, 'ConfigMap', 'mx-synapse').data['homeserver.yaml'], { version: '1.1' }).database.args;
+  const sources = find(objects, 'Deployment', 'mx-synapse').spec.template.spec.volumes.find((v: Plain) => v.name === 'secrets').projected.sources;
+  return { args, files: sources.flatMap((s: Plain) => s.secret.items.map((i: Plain) => `${s.secret.name}/${i.key}>${i.path}`)) };
+}
 
 test('the CloudNativePG fixture renders a Cluster and a ScheduledBackup that pass the pinned CRDs', () => {
   const objects = renderStack(stackOf({}, [cnpgFixture]));
@@ -81,14 +88,11 @@ test('Synapse, the auth component and the backup CronJob use the Cluster\'s -rw 
   assert.equal(stack.database.provider, 'cloudnative-pg');
   assert.equal(stack.database.host, 'mx-postgresql-rw');
   assert.deepEqual(stack.secrets.postgresPassword, { name: 'mx-postgresql-app', key: 'password', userProvided: true, operatorCreated: true });
-  const live = new Map<string, Record<string, string>>([['mx-postgresql-app', { password: 'operator-made' }], ['mx-auth', { 'cli-appservice-token': 'a', 'cli-appservice-hs-token': 'h' }]]);
-  const secretConfig = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!);
-  assert.deepEqual(
-    { host: secretConfig.database.args.host, port: secretConfig.database.args.port, password: secretConfig.database.args.password, sslmode: secretConfig.database.args.sslmode },
-    { host: 'mx-postgresql-rw', port: 5432, password: 'operator-made', sslmode: 'require' },
-  );
-  assert.equal(authServiceConfig(stack).database.host, 'mx-postgresql-rw');
   const objects = renderStack(stack);
+  const synapse = synapseDatabase(objects);
+  assert.deepEqual({ host: synapse.args.host, port: synapse.args.port, password: synapse.args.password, sslmode: synapse.args.sslmode }, { host: 'mx-postgresql-rw', port: 5432, password: undefined, sslmode: 'require' });
+  assert.ok(synapse.files.includes('mx-postgresql-app/password>database-password'), synapse.files.join(', '));
+  assert.equal(authServiceConfig(stack).database.host, 'mx-postgresql-rw');
   const auth = find(objects, 'Deployment', 'mx-auth').spec.template.spec;
   const authSources = auth.volumes.find((v: Plain) => v.name === 'secrets').projected.sources;
   assert.ok(authSources.some((s: Plain) => s.secret.name === 'mx-postgresql-app' && s.secret.items.some((i: Plain) => i.key === 'password' && i.path === 'database-password')));
@@ -103,8 +107,8 @@ test('the operator\'s Secret is neither generated nor demanded; install writes t
   assert.ok(!plan.generated.some((g) => g.startsWith('mx-postgresql-app/')), plan.generated.join(', '));
   assert.deepEqual(plan.problems, []);
   assert.equal(documentedSecrets(stack).find((d) => d.name === 'mx-postgresql-app')?.createdBy, 'operator');
-  assert.equal(secretConfigAwaitsOperator(stack, new Map()), true);
-  assert.equal(secretConfigAwaitsOperator(stack, new Map([['mx-postgresql-app', { password: 'x' }]])), false);
+  assert.equal(startSecretsAwaitOperator(stack, new Map()), true);
+  assert.equal(startSecretsAwaitOperator(stack, new Map([['mx-postgresql-app', { password: 'x' }]])), false);
   assert.deepEqual(requiredDefinitions(renderKubernetesObjects(stack)).map((d) => d.name), ['clusters.postgresql.cnpg.io', 'scheduledbackups.postgresql.cnpg.io']);
   assert.match(requiredDefinitions(renderKubernetesObjects(stack))[0]!.install, /install the CloudNativePG operator first/);
   assert.deepEqual(requiredDefinitions(renderKubernetesObjects(stackOf({ synapse: { server: { name: 'example.com' } } }))), []);
@@ -160,12 +164,15 @@ test('one line points at an operator\'s database: synapse.database.secret with t
     { host: 'chat-db-app/host', port: 'chat-db-app/port', name: 'chat-db-app/dbname', user: 'chat-db-app/user' },
   );
   assert.deepEqual(stack.secrets.postgresPassword, { name: 'chat-db-app', key: 'password', userProvided: true });
-  const live = new Map<string, Record<string, string>>([['chat-db-app', { host: 'chat-db-rw.db.svc', port: '5433', dbname: 'app', user: 'app', password: 'from-operator' }]]);
-  const args = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!).database.args;
-  assert.deepEqual({ host: args.host, port: args.port, dbname: args.dbname, user: args.user, password: args.password }, { host: 'chat-db-rw.db.svc', port: 5433, dbname: 'app', user: 'app', password: 'from-operator' });
+  // Synapse's start step joins every field in from the files mounted from the Secret: none is in the ConfigMap.
+  const objects = renderStack(stack);
+  const synapse = synapseDatabase(objects);
+  assert.deepEqual({ host: synapse.args.host, port: synapse.args.port, dbname: synapse.args.dbname, user: synapse.args.user, password: synapse.args.password }, { host: undefined, port: undefined, dbname: undefined, user: undefined, password: undefined });
+  for (const item of ['chat-db-app/host>database-host', 'chat-db-app/port>database-port', 'chat-db-app/dbname>database-name', 'chat-db-app/user>database-user', 'chat-db-app/password>database-password']) {
+    assert.ok(synapse.files.includes(item), `${item} in ${synapse.files.join(', ')}`);
+  }
   // Missing: install refuses with the command to create it.
   assert.match(planSecrets(stack, new Map()).problems.join('\n'), /Secret chat-db-app \(keys dbname, host, password, port, user\) named in the values does not exist/);
-  const objects = renderStack(stack);
   assert.equal(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Cluster').length, 0);
 });
 
@@ -180,10 +187,10 @@ test('every connection field can be a value or {secret, key}; the CA is mounted 
   };
   const stack = stackOf(base);
   assert.deepEqual(Object.keys(stack.database.fromSecret).sort(), ['ca', 'port', 'user']);
-  const live = new Map<string, Record<string, string>>([['pg-conn', { port: '6432', username: 'matrix_app' }], ['pg-pass', { pw: 'pw' }], ['mx-auth', { 'cli-appservice-token': 'a', 'cli-appservice-hs-token': 'h' }]]);
-  const args = parseYaml(assembleSecretConfigData(stack, live)['homeserver-secrets.yaml']!).database.args;
-  assert.deepEqual({ host: args.host, port: args.port, user: args.user, sslmode: args.sslmode, sslrootcert: args.sslrootcert }, { host: 'pg.example.com', port: 6432, user: 'matrix_app', sslmode: 'verify-full', sslrootcert: '/secrets/database-ca.pem' });
   const objects = renderStack(stack);
+  const synapse = synapseDatabase(objects);
+  assert.deepEqual({ host: synapse.args.host, port: synapse.args.port, user: synapse.args.user, sslmode: synapse.args.sslmode, sslrootcert: synapse.args.sslrootcert }, { host: 'pg.example.com', port: undefined, user: undefined, sslmode: 'verify-full', sslrootcert: '/secrets/database-ca.pem' });
+  for (const item of ['pg-conn/port>database-port', 'pg-conn/username>database-user', 'pg-pass/pw>database-password']) assert.ok(synapse.files.includes(item), `${item} in ${synapse.files.join(', ')}`);
   const synapseSources = find(objects, 'Deployment', 'mx-synapse').spec.template.spec.volumes.find((v: Plain) => v.name === 'secrets').projected.sources;
   assert.ok(synapseSources.some((s: Plain) => s.secret.name === 'pg-ca' && s.secret.items[0].path === 'database-ca.pem'));
   const authItems = find(objects, 'Deployment', 'mx-auth').spec.template.spec.volumes.find((v: Plain) => v.name === 'secrets').projected.sources.flatMap((s: Plain) => s.secret.items.map((i: Plain) => `${s.secret.name}/${i.key}>${i.path}`));

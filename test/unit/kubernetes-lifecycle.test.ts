@@ -73,7 +73,8 @@ import {
 } from '../../src/targets/kubernetes/guards.js';
 import {
   annotateSecretConfigDigest,
-  assembleSecretConfig,
+  secretConfigDigest,
+  synapseStartSecrets,
   decodeSecrets,
   planSecrets,
   secretConfigDigestAnnotation,
@@ -489,15 +490,14 @@ describe('release Secrets', () => {
     assert.ok(plan.problems.some((p) => /mxstack-signing-key \(key signing\.key\) is missing and secrets\.autoGenerate is false/.test(p)));
   });
 
-  test('homeserver-secrets.yaml holds the stored database password; its digest rolls only the pods that mount it', () => {
+  test('the digest of what Synapse reads only at start follows the stored database password and rolls only Synapse', () => {
     const stack = stackOf();
     const live = new Map([['mxstack-postgresql', { 'postgres-password': 'stored-password' }]]);
-    const text = assembleSecretConfig(stack, live);
-    assert.match(text, /password: stored-password/);
-    assert.match(text, /host: mxstack-postgresql/);
-    assert.throws(() => assembleSecretConfig(stack, new Map()), /Secret mxstack-postgresql has no key postgres-password/);
+    assert.deepEqual(synapseStartSecrets(stack, live), { 'database-password': 'stored-password' });
+    const rotated = new Map([['mxstack-postgresql', { 'postgres-password': 'rotated' }]]);
+    assert.notEqual(secretConfigDigest(synapseStartSecrets(stack, live)), secretConfigDigest(synapseStartSecrets(stack, rotated)));
 
-    const members = annotateSecretConfigDigest(asMembers(renderKubernetesObjects(stack), id), stack.secrets.synapseSecretConfig.name, 'd1');
+    const members = annotateSecretConfigDigest(asMembers(renderKubernetesObjects(stack), id), stack.objectName('synapse'), 'd1');
     const annotated = members.filter((m) => (m.spec as { template?: { metadata?: { annotations?: Record<string, string> } } })?.template?.metadata?.annotations?.[secretConfigDigestAnnotation] === 'd1');
     assert.deepEqual(annotated.map((m) => `${m.kind}/${m.metadata.name}`), ['Deployment/mxstack-synapse']);
   });
@@ -637,10 +637,12 @@ describe('mxstack install / upgrade (through the kubectl stand-in)', { concurren
     const appliedDocs = applies.map((c) => documentsOf(c.stdin));
     const membersApply = appliedDocs.find((docs) => docs.length > 5)!;
     assert.ok(membersApply.every((o) => o.metadata.labels?.[applysetPartOfLabel] === id));
-    // The generated password reached homeserver-secrets.yaml through stdin only.
-    const secretConfig = appliedDocs.flat().find((o) => o.metadata.name === 'mxstack-synapse-secret-config')!;
+    // The generated password travelled through stdin only; the database settings travel in the ConfigMap, without it.
+    assert.equal(appliedDocs.flat().some((o) => o.metadata.name === 'mxstack-synapse-secret-config'), false, 'nothing to assemble without 2FA');
     const password = Buffer.from((documentsOf(creates.find((c) => c.stdin.includes('mxstack-postgresql'))!.stdin)[0]!.data as Record<string, string>)['postgres-password']!, 'base64').toString();
-    assert.ok(Buffer.from((secretConfig.data as Record<string, string>)['homeserver-secrets.yaml']!, 'base64').toString().includes(`password: ${password}`));
+    const synapseConfigMap = membersApply.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'mxstack-synapse')!;
+    assert.match((synapseConfigMap.data as Record<string, string>)['homeserver.yaml']!, /host: mxstack-postgresql/);
+    assert.ok(!JSON.stringify(membersApply).includes(password), 'the password reached an applied object');
     for (const call of run.calls) assert.ok(!call.argv.join(' ').includes(password), 'the generated password is on a command line');
     assert.ok(!run.stdout.includes(password) && !run.stderr.includes(password));
 
@@ -822,10 +824,7 @@ describe('mxstack diff / status / uninstall (through the kubectl stand-in)', { c
   });
 
   test('diff with nothing to change says so (exit 0); kubectl failing is an error (exit 2, never 1 = "differences")', () => {
-    const secretConfig = assembleSecretConfig(stackOf(), new Map([['mxstack-postgresql', { 'postgres-password': 'pg-secret-value' }]]));
-    const withSecretConfig = JSON.parse(existingSecrets()) as { items: object[] };
-    withSecretConfig.items.push(secretJson('mxstack-synapse-secret-config', { 'homeserver-secrets.yaml': secretConfig }));
-    const same = runWithFakeKubectl(['diff', '-f', minimalValues], installedCluster([{ match: ['diff'], stdout: '' }, { match: ['get secret/mxstack-admin-credentials'], stdout: JSON.stringify(withSecretConfig) }]));
+    const same = runWithFakeKubectl(['diff', '-f', minimalValues], installedCluster([{ match: ['diff'], stdout: '' }]));
     assert.equal(same.status, 0, same.stderr);
     assert.equal(same.stdout.trim(), 'no changes: release mxstack matches the values.');
     const broken = runWithFakeKubectl(['diff', '-f', minimalValues], installedCluster([{ match: ['diff'], stderr: 'error: the server could not find the requested resource\n', exit: 2 }]));

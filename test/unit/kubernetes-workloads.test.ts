@@ -216,13 +216,16 @@ test('Synapse: ConfigMap holds the generated files, the pod rolls when they chan
   );
 });
 
-test('Synapse: the main process, one replica, Recreate, the two config files, uid 991', () => {
+test('Synapse: the main process through the start step, one replica, Recreate, uid 991', () => {
   const objects = render({ synapse: { server: { name: 'example.com' } } });
   const deployment = named(objects, 'Deployment', `${release}-synapse`);
   assert.equal(deployment.spec.replicas, 1);
   assert.equal(deployment.spec.strategy.type, 'Recreate');
   const c = deployment.spec.template.spec.containers[0];
-  assert.deepEqual(c.command, ['python', '-m', 'synapse.app.homeserver', '--config-path', '/config/homeserver.yaml', '--config-path', '/secrets/homeserver-secrets.yaml']);
+  assert.deepEqual(c.command, ['python', '/config/synapse-start.py', '/secrets', '/run/synapse/joined-secrets.yaml', '-m', 'synapse.app.homeserver', '--config-path', '/config/homeserver.yaml']);
+  // The joined passwords land in a memory-backed emptyDir, never on a node's disk.
+  assert.equal(mountPathOf(c, 'runtime'), '/run/synapse');
+  assert.deepEqual(deployment.spec.template.spec.volumes.find((v: Plain) => v.name === 'runtime').emptyDir.medium, 'Memory');
   assert.equal(deployment.spec.template.spec.securityContext.runAsUser, 991);
   assert.equal(c.image, 'ghcr.io/element-hq/synapse:v1.160.0');
   for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) assert.equal(c[probe].httpGet.path, '/health');
@@ -257,7 +260,10 @@ test('Synapse: every *_path under the secrets directory is projected from its Se
     const projected = mountedSecretKeys(spec)
       .filter((k) => k.volume === 'secrets')
       .map((k) => `${mount}/${k.path}`);
-    assert.deepEqual(projected.filter((p) => !p.endsWith('homeserver-secrets.yaml')).sort(), [...new Set(paths)].sort(), name);
+    // The two passwords Synapse reads only inline: its start step joins them in.
+    const joinedAtStart = ['/secrets/database-password', '/secrets/smtp-password'];
+    assert.deepEqual(projected.filter((p) => !joinedAtStart.includes(p)).sort(), [...new Set(paths)].sort(), name);
+    assert.ok(projected.includes('/secrets/database-password'), name);
   }
 });
 

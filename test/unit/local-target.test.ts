@@ -162,9 +162,15 @@ test('the plan starts PostgreSQL, Synapse, coturn, then the router, each with it
   assert.equal(postgresql!.package, 'postgresql-18');
   assert.equal(postgresql!.user.uid, 103);
   assert.deepEqual(postgresql!.health, { kind: 'pg_isready', binDir: '/usr/lib/postgresql/18/bin', host: '127.0.0.1', port: ports.postgresql });
-  assert.deepEqual(synapse!.argv.filter((arg) => arg.startsWith('/')), [
+  assert.deepEqual(synapse!.argv, [
+    'python3',
+    '/srv/stacks/a/synapse/config/synapse-start.py',
+    '/srv/stacks/a/synapse/secrets',
+    '/srv/stacks/a/synapse/run/joined-secrets.yaml',
+    '-m',
+    'synapse.app.homeserver',
+    '--config-path',
     '/srv/stacks/a/synapse/config/homeserver.yaml',
-    '/srv/stacks/a/synapse/secrets/homeserver-secrets.yaml',
   ]);
   assert.deepEqual(synapse!.health, { kind: 'http', url: `http://127.0.0.1:${ports.synapseHttp}/health` });
   assert.equal(coturn!.user.uid, 995);

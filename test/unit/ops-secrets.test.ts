@@ -15,6 +15,7 @@ import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import type { ComponentName, Stack } from '../../src/stack/model.js';
 import { synapseSecretFiles } from '../../src/stack/model.js';
+import { synapseJoinedConfigPath } from '../../src/components/synapse/start.js';
 import type { CommandResult, ExecOptions, SecretKeyRef, StoredSecretKey, Target } from '../../src/targets/target.js';
 import { secretInventory } from '../../src/ops/secrets/inventory.js';
 import { exportSecrets, initSecrets, listSecrets, rotateSecret, rotationRestarts } from '../../src/ops/secrets/manage.js';
@@ -87,7 +88,7 @@ class MemoryTarget implements Target {
     const dir = this.stack.placement.paths.synapseSecretsDir;
     const { secrets } = this.stack;
     this.componentFiles.set(`synapse:${dir}/${synapseSecretFiles.turnSharedSecret}`, get(secrets.turnSharedSecret));
-    this.componentFiles.set(`synapse:${dir}/${synapseSecretFiles.secretConfig}`, `database:\n  name: psycopg2\n  args:\n    password: ${get(secrets.postgresPassword)}\n`);
+    this.componentFiles.set(`synapse:${synapseJoinedConfigPath(this.stack)}`, `database:\n  name: psycopg2\n  args:\n    password: ${get(secrets.postgresPassword)}\n`);
     this.componentFiles.set(`coturn:${this.files.coturnConfig}`, `listening-port=3478\nuse-auth-secret\nstatic-auth-secret=${get(secrets.turnSharedSecret)}\n`);
     this.componentFiles.set('postgresql:role-password', get(secrets.postgresPassword));
   }

@@ -12,7 +12,6 @@ import { resolveValues, deepMerge } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { toPlainSorted } from '../../src/kit/sorted-json.js';
-import { renderSynapseSecretConfig } from '../../src/components/synapse/config.js';
 import { runCli } from '../support/cli.js';
 
 const seedReadme = '/work/shared/seed/matrix-synapse-helm-chart-README.md';
@@ -242,16 +241,17 @@ test('"Database": the release PostgreSQL creates synapse_prod on a 5Gi Longhorn 
   assert.deepEqual(env.find((e: Plain) => e.name === 'POSTGRES_USER')?.value, 'synapse');
 });
 
-test('"Email Configuration": the SMTP settings reach Synapse (in its secret config, next to the password)', () => {
-  const values = resolveValues(rawOf('#### Email Configuration #1'));
-  const secretConfig = renderSynapseSecretConfig(compileKubernetesStack(values), { databasePassword: 'db-password', smtpPassword: 'smtp-password' }) as Plain;
-  assert.equal(secretConfig.email.smtp_host, 'smtp.example.com');
-  assert.equal(secretConfig.email.smtp_port, 587);
-  assert.equal(secretConfig.email.smtp_user, 'matrix-noreply');
-  assert.equal(secretConfig.email.notif_from, 'Matrix <matrix@example.com>');
-  assert.equal(secretConfig.email.app_name, 'My Matrix Server');
-  const { objects } = render(rawOf('#### Email Configuration #1'));
-  for (const configMap of ofKind(objects, 'ConfigMap')) assert.ok(!JSON.stringify(configMap).includes('smtp-password'));
+test('"Email Configuration": the SMTP settings reach Synapse in the rendered homeserver.yaml, its password does not', () => {
+  const { objects, values } = render(rawOf('#### Email Configuration #1'));
+  const { email } = homeserver(objects);
+  assert.equal(email.smtp_host, 'smtp.example.com');
+  assert.equal(email.smtp_port, 587);
+  assert.equal(email.smtp_user, 'matrix-noreply');
+  assert.equal(email.notif_from, 'Matrix <matrix@example.com>');
+  assert.equal(email.app_name, 'My Matrix Server');
+  assert.equal('smtp_pass' in email, false);
+  const smtpPass = values.synapse.server.email.smtpPass;
+  if (smtpPass !== undefined) for (const configMap of ofKind(objects, 'ConfigMap')) assert.ok(!JSON.stringify(configMap).includes(smtpPass));
 });
 
 test('"Basic OIDC Configuration": the provider reaches homeserver.yaml with its own secret file', () => {

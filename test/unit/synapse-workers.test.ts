@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import AjvModule from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { renderHomeserverConfig, renderSynapseSecretConfig, synapseConfigFiles } from '../../src/components/synapse/config.js';
+import { renderHomeserverConfig, synapseConfigFiles } from '../../src/components/synapse/config.js';
 import { renderWorkerConfig } from '../../src/components/synapse/workers.js';
 import { renderPostgresqlConf } from '../../src/components/postgresql/config.js';
 import { loadValues } from '../../src/values/load.js';
@@ -114,7 +114,9 @@ test('homeserver.yaml with workers and every worker file pass Synapse\'s JSON Sc
   const validate = validator();
   for (const preset of ['small', 'large']) {
     const stack: Stack = kubernetesStack(withWorkers({ preset }));
-    const merged = { ...renderHomeserverConfig(stack), ...renderSynapseSecretConfig(stack, { databasePassword: 'p' }) };
+    // As the start step joins it: the database block of homeserver.yaml with its password.
+    const homeserver = renderHomeserverConfig(stack) as Tree & { database: Tree & { args: Tree } };
+    const merged: Tree = { ...homeserver, database: { ...homeserver.database, args: { ...homeserver.database.args, password: 'p' } } };
     for (const config of [merged, ...workerProcesses(stack.values).map((worker) => ({ ...merged, ...renderWorkerConfig(stack, worker) }))]) {
       validate(config);
       // The schema types each stream writer as one name; Synapse's loader takes a list for the sharded events stream.

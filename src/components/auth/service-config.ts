@@ -5,6 +5,7 @@
  * - `authSecretFiles`: the files in placement.paths.authSecretsDir, one secret each (never in config.json);
  * - the administration API mxstack's CLI calls (`AdminAccountInfo` and the routes in `authAdminRoutes`).
  */
+import { databaseFieldFiles } from '../../stack/model.js';
 
 /** The HMAC of the TOTP codes (RFC 6238), as authenticator apps name it. */
 export type TotpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
@@ -80,12 +81,12 @@ export const authSecretFiles = {
  * `<name>_auth`). `ca` holds the server's CA certificate (PEM).
  */
 export const authDatabaseFieldFiles = {
-  host: 'database-host',
-  port: 'database-port',
-  user: 'database-user',
-  synapseDatabase: 'database-name',
-  sslmode: 'database-sslmode',
-  ca: 'database-ca.pem',
+  host: databaseFieldFiles.host,
+  port: databaseFieldFiles.port,
+  user: databaseFieldFiles.user,
+  synapseDatabase: databaseFieldFiles.name,
+  sslmode: databaseFieldFiles.sslmode,
+  ca: databaseFieldFiles.ca,
 } as const;
 
 /** The config file's name inside placement.paths.authConfigDir. */

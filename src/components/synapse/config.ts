@@ -1,22 +1,19 @@
-/** Synapse's native files: homeserver.yaml (no secrets), the secret config, the log config, the page templates. */
+/**
+ * Synapse's native files: homeserver.yaml (no secret value: the database and email blocks without their
+ * passwords), the log config, the page templates, and the start step that joins those two passwords in.
+ */
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { deepMerge } from '../../values/load.js';
-import type { DatabaseField, Stack } from '../../stack/model.js';
+import type { Stack } from '../../stack/model.js';
 import { synapseSecretFiles } from '../../stack/model.js';
 import { renderOidcProvider } from './oidc.js';
 import { cliAppserviceRegistrationPath, mxstackOidcProvider } from './auth.js';
 import { upstreamUrlPreviewIpRangeBlacklist } from '../../kit/address-ranges.js';
+import { synapseDatabaseFieldFiles, synapseStartScript, synapseStartScriptFile } from './start.js';
 import { mainReplicationListener, renderWorkerConfig, sharedWorkerConfig, workerConfigFile } from './workers.js';
 import { workerProcesses, workersEnabled } from '../../values/worker-pools.js';
 import { synapseTemplateFiles } from './templates.js';
-
-export interface SynapseSecretValues {
-  databasePassword: string;
-  smtpPassword?: string;
-  /** The connection fields stack.database.fromSecret names, read from their Secrets. */
-  databaseFields?: Partial<Record<Exclude<DatabaseField, 'ca'>, string>>;
-}
 
 /** Where Synapse reads the database CA: from its secret files when it comes from a Secret, else from its config directory. */
 export function synapseDatabaseCaPath(stack: Stack): string | undefined {
@@ -151,7 +148,10 @@ function rateLimitConfig(stack: Stack): Config {
   };
 }
 
-/** homeserver.yaml as an object; every secret is a *_path into placement.paths.synapseSecretsDir. */
+/**
+ * homeserver.yaml as an object; every secret is a *_path into placement.paths.synapseSecretsDir, except the
+ * database and SMTP passwords, which Synapse only reads inline: synapseStartScript joins those in at start.
+ */
 export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
   const { synapse } = stack.values;
   const { paths } = stack.placement;
@@ -171,6 +171,8 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
     ...ssoConfig(stack),
     ...appserviceConfig(stack),
     ...rateLimitConfig(stack),
+    database: databaseConfig(stack),
+    ...emailConfig(stack),
     ...sharedWorkerConfig(stack),
     // The branded templates (./templates.ts) are written beside this file.
     templates: { custom_template_directory: paths.synapseConfigDir },
@@ -178,54 +180,50 @@ export function renderHomeserverConfig(stack: Stack): Record<string, unknown> {
   return deepMerge(generated, synapse.additionalConfig) as Config;
 }
 
-function databaseConfig(stack: Stack, password: string, fromSecrets: SynapseSecretValues['databaseFields'] = {}): Config {
+/**
+ * The database block without its password, and without the connection fields that come from Secrets: the
+ * start step joins those in from their files (synapseSecretFiles.databasePassword, synapseDatabaseFieldFiles).
+ */
+function databaseConfig(stack: Stack): Config {
   const { database } = stack.values.synapse;
-  const field = (name: Exclude<DatabaseField, 'ca'>): string | number => {
-    if (!stack.database.fromSecret[name]) return stack.database[name];
-    const value = fromSecrets[name];
-    if (value === undefined) throw new Error(`synapse.database.${name}: Secret ${stack.database.fromSecret[name]!.name} has no key ${stack.database.fromSecret[name]!.key}.`);
-    return name === 'port' ? Number(value.trim()) : value.trim();
+  const literal = (name: keyof typeof synapseDatabaseFieldFiles): Config => {
+    if (stack.database.fromSecret[name]) return {};
+    return { [synapseDatabaseFieldFiles[name].arg]: stack.database[name] };
   };
   const caPath = synapseDatabaseCaPath(stack);
   return {
     name: 'psycopg2',
     ...(database.allowUnsafeLocale ? { allow_unsafe_locale: true } : {}),
     args: {
-      user: field('user'),
-      password,
-      dbname: field('name'),
-      host: field('host'),
-      port: field('port'),
+      ...literal('user'),
+      ...literal('name'),
+      ...literal('host'),
+      ...literal('port'),
       cp_min: database.cpMin,
       cp_max: database.cpMax,
-      sslmode: field('sslmode'),
+      ...literal('sslmode'),
       ...(caPath ? { sslrootcert: caPath } : {}),
     },
   };
 }
 
-function emailConfig(stack: Stack, smtpPassword: string | undefined): Config {
+/** The email block without smtp_pass (joined in at start from synapseSecretFiles.smtpPassword). */
+function emailConfig(stack: Stack): Config {
   const { email } = stack.values.synapse.server;
+  if (!email.enabled) return {};
   const clientBaseUrl = email.clientBaseUrl ?? stack.elementUrl;
   return {
-    smtp_host: email.smtpHost,
-    smtp_port: email.smtpPort,
-    ...(email.smtpUser !== undefined ? { smtp_user: email.smtpUser } : {}),
-    ...(smtpPassword !== undefined ? { smtp_pass: smtpPassword } : {}),
-    require_transport_security: email.requireTransportSecurity,
-    force_tls: email.forceTls,
-    notif_from: email.notifFrom,
-    app_name: email.appName,
-    enable_notifs: email.enableNotifs,
-    ...(clientBaseUrl !== undefined ? { client_base_url: clientBaseUrl } : {}),
-  };
-}
-
-/** The second config file, holding only the `database` and `email` blocks (mounted from a Secret). */
-export function renderSynapseSecretConfig(stack: Stack, secrets: SynapseSecretValues): Record<string, unknown> {
-  return {
-    database: databaseConfig(stack, secrets.databasePassword, secrets.databaseFields),
-    ...(stack.values.synapse.server.email.enabled ? { email: emailConfig(stack, secrets.smtpPassword) } : {}),
+    email: {
+      smtp_host: email.smtpHost,
+      smtp_port: email.smtpPort,
+      ...(email.smtpUser !== undefined ? { smtp_user: email.smtpUser } : {}),
+      require_transport_security: email.requireTransportSecurity,
+      force_tls: email.forceTls,
+      notif_from: email.notifFrom,
+      app_name: email.appName,
+      enable_notifs: email.enableNotifs,
+      ...(clientBaseUrl !== undefined ? { client_base_url: clientBaseUrl } : {}),
+    },
   };
 }
 
@@ -259,15 +257,22 @@ export function toSynapseYaml(config: Record<string, unknown>): string {
   return stringify(config, { version: '1.1', sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-/** The non-secret files by name: homeserver.yaml, log.yaml and one file per worker, serialised. */
+/** The non-secret files by name: homeserver.yaml, log.yaml, one file per worker, the start step and the branded page templates. */
 export function synapseConfigFiles(stack: Stack): Record<string, string> {
   const workers = workerProcesses(stack.values);
   return {
     'homeserver.yaml': toSynapseYaml(renderHomeserverConfig(stack)),
     'log.yaml': toSynapseYaml(renderSynapseLogConfig(stack)),
+    [synapseStartScriptFile]: synapseStartScript,
     ...Object.fromEntries(workers.map((worker) => [workerConfigFile(worker), toSynapseYaml(renderWorkerConfig(stack, worker))])),
     ...synapseTemplateFiles(stack),
     // A CA certificate is public: written in values it sits beside homeserver.yaml.
     ...(stack.database.ca !== undefined ? { [synapseSecretFiles.databaseCa]: stack.database.ca } : {}),
   };
+}
+
+/** Whether Synapse logs in to the SMTP server, and so reads synapseSecretFiles.smtpPassword. */
+export function synapseSendsSmtpPassword(stack: Stack): boolean {
+  const { email } = stack.values.synapse.server;
+  return email.enabled && email.smtpUser !== undefined && stack.secrets.smtpPassword !== undefined;
 }

@@ -1,6 +1,7 @@
 /**
- * Synapse on Kubernetes: its ConfigMap (homeserver.yaml, log.yaml), the main-process Deployment with
- * every secret as a file, the media claim, the ServiceAccount and the Service.
+ * Synapse on Kubernetes: its ConfigMap (homeserver.yaml, log.yaml, the start step), the main-process
+ * Deployment with every secret as a file, the media claim, the ServiceAccount and the Service. The start
+ * step joins the database and SMTP passwords in at start, in a memory-backed emptyDir.
  */
 import { posix } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -16,7 +17,8 @@ import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
 import { configMapVolume, configuredDeployment, serviceAccountNameOf, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
-import { synapseConfigFiles } from './config.js';
+import { synapseConfigFiles, synapseSendsSmtpPassword } from './config.js';
+import { databaseConnectionFields, homeserverConfigPath, synapseDatabaseFieldFiles, synapseStartArgv } from './start.js';
 import { synapseWorkerObjects } from './worker-kubernetes.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
@@ -36,13 +38,20 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
   const { secrets } = stack;
   const server = stack.values.synapse.server;
   const files: SecretFile[] = [
-    { ref: secrets.synapseSecretConfig, file: synapseSecretFiles.secretConfig, purpose: 'homeserver-secrets.yaml: the database and email blocks' },
+    { ref: secrets.postgresPassword, file: synapseSecretFiles.databasePassword, purpose: 'the database password, joined into homeserver.yaml\'s database block at start' },
     { ref: secrets.registrationSharedSecret, file: synapseSecretFiles.registrationSharedSecret, purpose: 'registration_shared_secret_path' },
     { ref: secrets.macaroonSecretKey, file: synapseSecretFiles.macaroonSecretKey, purpose: 'macaroon_secret_key_path' },
     { ref: secrets.formSecret, file: synapseSecretFiles.formSecret, purpose: 'form_secret_path' },
   ];
+  for (const field of databaseConnectionFields) {
+    const ref = stack.database.fromSecret[field];
+    if (ref) files.push({ ref, file: synapseDatabaseFieldFiles[field].file, purpose: `the database ${field}, joined into homeserver.yaml's database block at start` });
+  }
   if (stack.database.fromSecret.ca) {
     files.push({ ref: stack.database.fromSecret.ca, file: synapseSecretFiles.databaseCa, purpose: 'sslrootcert: the database server\'s CA certificate' });
+  }
+  if (synapseSendsSmtpPassword(stack) && secrets.smtpPassword) {
+    files.push({ ref: secrets.smtpPassword, file: synapseSecretFiles.smtpPassword, purpose: 'the SMTP password, joined into homeserver.yaml\'s email block at start' });
   }
   if (server.turn.enabled) {
     files.push({ ref: secrets.turnSharedSecret, file: synapseSecretFiles.turnSharedSecret, purpose: 'turn_shared_secret_path' });
@@ -73,10 +82,10 @@ export function synapseSecretFileList(stack: Stack): SecretFile[] {
 
 /**
  * The mxstack-cli application service registration: assembled by `mxstack secrets init` from the tokens in
- * `<release>-auth`, stored next to homeserver-secrets.yaml in the Secret Synapse's assembled files live in.
+ * `<release>-auth` into the Secret of assembled files.
  */
 export function cliAppserviceRegistrationRef(stack: Stack): SecretRef {
-  return { name: stack.secrets.synapseSecretConfig.name, key: synapseSecretFiles.cliAppserviceRegistration, userProvided: false };
+  return stack.secrets.synapseSecretConfig;
 }
 
 export function synapseServiceAccountName(stack: Stack): string {
@@ -129,15 +138,7 @@ function synapseContainer(stack: Stack): IContainer {
   return {
     name: 'synapse',
     ...workloadImage(stack.values, 'synapse'),
-    command: [
-      'python',
-      '-m',
-      'synapse.app.homeserver',
-      '--config-path',
-      posix.join(paths.synapseConfigDir, 'homeserver.yaml'),
-      '--config-path',
-      posix.join(paths.synapseSecretsDir, synapseSecretFiles.secretConfig),
-    ],
+    command: synapseStartArgv(stack, 'python', 'synapse.app.homeserver', [homeserverConfigPath(stack)]),
     ports: [
       { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
       ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),
@@ -151,14 +152,24 @@ function synapseContainer(stack: Stack): IContainer {
       { name: 'secrets', mountPath: paths.synapseSecretsDir, readOnly: true },
       { name: 'signing-key', mountPath: posix.dirname(paths.signingKey), readOnly: true },
       { name: 'data', mountPath: paths.synapseDataDir },
+      { name: 'runtime', mountPath: paths.synapseRuntimeDir },
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
 }
 
-/** The volumes every Synapse process mounts besides its ConfigMap: its secrets, the signing key and the media store. */
+/**
+ * The volumes every Synapse process mounts besides its ConfigMap: its secrets, the signing key, the media
+ * store, and the runtime directory its start step writes the joined database and email blocks to.
+ */
 function sharedVolumes(stack: Stack): IVolume[] {
-  return [projectedSecretVolume('secrets', synapseSecretFileList(stack)), signingKeyVolume(stack), mediaVolume(stack)];
+  return [
+    projectedSecretVolume('secrets', synapseSecretFileList(stack)),
+    signingKeyVolume(stack),
+    mediaVolume(stack),
+    // Memory-backed: the joined blocks hold passwords and must never reach a node's disk.
+    emptyDirVolume('runtime', { memory: true, sizeLimit: '1Mi' }),
+  ];
 }
 
 function synapseDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {

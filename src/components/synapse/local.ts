@@ -1,16 +1,16 @@
 /**
- * Synapse on the local target: the runtime's homeserver as `matrix-synapse`, reading the shared files, then
- * each worker (synapse.app.generic_worker) with its own file, started together after the main process.
+ * Synapse on the local target: the runtime's homeserver as `matrix-synapse`, started through the start step
+ * (./start.ts) with the shared files, then each worker (synapse.app.generic_worker) with its own file, started together after the main process.
  */
 import { loopback, type LocalProcessContext, type LocalProcessDirs, type NamedLocalProcess } from '../../kit/local-process.js';
 import type { Stack } from '../../stack/model.js';
 import { workerProcesses, type WorkerProcess } from '../../values/worker-pools.js';
 import { renderWorkerConfig, workerAddress, workerConfigFile } from './workers.js';
+import { homeserverConfigPath, synapseStartArgv } from './start.js';
 
-/** A Synapse process: the shared files (homeserver.yaml, the secret config), then its own ones. */
-function synapseArgv(dirs: LocalProcessDirs, app: string, ownConfigFiles: string[] = []): string[] {
-  const files = [`${dirs.synapseConfigDir}/homeserver.yaml`, `${dirs.synapseSecretsDir}/homeserver-secrets.yaml`, ...ownConfigFiles];
-  return ['python3', '-m', app, ...files.flatMap((file) => ['--config-path', file])];
+/** Every Synapse process (main or worker) starts through the start step, which joins the passwords in. */
+function synapseArgv(stack: Stack, app: string, ownConfigFiles: string[] = []): string[] {
+  return synapseStartArgv(stack, 'python3', app, [homeserverConfigPath(stack), ...ownConfigFiles]);
 }
 
 /** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it). */
@@ -28,7 +28,7 @@ function workerProcess({ stack, dirs, users }: LocalProcessContext, worker: Work
     package: 'matrix-synapse',
     runsIn: 'runtime',
     user: users.synapse,
-    argv: synapseArgv(dirs, 'synapse.app.generic_worker', [`${dirs.synapseConfigDir}/${workerConfigFile(worker)}`]),
+    argv: synapseArgv(stack, 'synapse.app.generic_worker', [`${dirs.synapseConfigDir}/${workerConfigFile(worker)}`]),
     ...synapseEnvironment(stack, dirs),
     stopSignal: 'SIGTERM',
     health: { kind: 'http', url: `http://${loopback}:${address.http}/health` },
@@ -49,7 +49,7 @@ export function synapseLocalProcesses(context: LocalProcessContext): NamedLocalP
       package: 'matrix-synapse',
       runsIn: 'runtime',
       user: users.synapse,
-      argv: synapseArgv(dirs, 'synapse.app.homeserver'),
+      argv: synapseArgv(stack, 'synapse.app.homeserver'),
       ...synapseEnvironment(stack, dirs),
       stopSignal: 'SIGTERM',
       health: { kind: 'http', url: `http://${loopback}:${ports.synapseHttp}/health` },

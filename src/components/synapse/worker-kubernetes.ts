@@ -14,7 +14,8 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/Horizo
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import { synapseSecretFiles, type Stack } from '../../stack/model.js';
+import type { Stack } from '../../stack/model.js';
+import { homeserverConfigPath, synapseStartArgv } from './start.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
@@ -51,19 +52,19 @@ const nameDir = '/run/mxstack';
  */
 function workerCommand(stack: Stack, pool: WorkerPoolName): string[] {
   const { paths } = stack.placement;
-  const shared = [posix.join(paths.synapseConfigDir, 'homeserver.yaml'), posix.join(paths.synapseSecretsDir, synapseSecretFiles.secretConfig)];
   const app = workerPools[pool].app ?? 'synapse.app.generic_worker';
-  const configPaths = shared.map((file) => `--config-path ${file}`).join(' ');
+  // The start step (the same as the main process's) joins the database and SMTP passwords in, then execs Synapse.
+  const start = synapseStartArgv(stack, 'python', app, [homeserverConfigPath(stack)]).join(' ');
   const first = processesOf(workerProcesses(stack.values), pool)[0]!;
   if (workerPools[pool].named) {
     const file = posix.join(paths.synapseConfigDir, workerConfigFile(first).replace(/-1\.yaml$/, '-$((${HOSTNAME##*-} + 1)).yaml'));
-    return ['sh', '-c', `exec python -m ${app} ${configPaths} --config-path "${file}"`];
+    return ['sh', '-c', `exec ${start} --config-path "${file}"`];
   }
   const nameFile = posix.join(nameDir, 'worker-name.yaml');
   return [
     'sh',
     '-c',
-    `printf 'worker_name: %s\\n' "$HOSTNAME" > ${nameFile} && exec python -m ${app} ${configPaths} --config-path ${posix.join(paths.synapseConfigDir, workerConfigFile(first))} --config-path ${nameFile}`,
+    `printf 'worker_name: %s\\n' "$HOSTNAME" > ${nameFile} && exec ${start} --config-path ${posix.join(paths.synapseConfigDir, workerConfigFile(first))} --config-path ${nameFile}`,
   ];
 }
 
@@ -89,6 +90,7 @@ function workerContainer(stack: Stack, pool: WorkerPoolName): IContainer {
       // Only the media repository writes the media store.
       ...(pool === 'mediaRepository' ? [{ name: 'data', mountPath: paths.synapseDataDir }] : []),
       { name: 'name', mountPath: nameDir },
+      { name: 'runtime', mountPath: paths.synapseRuntimeDir },
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };

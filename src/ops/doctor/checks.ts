@@ -6,10 +6,9 @@
 import { isDeepStrictEqual } from 'node:util';
 import { connect as connectTls } from 'node:tls';
 import { isIP } from 'node:net';
-import { posix } from 'node:path';
-import { synapseSecretFiles } from '../../stack/model.js';
 import type { Target } from '../../targets/target.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../../components/wellknown/config.js';
+import { synapseJoinedConfigPath } from '../../components/synapse/start.js';
 import { signingKeyInfo } from '../../stack/secrets/generate.js';
 import { withAuthAdmin } from '../auth-admin.js';
 import { errorSentence, fail, pass, warn, type DoctorCheck } from './report.js';
@@ -402,7 +401,8 @@ export function databaseLocaleVerdict(name: string, database: string, line: stri
 async function checkExternalDatabase(env: DoctorEnvironment, name: string): Promise<DoctorCheck[]> {
   const { stack } = env.target;
   const recreate = 'Synapse needs its database created with `createdb --encoding=UTF8 --locale=C --template=template0 --owner=<user> <name>` (CloudNativePG: bootstrap.initdb with encoding UTF8, localeCollate C, localeCType C): dump it, create it again that way, restore the dump.';
-  const configPath = posix.join(stack.placement.paths.synapseSecretsDir, synapseSecretFiles.secretConfig);
+  // The config Synapse's start step joined: the database block with the fields and password from Secrets.
+  const configPath = synapseJoinedConfigPath(stack);
   return guarded(name, `is Synapse running, and does it reach its database? Read its log (${env.logsHint('synapse')}).`, async () => {
     const result = await env.target.exec('synapse', ['python3', '-c', synapseDatabaseProbeScript, configPath], { timeoutMs: 60_000 });
     if (result.exitCode !== 0) {

@@ -4,6 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { synapseSecretFiles } from '../../stack/model.js';
+import { synapseJoinedConfigFile, synapseJoinedConfigPath } from '../../components/synapse/start.js';
 import type { Target } from '../../targets/target.js';
 import { signingKeyInfo } from '../../stack/secrets/generate.js';
 import { secretInventory } from './inventory.js';
@@ -36,9 +37,9 @@ export function turnSecretOf(conf: string): string | undefined {
   return secret;
 }
 
-/** The database password in Synapse's homeserver-secrets.yaml. */
-export function databasePasswordOf(secretConfig: string): string | undefined {
-  const parsed = parseYaml(secretConfig) as { database?: { args?: { password?: unknown } } } | null;
+/** The database password in the config Synapse's start step joined (database block with its password). */
+export function databasePasswordOf(joinedConfig: string): string | undefined {
+  const parsed = parseYaml(joinedConfig) as { database?: { args?: { password?: unknown } } } | null;
   const password = parsed?.database?.args?.password;
   return typeof password === 'string' ? password : undefined;
 }
@@ -75,9 +76,9 @@ async function checkDatabase(target: Target): Promise<VerifyCheck> {
   const name = 'database password';
   const stored = await target.readSecret(stack.secrets.postgresPassword);
   if (stored === undefined) return fail(name, `${stack.secrets.postgresPassword.name}/${stack.secrets.postgresPassword.key} is not stored.`);
-  const secretConfig = await readComponentFile(target, 'synapse', `${stack.placement.paths.synapseSecretsDir}/${synapseSecretFiles.secretConfig}`);
-  if (secretConfig === undefined) return fail(name, 'cannot read Synapse\'s homeserver-secrets.yaml (is Synapse running?).');
-  if (databasePasswordOf(secretConfig) !== stored.trim()) return fail(name, 'the password in Synapse\'s homeserver-secrets.yaml differs from the stored one.');
+  const joinedConfig = await readComponentFile(target, 'synapse', synapseJoinedConfigPath(stack));
+  if (joinedConfig === undefined) return fail(name, `cannot read the database block Synapse started with (${synapseJoinedConfigFile}; is Synapse running?).`);
+  if (databasePasswordOf(joinedConfig) !== stored.trim()) return fail(name, `the database password Synapse started with (${synapseJoinedConfigFile}) differs from the stored one; restart Synapse.`);
   if (!stack.values.postgresql.enabled || stack.values.synapse.database.external) {
     return { name, ok: true, skipped: true, detail: 'Synapse has the stored password; the external database itself was not contacted.' };
   }

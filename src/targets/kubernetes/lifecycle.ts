@@ -64,12 +64,14 @@ import {
   releaseSecretNames,
   secretConfigDigest,
   secretConfigUpToDate,
+  synapseStartSecrets,
   secretManifest,
   type LiveSecrets,
   type SecretsPlan,
 } from './secrets-store.js';
 import { awaitedRefs, formatDuration, readinessOf, statusLine, waitUntilReady, type WaitStatus, type WaitVerdict } from './wait.js';
 import { documentedSecrets } from './secrets.js';
+import { synapseComponent } from '../../components/synapse/kubernetes.js';
 import { renderHomeserverConfig } from '../../components/synapse/config.js';
 import { causesOf, type EventObject, type LiveDiagnostics } from './wait-causes.js';
 
@@ -271,10 +273,10 @@ function namespaceManifest(stack: Stack): PlainObject {
 const toYamlStream = (objects: readonly PlainObject[]) => objects.map((o) => `---\n${stringify(o, { lineWidth: 0 })}`).join('');
 
 /**
- * Whether homeserver-secrets.yaml must wait for the apply: the database password is created by an operator
- * (CloudNativePG's `<cluster>-app`) that only acts once the release's Cluster exists.
+ * Whether the digest of Synapse's start-time secrets must wait for the apply: the database password is created
+ * by an operator (CloudNativePG's `<cluster>-app`) that only acts once the release's Cluster exists.
  */
-export function secretConfigAwaitsOperator(stack: Stack, live: LiveSecrets): boolean {
+export function startSecretsAwaitOperator(stack: Stack, live: LiveSecrets): boolean {
   const ref = stack.secrets.postgresPassword;
   return ref.operatorCreated === true && live.get(ref.name)?.[ref.key] === undefined;
 }
@@ -287,7 +289,7 @@ async function awaitOperatorSecret(context: ReleaseContext, timeoutMs: number): 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const live = await readLiveSecrets(connection, stack);
-    if (!secretConfigAwaitsOperator(stack, live)) return live;
+    if (!startSecretsAwaitOperator(stack, live)) return live;
     if (Date.now() > deadline) {
       throw new ReleaseFailure([
         `Secret ${ref.name} did not appear within ${formatDuration(timeoutMs)}: is the CloudNativePG operator running? See kubectl -n ${stack.namespace} describe cluster.postgresql.cnpg.io/${stack.database.cluster ?? ''}.`,
@@ -308,24 +310,17 @@ async function writeSecrets(context: ReleaseContext, pre: Preflight, dryRun: boo
     await runMergePatch(connection, `secret/${entry.name}`, mergePatchForKeys(entry.data), { dryRun });
     report(`${dryRun ? 'would add' : 'added'} to Secret ${entry.name}: ${Object.keys(entry.data).sort().join(', ')}`);
   }
-  if (secretConfigAwaitsOperator(stack, pre.live)) {
-    report(`${stack.secrets.synapseSecretConfig.name} is written once CloudNativePG has created Secret ${stack.secrets.postgresPassword.name}`);
-    return undefined;
-  }
-  return writeSecretConfig(context, pre.live, pre.plan, dryRun);
-}
-
-async function writeSecretConfig(context: ReleaseContext, live: LiveSecrets, plan: SecretsPlan | undefined, dryRun: boolean): Promise<string> {
-  const { connection, stack, report } = context;
-  const pre = { live, plan };
   const secretConfig = assembleSecretConfigData(stack, pre.live, pre.plan);
   const ref = stack.secrets.synapseSecretConfig;
   if (!secretConfigUpToDate(stack, pre.live, secretConfig)) {
     await runKubectl(applyArgs(connection, { dryRun }), { stdin: toYamlStream([secretManifest(stack, ref.name, secretConfig)]) });
-    const appservice = Object.keys(secretConfig).length > 1 ? ', and the mxstack-cli application service registration' : '';
-    report(`${dryRun ? 'would write' : 'wrote'} Secret ${ref.name} (${ref.key}: database${stack.values.synapse.server.email.enabled ? ' and email' : ''} settings${appservice})`);
+    report(`${dryRun ? 'would write' : 'wrote'} Secret ${ref.name} (${ref.key}: the mxstack-cli application service registration)`);
   }
-  return secretConfigDigest(secretConfig);
+  if (startSecretsAwaitOperator(stack, pre.live)) {
+    report(`Synapse starts once CloudNativePG has created Secret ${stack.secrets.postgresPassword.name} (the database password its start step joins in)`);
+    return undefined;
+  }
+  return secretConfigDigest(synapseStartSecrets(stack, pre.live, pre.plan));
 }
 
 /**
@@ -439,7 +434,7 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   }
 
   const digest = await writeSecrets(context, pre, dryRun);
-  let members = digest === undefined ? asMembers(context.objects, id) : annotateSecretConfigDigest(asMembers(context.objects, id), stack.secrets.synapseSecretConfig.name, digest);
+  let members = digest === undefined ? asMembers(context.objects, id) : annotateSecretConfigDigest(asMembers(context.objects, id), stack.objectName(synapseComponent), digest);
   const currentKinds = groupKindsOf(members);
 
   // The parent first lists the union of old and new kinds: an interrupted run leaves nothing untracked.
@@ -459,11 +454,10 @@ export async function installRelease(context: ReleaseContext, options: InstallOp
   const appliedCount = applied.stdout.split('\n').filter((line) => line.trim() !== '').length;
 
   if (digest === undefined && !dryRun) {
-    // Synapse's pods wait for their secret config (a missing Secret volume holds them): write it now, and
-    // apply the workloads again with its digest so that a later change rolls them.
+    // Synapse's pods wait for the operator's Secret (a missing Secret volume holds them): once it exists,
+    // apply the workloads again with the digest of the start-time secrets so that a later change rolls them.
     const live = await awaitOperatorSecret(context, options.timeoutMs);
-    const written = await writeSecretConfig(context, live, undefined, false);
-    members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.secrets.synapseSecretConfig.name, written);
+    members = annotateSecretConfigDigest(asMembers(context.objects, id), stack.objectName(synapseComponent), secretConfigDigest(synapseStartSecrets(stack, live)));
     const again = await runKubectl(applyArgs(connection, { dryRun: false, forceConflicts }), { stdin: toYamlStream(members), timeoutMs: 10 * 60_000, acceptExitCodes: [0, 1] });
     if (again.exitCode !== 0) throw new ReleaseFailure(applyFailureLines(again.stderr, Boolean(pre.helm)));
   }
@@ -546,9 +540,10 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
   const live = await readLiveSecrets(connection, stack);
   const plan = planSecrets(stack, live);
   if (plan.problems.length > 0) throw new ReleaseRefusal(plan.problems);
-  const ref = stack.secrets.synapseSecretConfig;
-  const secretConfig = secretConfigAwaitsOperator(stack, live) ? undefined : assembleSecretConfigData(stack, live, plan);
-  const members = secretConfig ? annotateSecretConfigDigest(asMembers(context.objects, id), ref.name, secretConfigDigest(secretConfig)) : asMembers(context.objects, id);
+  const secretConfig = assembleSecretConfigData(stack, live, plan);
+  const members = startSecretsAwaitOperator(stack, live)
+    ? asMembers(context.objects, id)
+    : annotateSecretConfigDigest(asMembers(context.objects, id), stack.objectName(synapseComponent), secretConfigDigest(synapseStartSecrets(stack, live, plan)));
   const result = await runKubectl(diffArgs(connection, { forceConflicts: Boolean(helm) }), { stdin: toYamlStream(members), acceptExitCodes: [0, 1] });
   const liveMembers = parent ? await readMembers(connection, parent) : [];
   const prune = planDeletion(computePrune(liveMembers, members, id), { purge: false });
@@ -556,7 +551,7 @@ export async function diffRelease(context: ReleaseContext): Promise<DiffResult> 
     diff: result.stdout,
     namespaceMissing: false,
     createdSecrets: plan.generated,
-    secretConfigChanges: !secretConfig || !secretConfigUpToDate(stack, live, secretConfig),
+    secretConfigChanges: !secretConfigUpToDate(stack, live, secretConfig),
     prune: prune.delete.map((o) => describeRef(refOf(o))),
     ...(helm ? { helm } : {}),
   };

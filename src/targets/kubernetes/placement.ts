@@ -10,6 +10,7 @@ export const kubernetesPaths = {
   signingKey: '/keys/signing.key',
   mediaStore: '/data/media_store',
   synapseDataDir: '/data',
+  synapseRuntimeDir: '/run/synapse',
   routerConfigDir: '/usr/local/etc/haproxy',
   coturnTlsDir: '/tls',
   authConfigDir: '/config',

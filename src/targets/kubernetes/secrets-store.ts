@@ -1,15 +1,17 @@
 /**
  * The release's Secrets in the cluster: create only what is missing (with the generators of
- * src/stack/secrets/generate.ts), never replace an existing value, and assemble homeserver-secrets.yaml
- * from the stack and the stored passwords. Values travel only on kubectl's stdin and are never printed.
+ * src/stack/secrets/generate.ts), never replace an existing value, and assemble the mxstack-cli application
+ * service registration (with 2FA) from the stored tokens. The database and email settings are not here:
+ * they travel in homeserver.yaml (render's output), their passwords are joined in at Synapse's start.
+ * Values travel only on kubectl's stdin and are never printed.
  * Planning is pure; `ensureReleaseSecrets` runs the plan through kubectl.
  */
 import { createHash } from 'node:crypto';
-import type { AuthSecrets, SecretRef, Stack } from '../../stack/model.js';
+import { synapseSecretFiles, type AuthSecrets, type SecretRef, type Stack } from '../../stack/model.js';
 import { authSecretGenerators, generateAdminPassword, generatePostgresPassword, generateRandomSecret, generateSigningKey } from '../../stack/secrets/generate.js';
-import { renderSynapseSecretConfig, toSynapseYaml } from '../../components/synapse/config.js';
 import { cliAppserviceRegistration } from '../../components/synapse/auth.js';
-import { cliAppserviceRegistrationRef } from '../../components/synapse/kubernetes.js';
+import { cliAppserviceRegistrationRef, synapseSecretFileList } from '../../components/synapse/kubernetes.js';
+import { synapseStartStepFiles } from '../../components/synapse/start.js';
 import { documentedSecrets, type DocumentedSecret } from './secrets.js';
 import type { PlainObject } from './applyset.js';
 
@@ -64,9 +66,8 @@ export function valueSourceFor(stack: Stack, name: string, key: string, generato
   return undefined;
 }
 
-/** The keys assembled from others (homeserver-secrets.yaml, the CLI's appservice registration), never generated. */
-const isSecretConfig = (stack: Stack, entry: { name: string; key: string }) =>
-  sameRef(stack.secrets.synapseSecretConfig, entry.name, entry.key) || sameRef(cliAppserviceRegistrationRef(stack), entry.name, entry.key);
+/** The keys assembled from others (the CLI's appservice registration), never generated. */
+const isSecretConfig = (stack: Stack, entry: { name: string; key: string }) => sameRef(cliAppserviceRegistrationRef(stack), entry.name, entry.key);
 
 const isTlsKeyPair = (keys: readonly string[]) => keys.length === 2 && keys.includes('tls.crt') && keys.includes('tls.key');
 
@@ -159,32 +160,12 @@ export function storedValue(ref: SecretRef, live: LiveSecrets, plan?: SecretsPla
 }
 
 /**
- * homeserver-secrets.yaml (the database and email blocks), from the stack and the stored passwords.
- * Throws a sentence naming the Secret when the database password is nowhere.
- */
-export function assembleSecretConfig(stack: Stack, live: LiveSecrets, plan?: SecretsPlan): string {
-  const databasePassword = storedValue(stack.secrets.postgresPassword, live, plan);
-  if (databasePassword === undefined) {
-    throw new Error(`cannot assemble ${stack.secrets.synapseSecretConfig.key}: Secret ${stack.secrets.postgresPassword.name} has no key ${stack.secrets.postgresPassword.key}.`);
-  }
-  const email = stack.values.synapse.server.email;
-  const smtpPassword = email.smtpPass ?? (stack.secrets.smtpPassword ? storedValue(stack.secrets.smtpPassword, live, plan) : undefined);
-  const databaseFields = Object.fromEntries(
-    Object.entries(stack.database.fromSecret)
-      .filter(([field]) => field !== 'ca')
-      .map(([field, ref]) => [field, storedValue(ref, live, plan)])
-      .filter(([, value]) => value !== undefined),
-  );
-  return toSynapseYaml(renderSynapseSecretConfig(stack, { databasePassword, databaseFields, ...(smtpPassword !== undefined ? { smtpPassword } : {}) }));
-}
-
-/**
- * Every assembled key of the synapse-secret-config Secret, by key: homeserver-secrets.yaml, and with 2FA
- * the mxstack-cli application service registration (from the tokens in `<release>-auth`). Throws a
- * sentence naming the Secret when a value it needs is nowhere.
+ * Every assembled key of the synapse-secret-config Secret, by key: with 2FA the mxstack-cli application
+ * service registration (from the tokens in `<release>-auth`); nothing without. Throws a sentence naming
+ * the Secret when a value it needs is nowhere.
  */
 export function assembleSecretConfigData(stack: Stack, live: LiveSecrets, plan?: SecretsPlan): Record<string, string> {
-  const data: Record<string, string> = { [stack.secrets.synapseSecretConfig.key]: assembleSecretConfig(stack, live, plan) };
+  const data: Record<string, string> = {};
   const auth = stack.secrets.auth;
   if (auth) {
     const [asToken, hsToken] = [auth.cliAppserviceToken, auth.cliAppserviceHsToken].map((ref) => {
@@ -203,14 +184,25 @@ export function secretConfigUpToDate(stack: Stack, live: LiveSecrets, assembled:
   return Object.entries(assembled).every(([key, value]) => current[key] === value);
 }
 
-/** sha256 of the assembled file(s): a pod annotation, so a change of any restarts Synapse. */
-export function secretConfigDigest(text: string | Record<string, string>): string {
-  if (typeof text === 'string') return createHash('sha256').update(text).digest('hex');
+/**
+ * What every Synapse process reads only at start, by file name: the assembled files and the passwords its
+ * start step joins in. Their digest is a pod annotation, so a change of any restarts Synapse.
+ */
+export function synapseStartSecrets(stack: Stack, live: LiveSecrets, plan?: SecretsPlan): Record<string, string> {
+  const values: Record<string, string> = { ...assembleSecretConfigData(stack, live, plan) };
+  const smtpPass = stack.values.synapse.server.email.smtpPass;
+  for (const { ref, file } of synapseSecretFileList(stack)) {
+    if (!synapseStartStepFiles.has(file)) continue;
+    const value = file === synapseSecretFiles.smtpPassword && smtpPass !== undefined ? smtpPass : storedValue(ref, live, plan);
+    if (value !== undefined) values[file] = value;
+  }
+  return values;
+}
+
+/** sha256 over the files by name (a pod annotation: never the values themselves). */
+export function secretConfigDigest(files: Record<string, string>): string {
   const hash = createHash('sha256');
-  const keys = Object.keys(text).sort();
-  // One file alone hashes exactly as before (no rollout of existing Synapse pods after upgrading mxstack).
-  if (keys.length === 1) return secretConfigDigest(text[keys[0]!]!);
-  for (const key of keys) hash.update(`${key}\0${text[key]}\0`);
+  for (const key of Object.keys(files).sort()) hash.update(`${key}\0${files[key]}\0`);
   return hash.digest('hex');
 }
 
@@ -246,10 +238,19 @@ export function podTemplateUsesSecret(object: PlainObject, secretName: string): 
   return containers.some((c) => (c.env ?? []).some((e) => e.valueFrom?.secretKeyRef?.name === secretName));
 }
 
-/** Adds the secret config digest to every workload that mounts it, so a change rolls its pods. */
-export function annotateSecretConfigDigest(objects: readonly PlainObject[], secretName: string, digest: string): PlainObject[] {
+/** Whether a pod template mounts a ConfigMap. */
+export function podTemplateUsesConfigMap(object: PlainObject, configMapName: string): boolean {
+  const spec = (object.spec as { template?: { spec?: { volumes?: { configMap?: { name?: string } }[] } } } | undefined)?.template?.spec;
+  return (spec?.volumes ?? []).some((volume) => volume.configMap?.name === configMapName);
+}
+
+/**
+ * Adds the digest of synapseStartSecrets to every Synapse process's workload (main or worker: each mounts
+ * Synapse's ConfigMap and runs the start step), so a change rolls their pods.
+ */
+export function annotateSecretConfigDigest(objects: readonly PlainObject[], synapseConfigMapName: string, digest: string): PlainObject[] {
   return objects.map((object) => {
-    if (!['Deployment', 'StatefulSet'].includes(object.kind) || !podTemplateUsesSecret(object, secretName)) return object;
+    if (!['Deployment', 'StatefulSet'].includes(object.kind) || !podTemplateUsesConfigMap(object, synapseConfigMapName)) return object;
     const spec = object.spec as { template: { metadata?: { annotations?: Record<string, string> } } };
     const template = spec.template;
     return {

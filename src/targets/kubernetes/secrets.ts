@@ -91,12 +91,8 @@ export function documentedSecrets(stack: Stack): DocumentedSecret[] {
   if (v.synapse.server.adminUser.enabled) {
     for (const file of adminBootstrapSecretFiles(stack)) add(file.ref, `job/${stack.objectName(adminBootstrapComponent)}`, file.purpose);
   }
-  // homeserver-secrets.yaml is assembled from these by `mxstack secrets init`.
-  add(stack.secrets.postgresPassword, 'mxstack secrets init', 'database password, written into homeserver-secrets.yaml');
-  for (const [field, ref] of Object.entries(stack.database.fromSecret)) {
-    add(ref, field === 'ca' ? synapseDeployment : 'mxstack secrets init', field === 'ca' ? 'CA certificate of the database server (sslrootcert)' : `database ${field}, written into homeserver-secrets.yaml`);
-  }
-  if (stack.secrets.smtpPassword) add(stack.secrets.smtpPassword, 'mxstack secrets init', 'SMTP password, written into homeserver-secrets.yaml');
+  // A password of a user-provided SMTP Secret that Synapse does not read (no smtpUser) is still documented.
+  if (stack.secrets.smtpPassword) add(stack.secrets.smtpPassword, synapseDeployment, 'SMTP password, joined into the email block at Synapse\'s start');
   add(stack.secrets.adminUsername, 'mxstack users', 'localpart of the administrator');
   if (stack.secrets.auth) {
     const authDeployment = `deployment/${stack.objectName(authComponent)}`;

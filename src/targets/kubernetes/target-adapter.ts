@@ -193,16 +193,17 @@ export class KubernetesTarget implements Target {
     await runKubectl(rolloutStatusArgs(this.connection, this.workload(component), 600), { timeoutMs: 660_000 });
   }
 
-  /** Re-assembles homeserver-secrets.yaml (and the CLI's appservice registration) from the stored secrets, then restarts and waits for each component. */
+  /**
+   * Re-assembles the CLI's appservice registration (with 2FA) from the stored secrets, then restarts and waits
+   * for each component (Synapse's start step joins the stored database and SMTP passwords in again).
+   */
   async applySecrets(components: readonly ComponentName[]): Promise<void> {
     const names = releaseSecretNames(this.stack).map((name) => `secret/${name}`);
     const live = decodeSecrets((await runKubectl(getNamedArgs(this.connection, names))).stdout);
     const ref = this.stack.secrets.synapseSecretConfig;
-    if (live.get(this.stack.secrets.postgresPassword.name)?.[this.stack.secrets.postgresPassword.key] !== undefined) {
-      const assembled = assembleSecretConfigData(this.stack, live);
-      if (!secretConfigUpToDate(this.stack, live, assembled)) {
-        await runKubectl(applyArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, assembled)) });
-      }
+    const assembled = assembleSecretConfigData(this.stack, live);
+    if (!secretConfigUpToDate(this.stack, live, assembled)) {
+      await runKubectl(applyArgs(this.connection), { stdin: stringify(secretManifest(this.stack, ref.name, assembled)) });
     }
     for (const component of components) {
       await runKubectl(rolloutRestartArgs(this.connection, this.workload(component)));

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Stack } from '../../stack/model.js';
 import { redisSecretFiles, synapseSecretFiles } from '../../stack/model.js';
 import { renderRedisConf, renderRedisPasswordConf } from '../../components/redis/config.js';
-import { renderSynapseSecretConfig, synapseConfigFiles, toSynapseYaml } from '../../components/synapse/config.js';
+import { synapseConfigFiles } from '../../components/synapse/config.js';
 import { routerConfigFiles } from '../../components/router/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../components/coturn/config.js';
 import { renderPostgresqlConf } from '../../components/postgresql/config.js';
@@ -54,15 +54,11 @@ function writeOwnedFile(path: string, content: string, owner: RuntimeUser, mode:
 /** Public files: readable by every runtime user, written by root. */
 const writePublicFile = (path: string, content: string) => writeOwnedFile(path, content, root, 0o644);
 
-/** The Synapse secret files by name (one per *_path of homeserver.yaml, plus the secret config). */
+/** The Synapse secret files by name: one per *_path of homeserver.yaml, and the passwords its start step joins in. */
 export function synapseSecretFileContents(stack: Stack, secrets: LocalSecretValues): Record<string, string> {
   const files: Record<string, string> = {
-    [synapseSecretFiles.secretConfig]: toSynapseYaml(
-      renderSynapseSecretConfig(stack, {
-        databasePassword: secrets.postgresPassword,
-        ...(secrets.smtpPassword !== undefined ? { smtpPassword: secrets.smtpPassword } : {}),
-      }),
-    ),
+    [synapseSecretFiles.databasePassword]: secrets.postgresPassword,
+    ...(secrets.smtpPassword !== undefined ? { [synapseSecretFiles.smtpPassword]: secrets.smtpPassword } : {}),
     [synapseSecretFiles.registrationSharedSecret]: secrets.registrationSharedSecret,
     [synapseSecretFiles.macaroonSecretKey]: secrets.macaroonSecretKey,
     [synapseSecretFiles.formSecret]: secrets.formSecret,
@@ -103,6 +99,7 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
   writeOwnedFile(layout.signingKey, secrets.signingKey, users.synapse, 0o600);
   ensureDir(layout.mediaStore, users.synapse, 0o750);
   ensureDir(layout.synapseDataDir, users.synapse, 0o750);
+  ensureDir(layout.synapseRuntimeDir, users.synapse, 0o700);
 
   if (secrets.workers) writeRedisFiles(stack, secrets.workers.redisPassword, layout, users);
 

@@ -114,6 +114,7 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts, elementWe
       signingKey: layout.signingKey,
       mediaStore: layout.mediaStore,
       synapseDataDir: layout.synapseDataDir,
+      synapseRuntimeDir: layout.synapseRuntimeDir,
       routerConfigDir: layout.routerConfigDir,
       coturnTlsDir: layout.coturnTlsDir,
       authConfigDir: layout.authConfigDir,

@@ -59,6 +59,8 @@ export function stateLayout(stateDirectory: string) {
     signingKey: join(root, 'synapse', 'keys', 'signing.key'),
     mediaStore: join(root, 'synapse', 'media_store'),
     synapseDataDir: join(root, 'synapse', 'data'),
+    /** Synapse's private start-time files (the joined database and email blocks), mode 0700. */
+    synapseRuntimeDir: join(root, 'synapse', 'run'),
     routerConfigDir: join(root, 'router'),
     coturnDir: join(root, 'coturn'),
     coturnConfFile: join(root, 'coturn', 'turnserver.conf'),
