@@ -69,7 +69,7 @@ function writeValues(routerPort: number): string {
     file,
     stringify({
       synapse: {
-        server: { name: serverName, publicBaseurl: `http://localhost:${routerPort}/` },
+        server: { name: serverName, publicBaseurl: `http://localhost:${routerPort}/`, turn: { enabled: false } },
         // Every worker takes these unless its pool sets its own: sixteen processes on a two-core node.
         resources: { requests: { cpu: '20m', memory: '128Mi' } },
         workers: { preset: 'small', pools: { sync: { autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 3 } } } },
