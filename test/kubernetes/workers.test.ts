@@ -7,9 +7,9 @@
  * message sent through the router (event creator, event persister) arrives at matrix-js-sdk's sync, which the
  * router sends to the sync pool: the sync pod counted the syncs and the main process none.
  *
- * Element Web, coturn and 2FA stay off (test/kubernetes/release.test.ts covers them); the CPU requests are
- * lowered so that the sixteen Synapse processes fit a two-core test node. The durations are printed at the
- * end; nothing asserts on them.
+ * Element Web, coturn, 2FA and Redis's exporter stay off (release.test.ts covers the first three; no exporter
+ * image is available offline); the CPU requests are lowered so that the sixteen Synapse processes fit a
+ * two-core test node. The durations are printed at the end; nothing asserts on them.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,6 +74,8 @@ function writeValues(routerPort: number): string {
         resources: { requests: { cpu: '20m', memory: '128Mi' } },
         workers: { preset: 'small', pools: { sync: { autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 3 } } } },
       },
+      // No redis_exporter image is available offline (test/support/test-images.ts builds none).
+      redis: { metrics: { enabled: false } },
       element: { enabled: false },
       coturn: { enabled: false },
       networkPolicy: { enabled: true },
