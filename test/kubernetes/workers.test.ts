@@ -17,11 +17,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { runCliAsync } from '../support/local-stack.js';
 import { collectLiveMessages, createPrivateRoom, loginWithPassword, sendText, startSyncedClient, waitUntil, type MatrixSession } from '../support/matrix-client.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
-import { createTestNamespace, kubectl, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
-import { loadTestImages } from '../support/test-images.js';
+import { createTestNamespace, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
+import { E2eSuite, kubectlOk as kubectlOkOn, mxstackOkOn, seconds } from '../support/kubernetes-e2e.js';
 import { startServiceProxy, type ServiceProxy } from '../support/service-proxy.js';
 
 // Top-level await: the skip reason must be known when the cases are declared.
@@ -30,9 +29,8 @@ const skip = availability.available ? false : availability.reason;
 
 const release = 'mxstack';
 const serverName = 'workers.test';
-const suiteStarted = Date.now();
-const timings: Record<string, string> = {};
-const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+const suite = new E2eSuite('kubernetes workers e2e');
+const { timings } = suite;
 
 let cluster: TestCluster;
 let testNamespace: TestNamespace | undefined;
@@ -44,21 +42,8 @@ let apiBase: string;
 
 const passwords = { alice: 'alice-workers-correct-horse-1', bob: 'bob-workers-battery-staple-2' };
 
-function log(line: string): void {
-  process.stderr.write(`[kubernetes workers e2e] ${line}\n`);
-}
-
-async function kubectlOk(args: readonly string[]): Promise<string> {
-  const result = await kubectl(cluster, args);
-  assert.equal(result.exitCode, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function mxstackOk(args: string[], timeoutMs = 1_200_000): Promise<string> {
-  const result = await runCliAsync(args, { timeoutMs, env: { KUBECONFIG: cluster.kubeconfig } });
-  assert.equal(result.status, 0, `mxstack ${args.join(' ')} exited ${result.status}:\n${result.stderr}\n${result.stdout}`);
-  return result.stdout;
-}
+const kubectlOk = (args: readonly string[]) => kubectlOkOn(cluster, args);
+const mxstackOk = (args: string[], timeoutMs = 1_200_000) => mxstackOkOn(cluster, args, timeoutMs);
 
 const releaseArgs = (extra: string[] = []) => ['-n', namespace!, '--release', release, '-f', valuesFile, ...extra];
 
@@ -106,12 +91,10 @@ before(async () => {
   if (skip) return;
   workDir = mkdtempSync(join(tmpdir(), 'mxstack-k8s-workers-'));
   cluster = (availability as { cluster: TestCluster }).cluster;
-  const images = loadTestImages(cluster, log);
-  timings['image build'] = images.built ? `${images.buildSeconds.toFixed(1)} s` : 'cached';
-  timings['image import'] = `${images.importSeconds.toFixed(1)} s`;
+  suite.loadImages(cluster);
   testNamespace = await createTestNamespace(cluster, 'workers');
   namespace = testNamespace.name;
-  log(`namespace ${namespace}`);
+  suite.log(`namespace ${namespace}`);
   const routerPort = await freeLoopbackPort();
   valuesFile = writeValues(routerPort);
   router = await startServiceProxy(cluster, namespace, `${release}-router`, 8080, routerPort);
@@ -121,8 +104,7 @@ after(async () => {
   await router?.close();
   if (testNamespace && !process.env.MXSTACK_TEST_KEEP_NAMESPACE) await testNamespace.delete();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
-  timings.suite = seconds(suiteStarted);
-  if (!skip) log(`durations: ${Object.entries(timings).map(([what, took]) => `${what} ${took}`).join(', ')}`);
+  if (!skip) suite.printDurations();
 }, { timeout: 300_000 });
 
 test('install with the small preset: every pool Ready, the HPA accepted and observed, the worker NetworkPolicies in place', { skip, timeout: 1_200_000 }, async () => {
