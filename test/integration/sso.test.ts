@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { startLocalStack, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
 import { matrixRequest, MatrixHttpError } from '../support/matrix-client.js';
 import { ssoLogin, startOidcProvider, type OidcProviderHandle } from '../support/oidc-provider.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
@@ -86,9 +86,9 @@ before(async () => {
   valuesDir = mkdtempSync(join(tmpdir(), 'mxstack-sso-'));
   const valuesFile = join(valuesDir, 'values.yaml');
   writeFileSync(valuesFile, stringify(values));
-  stack = await startLocalStack({ valuesFiles: [valuesFile] });
+  stack = await startLocalStack({ valuesFiles: [valuesFile], sets: workersPresetSets(), timeoutMs: 1_200_000 });
   assert.equal(stack.status.endpoints!.client, clientBaseUrl);
-}, { timeout: 600_000 });
+}, { timeout: 1_300_000 });
 
 after(async () => {
   await stack?.dispose();
