@@ -8,7 +8,7 @@ import { runCliAsync } from './local-stack.js';
 import { kubectl, type TestCluster } from './kubernetes-cluster.js';
 import { loadTestImages } from './test-images.js';
 
-export const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+export const seconds = (since: number, until = Date.now()): string => `${((until - since) / 1000).toFixed(1)} s`;
 
 export class E2eSuite {
   /** What took how long, in the order it happened (printed by printDurations). */
