@@ -82,10 +82,10 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
-  # The same journey with Synapse workers (docs/workers.md): MXSTACK_TEST_WORKERS_PRESETS="small large" adds more.
+  # The same journey and SSO sign-in with Synapse workers (docs/workers.md): MXSTACK_TEST_WORKERS_PRESETS="small large" adds more.
   for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-small}; do
-    echo "== the matrix-js-sdk journey with synapse.workers.preset=$preset"
-    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-reporter=spec test/integration/matrix-client.test.ts || status=$?
+    echo "== the matrix-js-sdk journey and SSO sign-in with synapse.workers.preset=$preset"
+    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-concurrency=1 --test-reporter=spec test/integration/matrix-client.test.ts test/integration/sso.test.ts || status=$?
   done
 fi
 
@@ -99,7 +99,9 @@ if [ "$part" = all ] || [ "$part" = kubernetes ]; then
   fi
   mapfile -t kubernetes < <(find test/kubernetes -name '*.test.ts' | sort)
   echo "== Kubernetes end-to-end tests (${#kubernetes[@]} files)"
-  node --import tsx --test --test-reporter=spec "${kubernetes[@]}" || status=$?
+  # --test-force-exit: a stopped matrix-js-sdk client leaves the timer of its aborted long-poll /sync running
+  # (poll timeout + 80 s); a suite whose last step syncs would otherwise linger about two minutes after it ended.
+  node --import tsx --test --test-force-exit --test-reporter=spec "${kubernetes[@]}" || status=$?
 fi
 
 check_nothing_left || status=1

@@ -6,7 +6,7 @@ import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
 import { oidcPresets } from './oidc-presets.js';
 import { authEnabled, authIdpId, oidcSecretNamePart } from './derived.js';
-import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames, workersEnabled } from './worker-pools.js';
+import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames } from './worker-pools.js';
 import { additionalConfigProblems } from './additional-config.js';
 import { databaseReferenceProblems } from './database.js';
 
@@ -225,10 +225,6 @@ const checks: Check[] = [
       ? undefined
       : `postgresql.config.maxConnections: ${configured} cannot hold the Synapse connection pools: ${processes} processes × synapse.database.cpMax ${perProcess} = ${total}, plus ${reservedDatabaseConnections} kept for superusers and tools, needs ${needed}. Raise it to at least ${needed}, remove it (the default follows the pools), lower synapse.database.cpMax, or run fewer workers.`;
   },
-  (v) =>
-    v.networkPolicy.enabled && workersEnabled(v)
-      ? 'networkPolicy.enabled: NetworkPolicies for the Synapse worker pods (synapse.workers) are not written yet, and default-deny would cut them off; turn one of the two off.'
-      : undefined,
   ...workerPoolNames.map((pool) => (v: Values) => {
     const autoscaling = v.synapse.workers.pools[pool]?.autoscaling;
     if (!autoscaling?.enabled) return undefined;

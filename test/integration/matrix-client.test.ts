@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { runCliAsync, startLocalStack, testWorkersPreset, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
 import type { DoctorReport } from '../../src/ops/doctor/report.js';
 import {
@@ -36,10 +36,10 @@ const firstMessages = Array.from({ length: 100 }, (_, index) => `message ${index
 
 const endpoints = () => stack.status.endpoints!;
 
-const workersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'none';
+const workersPreset = testWorkersPreset;
 
 before(async () => {
-  stack = await startLocalStack({ sets: workersPreset === 'none' ? [] : [`synapse.workers.preset=${workersPreset}`], timeoutMs: 1_200_000 });
+  stack = await startLocalStack({ sets: workersPresetSets(), timeoutMs: 1_200_000 });
 }, { timeout: 1_300_000 });
 
 after(async () => {

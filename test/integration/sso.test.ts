@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { startLocalStack, testWorkersPreset, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
 import { matrixRequest, MatrixHttpError } from '../support/matrix-client.js';
 import { ssoLogin, startOidcProvider, type OidcProviderHandle } from '../support/oidc-provider.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
@@ -86,9 +86,9 @@ before(async () => {
   valuesDir = mkdtempSync(join(tmpdir(), 'mxstack-sso-'));
   const valuesFile = join(valuesDir, 'values.yaml');
   writeFileSync(valuesFile, stringify(values));
-  stack = await startLocalStack({ valuesFiles: [valuesFile] });
+  stack = await startLocalStack({ valuesFiles: [valuesFile], sets: workersPresetSets(), timeoutMs: 1_200_000 });
   assert.equal(stack.status.endpoints!.client, clientBaseUrl);
-}, { timeout: 600_000 });
+}, { timeout: 1_300_000 });
 
 after(async () => {
   await stack?.dispose();
@@ -113,6 +113,14 @@ async function assertProfileFromTemplates(session: { user_id: string; access_tok
   });
   assert.deepEqual(threepids.threepids.map((t) => [t.medium, t.address]), [['email', account.email]], 'email from email_template');
 }
+
+test('with a workers preset its workers run, so the sign-ins below take the routing table\'s paths (SSO steps on the main process, the token login on a client reader)', {
+  timeout: 60_000,
+  skip: testWorkersPreset === 'none' ? 'the single-process stack has no workers' : false,
+}, async () => {
+  const { components } = await stack.readStatus();
+  for (const worker of ['synapse-client-reader-1', 'synapse-sync-1']) assert.equal(components[worker]?.healthy, true, `${worker}: ${JSON.stringify(components[worker])}`);
+});
 
 test('the login flows offer SSO with every provider and no password login', { timeout: 60_000 }, async () => {
   const flows = await matrixRequest<{ flows: { type: string; identity_providers?: { id: string }[] }[] }>(clientBaseUrl, 'GET', '/_matrix/client/v3/login');

@@ -26,14 +26,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { BrowserContext, Page } from 'playwright-core';
-import { runCliAsync } from '../support/local-stack.js';
 import { collectLiveMessages, createPrivateRoom, matrixRequest, readAllMessageBodies, sendText, startSyncedClient, waitUntil, type MatrixSession } from '../support/matrix-client.js';
 import { browserSkipReason, launchBrowser, totpCodeAtStep, type TestBrowser } from '../support/browser.js';
 import { answerRedirectUrl, awaitLoginToken, confirmRecoveryCodesSaved, exchangeLoginToken, freshStep, openSignIn, readRecoveryCodes, startTotpEnrolment, submitCode, submitPassword, type StackUrls } from '../support/sso-login.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
 import { TurnClient } from '../support/turn-client.js';
 import { createTestNamespace, kubectl, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
-import { loadTestImages } from '../support/test-images.js';
+import { E2eSuite, kubectlOk as kubectlOkOn, mxstackOkOn, mxstackOn, seconds } from '../support/kubernetes-e2e.js';
 import { serviceClusterIp, startServiceProxy, type ServiceProxy } from '../support/service-proxy.js';
 
 // Top-level await: the skip reason must be known when the cases are declared.
@@ -42,9 +41,8 @@ const skip = availability.available ? browserSkipReason() : availability.reason;
 
 const release = 'mxstack';
 const serverName = 'example.test';
-const suiteStarted = Date.now();
-const timings: Record<string, string> = {};
-const seconds = (since: number, until = Date.now()) => `${((until - since) / 1000).toFixed(1)} s`;
+const suite = new E2eSuite('kubernetes e2e');
+const { timings } = suite;
 
 let cluster: TestCluster;
 let testNamespace: TestNamespace | undefined;
@@ -60,25 +58,9 @@ const sessions: Partial<Record<keyof typeof passwords, MatrixSession>> = {};
 /** What later steps check against (the first install's facts). */
 const facts: { roomId?: string; signingKeys?: Record<string, { key: string }>; secretNames?: string[]; claimNames?: string[] } = {};
 
-async function kubectlOk(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<string> {
-  const result = await kubectl(cluster, args, options);
-  assert.equal(result.exitCode, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
-  return result.stdout;
-}
-
-function log(line: string): void {
-  process.stderr.write(`[kubernetes e2e] ${line}\n`);
-}
-
-async function mxstack(args: string[], timeoutMs = 900_000) {
-  return runCliAsync(args, { timeoutMs, env: { KUBECONFIG: cluster.kubeconfig } });
-}
-
-async function mxstackOk(args: string[], timeoutMs?: number): Promise<string> {
-  const result = await mxstack(args, timeoutMs);
-  assert.equal(result.status, 0, `mxstack ${args.join(' ')} exited ${result.status}:\n${result.stderr}\n${result.stdout}`);
-  return result.stdout;
-}
+const kubectlOk = (args: readonly string[], options: { timeoutMs?: number } = {}) => kubectlOkOn(cluster, args, options);
+const mxstack = (args: string[], timeoutMs?: number) => mxstackOn(cluster, args, timeoutMs);
+const mxstackOk = (args: string[], timeoutMs?: number) => mxstackOkOn(cluster, args, timeoutMs);
 
 /** The operations' common options: the release on the cluster, with the suite's values. */
 const onRelease = (extra: string[] = []) => ['--kubernetes', '-n', namespace!, '--release', release, '-f', valuesFile, ...extra];
@@ -225,13 +207,11 @@ before(async () => {
   if (skip) return;
   workDir = mkdtempSync(join(tmpdir(), 'mxstack-k8s-e2e-'));
   cluster = (availability as { cluster: TestCluster }).cluster;
-  const images = loadTestImages(cluster, log);
-  timings['image build'] = images.built ? `${images.buildSeconds.toFixed(1)} s` : 'cached';
-  timings['image import'] = `${images.importSeconds.toFixed(1)} s`;
-  for (const image of images.images) log(`image ${image.name}: ${image.contract}`);
+  const images = suite.loadImages(cluster);
+  for (const image of images.images) suite.log(`image ${image.name}: ${image.contract}`);
   testNamespace = await createTestNamespace(cluster, 'e2e');
   namespace = testNamespace.name;
-  log(`namespace ${namespace}`);
+  suite.log(`namespace ${namespace}`);
   const routerPort = await freeLoopbackPort();
   valuesFile = writeValues(routerPort);
   router = await startServiceProxy(cluster, namespace, `${release}-router`, 8080, routerPort);
@@ -243,8 +223,7 @@ after(async () => {
   await router?.close();
   if (testNamespace && !process.env.MXSTACK_TEST_KEEP_NAMESPACE) await testNamespace.delete();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
-  timings.suite = seconds(suiteStarted);
-  if (!skip) log(`durations: ${Object.entries(timings).map(([what, took]) => `${what} ${took}`).join(', ')}`);
+  if (!skip) suite.printDurations();
 }, { timeout: 300_000 });
 
 test('install: every workload Ready, the admin Job complete, NetworkPolicies in place', { skip, timeout: 900_000 }, async () => {

@@ -156,9 +156,13 @@ export interface TestNamespace {
   delete(): Promise<void>;
 }
 
-/** A fresh namespace `mxstack-test-<purpose>-<random>`, Pod Security "restricted" unless other labels are given. */
+/** The environment variable giving the test namespaces another prefix than `mxstack-test-` (runs that share a cluster tell theirs apart). */
+export const testNamespacePrefixVariable = 'MXSTACK_TEST_NAMESPACE_PREFIX';
+
+/** A fresh namespace `<prefix><purpose>-<random>` (prefix `mxstack-test-` by default), Pod Security "restricted" unless other labels are given. */
 export async function createTestNamespace(cluster: TestCluster, purpose: string, labels: Record<string, string> = restrictedNamespaceLabels): Promise<TestNamespace> {
-  const name = `mxstack-test-${purpose}-${randomBytes(3).toString('hex')}`;
+  const prefix = process.env[testNamespacePrefixVariable] || 'mxstack-test-';
+  const name = `${prefix}${purpose}-${randomBytes(3).toString('hex')}`;
   const manifest = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { ...labels, [testNamespaceLabel]: 'true' } } };
   await kubectlOrThrow(cluster, ['create', '--filename=-'], { stdin: JSON.stringify(manifest) });
   return {

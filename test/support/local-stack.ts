@@ -70,6 +70,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** The synapse.workers preset the integration suites that take one run with (MXSTACK_TEST_WORKERS_PRESET; default none, the single process). */
+export const testWorkersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'none';
+
+/** The test's preset as `--set` assignments (none for the single process). */
+export const workersPresetSets = (): string[] => (testWorkersPreset === 'none' ? [] : [`synapse.workers.preset=${testWorkersPreset}`]);
+
 export interface StartOptions {
   /** `--set key=value` assignments. */
   sets?: string[];

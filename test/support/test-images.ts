@@ -57,7 +57,7 @@ export function testImages(pgMajor: number): TestImage[] {
   return [
     {
       name: imageName('synapse'),
-      contract: `\`python\` on PATH runs Debian's matrix-synapse ${componentVersions.synapse} (\`python -m synapse.app.homeserver\`) as any uid (991 in the manifests), like the upstream image's /usr/local/bin/python`,
+      contract: `\`python\` on PATH runs Debian's matrix-synapse ${componentVersions.synapse} (\`python -m synapse.app.homeserver\`) as any uid (991 in the manifests), like the upstream image's /usr/local/bin/python, with its Redis client txredisapi (for workers)`,
       config: { Entrypoint: ['python', '-m', 'synapse.app.homeserver'], Env: [`PATH=${basePath}`, 'LANG=C.UTF-8', 'PYTHONUNBUFFERED=1'] },
     },
     {
@@ -161,7 +161,7 @@ export function withUpstreamIds(text: string, ids: Record<string, number>, kind:
 
 const upstreamIds = { postgres: 70, haproxy: 99, redis: 999 };
 
-/** The layer on top of the runtime: upstream users and ids, `python`, the postgres entry point, the auth service. */
+/** The layer on top of the runtime: upstream users and ids, `python` and txredisapi, the postgres entry point, the auth service. */
 function writeOverlay(runtime: string, dir: string): void {
   mkdirSync(join(dir, 'etc'), { recursive: true });
   writeFileSync(join(dir, 'etc/passwd'), withUpstreamIds(readFileSync(join(runtime, 'etc/passwd'), 'utf8'), upstreamIds, 'passwd'));
@@ -177,6 +177,10 @@ function writeOverlay(runtime: string, dir: string): void {
     mkdirSync(join(dir, empty, '..'), { recursive: true });
     writeFileSync(join(dir, empty), '');
   }
+  // Synapse's Redis client, which the upstream image has and Debian does not package: the module the local target vendors.
+  const pythonModules = join(dir, 'usr/lib/python3/dist-packages');
+  mkdirSync(pythonModules, { recursive: true });
+  cpSync(join(projectRoot, 'src/targets/local/python'), pythonModules, { recursive: true });
   const app = join(dir, authAppDir);
   for (const source of authSources) cpSync(join(projectRoot, source), join(app, source), { recursive: true });
   for (const pkg of productionPackages()) {

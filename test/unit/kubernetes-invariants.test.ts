@@ -8,12 +8,11 @@
  * by the restricted-profile oracle of test/support, NetworkPolicies by the independent evaluator.
  */
 import { test } from 'node:test';
-import { workersEnabled } from '../../src/values/worker-pools.js';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadValues, resolveValues } from '../../src/values/load.js';
 import type { Values } from '../../src/values/schema.js';
 import type { Stack } from '../../src/stack/model.js';
@@ -58,8 +57,7 @@ function withKnownSecrets(values: Values): { values: Values; secrets: string[] }
     provider.client_secret = knownSecrets.clientSecret(provider.idp_id);
     secrets.push(provider.client_secret);
   }
-  // NetworkPolicies are refused with Synapse workers until the workers' flows exist (src/values/refusals.ts).
-  copy.networkPolicy.enabled = !workersEnabled(values);
+  copy.networkPolicy.enabled = true;
   return { values: resolveValues(copy as unknown as Tree), secrets };
 }
 
@@ -337,15 +335,22 @@ test('every NetworkPolicy selects at least one pod of the release', () => {
 
 // ---------------------------------------------------------------- network flows
 
-/** Who is meant to open connections to each component's Services (the architecture, stated once here). */
+/**
+ * Who is meant to open connections to each component's Services (the architecture, stated once here);
+ * `synapse processes` stands for the main process and every worker (each opens its own database pool).
+ * Replication ports are not here: their clients follow from the rendered configuration (configuredClients).
+ */
 const clientsOf: Record<string, string[]> = {
   router: ['ingress-controller'],
   synapse: ['router', 'admin-bootstrap'],
   element: ['router'],
-  postgresql: ['synapse', 'backup', 'auth'],
+  postgresql: ['synapse processes', 'backup', 'auth'],
   // The sign-in port: browsers through the router, Synapse for token, userinfo and jwks.
   auth: ['router', 'synapse'],
 };
+
+/** The pods that run Synapse: the main process and the worker pools (`synapse-<pool>`). */
+const isSynapseProcess = (component: string) => component === 'synapse' || component.startsWith('synapse-');
 
 interface ListenPort {
   port: number;
@@ -354,6 +359,8 @@ interface ListenPort {
   metrics: boolean;
   /** A Service port named `admin` (the auth component's administration API): reached by port-forward only, never over the network. */
   admin: boolean;
+  /** A Service port named `replication` (Synapse's HTTP replication): reached by the processes instance_map sends there. */
+  replication: boolean;
 }
 
 /** The pod ports each component's Services lead to (named target ports resolved against the pod template). */
@@ -370,7 +377,7 @@ function listenPorts(r: Render, component: Workload): ListenPort[] {
         if (!named) continue;
         port = named.containerPort;
       }
-      ports.set(`${protocol}/${port}`, { port, protocol, metrics: p.name === 'metrics', admin: p.name === 'admin' });
+      ports.set(`${protocol}/${port}`, { port, protocol, metrics: p.name === 'metrics', admin: p.name === 'admin', replication: p.name === 'replication' });
     }
   }
   return [...ports.values()];
@@ -378,6 +385,47 @@ function listenPorts(r: Render, component: Workload): ListenPort[] {
 
 function peerConfigured(pair: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> }): boolean {
   return Object.keys(pair.namespaceSelector).length > 0 || Object.keys(pair.podSelector).length > 0;
+}
+
+/** The component and pod port behind an address of the rendered configuration: a Service name, or a pod's name under a headless Service. */
+function endpointOf(r: Render, host: string, port: number): { component: string; port: number } {
+  const services = r.objects.filter((o) => o.kind === 'Service');
+  const [first = '', second = ''] = host.split('.');
+  const service = services.find((s) => s.metadata.name === second) ?? services.find((s) => s.metadata.name === first);
+  assert.ok(service, `${r.label}: no Service behind ${host}`);
+  const spec = service.spec as { clusterIP?: string; selector: Record<string, string>; ports: { port: number; targetPort?: number | string }[] };
+  const component = spec.selector['app.kubernetes.io/name']!;
+  const servicePort = spec.ports.find((p) => p.port === port);
+  assert.ok(servicePort, `${r.label}: ${service.metadata.name} has no port ${port}`);
+  // Every Service here maps a port to a target port of the same number or a named one: resolve it on the pod.
+  const target = servicePort.targetPort ?? port;
+  if (typeof target === 'number') return { component, port: target };
+  const workload = workloads(r.objects).find((w) => w.component === component)!;
+  const named = workload.template.spec.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === target);
+  assert.ok(named, `${r.label}: ${component} has no port named ${target}`);
+  return { component, port: named.containerPort };
+}
+
+/**
+ * Clients that follow from the rendered configuration, by `<component>/<pod port>`: the router reaches the
+ * servers of its haproxy.cfg; every Synapse process reaches what homeserver.yaml's instance_map and redis
+ * name (HTTP replication and the replication bus).
+ */
+function configuredClients(r: Render, synapseProcesses: string[]): Map<string, Set<string>> {
+  const clients = new Map<string, Set<string>>();
+  const add = (endpoint: { component: string; port: number }, sources: string[]) => {
+    const key = `${endpoint.component}/${endpoint.port}`;
+    clients.set(key, new Set([...(clients.get(key) ?? []), ...sources]));
+  };
+  const configMapFile = (file: string) => r.objects.find((o) => o.kind === 'ConfigMap' && o.data?.[file] !== undefined)?.data?.[file];
+  for (const line of (configMapFile('haproxy.cfg') ?? '').split('\n')) {
+    const server = /^\s*server(?:-template)?\s+\S+\s+(?:\d+\s+)?([^\s:]+):(\d+)\s/.exec(line);
+    if (server) add(endpointOf(r, server[1]!, Number(server[2])), ['router']);
+  }
+  const homeserver = parse(configMapFile('homeserver.yaml') ?? '{}') as { instance_map?: Record<string, { host: string; port: number }>; redis?: { enabled?: boolean; host: string; port: number } };
+  for (const instance of Object.values(homeserver.instance_map ?? {})) add(endpointOf(r, instance.host, instance.port), synapseProcesses);
+  if (homeserver.redis?.enabled) add(endpointOf(r, homeserver.redis.host, homeserver.redis.port), synapseProcesses);
+  return clients;
 }
 
 interface FlowCase {
@@ -403,6 +451,9 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
     { endpoint: net.neighbour, role: 'neighbour' },
     { endpoint: external('internet client', publicIpv4), role: 'internet' },
   ];
+  const synapseProcesses = components.map((w) => w.component).filter(isSynapseProcess);
+  const configured = configuredClients(r, synapseProcesses);
+  const staticClients = (component: string) => (clientsOf[component] ?? []).flatMap((client) => (client === 'synapse processes' ? synapseProcesses : [client]));
   const coturnClientPort = (port: number, protocol: Protocol) =>
     port === ports.turn ||
     (v.coturn.tls.enabled && port === ports.turns) ||
@@ -411,16 +462,17 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
   // Every port every release pod listens on (plus one nobody should reach), from every possible source.
   for (const destination of components) {
     const to = net.pods[destination.component]!;
-    const listening: ListenPort[] = [...listenPorts(r, destination), { port: 12345, protocol: 'TCP', metrics: false, admin: false }];
+    const listening: ListenPort[] = [...listenPorts(r, destination), { port: 12345, protocol: 'TCP', metrics: false, admin: false, replication: false }];
     if (destination.component === 'coturn') {
-      const relay = (port: number): ListenPort => ({ port, protocol: 'UDP', metrics: false, admin: false });
+      const relay = (port: number): ListenPort => ({ port, protocol: 'UDP', metrics: false, admin: false, replication: false });
       listening.push(relay(ports.relayMin), relay(ports.relayMax), relay(ports.relayMax + 1));
     }
-    for (const { port, protocol, metrics, admin } of listening) {
+    for (const { port, protocol, metrics, admin, replication } of listening) {
       const isClientPort = !metrics && !admin && port !== 12345;
+      const clients = new Set([...(replication ? [] : staticClients(destination.component)), ...(configured.get(`${destination.component}/${port}`) ?? [])]);
       for (const from of releaseSources) {
         if (from === to) continue;
-        const expected = isClientPort && (clientsOf[destination.component] ?? []).includes(from.name) && protocol === 'TCP';
+        const expected = isClientPort && clients.has(from.name) && protocol === 'TCP';
         add(from, to, port, protocol, expected);
       }
       for (const { endpoint, role } of outsiders) {
@@ -436,27 +488,36 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
 
   // What release pods may reach outside the release.
   const smtp = external('smtp relay', addressInside(np.egress.smtpCidr));
-  const resolvers = ['synapse', 'router', 'admin-bootstrap', 'backup', 'auth'];
+  const resolvers = [...synapseProcesses, 'router', 'admin-bootstrap', 'backup', 'auth'];
+  // Synapse's duties with an outbound flow: federation from every process (its federation client runs
+  // wherever a request needs a remote server); URL previews in the media repository (the media pool when it
+  // runs, else the main process); mail from the main process and the pushers; sign-in (SSO) on the main
+  // process only, where the router sends it.
+  const mediaPool = 'synapse-media-repository';
+  const previewer = synapseProcesses.includes(mediaPool) ? mediaPool : 'synapse';
+  const mailers = ['synapse', 'synapse-pusher'];
   const previewsReach = (ip: string) => server.urlPreviews.enabled && server.urlPreviews.ipRangeWhitelist.some((range) => cidrContains(range.includes('/') ? range : `${range}/${range.includes(':') ? 128 : 32}`, ip));
   for (const from of releaseSources) {
-    const isSynapse = from.name === 'synapse';
+    const isMain = from.name === 'synapse';
+    const isProcess = synapseProcesses.includes(from.name);
+    const previews = from.name === previewer && server.urlPreviews.enabled;
     add(from, net.dns, 53, 'UDP', resolvers.includes(from.name));
     add(from, net.dns, 53, 'TCP', resolvers.includes(from.name));
     for (const ip of [publicIpv4, publicIpv6]) {
       const internet = external('internet', ip);
-      add(from, internet, 443, 'TCP', isSynapse && (server.federation.enabled || server.urlPreviews.enabled || (server.sso.enabled && !peerConfigured(np.egress.sso))));
-      add(from, internet, 8448, 'TCP', isSynapse && server.federation.enabled);
-      add(from, internet, 80, 'TCP', isSynapse && server.urlPreviews.enabled);
+      add(from, internet, 443, 'TCP', (isProcess && server.federation.enabled) || previews || (isMain && server.sso.enabled && !peerConfigured(np.egress.sso)));
+      add(from, internet, 8448, 'TCP', isProcess && server.federation.enabled);
+      add(from, internet, 80, 'TCP', previews);
       add(from, internet, 40000, 'UDP', from.name === 'coturn');
     }
-    for (const port of [80, 443, 8448]) add(from, external('cloud metadata', cloudMetadata), port, 'TCP', isSynapse && port !== 8448 && previewsReach(cloudMetadata));
+    for (const port of [80, 443, 8448]) add(from, external('cloud metadata', cloudMetadata), port, 'TCP', from.name === previewer && port !== 8448 && previewsReach(cloudMetadata));
     add(from, external('private peer', privateAddress), 40000, 'UDP', false);
     // coturn may relay to its own announced addresses (external-ip "public[/private]").
     for (const own of v.coturn.enabled ? (v.coturn.externalIP?.split('/') ?? []) : []) add(from, external('coturn itself', own), 40000, 'UDP', from.name === 'coturn');
     const databasePort = typeof v.synapse.database.port === 'number' ? v.synapse.database.port : 5432;
-    add(from, external('external database', privateAddress), databasePort, 'TCP', isSynapse && (v.synapse.database.external || previewsReach(privateAddress) && [80, 443].includes(databasePort)));
-    if (server.email.enabled) add(from, smtp, server.email.smtpPort, 'TCP', isSynapse);
-    if (server.sso.enabled && peerConfigured(np.egress.sso)) add(from, net.identityProvider, 9091, 'TCP', isSynapse);
+    add(from, external('external database', privateAddress), databasePort, 'TCP', (isProcess && v.synapse.database.external) || (from.name === previewer && previewsReach(privateAddress) && [80, 443].includes(databasePort)));
+    if (server.email.enabled) add(from, smtp, server.email.smtpPort, 'TCP', mailers.includes(from.name));
+    if (server.sso.enabled && peerConfigured(np.egress.sso)) add(from, net.identityProvider, 9091, 'TCP', isMain);
   }
   return cases;
 }
@@ -496,6 +557,45 @@ test('the flows the stack needs are among the cases checked, and pods outside th
   }
   const otherNeighbour: PodEndpoint = { ...net.neighbour, name: 'neighbour-2', ip: '10.244.9.12' };
   assert.equal(evaluateConnection(net.cluster, { from: net.neighbour, to: otherNeighbour, port: 80, protocol: 'TCP' }).allowed, true);
+});
+
+test('with workers the flows of issue 16 are among the cases checked, and only the processes that need them get them', () => {
+  const r = renders.find((x) => x.stack.values.networkPolicy.enabled && x.label.startsWith('workers-network-policies'));
+  assert.ok(r, 'the workers-network-policies fixture');
+  const components = workloads(r.objects);
+  const net = releaseNetwork(r.stack, r.raw, Object.fromEntries(components.map((w) => [w.component, { labels: w.template.metadata?.labels ?? {} }])));
+  const cases = flowCases(r, net, components);
+  const verdicts = new Map(cases.map((c) => [`${c.from.name}>${c.to.name}/${c.port}`, c.expected]));
+  const expectAllowed = (flow: string, allowed: boolean) => assert.equal(verdicts.get(flow), allowed, `${flow} is a case expected ${allowed ? 'allowed' : 'denied'}`);
+  const { postgresql, redis, synapseReplication } = r.stack.placement.ports;
+  for (const pool of ['sync', 'initial-sync', 'client-reader', 'event-creator', 'federation-inbound', 'federation-reader', 'media-repository', 'stream-writer', 'user-directory']) {
+    expectAllowed(`router>synapse-${pool}/8008`, true);
+  }
+  for (const pool of ['event-persister', 'federation-sender', 'pusher', 'background', 'appservice-notifier']) expectAllowed(`router>synapse-${pool}/8008`, false);
+  for (const pool of ['sync', 'event-creator', 'federation-sender', 'pusher', 'background']) {
+    expectAllowed(`synapse-${pool}>synapse/${synapseReplication}`, true);
+    expectAllowed(`synapse-${pool}>synapse-event-persister/9093`, true);
+    expectAllowed(`synapse-${pool}>synapse-stream-writer/9093`, true);
+    expectAllowed(`synapse-${pool}>redis/${redis}`, true);
+    expectAllowed(`synapse-${pool}>postgresql/${postgresql}`, true);
+    expectAllowed(`synapse-${pool}>dns/53`, true);
+    expectAllowed(`prometheus>synapse-${pool}/9000`, true);
+    expectAllowed(`synapse-${pool}>internet/8448`, true);
+    expectAllowed(`synapse-${pool}>synapse/8008`, false);
+  }
+  expectAllowed(`router>synapse/${synapseReplication}`, false);
+  expectAllowed('router>synapse-event-persister/9093', false);
+  expectAllowed(`synapse>synapse-event-persister/9093`, true);
+  expectAllowed('synapse-stream-writer>synapse-event-persister/9093', true);
+  expectAllowed('synapse-sync>synapse-client-reader/8008', false);
+  const smtpPort = r.stack.values.synapse.server.email.smtpPort;
+  expectAllowed(`synapse-pusher>smtp relay/${smtpPort}`, true);
+  expectAllowed(`synapse-sync>smtp relay/${smtpPort}`, false);
+  expectAllowed('synapse-media-repository>internet/80', true);
+  expectAllowed('synapse>internet/80', false);
+  expectAllowed('synapse>identity-provider/9091', true);
+  expectAllowed('synapse-client-reader>identity-provider/9091', false);
+  expectAllowed('router>redis/6379', false);
 });
 
 test('with 2FA the auth flows are among the cases checked: sign-in port from router and Synapse, admin port from nobody', () => {

@@ -463,6 +463,14 @@ describe('release Secrets', () => {
     assert.deepEqual(partial.addKeys, [{ name: 'mxstack-admin-credentials', data: { 'registration-secret': partial.addKeys[0]!.data['registration-secret']! } }]);
   });
 
+  test('with workers the replication secret and the Redis password are generated (install on a fresh namespace)', () => {
+    const plan = planSecrets(stackOf(['synapse.workers.preset=small']), new Map(), generators);
+    assert.deepEqual(plan.problems, []);
+    const created = new Map(plan.create.map((s) => [s.name, Object.keys(s.data).sort()]));
+    assert.deepEqual(created.get('mxstack-redis'), ['password']);
+    assert.ok(created.get('mxstack-synapse-keys')?.includes('worker-replication-secret'), JSON.stringify([...created]));
+  });
+
   test('a Secret the values point at must exist: refused with how to create it', () => {
     const stack = stackOf(['synapse.database.passwordSecretRef.name=db-credentials', 'synapse.database.passwordSecretRef.key=password']);
     const plan = planSecrets(stack, new Map(), generators);

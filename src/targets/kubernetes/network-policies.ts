@@ -16,12 +16,20 @@ import { adminBootstrapComponent } from '../../components/synapse/admin-bootstra
 import { backupComponent, backupScheduled } from '../../components/backup/kubernetes.js';
 import { ownPeerAddresses } from '../../components/coturn/config.js';
 import type { KubeObject } from '../../kit/objects.js';
-import { workersEnabled } from '../../values/worker-pools.js';
+import { workerPools, type WorkerPoolName } from '../../values/worker-pools.js';
+import { runningPools, workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
+import { synapseRoutes } from '../../components/synapse/routes.js';
 
 type Peer = INetworkPolicyPeer;
 type Port = INetworkPolicyPort;
 type PolicySpec = NonNullable<INetworkPolicy['spec']>;
 type LabelSelector = PolicySpec['podSelector'];
+
+/** The release pods a policy selects or names as a peer: one component's, or a group's (`name` names the policy). */
+interface Pods {
+  name: string;
+  components: string[];
+}
 
 /** "The public Internet" of the egress policies, one ipBlock per address family (the blocks: kit/address-ranges.ts). */
 export const publicInternet: readonly Peer[] = [
@@ -70,6 +78,31 @@ function deployedComponents(stack: Stack) {
   };
 }
 
+/** Pods of the worker pools that run, when some do. */
+function poolPods(stack: Stack, name: string, pools: (pool: WorkerPoolName) => boolean): Pods | undefined {
+  const components = runningPools(stack).filter(pools).map(workerPoolComponent);
+  return components.length > 0 ? { name, components } : undefined;
+}
+
+/** The pools the router sends requests to: those its routing table names. */
+const routedPools = new Set<string>(synapseRoutes.map((route) => route.pool));
+
+/**
+ * The Synapse workers' pods as policy groups: every pool; the pools the router reaches; the pools with a
+ * replication listener (the writers instance_map names besides the main process); the single pools that
+ * take a duty with its own outbound flow off the main process.
+ */
+function workerGroups(stack: Stack) {
+  return {
+    workers: poolPods(stack, 'synapse-workers', () => true),
+    routed: poolPods(stack, 'synapse-routed-workers', (pool) => routedPools.has(pool)),
+    writers: poolPods(stack, 'synapse-writers', (pool) => workerPools[pool].replication),
+    // Email notifications are sent by pushers (pusher_instances), URL previews by the media repository.
+    mailers: poolPods(stack, workerPoolComponent('pusher'), (pool) => pool === 'pusher'),
+    previewers: poolPods(stack, workerPoolComponent('mediaRepository'), (pool) => pool === 'mediaRepository'),
+  };
+}
+
 class PolicyFactory {
   constructor(private readonly stack: Stack) {}
 
@@ -84,9 +117,13 @@ class PolicyFactory {
     };
   }
 
+  selector(pods: Pods): LabelSelector {
+    return pods.components.length === 1 ? this.pods(pods.components[0]!) : this.podsOfAny(pods.components);
+  }
+
   /** A peer that is a release pod (same namespace, by construction of the podSelector-only peer). */
-  podPeer(component: string): Peer {
-    return { podSelector: this.pods(component) };
+  podPeer(pods: string | Pods): Peer {
+    return { podSelector: this.selector(asPods(pods)) };
   }
 
   policy(name: string, labelComponent: string, spec: PolicySpec): NetworkPolicy {
@@ -96,30 +133,34 @@ class PolicyFactory {
     });
   }
 
-  ingress(component: string, peerName: string, from: Peer[] | undefined, ports: Port[]): NetworkPolicy {
-    return this.policy(`${component}-from-${peerName}`, component, {
-      podSelector: this.pods(component),
+  ingress(destination: string | Pods, peerName: string, from: Peer[] | undefined, ports: Port[]): NetworkPolicy {
+    const pods = asPods(destination);
+    return this.policy(`${pods.name}-from-${peerName}`, pods.name, {
+      podSelector: this.selector(pods),
       policyTypes: ['Ingress'],
       ingress: [{ ...(from ? { from } : {}), ports }],
     });
   }
 
-  egress(component: string, peerName: string, to: readonly Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
-    return this.policy(`${component}-to-${peerName}`, component, {
-      podSelector: this.pods(component),
+  egress(source: string | Pods, peerName: string, to: readonly Peer[] | undefined, ports: Port[] | undefined): NetworkPolicy {
+    const pods = asPods(source);
+    return this.policy(`${pods.name}-to-${peerName}`, pods.name, {
+      podSelector: this.selector(pods),
       policyTypes: ['Egress'],
       egress: [{ ...(to ? { to: [...to] } : {}), ...(ports ? { ports } : {}) }],
     });
   }
 
-  /** Both halves of a flow between two release pods. */
-  releaseFlow(source: string, destination: string, ports: Port[]): NetworkPolicy[] {
+  /** Both halves of a flow between release pods. */
+  releaseFlow(source: string | Pods, destination: string | Pods, ports: Port[]): NetworkPolicy[] {
     return [
-      this.egress(source, destination, [this.podPeer(destination)], ports),
-      this.ingress(destination, source, [this.podPeer(source)], ports),
+      this.egress(source, asPods(destination).name, [this.podPeer(destination)], ports),
+      this.ingress(destination, asPods(source).name, [this.podPeer(source)], ports),
     ];
   }
 }
+
+const asPods = (pods: string | Pods): Pods => (typeof pods === 'string' ? { name: pods, components: [pods] } : pods);
 
 function defaultDeny(stack: Stack, f: PolicyFactory): NetworkPolicy {
   return f.policy('default-deny', 'network-policy', {
@@ -128,7 +169,7 @@ function defaultDeny(stack: Stack, f: PolicyFactory): NetworkPolicy {
   });
 }
 
-/** The pods that look names up: Synapse (database, federation, mail, IdPs), the router, the auth component and the bootstrap Job (Service names). */
+/** The pods that look names up: Synapse and its workers (database, Redis, each other, federation, mail, IdPs), the router, the auth component and the bootstrap Job (Service names). */
 function dnsEgress(stack: Stack, f: PolicyFactory): NetworkPolicy {
   const resolvers = [
     'synapse',
@@ -136,6 +177,7 @@ function dnsEgress(stack: Stack, f: PolicyFactory): NetworkPolicy {
     ...(deployedComponents(stack).auth ? ['auth'] : []),
     ...(deployedComponents(stack).adminBootstrap ? [adminBootstrapComponent] : []),
     ...(deployedComponents(stack).backup ? [backupComponent] : []),
+    ...(workerGroups(stack).workers?.components ?? []),
   ];
   // kubernetes.io/metadata.name is set on every namespace by the API server (since 1.21).
   const dns: Peer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': stack.values.networkPolicy.egress.dnsNamespace } } };
@@ -177,7 +219,7 @@ export const cloudnativePgStatusPort = 8000;
  * policy admits the release's database clients, the other instances (replication, status) and the
  * operator's namespace (status, and its connections as the superuser over the pod network).
  */
-function cloudnativePgFlows(stack: Stack, f: PolicyFactory, clients: string[]): NetworkPolicy[] {
+function cloudnativePgFlows(stack: Stack, f: PolicyFactory, clients: Pods[]): NetworkPolicy[] {
   const port = tcp(stack.placement.ports.postgresql);
   const instances: LabelSelector = { matchLabels: { 'cnpg.io/cluster': stack.database.cluster! } };
   const operator: Peer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': stack.values.postgresql.cloudnativePg.operatorNamespace } } };
@@ -187,7 +229,7 @@ function cloudnativePgFlows(stack: Stack, f: PolicyFactory, clients: string[]): 
       podSelector: instances,
       policyTypes: ['Ingress'],
       ingress: [
-        { from: [{ podSelector: f.podsOfAny(clients) }], ports: [port] },
+        { from: [{ podSelector: f.podsOfAny(clients.flatMap((client) => client.components)) }], ports: [port] },
         { from: [{ podSelector: instances }], ports: [port, tcp(cloudnativePgStatusPort)] },
         { from: [operator], ports: [port, tcp(cloudnativePgStatusPort)] },
       ],
@@ -196,25 +238,39 @@ function cloudnativePgFlows(stack: Stack, f: PolicyFactory, clients: string[]): 
 }
 
 function database(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
-  const clients = ['synapse', ...(deployedComponents(stack).auth ? ['auth'] : []), ...(deployedComponents(stack).backup ? [backupComponent] : [])];
+  const { workers } = workerGroups(stack);
+  const clients = [
+    ...['synapse', ...(deployedComponents(stack).auth ? ['auth'] : []), ...(deployedComponents(stack).backup ? [backupComponent] : [])].map(asPods),
+    ...(workers ? [workers] : []),
+  ];
   if (stack.database.provider === 'cloudnative-pg') return cloudnativePgFlows(stack, f, clients);
   if (deployedComponents(stack).postgresql) return clients.flatMap((client) => f.releaseFlow(client, 'postgresql', [tcp(stack.placement.ports.postgresql)]));
   // An external database usually sits on a private address, so the port is the only restriction.
   return clients.map((client) => f.egress(client, 'database', undefined, [tcp(stack.database.port)]));
 }
 
+function smtpEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): NetworkPolicy {
+  const { email } = stack.values.synapse.server;
+  return f.egress(pods, 'smtp', [{ ipBlock: { cidr: stack.values.networkPolicy.egress.smtpCidr } }], [tcp(email.smtpPort)]);
+}
+
+function federationEgress(f: PolicyFactory, pods: string | Pods): NetworkPolicy {
+  return f.egress(pods, 'federation', publicInternet, [tcp(443), tcp(8448)]);
+}
+
+function urlPreviewEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): NetworkPolicy {
+  const allowedPrivate: Peer[] = stack.values.synapse.server.urlPreviews.ipRangeWhitelist.map((range) => ({ ipBlock: { cidr: asCidr(range) } }));
+  return f.egress(pods, 'url-previews', [...publicInternet, ...allowedPrivate], [tcp(80), tcp(443)]);
+}
+
 function synapseOutbound(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   const server = stack.values.synapse.server;
   const egressValues = stack.values.networkPolicy.egress;
   const policies: NetworkPolicy[] = [];
-  if (server.email.enabled) {
-    policies.push(f.egress('synapse', 'smtp', [{ ipBlock: { cidr: egressValues.smtpCidr } }], [tcp(server.email.smtpPort)]));
-  }
-  if (server.federation.enabled) policies.push(f.egress('synapse', 'federation', publicInternet, [tcp(443), tcp(8448)]));
-  if (server.urlPreviews.enabled) {
-    const allowedPrivate: Peer[] = server.urlPreviews.ipRangeWhitelist.map((range) => ({ ipBlock: { cidr: asCidr(range) } }));
-    policies.push(f.egress('synapse', 'url-previews', [...publicInternet, ...allowedPrivate], [tcp(80), tcp(443)]));
-  }
+  if (server.email.enabled) policies.push(smtpEgress(stack, f, 'synapse'));
+  if (server.federation.enabled) policies.push(federationEgress(f, 'synapse'));
+  // With a media repository pool the main process has no media repository (enable_media_repo: false), hence no previews.
+  if (server.urlPreviews.enabled && !workerGroups(stack).previewers) policies.push(urlPreviewEgress(stack, f, 'synapse'));
   if (server.sso.enabled) {
     const identityProvider = configuredPeer(egressValues.sso);
     // In the cluster the IdP pod's own port is what the policy sees (a Service's 443 usually maps to
@@ -259,12 +315,41 @@ function turn(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
 
 /** With workers: Synapse reaches Redis, Prometheus scrapes Redis's exporter. */
 function redisFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
-  if (!workersEnabled(stack.values)) return [];
+  const { workers } = workerGroups(stack);
+  if (!workers) return [];
   const { redis } = stack.values;
   const prometheus = [configuredPeer(stack.values.networkPolicy.prometheus) ?? anyNamespace];
+  const port = [tcp(stack.placement.ports.redis)];
   return [
-    ...f.releaseFlow('synapse', 'redis', [tcp(stack.placement.ports.redis)]),
+    ...f.releaseFlow('synapse', 'redis', port),
+    ...f.releaseFlow(workers, 'redis', port),
     ...(redis.metrics.enabled ? [f.ingress('redis', 'prometheus', prometheus, [tcp(redis.metrics.port)])] : []),
+  ];
+}
+
+/**
+ * With workers (docs/workers.md): the router reaches the pools of its routing table on their HTTP port;
+ * the workers reach the main process's replication listener, and every Synapse process the writers'
+ * (instance_map names both); Prometheus scrapes every pool. Redis, the database and DNS are in their own
+ * functions. Outbound: Synapse's federation client runs wherever a request needs a remote server (joins on
+ * event creators, key and profile queries on readers, remote media, backfill, device list resyncs,
+ * sending), so every worker has the main process's federation egress; mail goes out from the pushers, URL
+ * previews from the media repository.
+ */
+function workerFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
+  const { workers, routed, writers, mailers, previewers } = workerGroups(stack);
+  if (!workers || stack.placement.synapseWorkers.kind !== 'kubernetes') return [];
+  const { http, replication, metrics } = stack.placement.synapseWorkers;
+  const server = stack.values.synapse.server;
+  const prometheus = [configuredPeer(stack.values.networkPolicy.prometheus) ?? anyNamespace];
+  return [
+    ...(routed ? f.releaseFlow('router', routed, [tcp(http)]) : []),
+    ...f.releaseFlow(workers, 'synapse', [tcp(stack.placement.ports.synapseReplication)]),
+    ...(writers ? [...f.releaseFlow('synapse', writers, [tcp(replication)]), ...f.releaseFlow(workers, writers, [tcp(replication)])] : []),
+    ...(stack.values.synapse.metrics.enabled ? [f.ingress(workers, 'prometheus', prometheus, [tcp(metrics)])] : []),
+    ...(server.federation.enabled ? [federationEgress(f, workers)] : []),
+    ...(server.email.enabled && mailers ? [smtpEgress(stack, f, mailers)] : []),
+    ...(server.urlPreviews.enabled && previewers ? [urlPreviewEgress(stack, f, previewers)] : []),
   ];
 }
 
@@ -281,6 +366,7 @@ export function buildNetworkPolicies(stack: Stack): KubeObject[] {
     ...synapseOutbound(stack, f),
     ...metricsScraping(stack, f),
     ...redisFlows(stack, f),
+    ...workerFlows(stack, f),
     ...turn(stack, f),
   ];
 }

@@ -55,7 +55,7 @@ export function valueSourceFor(stack: Stack, name: string, key: string, generato
   if (sameRef(s.postgresPassword, name, key)) return generators.postgresPassword;
   if (sameRef(s.adminPassword, name, key)) return generators.adminPassword;
   if (sameRef(s.signingKey, name, key)) return generators.signingKey;
-  for (const ref of [s.registrationSharedSecret, s.macaroonSecretKey, s.formSecret, s.turnSharedSecret]) {
+  for (const ref of [s.registrationSharedSecret, s.macaroonSecretKey, s.formSecret, s.turnSharedSecret, s.workers?.replicationSecret, s.workers?.redisPassword]) {
     if (sameRef(ref, name, key)) return generators.randomSecret;
   }
   if (s.auth) {
