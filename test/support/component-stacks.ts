@@ -47,6 +47,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       authAdmin: firstPort + 32,
       synapseReplication: firstPort + 33,
       redis: firstPort + 34,
+      routerFederation: firstPort + 35,
       ...chosen,
     },
     paths: {
@@ -56,6 +57,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       mediaStore: join(dir, 'synapse/media'),
       synapseDataDir: join(dir, 'synapse/data'),
       routerConfigDir: join(dir, 'router'),
+      routerFederationTlsDir: join(dir, 'router/federation-tls'),
       coturnTlsDir: join(dir, 'coturn/tls'),
       authConfigDir: join(dir, 'auth/config'),
       authSecretsDir: join(dir, 'auth/secrets'),

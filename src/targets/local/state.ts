@@ -65,6 +65,8 @@ export function stateLayout(stateDirectory: string) {
     /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
     coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
     coturnTlsDir: join(root, 'coturn', 'tls'),
+    /** The router's federation certificate and key (tls.crt, tls.key), put there by the user before `up`. */
+    routerFederationTlsDir: join(root, 'router', 'federation-tls'),
     /** Element's generated config.json, laid over the user's Element Web build. */
     elementConfigDir: join(root, 'element', 'config'),
     /** Where the build with our config.json on top is mounted (overlay) for the web server. */
