@@ -4,14 +4,15 @@
  * (synapse.server.federation.customCa, Synapse's federation_custom_ca_list). A user on one invites a user
  * on two, who joins; messages go both ways and arrive through matrix-js-sdk's /sync.
  *
- * Why the server names are `127.0.0.1:<port>`: Synapse resolves another server's name before it can
- * connect, and a name like one.test needs DNS or /etc/hosts (the runtime's, shared and read-only). The
- * Matrix specification's first rule of server discovery needs neither: a server name that is an IP literal
- * with an explicit port is connected to at that address and port directly, with no SRV or well-known
- * lookup, and its certificate must be valid for that IP address. So each stack is named after its own
- * federation listener (the same loopback address, different free ports: different server names), and the
- * test CA issues each listener a certificate with the IP SAN 127.0.0.1. Synapse refuses outbound requests
- * to loopback addresses by default (ip_range_blacklist): the test allows 127.0.0.1 through
+ * Why the server names are `localhost:<port>`: Synapse resolves another server's name before it connects,
+ * and a name like one.test needs DNS or an /etc/hosts entry (the runtime's /etc/hosts is shared and
+ * read-only). A server name with an explicit port is connected to at that port after a plain address
+ * lookup, with no well-known or SRV lookup (the Matrix specification's server discovery, step 2), and
+ * `localhost` is in every /etc/hosts. So each stack is named after its own federation listener: the same
+ * host, different free ports, different server names; the test CA issues each listener a certificate for
+ * localhost. Not `127.0.0.1:<port>`: Synapse checks IP-literal server names against ip_range_blacklist
+ * without its whitelist, so loopback literals are always refused. Synapse does refuse loopback addresses
+ * by default (ip_range_blacklist) for resolved names too: the test allows 127.0.0.1 and ::1 through
  * synapse.additionalConfig.ip_range_whitelist, lists both names in federation.domainWhitelist and empties
  * trustedKeyServers, so no request ever leaves this machine (keys are fetched from the servers themselves).
  *
@@ -35,6 +36,7 @@ import { runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
 
 const workersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'none';
 const loopbackAddress = '127.0.0.1';
+const listenerHost = 'localhost';
 
 let parent: string;
 const stacks: LocalStackHandle[] = [];
@@ -61,7 +63,7 @@ function createCertificateAuthority(dir: string): { cert: string; key: string } 
 }
 
 /**
- * A certificate for the federation listener at 127.0.0.1 signed by the CA, placed where the local target
+ * A certificate for the federation listener (localhost, and its address) signed by the CA, placed where the local target
  * reads it (<state>/router/federation-tls/tls.crt and tls.key), owned by the runtime's haproxy user.
  */
 function issueListenerCertificate(ca: { cert: string; key: string }, stateDir: string, name: string): void {
@@ -72,7 +74,7 @@ function issueListenerCertificate(ca: { cert: string; key: string }, stateDir: s
   const request = join(dir, `${name}.csr`);
   const extensions = join(dir, `${name}.ext`);
   openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', request]);
-  writeFileSync(extensions, `subjectAltName=IP:${loopbackAddress}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+  writeFileSync(extensions, `subjectAltName=DNS:${listenerHost},IP:${loopbackAddress}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
   openssl(['x509', '-req', '-in', request, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-extfile', extensions, '-out', cert]);
   rmSync(request);
   rmSync(extensions);
@@ -91,7 +93,8 @@ function federationValues(serverName: string, port: number, serverNames: string[
         federation: { enabled: true, domainWhitelist: serverNames, trustedKeyServers: [], customCa: caPem },
         turn: { enabled: false },
       },
-      additionalConfig: { ip_range_whitelist: [`${loopbackAddress}/32`] },
+      // localhost resolves to 127.0.0.1 and ::1, and Synapse drops a whole lookup when any address is blocked.
+      additionalConfig: { ip_range_whitelist: [`${loopbackAddress}/32`, '::1/128'] },
       ...(workersPreset === 'none' ? {} : { workers: { preset: workersPreset } }),
     },
     router: { federation: { enabled: true, port, tls: { secretName: 'federation-tls' } } },
@@ -108,7 +111,7 @@ before(async () => {
   const ca = createCertificateAuthority(caDir);
   caPem = readFileSync(ca.cert, 'utf8');
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
-  const serverNames = ports.map((port) => `${loopbackAddress}:${port}`);
+  const serverNames = ports.map((port) => `${listenerHost}:${port}`);
   const starts = ['one', 'two'].map(async (name, index) => {
     const stateDir = join(parent, name, 'state');
     mkdirSync(join(parent, name), { mode: 0o711 });
@@ -143,32 +146,36 @@ async function syncedClient(session: MatrixSession): Promise<SyncedClient> {
   return client;
 }
 
-/** GET over TLS trusting only the test CA (fetch takes no CA); the answer's status and JSON body. */
-function getOverTls(url: string, ca: string): Promise<{ status: number; body: unknown }> {
+/**
+ * GET over TLS from the listener of `serverName` (localhost:<port>) at 127.0.0.1, verifying its certificate
+ * for localhost against the test CA only, as Synapse does (fetch takes no CA); the status and JSON body.
+ */
+function getOverTls(serverName: string, path: string, ca: string): Promise<{ status: number; body: unknown }> {
+  const port = Number(serverName.split(':')[1]);
   return new Promise((resolve, reject) => {
-    const request = httpsGet(url, { ca, timeout: 30_000 }, (response) => {
+    const request = httpsGet({ host: loopbackAddress, port, path, servername: listenerHost, ca, timeout: 30_000 }, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (text += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as unknown }));
     });
-    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)));
+    request.on('timeout', () => request.destroy(new Error(`GET ${path} at ${serverName} timed out`)));
     request.on('error', reject);
   });
 }
 
 test('each stack announces its federation listener, which serves its signing key over TLS with the CA\'s certificate', { timeout: 120_000 }, async () => {
   for (const stack of [one, two]) {
-    const serverName = stack.status.serverName;
+    const serverName = serverNameOf(stack.adminCredentials().user_id);
     const wellKnown = await fetch(new URL('/.well-known/matrix/server', stack.status.endpoints!.wellKnown), { signal: AbortSignal.timeout(10_000) });
     assert.equal(wellKnown.status, 200);
-    assert.deepEqual(await wellKnown.json(), { 'm.server': serverName });
+    assert.deepEqual(await wellKnown.json(), { 'm.server': `${loopbackAddress}:${serverName.split(':')[1]}` });
 
-    const key = await getOverTls(`https://${serverName}/_matrix/key/v2/server`, caPem);
+    const key = await getOverTls(serverName, '/_matrix/key/v2/server', caPem);
     assert.equal(key.status, 200);
     assert.equal((key.body as { server_name?: string }).server_name, serverName);
     // The listener serves the federation API only: the client API stays on the public port.
-    const client = await getOverTls(`https://${serverName}/_matrix/client/versions`, caPem);
+    const client = await getOverTls(serverName, '/_matrix/client/versions', caPem);
     assert.equal(client.status, 404);
   }
 });
