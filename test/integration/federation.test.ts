@@ -22,13 +22,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { get as httpsGet } from 'node:https';
 import { stringify } from 'yaml';
 import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { createTestCa, getOverTls, issueServerCertificate, type TestCa } from '../support/test-ca.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
 import { collectLiveMessages, matrixRequest, sendText, serverNameOf, startSyncedClient, SynapseAdmin, waitUntil, type MatrixSession, type SyncedClient } from '../support/matrix-client.js';
 import { stateLayout } from '../../src/targets/local/state.js';
@@ -48,36 +47,12 @@ let roomId: string;
 let caPem: string;
 const openClients: SyncedClient[] = [];
 
-function openssl(args: string[]): void {
-  const result = spawnSync('openssl', args, { encoding: 'utf8', timeout: 60_000 });
-  assert.equal(result.status, 0, `openssl ${args[0]}: ${result.stderr}`);
-}
-
-/** A CA valid two days: its key signs the listeners' certificates, its certificate is what Synapse trusts. */
-function createCertificateAuthority(dir: string): { cert: string; key: string } {
-  const cert = join(dir, 'ca.crt');
-  const key = join(dir, 'ca.key');
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=mxstack federation test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', key, '-out', cert]);
-  return { cert, key };
-}
-
 /**
- * A certificate for the federation listener (localhost, and its address) signed by the CA, placed where the local target
- * reads it (<state>/router/federation-tls/tls.crt and tls.key), owned by the runtime's haproxy user.
+ * The federation listener's certificate (localhost, and its address) signed by the CA, placed where the local
+ * target reads it (<state>/router/federation-tls/tls.crt and tls.key), owned by the runtime's haproxy user.
  */
-function issueListenerCertificate(ca: { cert: string; key: string }, stateDir: string, name: string): void {
-  const dir = stateLayout(stateDir).routerFederationTlsDir;
-  mkdirSync(dir, { recursive: true });
-  const key = join(dir, 'tls.key');
-  const cert = join(dir, 'tls.crt');
-  const request = join(dir, `${name}.csr`);
-  const extensions = join(dir, `${name}.ext`);
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', request]);
-  writeFileSync(extensions, `subjectAltName=DNS:${listenerHost},IP:${loopbackAddress}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  openssl(['x509', '-req', '-in', request, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-extfile', extensions, '-out', cert]);
-  rmSync(request);
-  rmSync(extensions);
+function placeListenerCertificate(ca: TestCa, stateDir: string): void {
+  const { cert, key } = issueServerCertificate(ca, stateLayout(stateDir).routerFederationTlsDir, { dnsName: listenerHost, ipAddress: loopbackAddress });
   const haproxy = runtimeUser(runtimeDir(), 'haproxy');
   for (const file of [key, cert]) chownSync(file, haproxy.uid, haproxy.gid);
   chmodSync(key, 0o600);
@@ -106,16 +81,14 @@ before(async () => {
   parent = mkdtempSync(join(tmpdir(), 'mxstack-federation-'));
   // The supervisor's programs run as other users and enter the state directories below.
   chmodSync(parent, 0o711);
-  const caDir = join(parent, 'ca');
-  mkdirSync(caDir, { mode: 0o700 });
-  const ca = createCertificateAuthority(caDir);
-  caPem = readFileSync(ca.cert, 'utf8');
+  const ca = createTestCa(join(parent, 'ca'), 'mxstack federation test CA');
+  caPem = ca.pem;
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const serverNames = ports.map((port) => `${listenerHost}:${port}`);
   const starts = ['one', 'two'].map(async (name, index) => {
     const stateDir = join(parent, name, 'state');
     mkdirSync(join(parent, name), { mode: 0o711 });
-    issueListenerCertificate(ca, stateDir, name);
+    placeListenerCertificate(ca, stateDir);
     const valuesFile = join(parent, name, 'values.yaml');
     writeFileSync(valuesFile, stringify(federationValues(serverNames[index]!, ports[index]!, serverNames, caPem)));
     const stack = await startLocalStack({ stateDir, valuesFiles: [valuesFile], timeoutMs: 1_500_000 });
@@ -146,22 +119,10 @@ async function syncedClient(session: MatrixSession): Promise<SyncedClient> {
   return client;
 }
 
-/**
- * GET over TLS from the listener of `serverName` (localhost:<port>) at 127.0.0.1, verifying its certificate
- * for localhost against the test CA only, as Synapse does (fetch takes no CA); the status and JSON body.
- */
-function getOverTls(serverName: string, path: string, ca: string): Promise<{ status: number; body: unknown }> {
-  const port = Number(serverName.split(':')[1]);
-  return new Promise((resolve, reject) => {
-    const request = httpsGet({ host: loopbackAddress, port, path, servername: listenerHost, ca, timeout: 30_000 }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as unknown }));
-    });
-    request.on('timeout', () => request.destroy(new Error(`GET ${path} at ${serverName} timed out`)));
-    request.on('error', reject);
-  });
+/** GET over TLS from the listener of `serverName` (localhost:<port>), its certificate checked for localhost against the test CA alone, as Synapse does. */
+async function getFromListener(serverName: string, path: string): Promise<{ status: number; body: unknown }> {
+  const answer = await getOverTls({ host: loopbackAddress, port: Number(serverName.split(':')[1]), path, servername: listenerHost, ca: caPem });
+  return { status: answer.status, body: JSON.parse(answer.body) as unknown };
 }
 
 test('each stack announces its federation listener, which serves its signing key over TLS with the CA\'s certificate', { timeout: 120_000 }, async () => {
@@ -171,11 +132,11 @@ test('each stack announces its federation listener, which serves its signing key
     assert.equal(wellKnown.status, 200);
     assert.deepEqual(await wellKnown.json(), { 'm.server': `${loopbackAddress}:${serverName.split(':')[1]}` });
 
-    const key = await getOverTls(serverName, '/_matrix/key/v2/server', caPem);
+    const key = await getFromListener(serverName, '/_matrix/key/v2/server');
     assert.equal(key.status, 200);
     assert.equal((key.body as { server_name?: string }).server_name, serverName);
     // The listener serves the federation API only: the client API stays on the public port.
-    const client = await getOverTls(serverName, '/_matrix/client/versions', caPem);
+    const client = await getFromListener(serverName, '/_matrix/client/versions');
     assert.equal(client.status, 404);
   }
 });

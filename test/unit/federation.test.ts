@@ -7,10 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { get as httpsGet } from 'node:https';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadValues } from '../../src/values/load.js';
@@ -38,6 +35,7 @@ import {
   withRouterConfigDir,
   writeFiles,
 } from '../support/component-stacks.js';
+import { createTestCa, getOverTls, issueServerCertificate } from '../support/test-ca.js';
 
 const caPem = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 const listener = { federation: { enabled: true, tls: { secretName: 'federation-tls' } } };
@@ -128,21 +126,11 @@ test('Kubernetes: the router exposes the listener (container and Service port), 
   assert.deepEqual((parse(configMap.data!['homeserver.yaml']!) as Record<string, unknown>).federation_custom_ca_list, [`/config/${federationCaFile}`]);
 });
 
-function openssl(args: string[]): void {
-  const result = spawnSync('openssl', args, { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(result.status, 0, result.stderr);
-}
-
 /** A CA and a certificate for 127.0.0.1 signed by it, written as the listener expects (tls.crt, tls.key); returns the CA's PEM. */
 function writeListenerCertificate(tlsDir: string, scratch: string): string {
-  mkdirSync(tlsDir, { recursive: true });
-  const ca = { cert: join(scratch, 'ca.crt'), key: join(scratch, 'ca.key') };
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-keyout', ca.key, '-out', ca.cert]);
-  const request = join(scratch, 'listener.csr');
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=listener', '-keyout', join(tlsDir, 'tls.key'), '-out', request]);
-  writeFileSync(join(scratch, 'listener.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl(['x509', '-req', '-in', request, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '1', '-extfile', join(scratch, 'listener.ext'), '-out', join(tlsDir, 'tls.crt')]);
-  return readFileSync(ca.cert, 'utf8');
+  const ca = createTestCa(join(scratch, 'ca'));
+  issueServerCertificate(ca, tlsDir, { ipAddress: '127.0.0.1' });
+  return ca.pem;
 }
 
 /** A Kubernetes stack whose router files (config and certificate) sit under `dir` inside the runtime. */
@@ -172,24 +160,11 @@ test('the real HAProxy accepts the federation listener (Kubernetes and local, wi
   }
 });
 
-/** GET over TLS trusting only `ca`. */
-function getOverTls(url: string, ca: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = httpsGet(url, { ca, timeout: 5_000 }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-    });
-    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)));
-    request.on('error', reject);
-  });
-}
-
-async function getOverTlsWhenUp(url: string, ca: string): Promise<{ status: number; body: string }> {
+/** GET from the listener at 127.0.0.1, retried for about 5 s while HAProxy starts or has not seen its backend up yet. */
+async function getWhenUp(port: number, path: string, ca: string): Promise<{ status: number; body: string }> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const answer = await getOverTls(url, ca);
+      const answer = await getOverTls({ host: '127.0.0.1', port, path, ca, timeoutMs: 5_000 });
       if (answer.status !== 503 || attempt >= 50) return answer;
     } catch (error) {
       if (attempt >= 50) throw error;
@@ -221,20 +196,21 @@ test('a running HAProxy terminates TLS with the listener certificate and forward
   t.after(() => synapse.close());
   runRuntimeRouter(t, stack);
 
-  const base = `https://127.0.0.1:${stack.placement.ports.routerFederation}`;
-  const key = await getOverTlsWhenUp(`${base}/_matrix/key/v2/server`, ca);
+  const port = stack.placement.ports.routerFederation;
+  const key = await getWhenUp(port, '/_matrix/key/v2/server', ca);
   assert.equal(key.status, 200, key.body);
-  const send = await getOverTlsWhenUp(`${base}/_matrix/federation/v1/version`, ca);
+  const send = await getWhenUp(port, '/_matrix/federation/v1/version', ca);
   assert.equal(send.status, 200, send.body);
   assert.deepEqual(seen, [
     { url: '/_matrix/key/v2/server', proto: 'https' },
     { url: '/_matrix/federation/v1/version', proto: 'https' },
   ]);
   for (const path of ['/_matrix/client/versions', '/_synapse/admin/v1/server_version', '/.well-known/matrix/client', '/']) {
-    const answer = await getOverTlsWhenUp(`${base}${path}`, ca);
+    const answer = await getWhenUp(port, path, ca);
     assert.equal(answer.status, 404, `${path} is not served on the federation listener`);
   }
   assert.equal(seen.length, 2, 'nothing else reached Synapse');
   // A client that does not trust the test CA is refused the handshake.
-  await assert.rejects(getOverTls(`${base}/_matrix/key/v2/server`, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n'));
+  const otherCa = createTestCa(join(runtimeRootfs, scratch.inside, 'other-ca'));
+  await assert.rejects(getOverTls({ host: '127.0.0.1', port, path: '/_matrix/key/v2/server', ca: otherCa.pem }), /certificate/);
 });
