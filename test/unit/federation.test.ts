@@ -92,6 +92,8 @@ test('the router has a federation frontend only with router.federation.enabled; 
   const frontend = sectionOf(cfg, 'frontend federation');
   assert.ok(frontend?.includes("bind 0.0.0.0:8448 ssl crt '@federation/listener' alpn http/1.1"), frontend?.join('\n'));
   assert.ok(cfg.indexOf('crt-store federation') < cfg.indexOf('frontend federation'), 'the store is declared before its use');
+  // Reached directly, not through an ingress: a forwarded address another server claims is dropped.
+  assert.ok(frontend?.includes('http-request del-header X-Forwarded-For'), frontend?.join('\n'));
 });
 
 test('with workers the federation listener routes through the pools like the public frontend', () => {

@@ -306,7 +306,8 @@ function federationFrontend(stack: Stack): Section {
     lines: [
       `bind ${bindAddress}:${ports.routerFederation} ssl crt ${haproxyLiteral(federationCertificate)} alpn http/1.1`,
       'option httplog',
-      ...(routerIsEdge(stack) ? ['http-request del-header X-Forwarded-For'] : []),
+      // Other servers reach this listener directly (no ingress in front sets forwarding headers): drop theirs.
+      'http-request del-header X-Forwarded-For',
       'http-request set-header X-Forwarded-Proto https',
       'acl federation_api path_beg /_matrix/federation/ /_matrix/key/',
       `http-request return status 404 content-type application/json string ${haproxyLiteral(federationNotFoundBody)} unless federation_api`,
