@@ -82,10 +82,11 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
-  # The same journey and SSO sign-in with Synapse workers (docs/workers.md): MXSTACK_TEST_WORKERS_PRESETS="small large" adds more.
+  # The same journey, SSO sign-in and federation between two stacks, with Synapse workers (docs/workers.md):
+  # MXSTACK_TEST_WORKERS_PRESETS="small large" adds more.
   for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-small}; do
-    echo "== the matrix-js-sdk journey and SSO sign-in with synapse.workers.preset=$preset"
-    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-concurrency=1 --test-reporter=spec test/integration/matrix-client.test.ts test/integration/sso.test.ts || status=$?
+    echo "== the matrix-js-sdk journey, SSO sign-in and federation with synapse.workers.preset=$preset"
+    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-concurrency=1 --test-reporter=spec test/integration/matrix-client.test.ts test/integration/sso.test.ts test/integration/federation.test.ts || status=$?
   done
 fi
 

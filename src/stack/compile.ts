@@ -2,7 +2,7 @@
 import type { Values } from '../values/schema.js';
 import { ValuesError } from '../values/errors.js';
 import { componentVersions } from '../versions.js';
-import { authEnabled, authIdpId, oidcSecretNamePart } from '../values/derived.js';
+import { authEnabled, authIdpId, oidcSecretNamePart, splitServerName } from '../values/derived.js';
 import { workersEnabled } from '../values/worker-pools.js';
 import { databasePasswordRef, deriveDatabase } from './database.js';
 import { authPathPrefix, type AuthSecrets, type Placement, type SecretRef, type Stack, type StackAuth, type StackSecrets, synapseSecretFiles } from './model.js';
@@ -86,7 +86,7 @@ function publicBaseUrl(values: Values, placement: Placement): string {
   const explicit = values.synapse.server.publicBaseurl;
   if (explicit) return explicit.endsWith('/') ? explicit : `${explicit}/`;
   if (placement.target === 'local') return `http://${localPublicHost(values, placement)}:${placement.ports.router}/`;
-  const host = values.ingress.synapse.host ?? values.synapse.server.name;
+  const host = values.ingress.synapse.host ?? splitServerName(values.synapse.server.name).host;
   return `https://${host}/`;
 }
 
@@ -99,8 +99,17 @@ function elementUrl(values: Values, placement: Placement): string | undefined {
   return host ? `https://${host}/` : undefined;
 }
 
+/**
+ * Where other servers reach this one. The router's federation listener when it is on (locally its own
+ * address; on Kubernetes the public host, whose port router.federation.port the user routes to the router);
+ * else the local router's public port, or the ingress on 443.
+ */
 function federationServer(values: Values, placement: Placement, baseUrl: string): string | undefined {
   if (!values.synapse.server.federation.enabled) return undefined;
+  if (values.router.federation.enabled) {
+    const host = placement.target === 'local' ? placement.hosts.router : new URL(baseUrl).hostname;
+    return `${host}:${placement.ports.routerFederation}`;
+  }
   if (placement.target === 'local') return `${placement.hosts.router}:${placement.ports.router}`;
   if (!values.ingress.federation.enabled) return undefined;
   return `${new URL(baseUrl).hostname}:443`;
@@ -115,7 +124,7 @@ export function deriveTurnUris(values: Values, placement: Placement): string[] {
   const host =
     placement.target === 'local'
       ? placement.hosts.coturn
-      : values.coturn.hostname ?? values.coturn.service.externalDns.hostname ?? values.coturn.realm ?? values.coturn.externalIP ?? values.synapse.server.name;
+      : values.coturn.hostname ?? values.coturn.service.externalDns.hostname ?? values.coturn.realm ?? values.coturn.externalIP ?? splitServerName(values.synapse.server.name).host;
   const { turn: turnPort, turns: turnsPort } = placement.ports;
   const uris = [`turn:${host}:${turnPort}?transport=udp`, `turn:${host}:${turnPort}?transport=tcp`];
   if (values.coturn.tls.enabled) uris.push(`turns:${host}:${turnsPort}?transport=tcp`);
@@ -175,7 +184,7 @@ export function compileStack(values: Values, placement: Placement, options: Comp
     brand: values.element.enabled ? values.element.config.brand : values.synapse.server.name,
     federationServer: federationServer(values, placement, baseUrl),
     turnUris: deriveTurnUris(values, placement),
-    turnRealm: values.coturn.realm ?? values.synapse.server.name,
+    turnRealm: values.coturn.realm ?? splitServerName(values.synapse.server.name).host,
     database,
     secrets: deriveSecrets(values, release, placement),
     ...(authEnabled(values) ? { auth: stackAuth(baseUrl, placement, databaseName) } : {}),

@@ -34,6 +34,8 @@ export interface Placement {
     element: number;
     router: number;
     routerMetrics: number;
+    /** The router's federation listener (TLS), with router.federation.enabled. */
+    routerFederation: number;
     turn: number;
     turns: number;
     turnMetrics: number;
@@ -58,6 +60,8 @@ export interface Placement {
     synapseRuntimeDir: string;
     /** Directory of the router's files (haproxy.cfg, well-known JSON). */
     routerConfigDir: string;
+    /** Directory of the router's federation certificate and key (tls.crt, tls.key), with router.federation.enabled. */
+    routerFederationTlsDir: string;
     /** Directory of coturn's TLS certificate and key (tls.crt, tls.key), when TLS is on. */
     coturnTlsDir: string;
     /** Directory holding the auth component's generated, non-secret config.json. */

@@ -4,6 +4,17 @@
  */
 import type { Values } from './schema.js';
 
+/**
+ * A server name's host and explicit port: `example.org` → host example.org; `127.0.0.1:8448` → port 8448;
+ * `[::1]:8448` → host ::1. Other servers connect to a name with a port there directly (no well-known).
+ */
+export function splitServerName(serverName: string): { host: string; port?: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(serverName);
+  if (!match) return { host: serverName };
+  const host = match[1] ?? match[2]!;
+  return match[3] === undefined ? { host } : { host, port: Number(match[3]) };
+}
+
 /** Synapse's idp_id of the auth component (StackAuth.idpId): reserved in the values when 2FA is on. */
 export const authIdpId = 'mxstack';
 

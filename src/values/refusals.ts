@@ -5,7 +5,7 @@
 import { ValuesError } from './errors.js';
 import type { Values } from './schema.js';
 import { oidcPresets } from './oidc-presets.js';
-import { authEnabled, authIdpId, oidcSecretNamePart } from './derived.js';
+import { authEnabled, authIdpId, oidcSecretNamePart, splitServerName } from './derived.js';
 import { reservedDatabaseConnections, synapseDatabaseConnections, workerPoolNames } from './worker-pools.js';
 import { additionalConfigProblems } from './additional-config.js';
 import { databaseReferenceProblems } from './database.js';
@@ -26,7 +26,7 @@ function publicHost(v: Values): string {
       return explicit;
     }
   }
-  return v.ingress.synapse.host ?? v.synapse.server.name;
+  return v.ingress.synapse.host ?? splitServerName(v.synapse.server.name).host;
 }
 
 /** A WebAuthn rpId must be the page's host or a parent domain of it (never a bare top-level domain). */
@@ -186,6 +186,20 @@ const checks: Check[] = [
   (v) =>
     v.coturn.relayPortRange.min > v.coturn.relayPortRange.max
       ? `coturn.relayPortRange: min ${v.coturn.relayPortRange.min} is larger than max ${v.coturn.relayPortRange.max}.`
+      : undefined,
+  (v) => {
+    const { port } = splitServerName(v.synapse.server.name);
+    if (port === undefined || !v.synapse.server.federation.enabled) return undefined;
+    if (v.router.federation.enabled && v.router.federation.port === port) return undefined;
+    return `synapse.server.name: other servers connect to ${v.synapse.server.name} directly (a server name with a port has no delegation); serve federation there with router.federation.enabled: true and router.federation.port: ${port}, or name the server without a port.`;
+  },
+  (v) =>
+    v.router.federation.enabled && !v.router.federation.tls.secretName
+      ? 'router.federation.tls.secretName: required when router.federation.enabled is true (a kubernetes.io/tls Secret with tls.crt and tls.key).'
+      : undefined,
+  (v) =>
+    v.router.federation.enabled && !v.synapse.server.federation.enabled
+      ? 'router.federation.enabled: the federation listener needs synapse.server.federation.enabled: true (Synapse serves no federation API without it).'
       : undefined,
   (v) =>
     v.coturn.tls.enabled && !v.coturn.tls.secretName

@@ -241,7 +241,11 @@ export const valuesSchema = Type.Object(
       ),
       extraConfig: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of additionalConfig (merged under it).' })),
       server: group('Homeserver behaviour.', {
-        name: formatted('The server name: the part after the colon in @user:name. Cannot change later.', 'hostName', 'localhost'),
+        name: formatted(
+          'The server name: the part after the colon in @user:name. Cannot change later. A port (example.org:8448) makes other servers connect there directly, with no delegation: the router\'s federation listener must serve it (router.federation.port).',
+          'serverName',
+          'localhost',
+        ),
         publicBaseurl: optFormatted('Public URL clients reach Synapse at (default https://<ingress.synapse.host>/).', 'httpUrl'),
         reportStats: bool('Send anonymous usage statistics to matrix.org.', false),
         registration: group('Who may create an account.', {
@@ -341,6 +345,9 @@ export const valuesSchema = Type.Object(
           enabled: bool('Federate with other Matrix servers.', true),
           domainWhitelist: Type.Optional(Type.Array(formatted('Federate only with these server names.', 'serverName'), { description: 'Federate only with these server names.' })),
           trustedKeyServers: formattedList('Servers trusted for other servers\' keys.', 'serverName', ['matrix.org']),
+          customCa: optStr(
+            'CA certificates (PEM, one or more) that other servers\' federation certificates are verified against (Synapse\'s federation_custom_ca_list). They replace the system\'s trusted CAs for federation: for a private federation of servers with certificates from your own CA.',
+          ),
         }),
       }),
     }),
@@ -415,6 +422,13 @@ export const valuesSchema = Type.Object(
       port: port('Port the router listens on.', 8080),
       metricsPort: port('Prometheus exporter port.', 8405),
       exposeAdminApi: bool('Route /_synapse/admin from outside (off: use mxstack, which reaches Synapse directly).', false),
+      federation: group('The federation listener: the router terminates TLS for other servers and routes /_matrix/federation and /_matrix/key to Synapse.', {
+        enabled: bool('Listen for federation over TLS on router.federation.port (announced in /.well-known/matrix/server).', false),
+        port: port('Port of the federation listener.', 8448),
+        tls: group('The federation listener\'s certificate.', {
+          secretName: optStr('kubernetes.io/tls Secret with tls.crt and tls.key (the local target reads <state>/router/federation-tls/tls.crt and tls.key instead).'),
+        }),
+      }),
       resources: resources('25m', '32Mi', '500m', '128Mi'),
     }),
 

@@ -47,6 +47,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       authAdmin: firstPort + 32,
       synapseReplication: firstPort + 33,
       redis: firstPort + 34,
+      routerFederation: firstPort + 35,
       ...chosen,
     },
     paths: {
@@ -57,6 +58,7 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
       synapseDataDir: join(dir, 'synapse/data'),
       synapseRuntimeDir: join(dir, 'synapse/run'),
       routerConfigDir: join(dir, 'router'),
+      routerFederationTlsDir: join(dir, 'router/federation-tls'),
       coturnTlsDir: join(dir, 'coturn/tls'),
       authConfigDir: join(dir, 'auth/config'),
       authSecretsDir: join(dir, 'auth/secrets'),

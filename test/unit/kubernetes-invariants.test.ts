@@ -479,6 +479,8 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
         let expected: boolean;
         if (destination.component === 'coturn' && !metrics) expected = coturnClientPort(port, protocol);
         else if (metrics) expected = role === 'prometheus' || (!peerConfigured(np.prometheus) && endpoint.kind === 'pod');
+        // Other homeservers reach the federation listener from anywhere.
+        else if (destination.component === 'router' && v.router.federation.enabled && port === ports.routerFederation) expected = protocol === 'TCP';
         else if (destination.component === 'router' && isClientPort) expected = role === 'ingress-controller' || (!peerConfigured(np.ingress.traefik) && endpoint.kind === 'pod');
         else expected = false;
         add(endpoint, to, port, protocol, expected);

@@ -1,6 +1,7 @@
 /**
  * The HAProxy router: serves /.well-known/matrix, routes the Matrix APIs to Synapse, /auth to the
  * auth component (when 2FA is on) and everything else to Element Web, keeps the Synapse admin API off the public port, and exposes its own metrics.
+ * With router.federation.enabled it also terminates TLS for other servers on its federation listener.
  * Checked against HAProxy 3.2 (`haproxy -c`).
  */
 import { authPathPrefix, kubernetesClusterDomain, type Stack } from '../../stack/model.js';
@@ -282,6 +283,42 @@ function publicFrontend(stack: Stack): Section {
   };
 }
 
+/** The name under which the federation certificate is loaded (crt-store `federation`, alias `listener`). */
+const federationCertificate = '@federation/listener';
+
+/** HAProxy loads the certificate and its key from the two files of a kubernetes.io/tls Secret. */
+function federationCertificateStore(stack: Stack): Section {
+  const dir = stack.placement.paths.routerFederationTlsDir;
+  return {
+    header: 'crt-store federation',
+    lines: [`load crt ${haproxyLiteral(`${dir}/tls.crt`)} key ${haproxyLiteral(`${dir}/tls.key`)} alias listener`],
+  };
+}
+
+/**
+ * Other servers' requests, over TLS: only the federation and key APIs, through the same routing table as the
+ * public frontend (its federation routes reach the federation pools), else to the main process.
+ */
+function federationFrontend(stack: Stack): Section {
+  const { bindAddress, ports } = stack.placement;
+  return {
+    header: 'frontend federation',
+    lines: [
+      `bind ${bindAddress}:${ports.routerFederation} ssl crt ${haproxyLiteral(federationCertificate)} alpn http/1.1`,
+      'option httplog',
+      // Other servers reach this listener directly (no ingress in front sets forwarding headers): drop theirs.
+      'http-request del-header X-Forwarded-For',
+      'http-request set-header X-Forwarded-Proto https',
+      'acl federation_api path_beg /_matrix/federation/ /_matrix/key/',
+      `http-request return status 404 content-type application/json string ${haproxyLiteral(federationNotFoundBody)} unless federation_api`,
+      ...workerRoutingLines(stack),
+      'default_backend synapse',
+    ],
+  };
+}
+
+const federationNotFoundBody = JSON.stringify({ errcode: 'M_UNRECOGNIZED', error: 'This port serves only the federation API.' });
+
 function metricsFrontend(stack: Stack): Section {
   const { bindAddress, ports } = stack.placement;
   return {
@@ -313,7 +350,10 @@ function sections(stack: Stack): Section[] {
   const { hosts, ports } = stack.placement;
   const list = [globalSection(), defaultsSection()];
   if (stack.placement.target === 'kubernetes') list.push(resolversSection());
-  list.push(publicFrontend(stack), metricsFrontend(stack));
+  if (stack.values.router.federation.enabled) list.push(federationCertificateStore(stack));
+  list.push(publicFrontend(stack));
+  if (stack.values.router.federation.enabled) list.push(federationFrontend(stack));
+  list.push(metricsFrontend(stack));
   list.push(backend(stack, 'synapse', upstreamAddress(stack, hosts.synapse, ports.synapseHttp), '/health'));
   list.push(...poolBackends(stack));
   if (stack.auth) {

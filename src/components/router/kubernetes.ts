@@ -7,6 +7,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
@@ -27,6 +28,16 @@ const writableDirs = [
   { name: 'state', mountPath: '/var/lib/haproxy' },
 ];
 
+const federationTlsVolume = 'federation-tls';
+
+/** The federation listener's kubernetes.io/tls Secret (a refusal guarantees the name when the listener is on). */
+function federationTlsVolumeOf(secretName: string | undefined): IVolume {
+  return {
+    name: federationTlsVolume,
+    secret: { secretName, defaultMode: 0o440, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
+  };
+}
+
 function routerContainer(stack: Stack): IContainer {
   const { router } = stack.values;
   const { ports, paths } = stack.placement;
@@ -38,31 +49,41 @@ function routerContainer(stack: Stack): IContainer {
     ports: [
       { name: 'http', containerPort: ports.router, protocol: 'TCP' as const },
       { name: 'metrics', containerPort: ports.routerMetrics, protocol: 'TCP' as const },
+      ...(router.federation.enabled ? [{ name: 'federation', containerPort: ports.routerFederation, protocol: 'TCP' as const }] : []),
     ],
     resources: resourceRequirements(router.resources),
     // `monitor-uri /health` on the metrics frontend.
     ...standardProbes((timing) => httpGetProbe('/health', 'metrics', timing), 60),
     // SIGTERM stops HAProxy at once: give the endpoints a moment to drop this pod first.
     lifecycle: { preStop: { exec: { command: ['sleep', '5'] } } },
-    volumeMounts: [{ name: 'config', mountPath: paths.routerConfigDir, readOnly: true }, ...writableDirs],
+    volumeMounts: [
+      { name: 'config', mountPath: paths.routerConfigDir, readOnly: true },
+      ...(router.federation.enabled ? [{ name: federationTlsVolume, mountPath: paths.routerFederationTlsDir, readOnly: true }] : []),
+      ...writableDirs,
+    ],
   };
 }
 
 function routerDeployment(stack: Stack, configFiles: Record<string, string>): Deployment {
+  const { router } = stack.values;
   return configuredDeployment(stack, {
     group: 'router',
     component: routerComponent,
     uid: routerUid,
     configFiles,
-    replicas: stack.values.router.replicaCount,
+    replicas: router.replicaCount,
     containers: [routerContainer(stack)],
-    volumes: writableDirs.map(({ name }) => emptyDirVolume(name)),
+    volumes: [
+      ...(router.federation.enabled ? [federationTlsVolumeOf(router.federation.tls.secretName)] : []),
+      ...writableDirs.map(({ name }) => emptyDirVolume(name)),
+    ],
   });
 }
 
 function routerService(stack: Stack): Service {
   const { ports } = stack.placement;
-  return clusterIpService(stack, routerComponent, { http: ports.router, metrics: ports.routerMetrics });
+  const federation: Record<string, number> = stack.values.router.federation.enabled ? { federation: ports.routerFederation } : {};
+  return clusterIpService(stack, routerComponent, { http: ports.router, metrics: ports.routerMetrics, ...federation });
 }
 
 export function routerObjects(stack: Stack): KubeObject[] {

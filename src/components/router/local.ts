@@ -12,6 +12,6 @@ export function routerLocalProcess({ stack, dirs, users }: LocalProcessContext):
     // The router answers /health on its metrics listener (monitor-uri), not on the public one.
     health: { kind: 'http', url: `http://${loopback}:${ports.routerMetrics}/health` },
     startTimeoutSeconds: 60,
-    ports: { http: ports.router, metrics: ports.routerMetrics },
+    ports: { http: ports.router, metrics: ports.routerMetrics, ...(stack.values.router.federation.enabled ? { federation: ports.routerFederation } : {}) },
   };
 }

@@ -23,6 +23,9 @@ export function synapseDatabaseCaPath(stack: Stack): string | undefined {
 
 type Config = Record<string, unknown>;
 
+/** synapse.server.federation.customCa, beside homeserver.yaml (a CA certificate is public). */
+export const federationCaFile = 'federation-ca.pem';
+
 const secretPath = (stack: Stack, file: string) => posix.join(stack.placement.paths.synapseSecretsDir, file);
 
 function listenerConfig(stack: Stack): Config {
@@ -67,6 +70,7 @@ function federationConfig(stack: Stack): Config {
     trusted_key_servers: federation.trustedKeyServers.map((serverName) => ({ server_name: serverName })),
     suppress_key_server_warning: true,
     ...(whitelist !== undefined ? { federation_domain_whitelist: whitelist } : {}),
+    ...(federation.customCa !== undefined ? { federation_custom_ca_list: [posix.join(stack.placement.paths.synapseConfigDir, federationCaFile)] } : {}),
   };
 }
 
@@ -268,6 +272,7 @@ export function synapseConfigFiles(stack: Stack): Record<string, string> {
     ...synapseTemplateFiles(stack),
     // A CA certificate is public: written in values it sits beside homeserver.yaml.
     ...(stack.database.ca !== undefined ? { [synapseSecretFiles.databaseCa]: stack.database.ca } : {}),
+    ...(stack.values.synapse.server.federation.customCa !== undefined ? { [federationCaFile]: stack.values.synapse.server.federation.customCa } : {}),
   };
 }
 

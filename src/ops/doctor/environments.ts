@@ -82,7 +82,8 @@ export function localDoctorEnvironment(
     target,
     clientBaseUrl: stack.publicBaseUrl,
     wellKnownBaseUrl: `${router}/`,
-    ...(stack.federationServer ? { federationBaseUrl: `http://${stack.federationServer}/` } : {}),
+    // The router's public port serves /_matrix/key too, over plain HTTP (the federation listener's CA may be private).
+    ...(stack.federationServer ? { federationBaseUrl: `${router}/` } : {}),
     publicUrls: [stack.publicBaseUrl, ...(stack.elementUrl ? [stack.elementUrl] : [])],
     async notRunning() {
       const status = await localStackStatus(stateDir);

@@ -195,6 +195,8 @@ function httpEntry(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
     f.ingress('router', 'ingress-controller', [controller], [tcp(ports.router)]),
     ...f.releaseFlow('router', 'synapse', [tcp(ports.synapseHttp)]),
   ];
+  // Other homeservers come from anywhere (a load balancer in front keeps or replaces their addresses).
+  if (stack.values.router.federation.enabled) policies.push(f.ingress('router', 'other-servers', undefined, [tcp(ports.routerFederation)]));
   if (deployedComponents(stack).element) policies.push(...f.releaseFlow('router', 'element', [tcp(ports.element)]));
   if (deployedComponents(stack).adminBootstrap) policies.push(...f.releaseFlow(adminBootstrapComponent, 'synapse', [tcp(ports.synapseHttp)]));
   return policies;

@@ -5,6 +5,7 @@
  */
 import { authPathPrefix, type Stack } from '../../stack/model.js';
 import { ingressEnabled } from '../../values/ingress.js';
+import { splitServerName } from '../../values/derived.js';
 
 export interface PublicHost {
   host: string;
@@ -54,7 +55,7 @@ export function publicHosts(stack: Stack): PublicHost[] {
   const auth = stack.auth ? [authPathPrefix] : [];
   add(synapseHost, [...ingress.synapse.paths, ...federation, ...auth], ingress.synapse.tls);
   if (element.enabled && ingress.element.host) add(ingress.element.host, ingress.element.paths, ingress.element.tls);
-  if (ingress.wellKnown.enabled) add(stack.serverName, [wellKnownPath], ingress.synapse.tls);
+  if (ingress.wellKnown.enabled) add(splitServerName(stack.serverName).host, [wellKnownPath], ingress.synapse.tls);
   return [...byHost].map(([host, { paths, tls }]) => ({
     host,
     paths: withoutCoveredPaths(paths),

@@ -114,6 +114,11 @@ export function documentedSecrets(stack: Stack): DocumentedSecret[] {
       }
     }
   }
+  if (v.router.federation.enabled && v.router.federation.tls.secretName) {
+    for (const key of ['tls.crt', 'tls.key']) {
+      add({ name: v.router.federation.tls.secretName, key, userProvided: true }, `deployment/${stack.objectName('router')}`, 'certificate of the router\'s federation listener (kubernetes.io/tls)');
+    }
+  }
 
   const merged = new Map<string, DocumentedSecret>();
   for (const { ref, readBy, purpose } of uses) {

@@ -62,6 +62,7 @@ const portPurpose: Record<PortName, string> = {
   element: 'Element',
   router: 'router (router.port)',
   routerMetrics: 'router metrics (router.metricsPort)',
+  routerFederation: 'router federation listener (router.federation.port)',
   turn: 'TURN (coturn.listeningPort)',
   turns: 'TURNS (coturn.tlsListeningPort)',
   turnMetrics: 'coturn metrics (coturn.prometheusExporter.port)',
@@ -76,6 +77,7 @@ function listenedPorts(stack: Stack): { purpose: string; port: number; protocols
   const { ports } = stack.placement;
   const used: PortName[] = ['router', 'routerMetrics', 'synapseHttp'];
   if (stack.values.synapse.metrics.enabled) used.push('synapseMetrics');
+  if (stack.values.router.federation.enabled) used.push('routerFederation');
   if (stack.values.postgresql.enabled && !stack.values.synapse.database.external) used.push('postgresql');
   if (stack.values.coturn.enabled) used.push('turn', ...(stack.values.coturn.tls.enabled ? (['turns'] as const) : []));
   if (stack.elementUrl !== undefined) used.push('element');

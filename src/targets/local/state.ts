@@ -67,6 +67,8 @@ export function stateLayout(stateDirectory: string) {
     /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
     coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
     coturnTlsDir: join(root, 'coturn', 'tls'),
+    /** The router's federation certificate and key (tls.crt, tls.key), put there by the user before `up`. */
+    routerFederationTlsDir: join(root, 'router', 'federation-tls'),
     /** Element Web's files: config, root, nginx.conf, run and the release-* unpacked releases. */
     elementDir: join(root, 'element'),
     /** Element's generated config.json, laid over the Element Web build served. */

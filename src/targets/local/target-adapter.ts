@@ -49,7 +49,7 @@ export interface LocalTargetOptions {
 
 /** Ports of a state directory that never ran: only secrets are handled then, and they do not depend on ports. */
 const noPorts: LocalPorts = {
-  synapseHttp: 0, synapseMetrics: 0, synapseReplication: 0, redis: 0, synapseWorkers: 0, postgresql: 0, element: 0, router: 0, routerMetrics: 0, turn: 0, turns: 0, turnMetrics: 0, relayMin: 0, relayMax: 0, auth: 0, authAdmin: 0,
+  synapseHttp: 0, synapseMetrics: 0, synapseReplication: 0, redis: 0, synapseWorkers: 0, postgresql: 0, element: 0, router: 0, routerMetrics: 0, routerFederation: 0, turn: 0, turns: 0, turnMetrics: 0, relayMin: 0, relayMax: 0, auth: 0, authAdmin: 0,
 };
 
 /**

@@ -1,0 +1,209 @@
+/**
+ * Federation, proven: two local stacks with different server names federate over TLS through their
+ * routers' federation listeners (router.federation), each trusting a CA this test creates
+ * (synapse.server.federation.customCa, Synapse's federation_custom_ca_list). A user on one invites a user
+ * on two, who joins; messages go both ways and arrive through matrix-js-sdk's /sync.
+ *
+ * Why the server names are `localhost:<port>`: Synapse resolves another server's name before it connects,
+ * and a name like one.test needs DNS or an /etc/hosts entry (the runtime's /etc/hosts is shared and
+ * read-only). A server name with an explicit port is connected to at that port after a plain address
+ * lookup, with no well-known or SRV lookup (the Matrix specification's server discovery, step 2), and
+ * `localhost` is in every /etc/hosts. So each stack is named after its own federation listener: the same
+ * host, different free ports, different server names; the test CA issues each listener a certificate for
+ * localhost. Not `127.0.0.1:<port>`: Synapse checks IP-literal server names against ip_range_blacklist
+ * without its whitelist, so loopback literals are always refused. Synapse does refuse loopback addresses
+ * by default (ip_range_blacklist) for resolved names too: the test allows 127.0.0.1 and ::1 through
+ * synapse.additionalConfig.ip_range_whitelist, lists both names in federation.domainWhitelist and empties
+ * trustedKeyServers, so no request ever leaves this machine (keys are fetched from the servers themselves).
+ *
+ * MXSTACK_TEST_WORKERS_PRESET=small runs both stacks with that synapse.workers preset: then the federation
+ * reader, inbound and sender pools take the traffic, and the test checks from their logs that federation
+ * requests reached them through the router (the default, none, is two single Synapse processes).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { createTestCa, getOverTls, issueServerCertificate, type TestCa } from '../support/test-ca.js';
+import { freeLoopbackPort } from '../support/component-stacks.js';
+import { collectLiveMessages, matrixRequest, sendText, serverNameOf, startSyncedClient, SynapseAdmin, waitUntil, type MatrixSession, type SyncedClient } from '../support/matrix-client.js';
+import { stateLayout } from '../../src/targets/local/state.js';
+import { runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
+
+const workersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'none';
+const loopbackAddress = '127.0.0.1';
+const listenerHost = 'localhost';
+
+let parent: string;
+const stacks: LocalStackHandle[] = [];
+let one: LocalStackHandle;
+let two: LocalStackHandle;
+let alice: MatrixSession;
+let bob: MatrixSession;
+let roomId: string;
+let caPem: string;
+const openClients: SyncedClient[] = [];
+
+/**
+ * The federation listener's certificate (localhost, and its address) signed by the CA, placed where the local
+ * target reads it (<state>/router/federation-tls/tls.crt and tls.key), owned by the runtime's haproxy user.
+ */
+function placeListenerCertificate(ca: TestCa, stateDir: string): void {
+  const { cert, key } = issueServerCertificate(ca, stateLayout(stateDir).routerFederationTlsDir, { dnsName: listenerHost, ipAddress: loopbackAddress });
+  const haproxy = runtimeUser(runtimeDir(), 'haproxy');
+  for (const file of [key, cert]) chownSync(file, haproxy.uid, haproxy.gid);
+  chmodSync(key, 0o600);
+  chmodSync(cert, 0o644);
+}
+
+/** The values of one of the two stacks: named after its federation listener, trusting the test CA only. */
+function federationValues(serverName: string, port: number, serverNames: string[], caPem: string): Record<string, unknown> {
+  return {
+    synapse: {
+      server: {
+        name: serverName,
+        federation: { enabled: true, domainWhitelist: serverNames, trustedKeyServers: [], customCa: caPem },
+        turn: { enabled: false },
+      },
+      // localhost resolves to 127.0.0.1 and ::1, and Synapse drops a whole lookup when any address is blocked.
+      additionalConfig: { ip_range_whitelist: [`${loopbackAddress}/32`, '::1/128'] },
+      ...(workersPreset === 'none' ? {} : { workers: { preset: workersPreset } }),
+    },
+    router: { federation: { enabled: true, port, tls: { secretName: 'federation-tls' } } },
+    coturn: { enabled: false },
+  };
+}
+
+before(async () => {
+  parent = mkdtempSync(join(tmpdir(), 'mxstack-federation-'));
+  // The supervisor's programs run as other users and enter the state directories below.
+  chmodSync(parent, 0o711);
+  const ca = createTestCa(join(parent, 'ca'), 'mxstack federation test CA');
+  caPem = ca.pem;
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const serverNames = ports.map((port) => `${listenerHost}:${port}`);
+  const starts = ['one', 'two'].map(async (name, index) => {
+    const stateDir = join(parent, name, 'state');
+    mkdirSync(join(parent, name), { mode: 0o711 });
+    placeListenerCertificate(ca, stateDir);
+    const valuesFile = join(parent, name, 'values.yaml');
+    writeFileSync(valuesFile, stringify(federationValues(serverNames[index]!, ports[index]!, serverNames, caPem)));
+    const stack = await startLocalStack({ stateDir, valuesFiles: [valuesFile], timeoutMs: 1_500_000 });
+    stacks.push(stack);
+    return stack;
+  });
+  const started = await Promise.allSettled(starts);
+  const failure = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failure) throw failure.reason;
+  [one, two] = started.map((result) => (result as PromiseFulfilledResult<LocalStackHandle>).value) as [LocalStackHandle, LocalStackHandle];
+}, { timeout: 1_600_000 });
+
+after(async () => {
+  for (const client of openClients) client.stop();
+  for (const stack of stacks) await stack.dispose().catch((error: unknown) => console.error(error));
+  if (parent) rmSync(parent, { recursive: true, force: true });
+}, { timeout: 600_000 });
+
+async function testUser(stack: LocalStackHandle, localpart: string): Promise<MatrixSession> {
+  const endpoints = stack.status.endpoints!;
+  const admin = await SynapseAdmin.login(endpoints.client, stack.adminCredentials(), endpoints.synapse);
+  return (await admin.createTestUser(localpart)).session;
+}
+
+async function syncedClient(session: MatrixSession): Promise<SyncedClient> {
+  const client = await startSyncedClient(session, 120_000);
+  openClients.push(client);
+  return client;
+}
+
+/** GET over TLS from the listener of `serverName` (localhost:<port>), its certificate checked for localhost against the test CA alone, as Synapse does. */
+async function getFromListener(serverName: string, path: string): Promise<{ status: number; body: unknown }> {
+  const answer = await getOverTls({ host: loopbackAddress, port: Number(serverName.split(':')[1]), path, servername: listenerHost, ca: caPem });
+  return { status: answer.status, body: JSON.parse(answer.body) as unknown };
+}
+
+test('each stack announces its federation listener, which serves its signing key over TLS with the CA\'s certificate', { timeout: 120_000 }, async () => {
+  for (const stack of [one, two]) {
+    const serverName = serverNameOf(stack.adminCredentials().user_id);
+    const wellKnown = await fetch(new URL('/.well-known/matrix/server', stack.status.endpoints!.wellKnown), { signal: AbortSignal.timeout(10_000) });
+    assert.equal(wellKnown.status, 200);
+    assert.deepEqual(await wellKnown.json(), { 'm.server': `${loopbackAddress}:${serverName.split(':')[1]}` });
+
+    const key = await getFromListener(serverName, '/_matrix/key/v2/server');
+    assert.equal(key.status, 200);
+    assert.equal((key.body as { server_name?: string }).server_name, serverName);
+    // The listener serves the federation API only: the client API stays on the public port.
+    const client = await getFromListener(serverName, '/_matrix/client/versions');
+    assert.equal(client.status, 404);
+  }
+});
+
+test('a user on one invites a user on two, who joins over federation', { timeout: 600_000 }, async () => {
+  alice = await testUser(one, 'alice');
+  bob = await testUser(two, 'bob');
+  assert.notEqual(one.status.serverName, two.status.serverName);
+  const bobClient = await syncedClient(bob);
+
+  ({ room_id: roomId } = await matrixRequest<{ room_id: string }>(alice.baseUrl, 'POST', '/_matrix/client/v3/createRoom', {
+    accessToken: alice.accessToken,
+    body: { preset: 'private_chat', name: 'federated', invite: [bob.userId] },
+    timeoutMs: 180_000,
+  }));
+  await waitUntil(`the invite reaches ${bob.userId}`, 240_000, async () => (bobClient.client.getRoom(roomId)?.getMyMembership() === 'invite' ? true : undefined));
+
+  const query = new URLSearchParams({ server_name: serverNameOf(alice.userId) });
+  await matrixRequest(bob.baseUrl, 'POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?${query}`, { accessToken: bob.accessToken, body: {}, timeoutMs: 180_000 });
+  const members = await waitUntil(`${one.status.serverName} sees ${bob.userId} joined`, 240_000, async () => {
+    const answer = await matrixRequest<{ joined: Record<string, unknown> }>(alice.baseUrl, 'GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`, {
+      accessToken: alice.accessToken,
+    });
+    return bob.userId in answer.joined ? answer.joined : undefined;
+  });
+  assert.deepEqual(Object.keys(members).sort(), [alice.userId, bob.userId].sort());
+});
+
+test('messages go both ways and arrive through /sync', { timeout: 600_000 }, async () => {
+  const aliceClient = await syncedClient(alice);
+  const bobClient = openClients[0]!;
+  const toBob = ['from one 1', 'from one 2', 'from one 3'];
+  const toAlice = ['from two 1', 'from two 2', 'from two 3'];
+  const atBob = collectLiveMessages(bobClient.client, roomId);
+  const atAlice = collectLiveMessages(aliceClient.client, roomId);
+  try {
+    for (const [index, body] of toBob.entries()) await sendText(alice, roomId, body, `one-${index}`);
+    await atBob.waitFor(toBob.length, 240_000);
+    assert.deepEqual(atBob.bodies, toBob);
+
+    for (const [index, body] of toAlice.entries()) await sendText(bob, roomId, body, `two-${index}`);
+    await atAlice.waitFor(toBob.length + toAlice.length, 240_000);
+    assert.deepEqual(atAlice.bodies, [...toBob, ...toAlice]);
+    await atBob.waitFor(toBob.length + toAlice.length, 60_000);
+    assert.deepEqual(atBob.bodies, [...toBob, ...toAlice]);
+  } finally {
+    atBob.stop();
+    atAlice.stop();
+  }
+});
+
+/** The access log lines of one process (Synapse logs each request it answered at INFO). */
+function requestLines(stack: LocalStackHandle, component: string, path: RegExp): string[] {
+  const log = readFileSync(stateLayout(stack.stateDir).logFile(component), 'utf8');
+  return log.split('\n').filter((line) => line.includes('synapse.access.') && path.test(line));
+}
+
+test('with workers, the federation pools answered the other server\'s requests', {
+  timeout: 60_000,
+  skip: workersPreset === 'none' ? 'the single-process stacks have no federation workers' : false,
+}, () => {
+  // Bob's join asked one's federation reader for the join template (make_join) and sent the join (send_join).
+  assert.ok(requestLines(one, 'synapse-federation-reader-1', /\/_matrix\/federation\/v1\/make_join\//).length > 0, 'one\'s federation reader answered make_join');
+  // Every message crossed in a transaction (/send), which the inbound pool takes.
+  for (const stack of [one, two]) {
+    const transactions = requestLines(stack, 'synapse-federation-inbound-1', /\/_matrix\/federation\/v1\/send\//);
+    assert.ok(transactions.length > 0, `${stack.status.serverName}'s federation inbound worker answered transactions`);
+    assert.deepEqual(requestLines(stack, 'synapse', /\/_matrix\/federation\/v1\/send\//), [], `${stack.status.serverName}'s main process answered no transaction`);
+  }
+});
