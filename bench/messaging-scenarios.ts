@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { mapWithConcurrency } from '../src/ops/admin-api.js';
 import { SynapseAdmin, createPrivateRoom, sendText, type MatrixSession } from '../test/support/matrix-client.js';
 import { messagePlan, roomMembership, summariseDeliveries, type DeliverySummary, type MessageObservation } from './statistics.js';
 
@@ -43,20 +44,6 @@ export interface TimedPartProbe {
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const drainMs = 30_000;
-
-/** Runs `task` over `items` with at most `limit` at once; results in input order. */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index]!, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return results;
-}
 
 /**
  * A syncing client: long-polls /sync for m.room.message events in every room it is in and records when
@@ -181,7 +168,7 @@ async function sendAndObserve(planned: PlannedMessage[], clients: SyncingClient[
 }
 
 async function createUsers(admin: SynapseAdmin, clientBaseUrl: string, prefix: string, count: number): Promise<MatrixSession[]> {
-  return mapLimited(Array.from({ length: count }, (_, index) => index), 4, async (index) => ({
+  return mapWithConcurrency(Array.from({ length: count }, (_, index) => index), 4, async (index) => ({
     ...(await admin.createTestUser(`${prefix}-${index}`)).session,
     baseUrl: clientBaseUrl,
   }));
@@ -220,7 +207,7 @@ export async function runMultiRoom(label: string, admin: SynapseAdmin, clientBas
   progress(`[${label}] multi-room: creating ${options.users} users`);
   const users = await createUsers(admin, clientBaseUrl, `bench-${tag}`, options.users);
   progress(`[${label}] multi-room: creating ${options.rooms} rooms of ${options.membersPerRoom}`);
-  const roomIds = await mapLimited(membership, 4, (members, room) =>
+  const roomIds = await mapWithConcurrency(membership, 4, (members, room) =>
     createPrivateRoom(users[members[0]!]!, members.slice(1).map((member) => users[member]!), `bench ${tag} ${room}`),
   );
   const clients = users.map(startSyncingClient);
