@@ -17,6 +17,7 @@ import { startLocalStack } from '../test/support/local-stack.js';
 import { SynapseAdmin, readAdminCredentials } from '../test/support/matrix-client.js';
 import { runMultiRoom, runOneRoom, type MultiRoomOptions, type OneRoomOptions, type ScenarioResult, type TimedPartProbe } from './messaging-scenarios.js';
 import { cpuSecondsBetween, treeCpuSeconds } from './process-usage.js';
+import { countersBetween, readPostgresqlCounters, type PostgresqlCounters } from './postgresql-stats.js';
 import { startStockSynapse } from './stock-synapse.js';
 import { counterGrowth, goalChecks, parsePrometheusText, sumByLabel, type MetricSample } from './statistics.js';
 
@@ -39,6 +40,8 @@ interface TimeSpent {
   databaseTransactions: Array<[string, number]>;
   /** Seconds requests waited for a free database connection, over every Synapse process. */
   databaseConnectionWaitSeconds?: number;
+  /** PostgreSQL's commits and WAL flushes during the timed part (mxstack configurations only). */
+  postgresql?: PostgresqlCounters;
   /** Synapse's main-thread CPU seconds (user + system) answering requests, by servlet, over every Synapse process. */
   servletCpu: Array<[string, number]>;
   /** Synapse's main-thread CPU seconds in background processes (notifier, event persistence, ...), by name. */
@@ -61,6 +64,7 @@ interface RunningConfiguration {
   /** Root process id per component name. */
   processRoots(): Promise<Record<string, number>>;
   synapseMetricsUrls: string[];
+  postgresqlCounters(): Promise<PostgresqlCounters | undefined>;
   upSeconds: number;
   stop(): Promise<void>;
 }
@@ -122,6 +126,10 @@ async function startMxstack(configuration: Exclude<ConfigurationName, 'stock'>, 
         return Object.fromEntries(Object.entries(status.components).flatMap(([name, report]) => (report.pid !== undefined ? [[name, report.pid]] : [])));
       },
       synapseMetricsUrls: endpoints.metrics.filter((url) => url.endsWith('/_synapse/metrics')),
+      async postgresqlCounters() {
+        const pid = (await stack.readStatus()).components.postgresql?.pid;
+        return pid === undefined ? undefined : readPostgresqlCounters(stack.stateDir, pid);
+      },
       upSeconds,
       stop: () => stack.dispose(),
     };
@@ -142,7 +150,7 @@ async function startStock(): Promise<RunningConfiguration> {
     const password = randomBytes(18).toString('base64url');
     const adminId = await stock.registerAdmin('admin', password);
     const admin = await SynapseAdmin.login(stock.baseUrl, { user_id: adminId, password });
-    return { clientBaseUrl: stock.baseUrl, admin, processRoots: async () => stock.processRoots(), synapseMetricsUrls: [], upSeconds, stop: () => stock.stop() };
+    return { clientBaseUrl: stock.baseUrl, admin, processRoots: async () => stock.processRoots(), synapseMetricsUrls: [], postgresqlCounters: async () => undefined, upSeconds, stop: () => stock.stop() };
   } catch (error) {
     await stock.stop();
     throw error;
@@ -156,15 +164,21 @@ async function measureConfiguration(configuration: ConfigurationName, scenarios:
     for (const scenario of scenarios) {
       let cpuBefore: Record<string, number> = {};
       let metricsBefore: MetricSample[] = [];
+      let postgresqlBefore: PostgresqlCounters | undefined;
       let spent: TimeSpent | undefined;
       const probe: TimedPartProbe = {
         async start() {
           metricsBefore = await scrape(running.synapseMetricsUrls);
+          postgresqlBefore = await running.postgresqlCounters();
           cpuBefore = treeCpuSeconds(await running.processRoots());
         },
         async end() {
           const cpuAfter = treeCpuSeconds(await running.processRoots());
-          spent = timeSpent(cpuBefore, cpuAfter, metricsBefore, await scrape(running.synapseMetricsUrls));
+          const postgresqlAfter = await running.postgresqlCounters();
+          spent = {
+            ...timeSpent(cpuBefore, cpuAfter, metricsBefore, await scrape(running.synapseMetricsUrls)),
+            ...(postgresqlBefore && postgresqlAfter ? { postgresql: countersBetween(postgresqlBefore, postgresqlAfter) } : {}),
+          };
         },
       };
       const result =
@@ -228,6 +242,11 @@ function timeSpentReport(measurements: Measurement[]): string {
     lines.push(`  ${configuration} / ${scenario} (wall ${result.wallSeconds.toFixed(1)} s, benchmark client ${result.clientCpuSeconds.toFixed(1)} s): ${cpu}`);
     if (spent.databaseTransactions.length > 0) {
       lines.push(`    time in database transactions (s): ${spent.databaseTransactions.map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ')}`);
+    }
+    if (spent.postgresql) {
+      const { commits, walFsyncs, walWrites } = spent.postgresql;
+      const perMessage = (count: number) => (result.acknowledged > 0 ? (count / result.acknowledged).toFixed(1) : '-');
+      lines.push(`    PostgreSQL: ${commits} commits, ${walFsyncs} WAL flushes, ${walWrites} WAL writes (per acknowledged message: ${perMessage(commits)}, ${perMessage(walFsyncs)}, ${perMessage(walWrites)})`);
     }
     if (spent.databaseConnectionWaitSeconds !== undefined) lines.push(`    waiting for a database connection: ${spent.databaseConnectionWaitSeconds.toFixed(1)} s`);
     const named = (entries: Array<[string, number]>) => entries.map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ');
