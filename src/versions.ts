@@ -14,6 +14,18 @@ export const componentVersions = {
   auth: '0.1.0',
 } as const;
 
+/**
+ * Element Web's release archive, served by the local target (the Kubernetes target uses its image).
+ * `sha256` is the digest the download is verified against before anything is cached or unpacked. None is
+ * pinned: this build of mxstack was made without network access, and no packaging file it could consult
+ * records the digest of element-v1.12.2.tar.gz, so the download fails closed until one is known (set here
+ * from the release's published digest, or per stack with element.archiveSha256).
+ */
+export const elementWebRelease: { version: string; sha256: string | undefined } = {
+  version: componentVersions.elementWeb,
+  sha256: undefined,
+};
+
 export const defaultImages = {
   synapse: { repository: 'ghcr.io/element-hq/synapse', tag: `v${componentVersions.synapse}` },
   element: { repository: 'vectorim/element-web', tag: `v${componentVersions.elementWeb}` },

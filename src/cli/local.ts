@@ -137,9 +137,7 @@ export function registerLocalCommands(program: Command): void {
         if (endpoints.auth) lines.push(`2FA sign-in:    ${endpoints.auth} (account page: ${endpoints.auth}account)`);
         if (result.adminCredentialsFile) lines.push(`admin credentials (${result.adminUserId}): ${result.adminCredentialsFile}`);
         if (result.stack.elementUrl) lines.push(`Element Web:    ${result.stack.elementUrl}`);
-        else if (result.stack.values.element.enabled) {
-          lines.push('Element Web: not served locally (set element.webRoot to a directory of an Element Web build).');
-        }
+        else if (result.elementNotice) lines.push(result.elementNotice);
         process.stdout.write(`${lines.join('\n')}\n`);
       }),
     );

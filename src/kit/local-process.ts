@@ -55,7 +55,7 @@ export interface NamedLocalProcess extends LocalProcess {
 
 /** The users of the runtime's own /etc/passwd that run or own something. */
 export interface RuntimeUsers {
-  /** Runs the Element Web static server: owns nothing, reads the public build. */
+  /** Runs Element Web's nginx: reads the public build, owns only its run directory (pid file, buffers). */
   nobody: RuntimeUser;
   postgres: RuntimeUser;
   synapse: RuntimeUser;
@@ -78,6 +78,10 @@ export interface LocalProcessDirs {
   synapseSecretsDir: string;
   coturnRuntimeConfFile: string;
   elementRootDir: string;
+  /** Element Web's nginx.conf (components/element/nginx.ts). */
+  elementNginxConfFile: string;
+  /** Where Element Web's unprivileged nginx writes its pid file and request buffers. */
+  elementRunDir: string;
   routerConfigDir: string;
   authConfigDir: string;
   authSecretsDir: string;

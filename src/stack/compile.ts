@@ -93,7 +93,7 @@ function publicBaseUrl(values: Values, placement: Placement): string {
 function elementUrl(values: Values, placement: Placement): string | undefined {
   if (!values.element.enabled) return undefined;
   if (placement.target === 'local') {
-    return values.element.webRoot ? `http://${localPublicHost(values, placement)}:${placement.ports.router}/` : undefined;
+    return placement.paths.elementWebRoot ? `http://${localPublicHost(values, placement)}:${placement.ports.router}/` : undefined;
   }
   const host = values.ingress.element.host;
   return host ? `https://${host}/` : undefined;

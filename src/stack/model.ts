@@ -68,6 +68,11 @@ export interface Placement {
     redisSecretsDir: string;
     /** Redis's data directory. */
     redisDataDir: string;
+    /**
+     * Local target: the Element Web build served (element.webRoot, or the verified release unpacked in the
+     * state directory); absent when there is none, and Element is then not served.
+     */
+    elementWebRoot?: string;
   };
   /**
    * Where each Synapse worker listens (HTTP, replication, metrics) and how the others reach it. Kubernetes:

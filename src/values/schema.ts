@@ -356,7 +356,9 @@ export const valuesSchema = Type.Object(
         port: port('Service port.', 80),
       }),
       resources: resources('10m', '32Mi', '500m', '128Mi'),
-      webRoot: optStr('Local target: directory of an Element Web build to serve (none is packaged for this machine).'),
+      webRoot: optStr('Local target: directory of an Element Web build to serve (instead of the release archive).'),
+      archive: optStr('Local target: path of a downloaded Element Web release archive (element-vX.Y.Z.tar.gz), verified and served when the machine cannot download it.'),
+      archiveSha256: optStr('Local target: SHA-256 (64 hex digits) of the Element Web release archive, the digest published with the release; verifies element.archive or the download.', { pattern: '^[0-9a-f]{64}$' }),
       config: group('Element config.json.', {
         defaultServerName: optFormatted('Server name shown at login (default synapse.server.name).', 'serverName'),
         defaultServerUrl: optFormatted('Homeserver URL (default the public Synapse URL).', 'httpUrl'),

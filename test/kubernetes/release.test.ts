@@ -44,7 +44,7 @@ const release = 'mxstack';
 const serverName = 'example.test';
 const suiteStarted = Date.now();
 const timings: Record<string, string> = {};
-const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+const seconds = (since: number, until = Date.now()) => `${((until - since) / 1000).toFixed(1)} s`;
 
 let cluster: TestCluster;
 let testNamespace: TestNamespace | undefined;
@@ -176,14 +176,23 @@ async function whoami(session: MatrixSession): Promise<string> {
 }
 
 /**
- * Waits (bounded) until the router serves Synapse to this session again, and records how long that took
- * after the command returned: HAProxy marks a backend up only after its own health checks pass, which can
- * be seconds after Kubernetes calls the new pod Ready (a 503 meanwhile).
+ * Waits (bounded) until the router serves Synapse to this session again, steadily, and records how long that
+ * took after the command returned. HAProxy's view lags Kubernetes' both ways: a backend is marked up only
+ * after its own checks pass, and checks sent to the old pod while it went away (each may take the check
+ * timeout) can still mark the backend down seconds after the new pod first answered (a 503 meanwhile). So
+ * "serves again" means answering for longer than the checks' fall window (3 × 2 s + the 5 s check timeout).
  */
 async function routerServesAgain(session: MatrixSession, after: string): Promise<void> {
   const started = Date.now();
-  await waitUntil(`the router to serve Synapse after ${after}`, 120_000, async () => ((await whoami(session)) === session.userId ? true : undefined), 500);
-  timings[`router serves again after ${after}`] = seconds(started);
+  const steadyMs = 12_000;
+  let servingSince: number | undefined;
+  await waitUntil(`the router to serve Synapse steadily after ${after}`, 180_000, async () => {
+    const serving = await whoami(session).then((userId) => userId === session.userId, () => false);
+    if (!serving) servingSince = undefined;
+    else servingSince ??= Date.now();
+    return servingSince !== undefined && Date.now() - servingSince >= steadyMs ? true : undefined;
+  }, 500);
+  timings[`router serves again after ${after}`] = seconds(started, servingSince);
 }
 
 async function servedSigningKeys(): Promise<Record<string, { key: string }>> {

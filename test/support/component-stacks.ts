@@ -68,8 +68,12 @@ export function localPlacement(dir: string, firstPort = 38000, chosen: Partial<P
   };
 }
 
+/** A local stack serving element.webRoot when the values give one (as `up` does). */
 export function localStack(base: Tree = {}, dir = '/tmp/mxstack-local', firstPort?: number, chosen: Partial<Ports> = {}): Stack {
-  return compileStack(loadValues({ base }), localPlacement(dir, firstPort, chosen));
+  const values = loadValues({ base });
+  const placement = localPlacement(dir, firstPort, chosen);
+  const { webRoot } = values.element;
+  return compileStack(values, webRoot === undefined ? placement : { ...placement, paths: { ...placement.paths, elementWebRoot: webRoot } });
 }
 
 const bindsUdp = (port: number): Promise<boolean> =>

@@ -11,6 +11,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalStackStatus } from '../../src/targets/local/status.js';
+import { elementReleaseUrlVariable } from '../../src/targets/local/element-release.js';
 import { cliEntry, projectRoot, type CliResult } from './cli.js';
 
 export type { LocalStackStatus };
@@ -20,13 +21,20 @@ export interface AdminCredentials {
   password: string;
 }
 
+/**
+ * Tests never reach the Internet: once a digest is pinned for Element Web's release, `up` would download it.
+ * Unless a test serves its own archive, the download goes to a loopback port nothing can listen on (1 is
+ * one of fetch's blocked ports), and `up` takes the offline path.
+ */
+const noInternetUrl = 'http://127.0.0.1:1/tests-never-download-element-web.tar.gz';
+
 /** Runs the real command line without blocking the event loop (several stacks can start at once). */
 export function runCliAsync(args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   const timeoutMs = options.timeoutMs ?? 600_000;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliEntry, ...args], {
       cwd: projectRoot,
-      env: { ...process.env, MXSTACK_DEBUG: '', ...options.env },
+      env: { ...process.env, MXSTACK_DEBUG: '', [elementReleaseUrlVariable]: process.env[elementReleaseUrlVariable] ?? noInternetUrl, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -76,6 +84,8 @@ export interface LocalStackHandle {
   stateDir: string;
   /** The status right after the last successful `up`. */
   status: LocalStackStatus;
+  /** What the last successful `up` printed. */
+  upResult: CliResult;
   /** `mxstack status --output json`, now. */
   readStatus(): Promise<LocalStackStatus>;
   adminCredentials(): AdminCredentials;
@@ -130,6 +140,7 @@ export async function startLocalStack(options: StartOptions = {}): Promise<Local
   const handle: LocalStackHandle = {
     stateDir,
     status: undefined as unknown as LocalStackStatus,
+    upResult: undefined as unknown as CliResult,
     readStatus: () => readLocalStackStatus(stateDir),
     adminCredentials: () => JSON.parse(readFileSync(join(stateDir, 'admin-credentials.json'), 'utf8')) as AdminCredentials,
     async up() {
@@ -137,6 +148,7 @@ export async function startLocalStack(options: StartOptions = {}): Promise<Local
       const result = await runCliAsync(upArgs, { timeoutMs: options.timeoutMs ?? 600_000 });
       if (result.status !== 0) throw new Error(describe(upArgs, result));
       handle.status = await readLocalStackStatus(stateDir);
+      handle.upResult = result;
       return result;
     },
     down,

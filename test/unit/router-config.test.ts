@@ -88,12 +88,12 @@ test('local: addresses without resolvers, the router is the edge, and Element wi
   const frontend = sectionOf(cfg, 'frontend matrix');
   assert.ok(frontend.includes('http-request del-header X-Forwarded-For'));
   assert.ok(frontend.includes('http-request set-header X-Forwarded-Proto http'));
-  assert.ok(frontend.some((line) => line.includes("string 'Element Web is not configured on this local stack: set element.webRoot")));
+  assert.ok(frontend.some((line) => line.includes("string 'Element Web is not served by this local stack (mxstack up said why): set element.archive")));
   assert.doesNotMatch(cfg, /backend element/);
 
   const withElement = renderRouterConfig(localStack({ element: { webRoot: '/srv/element' } }, '/tmp/state', 41000));
   assert.ok(sectionOf(withElement, 'backend element').includes('server element 127.0.0.1:41003 check'));
-  assert.doesNotMatch(withElement, /not configured/);
+  assert.doesNotMatch(withElement, /not served by this local stack/);
 });
 
 test('Element disabled: no Element backend, a 404 that says why', () => {
@@ -190,7 +190,7 @@ test('a running HAProxy serves well-known with CORS, proxies the Matrix API and 
 
   const root = await fetchUntilUp(`${base}/`);
   assert.equal(root.status, 404);
-  assert.match(await root.text(), /Element Web is not configured/);
+  assert.match(await root.text(), /Element Web is not served by this local stack/);
 
   const health = await fetchUntilUp(`http://127.0.0.1:${stack.placement.ports.routerMetrics}/health`);
   assert.equal(health.status, 200);

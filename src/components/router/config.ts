@@ -65,7 +65,7 @@ function routerIsEdge(stack: Stack): boolean {
 export function elementUnavailableReason(stack: Stack): string | undefined {
   if (!stack.values.element.enabled) return 'Element Web is not deployed by this stack (element.enabled is false).';
   if (stack.placement.target === 'local' && stack.elementUrl === undefined) {
-    return 'Element Web is not configured on this local stack: set element.webRoot to a directory holding an Element Web build.';
+    return 'Element Web is not served by this local stack (mxstack up said why): set element.archive to a downloaded Element Web release, or element.webRoot to a build.';
   }
   return undefined;
 }

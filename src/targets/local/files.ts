@@ -13,6 +13,8 @@ import { routerConfigFiles } from '../../components/router/config.js';
 import { renderTurnSecretConf, renderTurnserverConf } from '../../components/coturn/config.js';
 import { renderPostgresqlConf } from '../../components/postgresql/config.js';
 import { elementConfigFiles } from '../../components/element/config.js';
+import { renderElementNginxConfig } from '../../components/element/nginx.js';
+import { elementServedLocally } from '../../components/element/local.js';
 import { renderAuthConfigFile } from '../../components/auth/config.js';
 import { cliAppserviceRegistration } from '../../components/synapse/auth.js';
 import { authSecretFileContents } from './auth.js';
@@ -108,11 +110,16 @@ export function writeStackFiles(stack: Stack, secrets: LocalSecretValues, layout
   ensureDir(layout.routerConfigDir, root, 0o755);
   for (const [name, content] of Object.entries(routerConfigFiles(stack))) writePublicFile(join(layout.routerConfigDir, name), content);
 
-  // Element Web (only with a build to serve): our config.json replaces the build's own.
-  if (stack.elementUrl !== undefined) {
+  // Element Web (only with a build to serve): our config.json replaces the build's own; nginx serves it.
+  if (elementServedLocally(stack)) {
     ensureDir(layout.elementConfigDir, root, 0o755);
     ensureDir(layout.elementRootDir, root, 0o755);
     for (const [name, content] of Object.entries(elementConfigFiles(stack))) writePublicFile(join(layout.elementConfigDir, name), content);
+    ensureDir(layout.elementRunDir, users.nobody, 0o700);
+    writePublicFile(
+      layout.elementNginxConfFile,
+      renderElementNginxConfig({ rootDir: layout.elementRootDir, port: stack.placement.ports.element, writableDir: layout.elementRunDir }),
+    );
   }
 
   // The auth service (2FA) runs on the host as its own user: it reads the public config.json and owns its secrets.

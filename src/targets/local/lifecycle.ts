@@ -16,7 +16,8 @@ import { compileLocalStack, explicitPorts, localMaxWorkers, portProtocols, resol
 import { workerProcesses } from '../../values/worker-pools.js';
 import { renderWorkerConfig } from '../../components/synapse/workers.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
-import { postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
+import { mxstackCacheDir, postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
+import { ElementReleaseError, elementWebRootOf, elementWebSource, placeElementRelease, type ElementWebSource } from './element-release.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
 import {
   acquireLock,
@@ -235,6 +236,18 @@ export interface UpResult {
   plan: SupervisorPlan;
   adminUserId?: string;
   adminCredentialsFile?: string;
+  /** Why Element Web is not served, and what to do (one sentence), when it is enabled but not served. */
+  elementNotice?: string;
+}
+
+/** The Element Web build to serve (element-release.ts); the user's input errors are usage errors. */
+async function chooseElementWebSource(values: StackInput['values'], progress: Progress): Promise<ElementWebSource> {
+  try {
+    return await elementWebSource(values, { cacheDir: mxstackCacheDir(), progress });
+  } catch (error) {
+    if (error instanceof ElementReleaseError) throw new LocalStackUsageError(error.message);
+    throw error;
+  }
 }
 
 /** Compiles the stack for this machine, writes its files and starts the supervisor; returns when healthy. */
@@ -263,7 +276,8 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     checkIdentity(layout, values.synapse.server.name);
     const persisted = readJsonFile<LocalPorts>(layout.portsFile);
     const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
-    const stack = compileLocalStack(values, layout, ports);
+    const element = await chooseElementWebSource(values, options.progress);
+    const stack = compileLocalStack(values, layout, ports, elementWebRootOf(element, layout));
     checkElementWebRoot(stack);
     checkWorkerCount(stack);
     checkDatabaseFieldsLocal(stack);
@@ -271,6 +285,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     checked = true;
     recordIdentity(layout, values.synapse.server.name);
     writeJsonFileAtomic(layout.portsFile, ports);
+    placeElementRelease(element, layout, options.progress);
     const secrets = ensureLocalSecrets(stack, layout);
     const users = runtimeUsers(rootfs);
     writeStackFiles(stack, secrets, layout, users);
@@ -300,8 +315,9 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
       process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
     }
 
+    const elementNotice = element.kind === 'unavailable' ? { elementNotice: element.notice } : {};
     const admin = values.synapse.server.adminUser;
-    if (!admin.enabled) return { stack, plan };
+    if (!admin.enabled) return { stack, plan, ...elementNotice };
     const registration = await registerWithSharedSecret(
       plan.endpoints.synapse,
       secrets.registrationSharedSecret,
@@ -310,7 +326,7 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     );
     writeAdminCredentials(layout, registration.userId, secrets.adminPassword, plan.endpoints.client);
     options.progress(registration.created ? `created the admin user ${registration.userId}` : `the admin user ${registration.userId} already exists`);
-    return { stack, plan, adminUserId: registration.userId, adminCredentialsFile: layout.adminCredentialsFile };
+    return { stack, plan, adminUserId: registration.userId, adminCredentialsFile: layout.adminCredentialsFile, ...elementNotice };
   } catch (error) {
     if (supervisorPid !== undefined && processIsAlive(supervisorPid)) {
       options.progress('start-up failed: stopping what was started');

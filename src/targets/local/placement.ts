@@ -101,7 +101,8 @@ function withoutWorkerBlock(ports: LocalPorts): Placement['ports'] {
   return single;
 }
 
-export function localPlacement(layout: StateLayout, ports: LocalPorts): Placement {
+/** elementWebRoot: the Element Web build served, if any (see targets/local/element-release.ts). */
+export function localPlacement(layout: StateLayout, ports: LocalPorts, elementWebRoot?: string): Placement {
   return {
     target: 'local',
     bindAddress: loopback,
@@ -120,13 +121,17 @@ export function localPlacement(layout: StateLayout, ports: LocalPorts): Placemen
       redisConfigDir: layout.redisConfigDir,
       redisSecretsDir: layout.redisSecretsDir,
       redisDataDir: layout.redisDataDir,
+      ...(elementWebRoot === undefined ? {} : { elementWebRoot }),
     },
     synapseWorkers: { kind: 'local', firstPort: ports.synapseWorkers, host: loopback },
     coturnRelayAddress: loopback,
   };
 }
 
-/** The local target's one way to compile the stack: these values, placed in this state directory on these ports. */
-export function compileLocalStack(values: Values, layout: StateLayout, ports: LocalPorts): Stack {
-  return compileStack(values, localPlacement(layout, ports));
+/**
+ * The local target's one way to compile the stack: these values, placed in this state directory on these
+ * ports, serving this Element Web build (by default element.webRoot's: `up` passes the one it provided).
+ */
+export function compileLocalStack(values: Values, layout: StateLayout, ports: LocalPorts, elementWebRoot: string | undefined = values.element.webRoot): Stack {
+  return compileStack(values, localPlacement(layout, ports, elementWebRoot));
 }

@@ -54,7 +54,7 @@ export interface LocalEndpoints {
   authAdmin?: string;
 }
 
-/** Element Web: the user's build with the generated config.json laid over it (a read-only overlay mount). */
+/** Element Web: the build served with the generated config.json laid over it (a read-only overlay mount). */
 export interface ElementMountPlan {
   webRoot: string;
   configDir: string;
@@ -149,7 +149,7 @@ export function buildSupervisorPlan({ stack, layout, rootfs, postgresqlBinDir, u
         }
       : {}),
     ...(serveElement
-      ? { element: { webRoot: stack.values.element.webRoot!, configDir: layout.elementConfigDir, rootDir: layout.elementRootDir } }
+      ? { element: { webRoot: stack.placement.paths.elementWebRoot!, configDir: layout.elementConfigDir, rootDir: layout.elementRootDir } }
       : {}),
     components: planned,
     endpoints: localEndpoints(stack),

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const runtimeSuite = 'sid';
-export const runtimePackages = ['matrix-synapse', 'python3-authlib', 'python3-hiredis', 'coturn', 'postgresql', 'redis-server', 'haproxy', 'ca-certificates'] as const;
+export const runtimePackages = ['matrix-synapse', 'python3-authlib', 'python3-hiredis', 'coturn', 'postgresql', 'redis-server', 'haproxy', 'nginx', 'ca-certificates'] as const;
 
 /** Debian's name for the machine architecture. */
 export function debianArchitecture(nodeArch: string = process.arch): string {

@@ -65,10 +65,17 @@ export function stateLayout(stateDirectory: string) {
     /** turnserver.conf followed by the secret lines: the file coturn reads (mode 0600). */
     coturnRuntimeConfFile: join(root, 'coturn', 'turnserver-with-secret.conf'),
     coturnTlsDir: join(root, 'coturn', 'tls'),
-    /** Element's generated config.json, laid over the user's Element Web build. */
+    /** Element Web's files: config, root, nginx.conf, run and the release-* unpacked releases. */
+    elementDir: join(root, 'element'),
+    /** Element's generated config.json, laid over the Element Web build served. */
     elementConfigDir: join(root, 'element', 'config'),
     /** Where the build with our config.json on top is mounted (overlay) for the web server. */
     elementRootDir: join(root, 'element', 'root'),
+    elementNginxConfFile: join(root, 'element', 'nginx.conf'),
+    /** nginx's pid file and request buffers, owned by the user it runs as. */
+    elementRunDir: join(root, 'element', 'run'),
+    /** The verified Element Web release, unpacked: release-<first 12 digits of its SHA-256>. */
+    elementReleaseDir: (sha256: string) => join(root, 'element', `release-${sha256.slice(0, 12)}`),
     /** The auth component's generated config.json (no secrets) and its secret files. */
     authConfigDir: join(root, 'auth', 'config'),
     authSecretsDir: join(root, 'auth', 'secrets'),

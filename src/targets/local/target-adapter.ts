@@ -67,7 +67,7 @@ export function recordedStack(layout: StateLayout, plan: SupervisorPlan | undefi
     throw new TargetUsageError(`the values name server ${values.synapse.server.name}, but ${layout.root} runs ${recordedName}; pass the values the stack was started with.`);
   }
   const ports = readJsonFile<LocalPorts>(layout.portsFile) ?? noPorts;
-  return compileLocalStack(values, layout, ports);
+  return compileLocalStack(values, layout, ports, plan ? plan.element?.webRoot : values.element.webRoot);
 }
 
 /** Sets a value only when the path is absent (the user's values win). */
