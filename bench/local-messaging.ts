@@ -1,301 +1,344 @@
 /**
- * Local-target messaging benchmark. Prints numbers, asserts nothing.
+ * Local-target messaging benchmark. Prints numbers, asserts nothing. See bench/README.md.
  *
- *   npm run bench -- [--users 10] [--messages 300] [--concurrency 10] [--budget-seconds 120] [--up-runs 3] [--no-stock]
+ *   npm run bench -- [--configs monolith,small,large,stock] [--scenarios one-room,multi-room] [--quick]
+ *                    [--set key=value ...] [sizes: see --help]
  *
- * 1. `mxstack up` on a fresh state directory, timed to healthy; the messaging scenario through the router;
- *    then `down`/`up` again (each `up` timed), so the up times cover one fresh and further warm starts.
- * 2. The same scenario against a STOCK Synapse (generated config, same runtime, same PostgreSQL).
- *
- * Scenario: N users in one room; M messages sent with C in flight, round-robin over the users; a separate
- * receiving client long-polls /sync and timestamps each arrival. Latency is send start -> arrival.
- * Rate limits of all benchmark users are lifted through the admin API on both servers.
+ * Runs each configuration in turn (one stack at a time: mxstack with synapse.workers.preset none, small,
+ * large, then a stock Synapse), the chosen scenarios on each, and prints msg/s and p95 send → receive latency
+ * per configuration, the ratios the scale-out goals are stated in, and where the CPU time went.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import { postgresqlBinDir, runtimeDir, runtimeIsPresent } from '../src/targets/local/runtime.js';
-import { readLocalStackStatus, runCliAsync } from '../test/support/local-stack.js';
-import {
-  SynapseAdmin,
-  createPrivateRoom,
-  readAdminCredentials,
-  sendText,
-  type MatrixSession,
-} from '../test/support/matrix-client.js';
+import { startLocalStack } from '../test/support/local-stack.js';
+import { SynapseAdmin, readAdminCredentials } from '../test/support/matrix-client.js';
+import { runMultiRoom, runOneRoom, type MultiRoomOptions, type OneRoomOptions, type ScenarioResult, type TimedPartProbe } from './messaging-scenarios.js';
+import { cpuSecondsBetween, treeCpuSeconds } from './process-usage.js';
+import { countersBetween, readPostgresqlCounters, type PostgresqlCounters } from './postgresql-stats.js';
 import { startStockSynapse } from './stock-synapse.js';
+import { counterGrowth, goalChecks, parsePrometheusText, sumByLabel, type MetricSample } from './statistics.js';
 
-interface ScenarioOptions {
-  users: number;
-  messages: number;
-  concurrency: number;
-  budgetMs: number;
+const presetConfigurations = { monolith: 'none', small: 'small', large: 'large' } as const;
+const configurationNames = ['monolith', 'small', 'large', 'stock'] as const;
+type ConfigurationName = (typeof configurationNames)[number];
+const scenarioNames = ['one-room', 'multi-room'] as const;
+type ScenarioName = (typeof scenarioNames)[number];
+
+interface Sizes {
+  oneRoom: OneRoomOptions;
+  multiRoom: MultiRoomOptions;
 }
 
-interface ScenarioResult {
-  label: string;
-  attempted: number;
-  acknowledged: number;
-  received: number;
-  sendErrors: number;
-  messagesPerSecond: number;
-  latencyP50Ms: number;
-  latencyP95Ms: number;
-  sendP50Ms: number;
-  /** 1-minute load average before and after: these machines are shared. */
-  loadBefore: number;
-  loadAfter: number;
+/** Where the time went during one scenario on one configuration. */
+interface TimeSpent {
+  /** CPU seconds per supervised component (workers grouped by pool). */
+  cpuSeconds: Record<string, number>;
+  /** Seconds inside database transactions, by Synapse's transaction name, summed over every Synapse process. */
+  databaseTransactions: Array<[string, number]>;
+  /** Seconds requests waited for a free database connection, over every Synapse process. */
+  databaseConnectionWaitSeconds?: number;
+  /** PostgreSQL's commits and WAL flushes during the timed part (mxstack configurations only). */
+  postgresql?: PostgresqlCounters;
+  /** Synapse's main-thread CPU seconds (user + system) answering requests, by servlet, over every Synapse process. */
+  servletCpu: Array<[string, number]>;
+  /** Synapse's main-thread CPU seconds in background processes (notifier, event persistence, ...), by name. */
+  backgroundCpu: Array<[string, number]>;
+}
+
+interface Measurement {
+  configuration: ConfigurationName;
+  scenario: ScenarioName;
+  result: ScenarioResult;
+  spent: TimeSpent;
 }
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
-/** Nearest-rank percentile of an unsorted sample. */
-export function percentile(values: number[], fraction: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!;
+/** What a target looks like to the scenarios and the time accounting. */
+interface RunningConfiguration {
+  clientBaseUrl: string;
+  admin: SynapseAdmin;
+  /** Root process id per component name. */
+  processRoots(): Promise<Record<string, number>>;
+  synapseMetricsUrls: string[];
+  postgresqlCounters(): Promise<PostgresqlCounters | undefined>;
+  upSeconds: number;
+  stop(): Promise<void>;
 }
 
-/**
- * A receiving client: long-polls /sync filtered to one room's messages and records when each body arrives.
- * Runs until `stop()`; every request is bounded.
- */
-function startReceiver(session: MatrixSession, roomId: string) {
-  const arrivals = new Map<string, number>();
-  const controller = new AbortController();
-  const filter = JSON.stringify({
-    presence: { types: [] },
-    account_data: { types: [] },
-    room: {
-      rooms: [roomId],
-      timeline: { limit: 1000, types: ['m.room.message'] },
-      state: { lazy_load_members: true, types: [] },
-      ephemeral: { types: [] },
-      account_data: { types: [] },
-    },
-  });
-  const sync = async (since: string | undefined, timeoutMs: number) => {
-    const query = new URLSearchParams({ filter, timeout: String(timeoutMs) });
-    if (since) query.set('since', since);
-    const response = await fetch(new URL(`/_matrix/client/v3/sync?${query}`, session.baseUrl), {
-      headers: { authorization: `Bearer ${session.accessToken}` },
-      signal: AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs + 30_000)]),
-    });
-    if (!response.ok) throw new Error(`/sync answered ${response.status}`);
-    return (await response.json()) as {
-      next_batch: string;
-      rooms?: { join?: Record<string, { timeline?: { events?: Array<{ content?: { body?: string } }> } }> };
-    };
+/** `synapse-event-persister-2` → `synapse-event-persister`: workers of a pool add up. */
+const componentGroup = (component: string) => component.replace(/^(synapse-.+)-[0-9]+$/, '$1');
+
+async function scrape(urls: string[]): Promise<MetricSample[]> {
+  const texts = await Promise.all(
+    urls.map((url) =>
+      fetch(url, { signal: AbortSignal.timeout(30_000) })
+        .then((response) => (response.ok ? response.text() : ''))
+        .catch(() => ''),
+    ),
+  );
+  return texts.flatMap(parsePrometheusText);
+}
+
+function timeSpent(cpuBefore: Record<string, number>, cpuAfter: Record<string, number>, before: MetricSample[], after: MetricSample[]): TimeSpent {
+  const cpuSeconds: Record<string, number> = {};
+  for (const [component, seconds] of Object.entries(cpuSecondsBetween(cpuBefore, cpuAfter))) {
+    const group = componentGroup(component);
+    cpuSeconds[group] = (cpuSeconds[group] ?? 0) + seconds;
+  }
+  // prometheus_client exports a Counter named x as x_total: accept both spellings.
+  const growth = (name: string, label: string) =>
+    counterGrowth(sumByLabel(before, name, label, `${name}_total`), sumByLabel(after, name, label, `${name}_total`));
+  const cpuGrowth = (prefix: string, label: string) => {
+    const user = new Map(growth(`${prefix}_ru_utime_seconds`, label));
+    return growth(`${prefix}_ru_stime_seconds`, label)
+      .map(([key, seconds]): [string, number] => [key, seconds + (user.get(key) ?? 0)])
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5);
   };
-  const ready = sync(undefined, 0).then((first) => first.next_batch);
-  const loop = (async () => {
-    let since = await ready;
-    while (!controller.signal.aborted) {
-      const answer = await sync(since, 10_000).catch((error: unknown) => {
-        if (controller.signal.aborted) return undefined;
-        throw error;
-      });
-      if (!answer) return;
-      const now = performance.now();
-      for (const event of answer.rooms?.join?.[roomId]?.timeline?.events ?? []) {
-        const body = event.content?.body;
-        if (typeof body === 'string' && !arrivals.has(body)) arrivals.set(body, now);
-      }
-      since = answer.next_batch;
-    }
-  })();
+  const wait = growth('synapse_storage_schedule_time_sum', '__none__')[0];
   return {
-    arrivals,
-    ready,
-    async stop() {
-      controller.abort();
-      await loop.catch(() => undefined);
-    },
+    cpuSeconds,
+    databaseTransactions: growth('synapse_storage_transaction_time_sum', 'desc').slice(0, 6),
+    ...(wait ? { databaseConnectionWaitSeconds: wait[1] } : {}),
+    servletCpu: cpuGrowth('synapse_http_server_response', 'servlet'),
+    backgroundCpu: cpuGrowth('synapse_background_process', 'name'),
   };
 }
 
-async function runScenario(label: string, admin: SynapseAdmin, clientBaseUrl: string, options: ScenarioOptions): Promise<ScenarioResult> {
-  progress(`[${label}] creating ${options.users} users and a receiver`);
-  const tag = randomBytes(3).toString('hex');
-  const senders: MatrixSession[] = [];
-  for (let index = 0; index < options.users; index++) {
-    const { session } = await admin.createTestUser(`bench-${tag}-${index}`);
-    senders.push({ ...session, baseUrl: clientBaseUrl });
-  }
-  const receiverSession = { ...(await admin.createTestUser(`bench-${tag}-receiver`)).session, baseUrl: clientBaseUrl };
-  const roomId = await createPrivateRoom(senders[0]!, [...senders.slice(1), receiverSession], `bench ${tag}`);
-
-  const receiver = startReceiver(receiverSession, roomId);
-  await receiver.ready;
-  progress(`[${label}] sending ${options.messages} messages, ${options.concurrency} in flight`);
-
-  const loadBefore = loadavg()[0]!;
-  const sentAt = new Map<string, number>();
-  const sendDurations: number[] = [];
-  const acknowledged: string[] = [];
-  let sendErrors = 0;
-  let next = 0;
-  const startedAt = performance.now();
-  const stopSendingAt = startedAt + options.budgetMs;
-
-  const worker = async () => {
-    while (next < options.messages && performance.now() < stopSendingAt) {
-      const index = next++;
-      const sender = senders[index % senders.length]!;
-      const body = `bench ${tag} ${index}`;
-      const start = performance.now();
-      sentAt.set(body, start);
-      try {
-        await sendText(sender, roomId, body, `bench-${tag}-${index}`, 30_000);
-        sendDurations.push(performance.now() - start);
-        acknowledged.push(body);
-      } catch {
-        sendErrors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: options.concurrency }, worker));
-
-  const drainDeadline = performance.now() + 30_000;
-  while (performance.now() < drainDeadline && acknowledged.some((body) => !receiver.arrivals.has(body))) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  await receiver.stop();
-
-  const latencies: number[] = [];
-  let lastArrival = startedAt;
-  for (const body of acknowledged) {
-    const arrival = receiver.arrivals.get(body);
-    if (arrival === undefined) continue;
-    latencies.push(arrival - sentAt.get(body)!);
-    lastArrival = Math.max(lastArrival, arrival);
-  }
-  const elapsedSeconds = (lastArrival - startedAt) / 1000;
-  return {
-    label,
-    attempted: sentAt.size,
-    acknowledged: acknowledged.length,
-    received: latencies.length,
-    sendErrors,
-    messagesPerSecond: elapsedSeconds > 0 ? latencies.length / elapsedSeconds : 0,
-    latencyP50Ms: percentile(latencies, 0.5),
-    latencyP95Ms: percentile(latencies, 0.95),
-    sendP50Ms: percentile(sendDurations, 0.5),
-    loadBefore,
-    loadAfter: loadavg()[0]!,
-  };
-}
-
-async function timedUp(stateDir: string): Promise<number> {
-  const start = performance.now();
-  const result = await runCliAsync(['up', '--state-dir', stateDir], { timeoutMs: 600_000 });
-  const seconds = (performance.now() - start) / 1000;
-  if (result.status !== 0) throw new Error(`mxstack up failed (exit ${result.status}):\n${result.stderr}`);
-  return seconds;
-}
-
-async function down(stateDir: string): Promise<void> {
-  const result = await runCliAsync(['down', '--state-dir', stateDir], { timeoutMs: 240_000 });
-  if (result.status !== 0) throw new Error(`mxstack down failed (exit ${result.status}):\n${result.stderr}`);
-}
-
-async function benchmarkMxstack(options: ScenarioOptions, upRuns: number): Promise<{ scenario: ScenarioResult; upSeconds: number[] }> {
-  const parent = mkdtempSync(join(tmpdir(), 'mxstack-bench-'));
-  const stateDir = join(parent, 'state');
-  const upSeconds: number[] = [];
-  let running = false;
+async function startMxstack(configuration: Exclude<ConfigurationName, 'stock'>, extraSets: string[]): Promise<RunningConfiguration> {
+  progress(`[${configuration}] mxstack up (synapse.workers.preset=${presetConfigurations[configuration]})`);
+  const started = performance.now();
+  const stack = await startLocalStack({ sets: [`synapse.workers.preset=${presetConfigurations[configuration]}`, ...extraSets], timeoutMs: 900_000 });
+  const upSeconds = (performance.now() - started) / 1000;
   try {
-    progress('[mxstack] up (fresh state directory)');
-    upSeconds.push(await timedUp(stateDir));
-    running = true;
-    const status = await readLocalStackStatus(stateDir);
-    if (!status.healthy || !status.endpoints || !status.adminCredentialsFile) throw new Error('the stack is not healthy after up');
-    const admin = await SynapseAdmin.login(status.endpoints.client, await readAdminCredentials(status.adminCredentialsFile), status.endpoints.synapse);
-    const scenario = await runScenario('mxstack defaults', admin, status.endpoints.client, options);
-    for (let run = 2; run <= upRuns; run++) {
-      await down(stateDir);
-      running = false;
-      progress(`[mxstack] up run ${run} (existing state directory)`);
-      upSeconds.push(await timedUp(stateDir));
-      running = true;
-    }
-    return { scenario, upSeconds };
-  } finally {
-    if (running) await down(stateDir).catch((error: unknown) => progress(`down failed: ${String(error)}`));
-    rmSync(parent, { recursive: true, force: true });
+    const { endpoints, adminCredentialsFile } = stack.status;
+    if (!stack.status.healthy || !endpoints || !adminCredentialsFile) throw new Error('the stack is not healthy after up');
+    const admin = await SynapseAdmin.login(endpoints.client, await readAdminCredentials(adminCredentialsFile), endpoints.synapse);
+    return {
+      clientBaseUrl: endpoints.client,
+      admin,
+      async processRoots() {
+        const status = await stack.readStatus();
+        return Object.fromEntries(Object.entries(status.components).flatMap(([name, report]) => (report.pid !== undefined ? [[name, report.pid]] : [])));
+      },
+      synapseMetricsUrls: endpoints.metrics.filter((url) => url.endsWith('/_synapse/metrics')),
+      async postgresqlCounters() {
+        const pid = (await stack.readStatus()).components.postgresql?.pid;
+        return pid === undefined ? undefined : readPostgresqlCounters(stack.stateDir, pid);
+      },
+      upSeconds,
+      stop: () => stack.dispose(),
+    };
+  } catch (error) {
+    await stack.dispose();
+    throw error;
   }
 }
 
-async function benchmarkStock(options: ScenarioOptions): Promise<ScenarioResult> {
+async function startStock(): Promise<RunningConfiguration> {
   const dir = runtimeDir();
   if (!runtimeIsPresent(dir)) throw new Error(`no runtime at ${dir}: run \`mxstack runtime setup\` first`);
   progress('[stock] starting PostgreSQL and a stock Synapse from the same runtime');
+  const started = performance.now();
   const stock = await startStockSynapse(dir, postgresqlBinDir(dir));
+  const upSeconds = (performance.now() - started) / 1000;
   try {
     const password = randomBytes(18).toString('base64url');
     const adminId = await stock.registerAdmin('admin', password);
     const admin = await SynapseAdmin.login(stock.baseUrl, { user_id: adminId, password });
-    return await runScenario('stock Synapse', admin, stock.baseUrl, options);
-  } finally {
+    return { clientBaseUrl: stock.baseUrl, admin, processRoots: async () => stock.processRoots(), synapseMetricsUrls: [], postgresqlCounters: async () => undefined, upSeconds, stop: () => stock.stop() };
+  } catch (error) {
     await stock.stop();
+    throw error;
   }
 }
 
-function formatTable(results: ScenarioResult[]): string {
-  const header = ['scenario', 'sent', 'acked', 'received', 'errors', 'msg/s', 'p50 ms', 'p95 ms', 'send p50 ms', 'load'];
-  const rows = results.map((result) => [
-    result.label,
-    String(result.attempted),
-    String(result.acknowledged),
-    String(result.received),
-    String(result.sendErrors),
-    result.messagesPerSecond.toFixed(1),
-    result.latencyP50Ms.toFixed(0),
-    result.latencyP95Ms.toFixed(0),
-    result.sendP50Ms.toFixed(0),
-    `${result.loadBefore.toFixed(1)} -> ${result.loadAfter.toFixed(1)}`,
-  ]);
+async function measureConfiguration(configuration: ConfigurationName, scenarios: ScenarioName[], sizes: Sizes, extraSets: string[]): Promise<{ measurements: Measurement[]; upSeconds: number }> {
+  const running = configuration === 'stock' ? await startStock() : await startMxstack(configuration, extraSets);
+  const measurements: Measurement[] = [];
+  try {
+    for (const scenario of scenarios) {
+      let cpuBefore: Record<string, number> = {};
+      let metricsBefore: MetricSample[] = [];
+      let postgresqlBefore: PostgresqlCounters | undefined;
+      let spent: TimeSpent | undefined;
+      const probe: TimedPartProbe = {
+        async start() {
+          metricsBefore = await scrape(running.synapseMetricsUrls);
+          postgresqlBefore = await running.postgresqlCounters();
+          cpuBefore = treeCpuSeconds(await running.processRoots());
+        },
+        async end() {
+          const cpuAfter = treeCpuSeconds(await running.processRoots());
+          const postgresqlAfter = await running.postgresqlCounters();
+          spent = {
+            ...timeSpent(cpuBefore, cpuAfter, metricsBefore, await scrape(running.synapseMetricsUrls)),
+            ...(postgresqlBefore && postgresqlAfter ? { postgresql: countersBetween(postgresqlBefore, postgresqlAfter) } : {}),
+          };
+        },
+      };
+      const result =
+        scenario === 'one-room'
+          ? await runOneRoom(configuration, running.admin, running.clientBaseUrl, sizes.oneRoom, probe)
+          : await runMultiRoom(configuration, running.admin, running.clientBaseUrl, sizes.multiRoom, probe);
+      measurements.push({ configuration, scenario, result, spent: spent! });
+      progress(`[${configuration}] ${scenario}: ${result.messagesPerSecond.toFixed(1)} msg/s, p95 ${result.latencyP95Ms.toFixed(0)} ms`);
+    }
+  } finally {
+    await running.stop().catch((error: unknown) => progress(`[${configuration}] stopping failed: ${String(error)}`));
+  }
+  return { measurements, upSeconds: running.upSeconds };
+}
+
+const loads = (values: number[]) => values.map((value) => value.toFixed(1)).join(' ');
+
+function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }
 
+function scenarioReport(scenario: ScenarioName, measurements: Measurement[], sizes: Sizes): string {
+  const title =
+    scenario === 'one-room'
+      ? `One room: ${sizes.oneRoom.users} senders + 1 receiving client, ${sizes.oneRoom.messages} messages, ${sizes.oneRoom.concurrency} in flight`
+      : `Multi-room: ${sizes.multiRoom.users} users all syncing, ${sizes.multiRoom.rooms} rooms of ${sizes.multiRoom.membersPerRoom}, ${sizes.multiRoom.messages} messages, ${sizes.multiRoom.concurrency} in flight`;
+  const rows = measurements.map(({ configuration, result }) => [
+    configuration,
+    String(result.attempted),
+    String(result.acknowledged),
+    String(result.delivered),
+    `${result.deliveriesSeen}/${result.deliveriesExpected}`,
+    String(result.sendErrors),
+    result.messagesPerSecond.toFixed(1),
+    result.latencyP50Ms.toFixed(0),
+    result.latencyP95Ms.toFixed(0),
+    result.sendP50Ms.toFixed(0),
+    result.clientCpuSeconds.toFixed(1),
+    `${loads(result.loadBefore)} -> ${loads(result.loadAfter)}`,
+  ]);
+  const table = formatTable(['configuration', 'sent', 'acked', 'delivered', 'deliveries', 'errors', 'msg/s', 'p50 ms', 'p95 ms', 'send p50', 'client cpu s', 'load 1/5/15 min'], rows);
+  const checks = goalChecks(
+    measurements.map(({ configuration, result }) => ({ configuration, messagesPerSecond: result.messagesPerSecond, latencyP95Ms: result.latencyP95Ms })),
+    { monolith: 'monolith', stock: 'stock', presets: ['small', 'large'] },
+    scenario === 'multi-room',
+  );
+  const goals = checks.map((check) => `  ${check.goal.padEnd(28)} ${check.ratio.toFixed(2).padStart(6)}  (goal ${check.target}: ${check.met ? 'met' : 'not met'})`);
+  return [title, '', table, '', ...(goals.length > 0 ? ['Ratios:', ...goals] : ['Ratios: need the monolith and a preset, or stock, in the same run'])].join('\n');
+}
+
+function timeSpentReport(measurements: Measurement[]): string {
+  const lines: string[] = ['Where the time went (CPU seconds per process tree during the timed part; Synapse metrics summed over its processes):'];
+  for (const { configuration, scenario, result, spent } of measurements) {
+    const cpu = Object.entries(spent.cpuSeconds)
+      .filter(([, seconds]) => seconds >= 0.05)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
+      .join(', ');
+    lines.push(`  ${configuration} / ${scenario} (wall ${result.wallSeconds.toFixed(1)} s, benchmark client ${result.clientCpuSeconds.toFixed(1)} s): ${cpu}`);
+    if (spent.databaseTransactions.length > 0) {
+      lines.push(`    time in database transactions (s): ${spent.databaseTransactions.map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ')}`);
+    }
+    if (spent.postgresql) {
+      const { commits, walFsyncs, walWrites } = spent.postgresql;
+      const perMessage = (count: number) => (result.acknowledged > 0 ? (count / result.acknowledged).toFixed(1) : '-');
+      lines.push(`    PostgreSQL: ${commits} commits, ${walFsyncs} WAL flushes, ${walWrites} WAL writes (per acknowledged message: ${perMessage(commits)}, ${perMessage(walFsyncs)}, ${perMessage(walWrites)})`);
+    }
+    if (spent.databaseConnectionWaitSeconds !== undefined) lines.push(`    waiting for a database connection: ${spent.databaseConnectionWaitSeconds.toFixed(1)} s`);
+    const named = (entries: Array<[string, number]>) => entries.map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ');
+    if (spent.servletCpu.length > 0) lines.push(`    Synapse CPU by servlet (s): ${named(spent.servletCpu)}`);
+    if (spent.backgroundCpu.length > 0) lines.push(`    Synapse CPU in background processes (s): ${named(spent.backgroundCpu)}`);
+  }
+  return lines.join('\n');
+}
+
+function listOption<T extends string>(name: string, text: string, allowed: readonly T[]): T[] {
+  const chosen = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const unknown = chosen.filter((item) => !allowed.includes(item as T));
+  if (unknown.length > 0 || chosen.length === 0) throw new Error(`--${name}: ${unknown.join(', ') || 'empty'}; allowed: ${allowed.join(', ')}`);
+  return chosen as T[];
+}
+
+const usage = `npm run bench -- [options]
+  --configs LIST        of ${configurationNames.join(',')} (default: all, in that order)
+  --scenarios LIST      of ${scenarioNames.join(',')} (default: both)
+  --quick               small sizes for a quick check (one room: 5 users, 60 messages;
+                        multi-room: 20 users, 10 rooms of 5, 200 messages); size options still win
+  --set KEY=VALUE       extra values for the mxstack configurations (repeatable), e.g. to compare a setting
+  one room:   --users 10 --messages 300 --concurrency 10
+  multi-room: --mr-users 100 --rooms 50 --members 10 --mr-messages 1000 --mr-concurrency 20
+  --budget-seconds 120  no new sends after this long, per scenario`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      users: { type: 'string', default: '10' },
-      messages: { type: 'string', default: '300' },
-      concurrency: { type: 'string', default: '10' },
+      configs: { type: 'string', default: configurationNames.join(',') },
+      scenarios: { type: 'string', default: scenarioNames.join(',') },
+      quick: { type: 'boolean', default: false },
+      set: { type: 'string', multiple: true, default: [] },
+      users: { type: 'string' },
+      messages: { type: 'string' },
+      concurrency: { type: 'string' },
+      'mr-users': { type: 'string' },
+      rooms: { type: 'string' },
+      members: { type: 'string' },
+      'mr-messages': { type: 'string' },
+      'mr-concurrency': { type: 'string' },
       'budget-seconds': { type: 'string', default: '120' },
-      'up-runs': { type: 'string', default: '3' },
-      'no-stock': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
     },
   });
-  const options: ScenarioOptions = {
-    users: Number(values.users),
-    messages: Number(values.messages),
-    concurrency: Number(values.concurrency),
-    budgetMs: Number(values['budget-seconds']) * 1000,
-  };
-  const upRuns = Number(values['up-runs']);
-  for (const [name, value] of Object.entries({ ...options, upRuns })) {
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const size = (name: keyof typeof values, full: number, quick: number): number => {
+    const given = values[name];
+    const value = typeof given === 'string' ? Number(given) : values.quick ? quick : full;
     if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
+    return value;
+  };
+  const budgetMs = size('budget-seconds', 120, 120) * 1000;
+  const sizes: Sizes = {
+    oneRoom: { users: size('users', 10, 5), messages: size('messages', 300, 60), concurrency: size('concurrency', 10, 10), budgetMs },
+    multiRoom: {
+      users: size('mr-users', 100, 20),
+      rooms: size('rooms', 50, 10),
+      membersPerRoom: size('members', 10, 5),
+      messages: size('mr-messages', 1000, 200),
+      concurrency: size('mr-concurrency', 20, 10),
+      budgetMs,
+    },
+  };
+  if (sizes.multiRoom.membersPerRoom < 2 || sizes.multiRoom.membersPerRoom > sizes.multiRoom.users) {
+    throw new Error('--members must be at least 2 and at most --mr-users');
+  }
+  const configurations = listOption('configs', values.configs, configurationNames);
+  const scenarios = listOption('scenarios', values.scenarios, scenarioNames);
+
+  const startedAt = new Date();
+  const loadAtStart = loadavg();
+  const measurements: Measurement[] = [];
+  const upSeconds: Array<[ConfigurationName, number]> = [];
+  for (const configuration of configurations) {
+    const measured = await measureConfiguration(configuration, scenarios, sizes, values.set);
+    measurements.push(...measured.measurements);
+    upSeconds.push([configuration, measured.upSeconds]);
   }
 
-  const mxstack = await benchmarkMxstack(options, upRuns);
-  const results = [mxstack.scenario];
-  if (!values['no-stock']) results.push(await benchmarkStock(options));
-
-  console.log(`\nOne room, ${options.users} sending users + 1 receiving client, ${options.messages} messages, ${options.concurrency} in flight`);
-  console.log('(mxstack through its router; the stock Synapse directly, it has no router)\n');
-  console.log(formatTable(results));
-  console.log('\nmxstack up -> healthy:');
-  mxstack.upSeconds.forEach((seconds, index) =>
-    console.log(`  run ${index + 1} (${index === 0 ? 'fresh state directory' : 'existing state directory'}): ${seconds.toFixed(1)} s`),
-  );
+  console.log(`\nmessaging benchmark, ${startedAt.toISOString()} -> ${new Date().toISOString()}, load ${loads(loadAtStart)} -> ${loads(loadavg())}`);
+  if (values.set.length > 0) console.log(`extra values on the mxstack configurations: ${values.set.join(' ')}`);
+  console.log('mxstack through its router; stock Synapse directly (it has no router). Configurations ran one after the other.\n');
+  for (const scenario of scenarios) {
+    console.log(scenarioReport(scenario, measurements.filter((measurement) => measurement.scenario === scenario), sizes));
+    console.log('');
+  }
+  console.log(timeSpentReport(measurements));
+  console.log(`\nup -> healthy: ${upSeconds.map(([configuration, seconds]) => `${configuration} ${seconds.toFixed(1)} s`).join(', ')}`);
 }
 
 await main();

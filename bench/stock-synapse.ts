@@ -20,6 +20,8 @@ export interface StockSynapse {
   serverName: string;
   /** Registers a user with the generated registration_shared_secret; returns the user id. */
   registerAdmin(localpart: string, password: string): Promise<string>;
+  /** The process id of each program's outermost process (its namespace wrapper), for CPU accounting. */
+  processRoots(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -169,7 +171,9 @@ export async function startStockSynapse(runtimeDir: string, postgresqlBin: strin
       if (!response.ok || !answer.user_id) throw new Error(`stock admin registration answered ${response.status} ${answer.errcode ?? ''}`);
       return answer.user_id;
     };
-    return { baseUrl, serverName, registerAdmin, stop };
+    const [postgresProcess] = children;
+    const processRoots = () => Object.fromEntries(([['postgresql', postgresProcess?.pid], ['synapse', synapseProcess.pid]] as const).flatMap(([name, pid]) => (pid !== undefined ? [[name, pid]] : [])));
+    return { baseUrl, serverName, registerAdmin, processRoots, stop };
   } catch (error) {
     for (const child of [...children].reverse()) await stopProcess(child);
     throw new Error(`stock Synapse did not start (logs kept in ${hostDir}): ${(error as Error).message}`);

@@ -557,6 +557,12 @@ export const valuesSchema = Type.Object(
         workMem: formatted('work_mem.', 'postgresqlMemory', '8MB'),
         walLevel: strEnum('wal_level (minimal is refused: it rules out replication and point-in-time recovery).', ['replica', 'logical', 'minimal'], 'replica'),
         logMinDurationStatement: int('Log statements slower than this many ms (-1 off).', 1000),
+        commitDelay: int(
+          'commit_delay in microseconds: group commit. A committing transaction waits this long so commits arriving meanwhile share one WAL flush; durability is unchanged (synchronous_commit stays on). 0: off.',
+          0,
+          { minimum: 0, maximum: 100000 },
+        ),
+        commitSiblings: int('commit_siblings: commit_delay applies only while at least this many other transactions are open.', 5, { minimum: 0, maximum: 1000 }),
       }),
       resources: resources('100m', '256Mi', '2', '1Gi'),
     }),

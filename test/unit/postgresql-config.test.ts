@@ -24,6 +24,8 @@ test('settings come from values, address and port from the placement', () => {
     work_mem: '16MB',
     wal_level: 'logical',
     log_min_duration_statement: -1,
+    commit_delay: 0,
+    commit_siblings: 5,
     password_encryption: 'scram-sha-256',
     log_destination: 'stderr',
     logging_collector: 'off',
@@ -85,7 +87,7 @@ test('the real PostgreSQL 18 initialises with these arguments and reads the gene
   }
   const scratch = rootfsScratch('postgresql-config');
   t.after(scratch.remove);
-  const stack = localStack({ postgresql: { config: { sharedBuffers: '128MB', walLevel: 'logical' } } }, scratch.inside, 44000 + (process.pid % 200) * 10);
+  const stack = localStack({ postgresql: { config: { sharedBuffers: '128MB', walLevel: 'logical', commitDelay: 300, commitSiblings: 3 } } }, scratch.inside, 44000 + (process.pid % 200) * 10);
   writeFiles(scratch.outside, { 'mxstack.conf': renderPostgresqlConf(stack), pwfile: 'initdb-test-password\n' });
 
   const owner = statSync(join(runtimeRootfs, 'var/lib/postgresql'));
@@ -116,6 +118,8 @@ test('the real PostgreSQL 18 initialises with these arguments and reads the gene
     work_mem: String(8 * 1024),
     wal_level: 'logical',
     log_min_duration_statement: '1000',
+    commit_delay: '300',
+    commit_siblings: '3',
     password_encryption: 'scram-sha-256',
     max_connections: '100',
   };

@@ -19,7 +19,7 @@ export const cloudnativePgApiVersion = 'postgresql.cnpg.io/v1';
 type Tree = Record<string, unknown>;
 
 /** The parameters CloudNativePG lets a Cluster set (it owns listen_addresses, port, logging and replication). */
-const passedParameters = ['max_connections', 'shared_buffers', 'effective_cache_size', 'maintenance_work_mem', 'work_mem', 'log_min_duration_statement', 'wal_level'];
+const passedParameters = ['max_connections', 'shared_buffers', 'effective_cache_size', 'maintenance_work_mem', 'work_mem', 'log_min_duration_statement', 'wal_level', 'commit_delay', 'commit_siblings'];
 
 /** Settings of the postgresql group that have no place in a Cluster: the operator builds the instance pods. */
 const podOnlySettings: WorkloadKey[] = ['extraContainers', 'extraInitContainers', 'extraVolumes', 'extraVolumeMounts', 'hostAliases', 'runtimeClassName', 'podSecurityContext', 'containerSecurityContext', 'livenessProbe', 'readinessProbe', 'startupProbe', 'terminationGracePeriodSeconds'];

@@ -25,6 +25,8 @@ export function postgresqlSettings(stack: Stack): Record<string, string | number
     work_mem: checkedSize('workMem', config.workMem),
     wal_level: config.walLevel,
     log_min_duration_statement: config.logMinDurationStatement,
+    commit_delay: config.commitDelay,
+    commit_siblings: config.commitSiblings,
     password_encryption: 'scram-sha-256',
     log_destination: 'stderr',
     logging_collector: 'off',
