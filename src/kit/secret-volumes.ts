@@ -20,3 +20,11 @@ export function projectedSecretVolume(name: string, files: { ref: SecretRef; fil
   const sources: IVolumeProjection[] = [...itemsBySecret].map(([secretName, items]) => ({ secret: { name: secretName, items } }));
   return { name, projected: { defaultMode: secretFileMode, sources } };
 }
+
+/** A `kubernetes.io/tls` Secret as the two files `tls.crt` and `tls.key` (the Secret type's own keys). */
+export function tlsSecretVolume(name: string, secretName: string | undefined): IVolume {
+  return {
+    name,
+    secret: { secretName, defaultMode: secretFileMode, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
+  };
+}

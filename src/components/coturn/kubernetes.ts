@@ -22,6 +22,7 @@ import {
   standardProbes,
 } from '../../kit/pod-security.js';
 import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
+import { tlsSecretVolume } from '../../kit/secret-volumes.js';
 import { renderTurnserverConf } from './config.js';
 
 /** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
@@ -142,10 +143,7 @@ function coturnVolumes(stack: Stack): IVolume[] {
     emptyDirVolume('tmp'),
   ];
   if (coturn.tls.enabled && coturn.tls.secretName) {
-    volumes.push({
-      name: 'tls',
-      secret: { secretName: coturn.tls.secretName, defaultMode: 0o440, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
-    });
+    volumes.push(tlsSecretVolume('tls', coturn.tls.secretName));
   }
   return volumes;
 }

@@ -7,13 +7,13 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import type { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { Stack, ComponentName } from '../../stack/model.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { clusterIpService, objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
 import { emptyDirVolume, httpGetProbe, resourceRequirements, standardProbes } from '../../kit/pod-security.js';
 import { configuredDeployment, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
+import { tlsSecretVolume } from '../../kit/secret-volumes.js';
 import { routerConfigFiles } from './config.js';
 
 /** The component's name in the registry (stack/model.ts's componentNames): labels, object names. */
@@ -31,13 +31,6 @@ const writableDirs = [
 const federationTlsVolume = 'federation-tls';
 
 /** The federation listener's kubernetes.io/tls Secret (a refusal guarantees the name when the listener is on). */
-function federationTlsVolumeOf(secretName: string | undefined): IVolume {
-  return {
-    name: federationTlsVolume,
-    secret: { secretName, defaultMode: 0o440, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
-  };
-}
-
 function routerContainer(stack: Stack): IContainer {
   const { router } = stack.values;
   const { ports, paths } = stack.placement;
@@ -74,7 +67,7 @@ function routerDeployment(stack: Stack, configFiles: Record<string, string>): De
     replicas: router.replicaCount,
     containers: [routerContainer(stack)],
     volumes: [
-      ...(router.federation.enabled ? [federationTlsVolumeOf(router.federation.tls.secretName)] : []),
+      ...(router.federation.enabled ? [tlsSecretVolume(federationTlsVolume, router.federation.tls.secretName)] : []),
       ...writableDirs.map(({ name }) => emptyDirVolume(name)),
     ],
   });
