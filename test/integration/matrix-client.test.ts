@@ -160,7 +160,7 @@ test('down then up: users, rooms and messages are still there', { timeout: 1_300
   assert.equal(again.userId, bob.userId);
 });
 
-test('kill -9 of Synapse while a client sends: it comes back and every acknowledged message is kept', { timeout: 300_000 }, async () => {
+test('kill -9 of Synapse while a client sends: it comes back and every acknowledged message is kept', { timeout: 300_000 }, async (t) => {
   const synapseBefore = (await stack.readStatus()).components.synapse;
   assert.ok(synapseBefore?.pid, 'status reports the Synapse pid');
   const acknowledged: string[] = [];
@@ -189,8 +189,10 @@ test('kill -9 of Synapse while a client sends: it comes back and every acknowled
       killed = true;
     }
   }
-  // With workers, sends go to the event creator and persister: the main process's death need not fail one.
-  if (workersPreset === 'none') assert.ok(failedAttempts > 0, 'the kill should have made at least one send fail');
+  // Whether a send fails depends on timing: HAProxy retries a refused connection, and an idle machine
+  // restarts Synapse within those retries (with workers, sends need not touch the main process at all).
+  // The kill itself is proven below: a new pid and one more restart.
+  t.diagnostic(`sends that failed and were retried: ${failedAttempts}`);
 
   const synapseAfter = await waitUntil('Synapse restarted by the supervisor', 120_000, async () => {
     const synapse = (await stack.readStatus()).components.synapse;

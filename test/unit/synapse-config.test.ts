@@ -131,11 +131,24 @@ function keysDeep(value: unknown): string[] {
 }
 
 /**
- * Where the schema contradicts Synapse itself: it types email.smtp_port as a string, but its own example
- * is 587 and Synapse hands the port to Twisted's HostnameEndpoint, which wants an integer.
+ * Where the schema contradicts Synapse itself:
+ * - it types email.smtp_port as a string, but its own example is 587 and Synapse hands the port to Twisted's
+ *   HostnameEndpoint, which wants an integer;
+ * - it types each stream_writers entry as one worker name, but Synapse's docs/workers.md ("An example
+ *   stream_writers configuration with multiple writers", test/fixtures/synapse/workers-v1.157.1.md) shards
+ *   a stream over a list of writers, as the large preset's event persisters do.
  */
 const isKnownSchemaDefect = (error: ErrorObject, config: Tree) =>
-  error.instancePath === '/email/smtp_port' && error.keyword === 'type' && Number.isInteger((config.email as Tree).smtp_port);
+  (error.instancePath === '/email/smtp_port' && error.keyword === 'type' && Number.isInteger((config.email as Tree).smtp_port)) ||
+  (error.instancePath.startsWith('/stream_writers/') && error.keyword === 'type' && isListOfNames(streamWriterEntry(config, error.instancePath)));
+
+function streamWriterEntry(config: Tree, instancePath: string): unknown {
+  return (config.stream_writers as Tree | undefined)?.[instancePath.slice('/stream_writers/'.length)];
+}
+
+function isListOfNames(value: unknown): boolean {
+  return Array.isArray(value) && value.length > 0 && value.every((name) => typeof name === 'string');
+}
 
 function schemaErrors(config: Tree): ErrorObject[] {
   const { validate } = loadSynapseSchema();
