@@ -15,8 +15,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
-import { runCliAsync } from '../support/local-stack.js';
-import { createTestNamespace, kubectl, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
+import { kubectlOk as kubectlOkOn, mxstackOkOn } from '../support/kubernetes-e2e.js';
+import { createTestNamespace, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
 import { loadTestImages } from '../support/test-images.js';
 
 const availability = await testCluster();
@@ -37,17 +37,8 @@ function log(line: string): void {
   process.stderr.write(`[kubernetes gitops] ${line}\n`);
 }
 
-async function kubectlOk(args: readonly string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
-  const result = await kubectl(cluster, args, options);
-  assert.equal(result.exitCode, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function mxstackOk(args: string[]): Promise<string> {
-  const result = await runCliAsync(args, { timeoutMs: 300_000, env: { KUBECONFIG: cluster.kubeconfig } });
-  assert.equal(result.status, 0, `mxstack ${args.join(' ')} exited ${result.status}:\n${result.stderr}`);
-  return result.stdout;
-}
+const kubectlOk = (args: readonly string[], options: { stdin?: string; timeoutMs?: number } = {}) => kubectlOkOn(cluster, args, options);
+const mxstackOk = (args: string[]) => mxstackOkOn(cluster, args, 300_000);
 
 function valuesFile(smtpHost: string): string {
   const file = join(workDir, 'values.yaml');

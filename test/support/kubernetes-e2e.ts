@@ -35,7 +35,7 @@ export class E2eSuite {
   }
 }
 
-export async function kubectlOk(cluster: TestCluster, args: readonly string[], options: { timeoutMs?: number } = {}): Promise<string> {
+export async function kubectlOk(cluster: TestCluster, args: readonly string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
   const result = await kubectl(cluster, args, options);
   assert.equal(result.exitCode, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
   return result.stdout;
