@@ -30,6 +30,11 @@ const ownedKeyGroups: { keys: string[]; reason: string }[] = [
     reason: 'the signing key is the server\'s identity and comes from a Secret; use synapse.signingKey.existingSecret.',
   },
   {
+    keys: ['ip_range_whitelist', 'ip_range_blacklist', 'federation_ip_range_blacklist'],
+    reason:
+      'the ranges Synapse may send requests to are values the NetworkPolicies follow; use synapse.server.federation.ipRangeWhitelist and synapse.server.federation.ipRangeBlacklist (ip_range_blacklist replaces the deprecated federation_ip_range_blacklist).',
+  },
+  {
     keys: [
       'worker_app',
       'worker_name',

@@ -348,6 +348,15 @@ export const valuesSchema = Type.Object(
           customCa: optStr(
             'CA certificates (PEM, one or more) that other servers\' federation certificates are verified against (Synapse\'s federation_custom_ca_list). They replace the system\'s trusted CAs for federation: for a private federation of servers with certificates from your own CA.',
           ),
+          ipRangeWhitelist: formattedList(
+            'Addresses or CIDR ranges Synapse may reach even though ipRangeBlacklist covers them (Synapse\'s ip_range_whitelist): the private addresses of a private federation\'s servers. Like Synapse\'s option it applies to every outgoing request of Synapse\'s own HTTP clients: other servers, push gateways, identity servers. With networkPolicy.enabled the federation egress policy allows these ranges too (TCP 443 and 8448).',
+            'addressOrCidr',
+          ),
+          ipRangeBlacklist: Type.Optional(
+            Type.Array(formatted('Ranges Synapse never sends requests to.', 'addressOrCidr'), {
+              description: 'Addresses or CIDR ranges Synapse never sends federation, push or identity-server requests to (Synapse\'s ip_range_blacklist; default: Synapse\'s own list of private, loopback, link-local and other special-purpose ranges, the same list as urlPreviews.ipRangeBlacklist). Synapse always adds 0.0.0.0 and ::. Narrowing it does not open NetworkPolicies: allow private peers with ipRangeWhitelist.',
+            }),
+          ),
         }),
       }),
     }),

@@ -14,6 +14,8 @@ import { loadValues } from '../../src/values/load.js';
 import { splitServerName } from '../../src/values/derived.js';
 import { renderRouterConfig, routerConfigFiles } from '../../src/components/router/config.js';
 import { renderHomeserverConfig, synapseConfigFiles, federationCaFile } from '../../src/components/synapse/config.js';
+import { renderWorkerConfig } from '../../src/components/synapse/workers.js';
+import { workerProcesses } from '../../src/values/worker-pools.js';
 import { renderWellKnownServer } from '../../src/components/wellknown/config.js';
 import { renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { publicHosts } from '../../src/targets/kubernetes/public-routes.js';
@@ -74,6 +76,61 @@ test('the custom CA is written beside homeserver.yaml and listed in federation_c
   const without = kubernetesStack();
   assert.equal('federation_custom_ca_list' in renderHomeserverConfig(without), false);
   assert.equal(federationCaFile in synapseConfigFiles(without), false);
+});
+
+test('ipRangeWhitelist and ipRangeBlacklist reach homeserver.yaml, which the main process and every worker read', () => {
+  const ranges = { ipRangeWhitelist: ['10.20.0.0/16', '192.168.7.7', 'fd00:1::/64'], ipRangeBlacklist: ['10.0.0.0/8', '::1/128'] };
+  for (const stack of [
+    kubernetesStack({ synapse: { server: { federation: ranges } } }),
+    localStack({ synapse: { server: { federation: ranges }, workers: { preset: 'small' } } }, '/tmp/mxstack-federation'),
+  ]) {
+    const config = renderHomeserverConfig(stack);
+    assert.deepEqual(config.ip_range_whitelist, ranges.ipRangeWhitelist);
+    assert.deepEqual(config.ip_range_blacklist, ranges.ipRangeBlacklist);
+    // The workers are started with homeserver.yaml and their own file, which must not override the ranges.
+    for (const worker of workerProcesses(stack.values)) {
+      const own = renderWorkerConfig(stack, worker);
+      assert.equal('ip_range_whitelist' in own || 'ip_range_blacklist' in own, false, worker.name);
+    }
+  }
+  // Unset: Synapse's own defaults (its DEFAULT_IP_RANGE_BLOCKLIST, no whitelist), nothing written.
+  const defaults = renderHomeserverConfig(kubernetesStack());
+  assert.equal('ip_range_whitelist' in defaults, false);
+  assert.equal('ip_range_blacklist' in defaults, false);
+  // An explicitly empty blacklist is written (it is not Synapse's default).
+  assert.deepEqual(renderHomeserverConfig(kubernetesStack({ synapse: { server: { federation: { ipRangeBlacklist: [] } } } })).ip_range_blacklist, []);
+});
+
+test('the ranges are refused in additionalConfig (the NetworkPolicies follow the values keys) and must be addresses or CIDRs', () => {
+  for (const key of ['ip_range_whitelist', 'ip_range_blacklist', 'federation_ip_range_blacklist']) {
+    assert.throws(
+      () => loadValues({ base: { synapse: { additionalConfig: { [key]: ['10.0.0.0/8'] } } } }),
+      (error: Error) => error.message.includes(`synapse.additionalConfig.${key}`) && error.message.includes('synapse.server.federation.ipRangeWhitelist'),
+    );
+  }
+  assert.throws(
+    () => loadValues({ base: { synapse: { server: { federation: { ipRangeBlacklist: ['intranet'] } } } } }),
+    (error: Error) => error.message.includes('synapse.server.federation.ipRangeBlacklist[0]') && error.message.includes('CIDR'),
+  );
+});
+
+test('Kubernetes: the federation egress policy of the main process and of every worker pool allows the whitelisted ranges on 443 and 8448', () => {
+  const policiesOf = (values: Record<string, unknown>) =>
+    renderKubernetesObjects(kubernetesStack({ ...values, networkPolicy: { enabled: true } })).filter(
+      (o): o is typeof o & INetworkPolicy => o.kind === 'NetworkPolicy' && (o.metadata?.name ?? '').endsWith('-to-federation'),
+    );
+  const cidrsOf = (policy: INetworkPolicy) => (policy.spec?.egress ?? []).flatMap((rule) => (rule.to ?? []).map((peer) => peer.ipBlock?.cidr));
+  const plain = policiesOf({ synapse: { server: { name: 'example.org' }, workers: { preset: 'small' } } });
+  assert.equal(plain.length, 2, plain.map((p) => p.metadata?.name).join(', '));
+  for (const policy of plain) assert.deepEqual(cidrsOf(policy), ['0.0.0.0/0', '2000::/3']);
+  const whitelisted = policiesOf({ synapse: { server: { name: 'example.org', federation: { ipRangeWhitelist: ['10.20.0.0/16', '192.168.7.7', 'fd00:1::5'] } }, workers: { preset: 'small' } } });
+  assert.deepEqual(whitelisted.map((p) => p.metadata?.name).sort(), plain.map((p) => p.metadata?.name).sort());
+  for (const policy of whitelisted) {
+    assert.deepEqual(cidrsOf(policy), ['0.0.0.0/0', '2000::/3', '10.20.0.0/16', '192.168.7.7/32', 'fd00:1::5/128'], policy.metadata?.name);
+    assert.deepEqual(policy.spec?.egress?.[0]?.ports, [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 8448 }]);
+  }
+  // Federation off: no federation egress, whatever the whitelist says.
+  assert.deepEqual(policiesOf({ synapse: { server: { name: 'example.org', federation: { enabled: false, ipRangeWhitelist: ['10.20.0.0/16'] } } } }), []);
 });
 
 const sectionOf = (cfg: string, header: string): string[] | undefined =>

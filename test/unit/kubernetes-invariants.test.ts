@@ -498,7 +498,10 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
   const mediaPool = 'synapse-media-repository';
   const previewer = synapseProcesses.includes(mediaPool) ? mediaPool : 'synapse';
   const mailers = ['synapse', 'synapse-pusher'];
-  const previewsReach = (ip: string) => server.urlPreviews.enabled && server.urlPreviews.ipRangeWhitelist.some((range) => cidrContains(range.includes('/') ? range : `${range}/${range.includes(':') ? 128 : 32}`, ip));
+  const covers = (ranges: string[], ip: string) => ranges.some((range) => cidrContains(range.includes('/') ? range : `${range}/${range.includes(':') ? 128 : 32}`, ip));
+  const previewsReach = (ip: string) => server.urlPreviews.enabled && covers(server.urlPreviews.ipRangeWhitelist, ip);
+  // Every Synapse process federates; synapse.server.federation.ipRangeWhitelist opens private peers on the federation ports.
+  const federationReach = (ip: string, port: number) => server.federation.enabled && [443, 8448].includes(port) && covers(server.federation.ipRangeWhitelist, ip);
   for (const from of releaseSources) {
     const isMain = from.name === 'synapse';
     const isProcess = synapseProcesses.includes(from.name);
@@ -512,12 +515,15 @@ function flowCases(r: Render, net: ReleaseNetwork, components: Workload[]): Flow
       add(from, internet, 80, 'TCP', previews);
       add(from, internet, 40000, 'UDP', from.name === 'coturn');
     }
-    for (const port of [80, 443, 8448]) add(from, external('cloud metadata', cloudMetadata), port, 'TCP', from.name === previewer && port !== 8448 && previewsReach(cloudMetadata));
+    for (const port of [80, 443, 8448]) {
+      add(from, external('cloud metadata', cloudMetadata), port, 'TCP', (previews && port !== 8448 && previewsReach(cloudMetadata)) || (isProcess && federationReach(cloudMetadata, port)));
+      add(from, external('private peer', privateAddress), port, 'TCP', (previews && port !== 8448 && previewsReach(privateAddress)) || (isProcess && federationReach(privateAddress, port)));
+    }
     add(from, external('private peer', privateAddress), 40000, 'UDP', false);
     // coturn may relay to its own announced addresses (external-ip "public[/private]").
     for (const own of v.coturn.enabled ? (v.coturn.externalIP?.split('/') ?? []) : []) add(from, external('coturn itself', own), 40000, 'UDP', from.name === 'coturn');
     const databasePort = typeof v.synapse.database.port === 'number' ? v.synapse.database.port : 5432;
-    add(from, external('external database', privateAddress), databasePort, 'TCP', (isProcess && v.synapse.database.external) || (from.name === previewer && previewsReach(privateAddress) && [80, 443].includes(databasePort)));
+    add(from, external('external database', privateAddress), databasePort, 'TCP', (isProcess && v.synapse.database.external) || (previews && previewsReach(privateAddress) && [80, 443].includes(databasePort)) || (isProcess && federationReach(privateAddress, databasePort)));
     if (server.email.enabled) add(from, smtp, server.email.smtpPort, 'TCP', mailers.includes(from.name));
     if (server.sso.enabled && peerConfigured(np.egress.sso)) add(from, net.identityProvider, 9091, 'TCP', isMain);
   }
@@ -598,6 +604,14 @@ test('with workers the flows of issue 16 are among the cases checked, and only t
   expectAllowed('synapse>identity-provider/9091', true);
   expectAllowed('synapse-client-reader>identity-provider/9091', false);
   expectAllowed('router>redis/6379', false);
+  // synapse.server.federation.ipRangeWhitelist: every process reaches the whitelisted private peer on the federation ports, nothing else does.
+  for (const pool of ['', '-federation-sender', '-event-creator', '-federation-reader']) {
+    expectAllowed(`synapse${pool}>private peer/8448`, true);
+    expectAllowed(`synapse${pool}>private peer/443`, true);
+  }
+  expectAllowed('synapse-federation-sender>private peer/80', false);
+  expectAllowed('router>private peer/8448', false);
+  expectAllowed('synapse-federation-sender>cloud metadata/8448', false);
 });
 
 test('with 2FA the auth flows are among the cases checked: sign-in port from router and Synapse, admin port from nobody', () => {

@@ -71,6 +71,9 @@ function federationConfig(stack: Stack): Config {
     suppress_key_server_warning: true,
     ...(whitelist !== undefined ? { federation_domain_whitelist: whitelist } : {}),
     ...(federation.customCa !== undefined ? { federation_custom_ca_list: [posix.join(stack.placement.paths.synapseConfigDir, federationCaFile)] } : {}),
+    // Unset, Synapse's own default list applies (the same ranges as upstreamUrlPreviewIpRangeBlacklist).
+    ...(federation.ipRangeBlacklist !== undefined ? { ip_range_blacklist: [...federation.ipRangeBlacklist] } : {}),
+    ...(federation.ipRangeWhitelist.length > 0 ? { ip_range_whitelist: [...federation.ipRangeWhitelist] } : {}),
   };
 }
 

@@ -256,8 +256,10 @@ function smtpEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): Networ
   return f.egress(pods, 'smtp', [{ ipBlock: { cidr: stack.values.networkPolicy.egress.smtpCidr } }], [tcp(email.smtpPort)]);
 }
 
-function federationEgress(f: PolicyFactory, pods: string | Pods): NetworkPolicy {
-  return f.egress(pods, 'federation', publicInternet, [tcp(443), tcp(8448)]);
+/** Other servers on public addresses, plus the private ranges synapse.server.federation.ipRangeWhitelist lets Synapse reach. */
+function federationEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): NetworkPolicy {
+  const allowedPrivate: Peer[] = stack.values.synapse.server.federation.ipRangeWhitelist.map((range) => ({ ipBlock: { cidr: asCidr(range) } }));
+  return f.egress(pods, 'federation', [...publicInternet, ...allowedPrivate], [tcp(443), tcp(8448)]);
 }
 
 function urlPreviewEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): NetworkPolicy {
@@ -270,7 +272,7 @@ function synapseOutbound(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
   const egressValues = stack.values.networkPolicy.egress;
   const policies: NetworkPolicy[] = [];
   if (server.email.enabled) policies.push(smtpEgress(stack, f, 'synapse'));
-  if (server.federation.enabled) policies.push(federationEgress(f, 'synapse'));
+  if (server.federation.enabled) policies.push(federationEgress(stack, f, 'synapse'));
   // With a media repository pool the main process has no media repository (enable_media_repo: false), hence no previews.
   if (server.urlPreviews.enabled && !workerGroups(stack).previewers) policies.push(urlPreviewEgress(stack, f, 'synapse'));
   if (server.sso.enabled) {
@@ -349,7 +351,7 @@ function workerFlows(stack: Stack, f: PolicyFactory): NetworkPolicy[] {
     ...f.releaseFlow(workers, 'synapse', [tcp(stack.placement.ports.synapseReplication)]),
     ...(writers ? [...f.releaseFlow('synapse', writers, [tcp(replication)]), ...f.releaseFlow(workers, writers, [tcp(replication)])] : []),
     ...(stack.values.synapse.metrics.enabled ? [f.ingress(workers, 'prometheus', prometheus, [tcp(metrics)])] : []),
-    ...(server.federation.enabled ? [federationEgress(f, workers)] : []),
+    ...(server.federation.enabled ? [federationEgress(stack, f, workers)] : []),
     ...(server.email.enabled && mailers ? [smtpEgress(stack, f, mailers)] : []),
     ...(server.urlPreviews.enabled && previewers ? [urlPreviewEgress(stack, f, previewers)] : []),
   ];
