@@ -13,12 +13,15 @@
  * localhost. Not `127.0.0.1:<port>`: Synapse checks IP-literal server names against ip_range_blacklist
  * without its whitelist, so loopback literals are always refused. Synapse does refuse loopback addresses
  * by default (ip_range_blacklist) for resolved names too: the test allows 127.0.0.1 and ::1 through
- * synapse.additionalConfig.ip_range_whitelist, lists both names in federation.domainWhitelist and empties
+ * synapse.server.federation.ipRangeWhitelist, lists both names in federation.domainWhitelist and empties
  * trustedKeyServers, so no request ever leaves this machine (keys are fetched from the servers themselves).
  *
  * MXSTACK_TEST_WORKERS_PRESET=small runs both stacks with that synapse.workers preset: then the federation
- * reader, inbound and sender pools take the traffic, and the test checks from their logs that federation
- * requests reached them through the router (the default, none, is two single Synapse processes).
+ * reader, inbound and sender pools take the traffic. The test checks from the access logs that the other
+ * server's requests reached the reader and inbound workers through the router, and from every Synapse
+ * process's Prometheus metrics that the federation sender, and no other process, sent the outgoing
+ * transactions (Synapse logs those only at DEBUG). With the default, none (two single Synapse processes),
+ * the same metric proves the main process sent them, so the counter the worker check reads is the right one.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,11 +68,10 @@ function federationValues(serverName: string, port: number, serverNames: string[
     synapse: {
       server: {
         name: serverName,
-        federation: { enabled: true, domainWhitelist: serverNames, trustedKeyServers: [], customCa: caPem },
+        // localhost resolves to 127.0.0.1 and ::1, and Synapse drops a whole lookup when any address is blocked.
+        federation: { enabled: true, domainWhitelist: serverNames, trustedKeyServers: [], customCa: caPem, ipRangeWhitelist: [`${loopbackAddress}/32`, '::1/128'] },
         turn: { enabled: false },
       },
-      // localhost resolves to 127.0.0.1 and ::1, and Synapse drops a whole lookup when any address is blocked.
-      additionalConfig: { ip_range_whitelist: [`${loopbackAddress}/32`, '::1/128'] },
       ...(workersPreset === 'none' ? {} : { workers: { preset: workersPreset } }),
     },
     router: { federation: { enabled: true, port, tls: { secretName: 'federation-tls' } } },
@@ -193,6 +195,45 @@ function requestLines(stack: LocalStackHandle, component: string, path: RegExp):
   const log = readFileSync(stateLayout(stack.stateDir).logFile(component), 'utf8');
   return log.split('\n').filter((line) => line.includes('synapse.access.') && path.test(line));
 }
+
+/** The sum of a counter's samples (every label set) in the Prometheus text of one Synapse process's metrics listener; 0 when it has none. */
+async function counterOf(stack: LocalStackHandle, component: string, counter: string): Promise<number> {
+  const port = stack.status.components[component]?.ports.metrics;
+  assert.ok(port, `${component} of ${stack.status.serverName} has a metrics listener`);
+  const response = await fetch(`http://${loopbackAddress}:${port}/_synapse/metrics`, { signal: AbortSignal.timeout(30_000) });
+  assert.equal(response.status, 200, `${component}'s metrics`);
+  const samples = (await response.text()).split('\n').filter((line) => line.startsWith(`${counter}{`) || line.startsWith(`${counter} `));
+  return samples.reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+/** Every Synapse process of a stack that has a metrics listener (the main process and each worker). */
+const synapseProcesses = (stack: LocalStackHandle): string[] =>
+  Object.entries(stack.status.components)
+    .filter(([name, report]) => (name === 'synapse' || name.startsWith('synapse-')) && report.ports.metrics !== undefined)
+    .map(([name]) => name);
+
+/** Synapse counts each transaction it sent to another server (PDUs and EDUs in one PUT /send) in the process that sent it. */
+const sentTransactions = 'synapse_federation_client_sent_transactions_total';
+const federationSender = 'synapse-federation-sender-1';
+
+test('outgoing transactions were sent by the federation sender pool with workers, by the main process without', { timeout: 180_000 }, async () => {
+  for (const stack of [one, two]) {
+    const processes = synapseProcesses(stack);
+    const sender = workersPreset === 'none' ? 'synapse' : federationSender;
+    assert.ok(processes.includes(sender), `${stack.status.serverName} runs ${sender} (its processes: ${processes.join(', ')})`);
+    // The receiver may show the events before the sender has counted the answered transaction: wait for the count.
+    const sent = await waitUntil(`${sender} of ${stack.status.serverName} counts its sent transactions`, 120_000, async () => {
+      const count = await counterOf(stack, sender, sentTransactions);
+      return count > 0 ? count : undefined;
+    }).catch(async (error: unknown) => {
+      const counts = await Promise.all(processes.map(async (name) => `${name}: ${await counterOf(stack, name, sentTransactions)}`));
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; ${sentTransactions} per process: ${counts.join(', ')}`);
+    });
+    for (const other of processes.filter((name) => name !== sender)) {
+      assert.equal(await counterOf(stack, other, sentTransactions), 0, `${other} of ${stack.status.serverName} sent no federation transaction (${sender} sent ${sent})`);
+    }
+  }
+});
 
 test('with workers, the federation pools answered the other server\'s requests', {
   timeout: 60_000,
