@@ -237,7 +237,7 @@ export const valuesSchema = Type.Object(
       workers: workersSchema(),
       mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),
       additionalConfig: freeform(
-        'Extra homeserver.yaml keys deep-merged last (no secrets here: it lands in a ConfigMap). The keys mxstack owns are refused, each with the setting to use instead: listeners, database, the secrets and their *_path files, the signing key, worker settings.',
+        'Extra homeserver.yaml keys deep-merged last (no secrets here: it lands in a ConfigMap). The keys mxstack owns are refused, each with the setting to use instead: listeners, database, the secrets and their *_path files, the signing key, worker settings, ip_range_whitelist and ip_range_blacklist (synapse.server.federation.ipRangeWhitelist, ipRangeBlacklist).',
       ),
       extraConfig: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The old chart\'s spelling of additionalConfig (merged under it).' })),
       server: group('Homeserver behaviour.', {

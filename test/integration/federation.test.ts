@@ -216,7 +216,7 @@ const synapseProcesses = (stack: LocalStackHandle): string[] =>
 const sentTransactions = 'synapse_federation_client_sent_transactions_total';
 const federationSender = 'synapse-federation-sender-1';
 
-test('outgoing transactions were sent by the federation sender pool with workers, by the main process without', { timeout: 180_000 }, async () => {
+test('outgoing transactions were sent by the federation sender pool with workers, by the main process without', { timeout: 180_000 }, async (t) => {
   for (const stack of [one, two]) {
     const processes = synapseProcesses(stack);
     const sender = workersPreset === 'none' ? 'synapse' : federationSender;
@@ -232,6 +232,7 @@ test('outgoing transactions were sent by the federation sender pool with workers
     for (const other of processes.filter((name) => name !== sender)) {
       assert.equal(await counterOf(stack, other, sentTransactions), 0, `${other} of ${stack.status.serverName} sent no federation transaction (${sender} sent ${sent})`);
     }
+    t.diagnostic(`${stack.status.serverName}: ${sender} sent ${sent} transactions; ${processes.length - 1} other Synapse processes sent none`);
   }
 });
 
