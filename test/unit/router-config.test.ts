@@ -65,11 +65,16 @@ test('the Synapse admin API is refused from outside unless router.exposeAdminApi
   assert.ok(open.includes('use_backend synapse if synapse_api || synapse_admin'));
 });
 
-test('Kubernetes: fully qualified Service names, re-resolved through the pod resolv.conf, checked on /health', () => {
+test('Kubernetes: fully qualified Service names, re-resolved through the pod resolv.conf; a Service is not health-checked but retried while it has no Ready pod', () => {
   const cfg = renderRouterConfig(kubernetesStack());
   assert.deepEqual(sectionOf(cfg, 'resolvers kubernetes'), ['parse-resolv-conf', 'hold valid 10s']);
-  assert.ok(sectionOf(cfg, 'backend synapse').includes('server synapse mxstack-synapse.matrix.svc.cluster.local:8008 check resolvers kubernetes init-addr last,libc,none'));
-  assert.ok(sectionOf(cfg, 'backend synapse').includes('http-check send meth GET uri /health'));
+  // Kubernetes sends a Service's traffic to Ready pods only: an HAProxy check of it only lags (a DOWN server answers 503 at once).
+  assert.deepEqual(sectionOf(cfg, 'backend synapse'), ['retries 60', 'retry-on conn-failure', 'server synapse mxstack-synapse.matrix.svc.cluster.local:8008 resolvers kubernetes init-addr last,libc,none']);
+  assert.ok(!sectionOf(cfg, 'backend element').some((line) => / check\b|httpchk/.test(line)), 'no check of the Element Service either');
+  // Locally each program is checked on its health path.
+  const local = renderRouterConfig(localStack());
+  assert.ok(sectionOf(local, 'backend synapse').includes('http-check send meth GET uri /health'));
+  assert.ok(sectionOf(local, 'backend synapse').some((line) => line.startsWith('server synapse ') && line.endsWith(' check')));
   assert.ok(sectionOf(cfg, 'backend element').some((line) => line.startsWith('server element mxstack-element.matrix.svc.cluster.local:8080 ')));
   const frontend = sectionOf(cfg, 'frontend matrix');
   assert.ok(frontend.includes('bind 0.0.0.0:8080'));
