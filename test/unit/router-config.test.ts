@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { renderRouterConfig, routerConfigFiles } from '../../src/components/router/config.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
+import { loadValues } from '../../src/values/load.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../../src/components/wellknown/config.js';
 import type { Stack } from '../../src/stack/model.js';
 import {
@@ -201,4 +203,10 @@ test('a running HAProxy serves well-known with CORS, proxies the Matrix API and 
   assert.equal(health.status, 200);
   const metrics = await fetchUntilUp(`http://127.0.0.1:${stack.placement.ports.routerMetrics}/metrics`);
   assert.match(await metrics.text(), /^haproxy_process_/m);
+});
+
+test('Kubernetes: the router rolls a new pod in before an old one stops (maxUnavailable 0, maxSurge 1)', () => {
+  const objects = renderKubernetesObjects(compileKubernetesStack(loadValues({ base: {} }), { release: 'mx', namespace: 'matrix' }));
+  const router = objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'mx-router') as unknown as { spec: { strategy: unknown } };
+  assert.deepEqual(router.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
 });
