@@ -350,8 +350,8 @@ test('router with 2FA: /auth and /auth/... to the auth component, nothing else; 
   assert.match(cfg, /^ {2}acl auth_component path \/auth$/m);
   assert.match(cfg, /^ {2}acl auth_component path_beg \/auth\/$/m);
   assert.match(cfg, /^ {2}use_backend auth if auth_component$/m);
-  assert.match(cfg, /^ {2}server auth mxstack-auth\.matrix\.svc\.cluster\.local:8090 check resolvers kubernetes/m);
-  assert.match(cfg, /http-check send meth GET uri \/health/);
+  assert.match(cfg, /^ {2}server auth mxstack-auth\.matrix\.svc\.cluster\.local:8090 resolvers kubernetes/m);
+  assert.match(cfg, /^backend auth\n(?: {2}.*\n)* {2}retries \d+\n/m, 'retried while the auth Service has no Ready pod');
   assert.doesNotMatch(renderRouterConfig(kubernetesStack()), /auth/);
 });
 

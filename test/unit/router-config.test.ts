@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { renderRouterConfig, routerConfigFiles } from '../../src/components/router/config.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
+import { loadValues } from '../../src/values/load.js';
 import { renderWellKnownClient, renderWellKnownServer } from '../../src/components/wellknown/config.js';
 import type { Stack } from '../../src/stack/model.js';
 import {
@@ -65,11 +67,16 @@ test('the Synapse admin API is refused from outside unless router.exposeAdminApi
   assert.ok(open.includes('use_backend synapse if synapse_api || synapse_admin'));
 });
 
-test('Kubernetes: fully qualified Service names, re-resolved through the pod resolv.conf, checked on /health', () => {
+test('Kubernetes: fully qualified Service names, re-resolved through the pod resolv.conf; a Service is not health-checked but retried while it has no Ready pod', () => {
   const cfg = renderRouterConfig(kubernetesStack());
   assert.deepEqual(sectionOf(cfg, 'resolvers kubernetes'), ['parse-resolv-conf', 'hold valid 10s']);
-  assert.ok(sectionOf(cfg, 'backend synapse').includes('server synapse mxstack-synapse.matrix.svc.cluster.local:8008 check resolvers kubernetes init-addr last,libc,none'));
-  assert.ok(sectionOf(cfg, 'backend synapse').includes('http-check send meth GET uri /health'));
+  // Kubernetes sends a Service's traffic to Ready pods only: an HAProxy check of it only lags (a DOWN server answers 503 at once).
+  assert.deepEqual(sectionOf(cfg, 'backend synapse'), ['retries 60', 'retry-on conn-failure', 'server synapse mxstack-synapse.matrix.svc.cluster.local:8008 resolvers kubernetes init-addr last,libc,none']);
+  assert.ok(!sectionOf(cfg, 'backend element').some((line) => / check\b|httpchk/.test(line)), 'no check of the Element Service either');
+  // Locally each program is checked on its health path.
+  const local = renderRouterConfig(localStack());
+  assert.ok(sectionOf(local, 'backend synapse').includes('http-check send meth GET uri /health'));
+  assert.ok(sectionOf(local, 'backend synapse').some((line) => line.startsWith('server synapse ') && line.endsWith(' check')));
   assert.ok(sectionOf(cfg, 'backend element').some((line) => line.startsWith('server element mxstack-element.matrix.svc.cluster.local:8080 ')));
   const frontend = sectionOf(cfg, 'frontend matrix');
   assert.ok(frontend.includes('bind 0.0.0.0:8080'));
@@ -196,4 +203,10 @@ test('a running HAProxy serves well-known with CORS, proxies the Matrix API and 
   assert.equal(health.status, 200);
   const metrics = await fetchUntilUp(`http://127.0.0.1:${stack.placement.ports.routerMetrics}/metrics`);
   assert.match(await metrics.text(), /^haproxy_process_/m);
+});
+
+test('Kubernetes: the router rolls a new pod in before an old one stops (maxUnavailable 0, maxSurge 1)', () => {
+  const objects = renderKubernetesObjects(compileKubernetesStack(loadValues({ base: {} }), { release: 'mx', namespace: 'matrix' }));
+  const router = objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'mx-router') as unknown as { spec: { strategy: unknown } };
+  assert.deepEqual(router.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
 });

@@ -313,3 +313,40 @@ test('synapse.additionalConfig merges into homeserver.yaml and refuses each key 
   // The old spelling is refused the same way (it is the same key).
   assert.match(refusal({ synapse: { server, extraConfig: { listeners: [] } } }), /^synapse\.additionalConfig\.listeners: /m);
 });
+
+test('workload labels and annotations reach Redis and every worker pool (StatefulSet, Deployment), global and per component', () => {
+  const workers: Tree = { server: { name: 'example.com' }, workers: { preset: 'large', pools: { sync: { autoscaling: { enabled: true } } } } };
+  const expectations = [
+    { label: 'example.com/owner', annotation: 'example.com/workload', where: 'global.workload' },
+    { label: 'example.com/synapse-owner', annotation: 'example.com/synapse-workload', where: 'synapse' },
+    { label: 'example.com/redis-owner', annotation: 'example.com/redis-workload', where: 'redis' },
+  ];
+  const objects = render({
+    global: { commonLabels: { 'example.com/release': 'matrix' }, workload: { labels: { 'example.com/owner': 'platform' }, annotations: { 'example.com/workload': 'yes' }, podLabels: { team: 'chat' } } },
+    synapse: { ...workers, labels: { 'example.com/synapse-owner': 'synapse' }, annotations: { 'example.com/synapse-workload': 'yes' } },
+    redis: { labels: { 'example.com/redis-owner': 'redis' }, annotations: { 'example.com/redis-workload': 'yes' } },
+  });
+  const workloadsOf = (prefix: string) => objects.filter((o) => ['Deployment', 'StatefulSet'].includes(o.kind) && o.metadata.name.startsWith(prefix));
+  const redis = workloadsOf('mx-redis');
+  const pools = workloadsOf('mx-synapse-');
+  assert.equal(redis.length, 1, 'Redis runs');
+  assert.ok(pools.some((o) => o.kind === 'StatefulSet') && pools.some((o) => o.kind === 'Deployment'), `named and nameless pools: ${pools.map((o) => o.metadata.name).join(', ')}`);
+  const check = (object: Plain, own: 'synapse' | 'redis') => {
+    const at = `${object.kind}/${object.metadata.name}`;
+    for (const { label, annotation, where } of expectations) {
+      const expected = where === 'global.workload' || where === own;
+      assert.equal(label in (object.metadata.labels ?? {}), expected, `${at}: label of ${where} ${expected ? 'present' : 'absent'}`);
+      assert.equal(annotation in (object.metadata.annotations ?? {}), expected, `${at}: annotation of ${where} ${expected ? 'present' : 'absent'}`);
+    }
+    assert.equal(object.metadata.labels['app.kubernetes.io/instance'], 'mx', `${at}: mxstack's labels stay`);
+    assert.equal(object.spec.template.metadata.labels.team, 'chat', `${at}: pod label`);
+  };
+  for (const object of redis) check(object, 'redis');
+  for (const object of pools) check(object, 'synapse');
+  // Services, autoscalers and budgets carry the release-wide commonLabels, like every other component's.
+  for (const object of objects.filter((o) => o.metadata.name.startsWith('mx-synapse-') || o.metadata.name.startsWith('mx-redis'))) {
+    assert.equal(object.metadata.labels['example.com/release'], 'matrix', `${object.kind}/${object.metadata.name}: commonLabels`);
+  }
+  assert.ok(objects.some((o) => o.kind === 'HorizontalPodAutoscaler'), 'an autoscaled pool');
+  assert.ok(objects.some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name.startsWith('mx-synapse-')), 'a pool budget');
+});

@@ -94,7 +94,6 @@ function redisDeployment(stack: Stack): Deployment {
     group: 'redis',
     component: redisComponent,
     uid: redisUid,
-    metadata: objectMeta(stack, redisComponent),
     configFiles: redisConfigData(stack),
     replicas: 1,
     // Never two at once: Synapse processes would split between two buses.

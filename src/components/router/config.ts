@@ -47,11 +47,30 @@ export function upstreamAddress(stack: Stack, host: string, port: number): strin
 }
 
 /**
- * In Kubernetes the router may start before Synapse's Service resolves: start with the server down and
- * keep resolving. Locally the hosts are addresses.
+ * Locally the hosts are addresses and HAProxy health-checks each program. In Kubernetes the server is a
+ * component's Service: the router may start before its name resolves (start without an address and keep
+ * resolving), and Kubernetes already sends the Service's traffic only to Ready pods, so an HAProxy check
+ * of the Service only lags behind it both ways: after a rollout the server stayed DOWN (503 at once) until
+ * `rise` checks passed, and checks that timed out against the pod going away marked it DOWN again seconds
+ * after the new pod served (the 503 blip after `mxstack upgrade`). Instead the server is always eligible and
+ * a refused connection (no Ready pod behind the Service, as while Synapse's single main process is
+ * recreated) is retried once a second for `serviceRetries`, so requests wait for the pod rather than fail.
  */
 function serverOptions(stack: Stack): string {
-  return stack.placement.target === 'kubernetes' ? 'check resolvers kubernetes init-addr last,libc,none' : 'check';
+  return stack.placement.target === 'kubernetes' ? 'resolvers kubernetes init-addr last,libc,none' : 'check';
+}
+
+/**
+ * Connection attempts to a Kubernetes Service with no Ready pod, about a second apart (HAProxy waits
+ * min(timeout connect, 1 s) before retrying the same server): long enough to bridge the recreation of
+ * Synapse's main process on an upgrade, short of the clients' own timeouts.
+ */
+export const serviceRetries = 60;
+
+/** Lines of a backend whose one server is a Kubernetes Service, or a local program checked on its health path. */
+function serviceBackendLines(stack: Stack, healthPath: string): string[] {
+  if (stack.placement.target === 'kubernetes') return [`retries ${serviceRetries}`, 'retry-on conn-failure'];
+  return ['option httpchk', `http-check send meth GET uri ${healthPath}`, 'http-check expect status 200'];
 }
 
 /**
@@ -228,7 +247,9 @@ function poolServerLines(stack: Stack, pool: WorkerPoolName): string[] {
   }
   return processes.map((worker) => {
     const address = workerAddress(stack, worker);
-    return `server ${worker.name} ${upstreamAddress(stack, address.host, address.http)} ${serverOptions(stack)}`;
+    // One pod each (not a Service): checked, so that a pool without a live process falls back to the main one.
+    const options = stack.placement.target === 'kubernetes' ? 'check resolvers kubernetes init-addr last,libc,none' : 'check';
+    return `server ${worker.name} ${upstreamAddress(stack, address.host, address.http)} ${options}`;
   });
 }
 
@@ -338,9 +359,7 @@ function backend(stack: Stack, name: string, address: string, healthPath: string
     header: `backend ${name}`,
     lines: [
       ...extraLines,
-      'option httpchk',
-      `http-check send meth GET uri ${healthPath}`,
-      'http-check expect status 200',
+      ...serviceBackendLines(stack, healthPath),
       `server ${name} ${address} ${serverOptions(stack)}`,
     ],
   };

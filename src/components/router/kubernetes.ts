@@ -65,6 +65,8 @@ function routerDeployment(stack: Stack, configFiles: Record<string, string>): De
     uid: routerUid,
     configFiles,
     replicas: router.replicaCount,
+    // The new pod serves before an old one stops: the router is the stack's one way in.
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
     containers: [routerContainer(stack)],
     volumes: [
       ...(router.federation.enabled ? [tlsSecretVolume(federationTlsVolume, router.federation.tls.secretName)] : []),

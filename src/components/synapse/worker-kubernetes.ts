@@ -27,7 +27,7 @@ import {
   resourceRequirements,
   standardProbes,
 } from '../../kit/pod-security.js';
-import { configuredPodTemplate, workloadImage } from '../../kit/workload.js';
+import { configuredPodTemplate, workloadImage, workloadMeta } from '../../kit/workload.js';
 import { kebabCase, poolMaxProcesses, poolReplicas, processesOf, workerPoolNames, workerPools, workerProcesses, type WorkerPoolName } from '../../values/worker-pools.js';
 import { workerConfigFile } from './workers.js';
 
@@ -146,14 +146,15 @@ function poolWorkload(stack: Stack, pool: WorkerPoolName, parts: WorkerPodParts)
   if (workerPools[pool].named) {
     return [
       new StatefulSet({
-        metadata: objectMeta(stack, component),
+        // The synapse group's workload labels and annotations, like the main process's Deployment.
+        metadata: workloadMeta(stack, 'synapse', component),
         spec: { replicas, serviceName: stack.objectName(component), podManagementPolicy: 'Parallel', selector, template },
       }),
     ];
   }
   const autoscaling = workers.pools[pool]?.autoscaling;
   const deployment = new Deployment({
-    metadata: objectMeta(stack, component),
+    metadata: workloadMeta(stack, 'synapse', component),
     // With an autoscaler the replica count is its to set: apply must not reset it.
     spec: { ...(autoscaling?.enabled ? {} : { replicas }), selector, template },
   });
