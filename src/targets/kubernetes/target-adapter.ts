@@ -61,6 +61,19 @@ function parseSecretObjects(output: string): SecretObject[] {
   return parsed.kind?.endsWith('List') ? parsed.items ?? [] : [parsed];
 }
 
+interface PodListObject {
+  items?: { metadata: { name: string; deletionTimestamp?: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+}
+
+/** The Ready pods of a `kubectl get pods -o json` answer, not being deleted, sorted by name. */
+export function readyPodNames(output: string): string[] {
+  const list = JSON.parse(output.trim() || '{}') as PodListObject;
+  return (list.items ?? [])
+    .filter((pod) => !pod.metadata.deletionTimestamp && (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'))
+    .map((pod) => pod.metadata.name)
+    .sort();
+}
+
 export class KubernetesTarget implements Target {
   readonly kind = 'kubernetes' as const;
   readonly description: string;
@@ -92,6 +105,24 @@ export class KubernetesTarget implements Target {
     } finally {
       forward.close();
     }
+  }
+
+  /** Runs `use` with a local port forwarded to one port of a pod, closed after. */
+  async withPodPort<T>(pod: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    const forward = await openPortForward(this.connection, `pod/${pod}`, port);
+    try {
+      return await use(forward.localPort);
+    } finally {
+      forward.close();
+    }
+  }
+
+  /** The names of the Ready pods carrying these labels, sorted (terminating pods are not Ready for this). */
+  async readyPods(labels: Record<string, string>): Promise<string[]> {
+    const selector = Object.entries(labels)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(',');
+    return readyPodNames((await runKubectl(getArgs(this.connection, ['pods'], { selector }))).stdout);
   }
 
   async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
