@@ -272,3 +272,15 @@ test('readyPodNames: Ready pods only, not those being deleted, sorted', () => {
   assert.deepEqual(readyPodNames(output), ['a', 'b']);
   assert.deepEqual(readyPodNames(''), []);
 });
+
+test('Kubernetes: a line per worker pool with its Ready pods; a pool without one fails', async () => {
+  const { env, target } = kubernetesEnvironment();
+  target.readyPods = async (labels) => (labels['app.kubernetes.io/name'] === 'synapse-pusher' ? [] : [`${labels['app.kubernetes.io/name']}-0`]);
+  const health = await env.componentHealth();
+  const pools = health.filter((line) => line.component.startsWith('synapse-'));
+  assert.equal(pools.length, 14, pools.map((line) => line.component).join(' '));
+  const sync = pools.find((line) => line.component === 'synapse-sync')!;
+  assert.deepEqual([sync.healthy, sync.detail], [true, 'deployment/mx-synapse-sync: 1 Ready pod(s) (synapse-sync-0).']);
+  const pusher = pools.find((line) => line.component === 'synapse-pusher')!;
+  assert.deepEqual([pusher.healthy, pusher.detail], [false, 'statefulset/mx-synapse-pusher has no Ready pod.']);
+});

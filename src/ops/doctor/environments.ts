@@ -12,7 +12,7 @@ import type { ComponentName, Stack } from '../../stack/model.js';
 import { components } from '../../components/registry.js';
 import { poolMaxProcesses, processesOf, workerPoolNames, workerPools, workerProcesses, workersEnabled } from '../../values/worker-pools.js';
 import { workerAddress } from '../../components/synapse/workers.js';
-import { kubernetesWorkerPorts, workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
+import { kubernetesWorkerPorts, runningPools, workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
 import type { ComponentHealth, DoctorEnvironment, MetricsProbe, WorkerEndpoint } from './checks.js';
 import { errorSentence, fail } from './report.js';
 import { parseTurnUri, TurnClient } from './turn-client.js';
@@ -187,6 +187,13 @@ export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespa
       for (const { name: component } of components.filter((c) => c.deployed(stack))) {
         const running = await target.isRunning(component);
         health.push({ component, healthy: running, detail: running ? `${target.workload(component)} has ready replicas.` : `${target.workload(component)} has no ready replica.` });
+      }
+      // Every worker pool: its Ready pods (the router falls back to the main process for a pool without one).
+      for (const pool of runningPools(stack)) {
+        const component = workerPoolComponent(pool);
+        const ready = await target.readyPods(stack.selectorLabels(component));
+        const workload = `${workerPools[pool].named ? 'statefulset' : 'deployment'}/${stack.objectName(component)}`;
+        health.push({ component, healthy: ready.length > 0, detail: ready.length > 0 ? `${workload}: ${ready.length} Ready pod(s) (${ready.join(', ')}).` : `${workload} has no Ready pod.` });
       }
       return health;
     },
