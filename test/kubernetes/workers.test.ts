@@ -97,7 +97,7 @@ function writeValues(routerPort: number): string {
 }
 
 interface PodList {
-  items: { metadata: { name: string; labels?: Record<string, string>; ownerReferences?: { kind: string }[] }; status: { phase: string; conditions?: { type: string; status: string }[] } }[];
+  items: { metadata: { name: string; uid: string; labels?: Record<string, string>; ownerReferences?: { kind: string }[] }; status: { phase: string; conditions?: { type: string; status: string }[] } }[];
 }
 
 async function podsOf(component: string): Promise<string[]> {
@@ -117,12 +117,13 @@ async function servletResponses(pod: string, servlet: string): Promise<number> {
 const syncResponses = (pod: string) => servletResponses(pod, 'SyncRestServlet');
 
 /** Every pod of the release but the Jobs', and whether it is Ready. */
-async function releasePods(): Promise<{ name: string; component: string; ready: boolean; phase: string }[]> {
+async function releasePods(): Promise<{ name: string; uid: string; component: string; ready: boolean; phase: string }[]> {
   const pods = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace!, '-o', 'json'])) as PodList;
   return pods.items
     .filter((pod) => pod.metadata.ownerReferences?.[0]?.kind !== 'Job')
     .map((pod) => ({
       name: pod.metadata.name,
+      uid: pod.metadata.uid,
       component: pod.metadata.labels?.['app.kubernetes.io/name'] ?? '',
       ready: pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
       phase: pod.status.phase,
@@ -246,18 +247,18 @@ test('backup, then restore brings it back: the earlier message is there, a later
   timings.backup = seconds(started);
   assert.ok(existsSync(archive));
   await sendText(sessions.alice!, facts.roomId!, 'after backup', 'workers-2');
-  const workerPodsBefore = new Set((await releasePods()).filter((pod) => pod.component.startsWith('synapse-')).map((pod) => pod.name));
+  const workerPodsBefore = new Set((await releasePods()).filter((pod) => pod.component.startsWith('synapse-')).map((pod) => pod.uid));
 
   started = Date.now();
   await mxstackOk(['restore', archive, '--yes', ...onRelease()]);
   timings.restore = seconds(started);
-  // Every pool is back with Ready pods, each a new one: the restore restarted the workers too.
+  // Every pool is back with Ready pods, each a new one (a StatefulSet's pod keeps its name, not its uid): the restore restarted the workers too.
   const pods = await waitUntil('every pod of the release Ready again', 300_000, async () => {
     const now = await releasePods();
     return now.every((pod) => pod.ready) && workerPoolComponents.every((component) => now.some((pod) => pod.component === component)) ? now : undefined;
   }, 2000);
   const workerPods = pods.filter((pod) => pod.component.startsWith('synapse-'));
-  assert.deepEqual(workerPods.filter((pod) => workerPodsBefore.has(pod.name)).map((pod) => pod.name), [], 'worker pods that were not restarted');
+  assert.deepEqual(workerPods.filter((pod) => workerPodsBefore.has(pod.uid)).map((pod) => pod.name), [], 'worker pods that were not restarted');
   const bodies = await waitUntil('the restored room through the router', 180_000, () => readAllMessageBodies(sessions.alice!, facts.roomId!).catch(() => undefined), 1000);
   timings['restore → served'] = seconds(started);
   assert.ok(bodies.includes('before backup'), bodies.join(' | '));
