@@ -13,7 +13,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { checkRedis, checkReplication } from '../../src/ops/doctor/workers.js';
 import type { DoctorEnvironment } from '../../src/ops/doctor/checks.js';
-import { kubernetesDoctorEnvironment, kubernetesLogsHint, withPodPorts, type KubernetesWorkloads } from '../../src/ops/doctor/environments.js';
+import { kubernetesDoctorEnvironment, kubernetesLogsHint, localDoctorEnvironment, withPodPorts, type KubernetesWorkloads } from '../../src/ops/doctor/environments.js';
+import { compileLocalStack, resolveLocalPorts } from '../../src/targets/local/placement.js';
+import { stateLayout } from '../../src/targets/local/state.js';
+import { loadValues } from '../../src/values/load.js';
 import { readyPodNames } from '../../src/targets/kubernetes/target-adapter.js';
 import type { ComponentName, Stack } from '../../src/stack/model.js';
 import { FakeHttp, FakeTarget, stackWith } from './ops-auth-fakes.js';
@@ -283,4 +286,17 @@ test('Kubernetes: a line per worker pool with its Ready pods; a pool without one
   assert.deepEqual([sync.healthy, sync.detail], [true, 'deployment/mx-synapse-sync: 1 Ready pod(s) (synapse-sync-0).']);
   const pusher = pools.find((line) => line.component === 'synapse-pusher')!;
   assert.deepEqual([pusher.healthy, pusher.detail], [false, 'statefulset/mx-synapse-pusher has no Ready pod.']);
+});
+
+test('local: Redis and each sync worker are reached on their loopback ports, named after their process', async () => {
+  let next = 41000;
+  const ports = resolveLocalPorts({}, undefined, { single: () => next++, range: (length) => [42000, 42000 + length - 1] });
+  const values = loadValues({ sets: ['synapse.server.name=example.org', 'synapse.workers.preset=large'] });
+  const stack = compileLocalStack(values, stateLayout('/tmp/mxstack-doctor-workers-state'), ports);
+  const env = localDoctorEnvironment(new FakeTarget(stack, router.url, 'http://127.0.0.1:9/'), '/tmp/mxstack-doctor-workers-state', async () => ({ stateDir: '', running: true, components: {} }));
+  assert.deepEqual(await env.withRedis!(async (host, port) => [host, port]), [stack.placement.hosts.redis, stack.placement.ports.redis]);
+  const workers = await env.withSyncWorkers!(async (found) => found);
+  assert.deepEqual(workers.map((worker) => worker.name), ['synapse-sync-1', 'synapse-sync-2']);
+  for (const worker of workers) assert.match(worker.baseUrl, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  assert.notEqual(workers[0]!.baseUrl, workers[1]!.baseUrl);
 });
