@@ -7,8 +7,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { DoctorEnvironment } from './checks.js';
 import { errorSentence, fail, pass, type DoctorCheck } from './report.js';
-import { poolMaxProcesses, workersEnabled } from '../../values/worker-pools.js';
-import { workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
+import { kebabCase, poolMaxProcesses, workersEnabled } from '../../values/worker-pools.js';
 
 const redisTimeoutMs = 10_000;
 const replicationTimeoutMs = 30_000;
@@ -109,7 +108,7 @@ export async function checkReplication(env: DoctorEnvironment, timeoutMs = repli
     return await env.withSyncWorkers(async (syncWorkers) => {
       if (syncWorkers.length === 0) {
         return poolMaxProcesses(stack.values.synapse.workers, 'sync') > 0
-          ? [fail(name, 'the sync pool has no live process to ask.', `read the sync workers' logs (${env.logsHint(workerPoolComponent('sync'))}).`)]
+          ? [fail(name, 'the sync pool has no live process to ask.', `read the sync workers' logs (${env.logsHint(`synapse-${kebabCase('sync')}`)}).`)]
           : [pass(name, 'no sync worker: the main process serves syncs (nothing to replicate to).')];
       }
       const token = await env.adminAccessToken();

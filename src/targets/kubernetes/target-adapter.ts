@@ -21,9 +21,8 @@ import {
   spawnKubectlStreaming,
   type KubectlConnection,
 } from './kubectl.js';
-import { poolReplicas, workerPools, type WorkerPoolName } from '../../values/worker-pools.js';
-import { runningPools, workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
-import { workerPoolObjectName } from '../../components/synapse/workers.js';
+// The worker pools from the values alone: this module loads with every command (no Kubernetes models here).
+import { kebabCase, poolMaxProcesses, poolReplicas, workerPoolNames, workerPools, type WorkerPoolName } from '../../values/worker-pools.js';
 import { assembleSecretConfigData, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretConfigUpToDate, secretManifest } from './secrets-store.js';
 
 /** Where CloudNativePG instances keep PostgreSQL's socket. */
@@ -213,11 +212,14 @@ export class KubernetesTarget implements Target {
    * cannot be read, the pool's replicas or autoscaling floor.
    */
   private synapseWorkerWorkloads(): { pool: WorkerPoolName; workload: string; component: string }[] {
-    return runningPools(this.stack).map((pool) => ({
-      pool,
-      component: workerPoolComponent(pool),
-      workload: `${workerPools[pool].named ? 'statefulset.apps' : 'deployment.apps'}/${workerPoolObjectName(this.stack, pool)}`,
-    }));
+    const workers = this.stack.values.synapse.workers;
+    return workerPoolNames
+      .filter((pool) => poolMaxProcesses(workers, pool) > 0)
+      .map((pool) => {
+        // As src/components/synapse/worker-kubernetes.ts names them (workerPoolComponent).
+        const component = `synapse-${kebabCase(pool)}`;
+        return { pool, component, workload: `${workerPools[pool].named ? 'statefulset.apps' : 'deployment.apps'}/${this.stack.objectName(component)}` };
+      });
   }
 
   /** Replica counts of the worker workloads when `stop('synapse')` scaled them to 0, for `start('synapse')`. */
