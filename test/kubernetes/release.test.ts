@@ -25,10 +25,9 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import type { BrowserContext, Page } from 'playwright-core';
 import { collectLiveMessages, createPrivateRoom, matrixRequest, readAllMessageBodies, sendText, startSyncedClient, waitUntil, type MatrixSession } from '../support/matrix-client.js';
-import { browserSkipReason, launchBrowser, totpCodeAtStep, type TestBrowser } from '../support/browser.js';
-import { answerRedirectUrl, awaitLoginToken, confirmRecoveryCodesSaved, exchangeLoginToken, freshStep, openSignIn, readRecoveryCodes, startTotpEnrolment, submitCode, submitPassword, type StackUrls } from '../support/sso-login.js';
+import { browserSkipReason, launchBrowser, type TestBrowser } from '../support/browser.js';
+import { signInEnrolling as signInEnrollingThroughBrowser, type StackUrls } from '../support/sso-login.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
 import { TurnClient } from '../support/turn-client.js';
 import { createTestNamespace, kubectl, testCluster, type TestCluster, type TestNamespace } from '../support/kubernetes-cluster.js';
@@ -135,22 +134,10 @@ async function createUser(name: keyof typeof passwords): Promise<void> {
 
 /** A person's first sign-in: password, TOTP enrolment (required), recovery codes, back at the client with a token. */
 async function signInEnrolling(name: keyof typeof passwords): Promise<MatrixSession> {
-  const context: BrowserContext = await browser!.newContext();
-  try {
-    await answerRedirectUrl(context, urls);
-    const page: Page = await context.newPage();
-    await openSignIn(page, urls);
-    await submitPassword(page, name, passwords[name]);
-    const enrolment = await startTotpEnrolment(page);
-    await submitCode(page, totpCodeAtStep(enrolment, await freshStep(enrolment, undefined)));
-    assert.equal((await readRecoveryCodes(page)).length, 10);
-    await confirmRecoveryCodesSaved(page);
-    const login = await exchangeLoginToken(urls, await awaitLoginToken(page, urls));
-    assert.equal(login.user_id, `@${name}:${serverName}`);
-    return { baseUrl: urls.apiBase, userId: login.user_id, accessToken: login.access_token, ...(login.device_id ? { deviceId: login.device_id } : {}) };
-  } finally {
-    await context.close();
-  }
+  const login = await signInEnrollingThroughBrowser(browser!, urls, name, passwords[name]);
+  assert.equal(login.recoveryCodes.length, 10);
+  assert.equal(login.user_id, `@${name}:${serverName}`);
+  return { baseUrl: urls.apiBase, userId: login.user_id, accessToken: login.access_token, ...(login.device_id ? { deviceId: login.device_id } : {}) };
 }
 
 async function whoami(session: MatrixSession): Promise<string> {

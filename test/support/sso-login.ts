@@ -9,7 +9,7 @@
  */
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { matrixRequest } from './matrix-client.js';
-import { parseTotpUri, readQrCode, totpStep, type TotpEnrolment } from './browser.js';
+import { parseTotpUri, readQrCode, totpCodeAtStep, totpStep, type TotpEnrolment } from './browser.js';
 
 /** Synapse shows the built-in provider as `oidc-` + its idp_id `mxstack`. */
 export const mxstackIdpId = 'oidc-mxstack';
@@ -220,5 +220,27 @@ export async function freshStep(enrolment: TotpEnrolment, lastUsedStep: number |
     if (wanted <= current + 1) return wanted;
     if (Date.now() > deadline) throw new Error('the TOTP clock did not advance');
     await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+/**
+ * A person's first sign-in with TOTP required: the SSO redirect, password, TOTP enrolment with a fresh
+ * code, the ten recovery codes confirmed, back at the client with `loginToken`, exchanged for an access
+ * token (whoami checked). One browser context, closed after.
+ */
+export async function signInEnrolling(browser: { newContext(): Promise<BrowserContext> }, urls: StackUrls, username: string, password: string): Promise<MatrixLogin & { recoveryCodes: string[] }> {
+  const context = await browser.newContext();
+  try {
+    await answerRedirectUrl(context, urls);
+    const page = await context.newPage();
+    await openSignIn(page, urls);
+    await submitPassword(page, username, password);
+    const enrolment = await startTotpEnrolment(page);
+    await submitCode(page, totpCodeAtStep(enrolment, await freshStep(enrolment, undefined)));
+    const recoveryCodes = await readRecoveryCodes(page);
+    await confirmRecoveryCodesSaved(page);
+    return { ...(await exchangeLoginToken(urls, await awaitLoginToken(page, urls))), recoveryCodes };
+  } finally {
+    await context.close();
   }
 }

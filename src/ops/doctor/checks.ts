@@ -51,16 +51,30 @@ export interface DoctorEnvironment {
   adminAccessToken(): Promise<string>;
   /** How to see a component's log on this target, for fixes. */
   logsHint(component: string): string;
-  /** With workers: where Redis listens, as the doctor reaches it. */
-  redisAddress?: { host: string; port: number };
-  /** With workers: base URLs (trailing slash) of each sync worker's own HTTP listener, bypassing the router. */
-  syncWorkerUrls?(): string[];
+  /**
+   * With workers: runs `use` with a host and port where Redis answers, as the doctor reaches it (locally its
+   * loopback address; on a cluster a port-forward to the Redis Service, closed after).
+   */
+  withRedis?<T>(use: (host: string, port: number) => Promise<T>): Promise<T>;
+  /**
+   * With workers: runs `use` with each live process of the sync pool, reached on its own HTTP listener
+   * (bypassing the router): locally its loopback port; on a cluster a port-forward per Ready pod, closed after.
+   */
+  withSyncWorkers?<T>(use: (workers: WorkerEndpoint[]) => Promise<T>): Promise<T>;
   /**
    * The stack reached inside the deployment (a cluster: port-forwards), for public endpoints that are not
    * reachable from where the doctor runs: their checks run through it, and "not reachable from here" is
    * reported apart from "broken".
    */
   throughCluster?: ClusterAccess;
+}
+
+/** One Synapse worker process as the doctor reaches it. */
+export interface WorkerEndpoint {
+  /** Its name for messages: the local process (`synapse-sync-1`) or the pod. */
+  name: string;
+  /** Base URL (trailing slash) of its HTTP listener. */
+  baseUrl: string;
 }
 
 export interface ClusterAccess {

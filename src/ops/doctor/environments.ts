@@ -8,11 +8,12 @@
 import { readFileSync } from 'node:fs';
 import { TargetUsageError, type Target } from '../../targets/target.js';
 import { withAdmin, adminTokenRef, type AdminSessionOptions } from '../admin-session.js';
-import type { ComponentName } from '../../stack/model.js';
+import type { ComponentName, Stack } from '../../stack/model.js';
 import { components } from '../../components/registry.js';
-import { processesOf, workerProcesses, workersEnabled } from '../../values/worker-pools.js';
+import { poolMaxProcesses, processesOf, workerPoolNames, workerPools, workerProcesses, workersEnabled } from '../../values/worker-pools.js';
 import { workerAddress } from '../../components/synapse/workers.js';
-import type { ComponentHealth, DoctorEnvironment, MetricsProbe } from './checks.js';
+import { kubernetesWorkerPorts, runningPools, workerPoolComponent } from '../../components/synapse/worker-kubernetes.js';
+import type { ComponentHealth, DoctorEnvironment, MetricsProbe, WorkerEndpoint } from './checks.js';
 import { errorSentence, fail } from './report.js';
 import { parseTurnUri, TurnClient } from './turn-client.js';
 
@@ -113,21 +114,54 @@ export function localDoctorEnvironment(
     logsHint: (component) => `\`mxstack logs ${component} --state-dir ${stateDir}\``,
     ...(workersEnabled(stack.values)
       ? {
-          redisAddress: { host: stack.placement.hosts.redis, port: stack.placement.ports.redis },
-          syncWorkerUrls: () =>
-            processesOf(workerProcesses(stack.values), 'sync').map((worker) => {
-              const address = workerAddress(stack, worker);
-              return `http://${address.host}:${address.http}/`;
-            }),
+          withRedis: <T>(use: (host: string, port: number) => Promise<T>) => use(stack.placement.hosts.redis, stack.placement.ports.redis),
+          withSyncWorkers: <T>(use: (workers: WorkerEndpoint[]) => Promise<T>) =>
+            use(
+              processesOf(workerProcesses(stack.values), 'sync').map((worker) => {
+                const address = workerAddress(stack, worker);
+                return { name: `synapse-${worker.name}`, baseUrl: `http://${address.host}:${address.http}/` };
+              }),
+            ),
         }
       : {}),
   };
 }
 
-/** A release's target: it also names the workload running each component and forwards a Service's port. */
+/** A release's target: it also names the workload running each component and forwards a Service's or a pod's port. */
 export interface KubernetesWorkloads extends Target {
   workload(component: ComponentName): string;
   withServicePort<T>(service: string, port: number, use: (localPort: number) => Promise<T>): Promise<T>;
+  /** The names of the Ready pods carrying these labels (not terminating). */
+  readyPods(labels: Record<string, string>): Promise<string[]>;
+  withPodPort<T>(pod: string, port: number, use: (localPort: number) => Promise<T>): Promise<T>;
+}
+
+/** Runs `use` with a local port forwarded to each pod (opened one after the other, all closed after). */
+export async function withPodPorts<T>(target: KubernetesWorkloads, pods: readonly string[], port: number, use: (forwarded: { pod: string; localPort: number }[]) => Promise<T>): Promise<T> {
+  const open = async (index: number, forwarded: { pod: string; localPort: number }[]): Promise<T> => {
+    if (index === pods.length) return use(forwarded);
+    const pod = pods[index]!;
+    return target.withPodPort(pod, port, (localPort) => open(index + 1, [...forwarded, { pod, localPort }]));
+  };
+  return open(0, []);
+}
+
+/**
+ * Where to read a component's log on a cluster: PostgreSQL is a StatefulSet of mxstack's own or the pods
+ * of a CloudNativePG Cluster (selected by its label: the Cluster has no workload to name); a worker pool is
+ * a StatefulSet when its processes are named in the shared configuration, else a Deployment; the rest are
+ * Deployments.
+ */
+export function kubernetesLogsHint(stack: Stack, namespace: string, component: string): string {
+  if (component === 'postgresql' && stack.database.provider === 'cloudnative-pg') {
+    return `\`kubectl logs -n ${namespace} -l cnpg.io/cluster=${stack.database.cluster!} --prefix\``;
+  }
+  const pool = workerPoolNames.find((name) => workerPoolComponent(name) === component);
+  const statefulSet = component === 'postgresql' || (pool !== undefined && workerPools[pool].named);
+  const many = pool !== undefined && poolMaxProcesses(stack.values.synapse.workers, pool) > 1;
+  // kubectl logs of a workload shows one pod; a pool of several is read by its label, every pod prefixed.
+  if (many) return `\`kubectl logs -n ${namespace} -l ${Object.entries(stack.selectorLabels(component)).map(([key, value]) => `${key}=${value}`).join(',')} --prefix\``;
+  return `\`kubectl logs -n ${namespace} ${statefulSet ? 'statefulset' : 'deployment'}/${stack.objectName(component)}\``;
 }
 
 /** Fetches a URL from inside the Synapse pod with its own Python (metrics listeners are not public). */
@@ -154,6 +188,13 @@ export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespa
         const running = await target.isRunning(component);
         health.push({ component, healthy: running, detail: running ? `${target.workload(component)} has ready replicas.` : `${target.workload(component)} has no ready replica.` });
       }
+      // Every worker pool: its Ready pods (the router falls back to the main process for a pool without one).
+      for (const pool of runningPools(stack)) {
+        const component = workerPoolComponent(pool);
+        const ready = await target.readyPods(stack.selectorLabels(component));
+        const workload = `${workerPools[pool].named ? 'statefulset' : 'deployment'}/${stack.objectName(component)}`;
+        health.push({ component, healthy: ready.length > 0, detail: ready.length > 0 ? `${workload}: ${ready.length} Ready pod(s) (${ready.join(', ')}).` : `${workload} has no Ready pod.` });
+      }
       return health;
     },
     async probeMetrics() {
@@ -165,7 +206,18 @@ export function kubernetesDoctorEnvironment(target: KubernetesWorkloads, namespa
       return [{ url: `synapse pod ${url}`, status: Number(statusLine), body: body.join('\n') }];
     },
     adminAccessToken: () => adminAccessToken(target, session),
-    logsHint: (component) => `\`kubectl logs -n ${namespace} ${component === 'postgresql' ? 'statefulset' : 'deployment'}/${stack.objectName(component)}\``,
+    logsHint: (component) => kubernetesLogsHint(stack, namespace, component),
+    ...(workersEnabled(stack.values)
+      ? {
+          withRedis: <T>(use: (host: string, port: number) => Promise<T>) => target.withServicePort(stack.objectName('redis'), stack.placement.ports.redis, (port) => use('127.0.0.1', port)),
+          withSyncWorkers: async <T>(use: (workers: WorkerEndpoint[]) => Promise<T>) => {
+            const pods = await target.readyPods(stack.selectorLabels(workerPoolComponent('sync')));
+            return withPodPorts(target, pods, kubernetesWorkerPorts.http, (forwarded) =>
+              use(forwarded.map(({ pod, localPort }) => ({ name: `pod ${pod}`, baseUrl: `http://127.0.0.1:${localPort}/` }))),
+            );
+          },
+        }
+      : {}),
     throughCluster: {
       withRouter: (use) => target.withServicePort(stack.objectName('router'), stack.placement.ports.router, (port) => use(`http://127.0.0.1:${port}/`)),
       // kubectl port-forward carries TCP only: coturn's plain listener over TCP.

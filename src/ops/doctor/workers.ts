@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { DoctorEnvironment } from './checks.js';
 import { errorSentence, fail, pass, type DoctorCheck } from './report.js';
-import { workersEnabled } from '../../values/worker-pools.js';
+import { kebabCase, poolMaxProcesses, workersEnabled } from '../../values/worker-pools.js';
 
 const redisTimeoutMs = 10_000;
 const replicationTimeoutMs = 30_000;
@@ -43,16 +43,16 @@ export function redisAuthPing(host: string, port: number, password: string): Pro
 
 export async function checkRedis(env: DoctorEnvironment): Promise<DoctorCheck[]> {
   const { stack } = env.target;
-  if (!stack.secrets.workers || !env.redisAddress) return [];
+  if (!stack.secrets.workers || !env.withRedis) return [];
   const name = 'redis';
   try {
     const password = (await env.target.readSecret(stack.secrets.workers.redisPassword))?.trim();
     if (!password) return [fail(name, `the Redis password ${stack.secrets.workers.redisPassword.name}/${stack.secrets.workers.redisPassword.key} is missing.`, 'run `mxstack secrets init`.')];
-    const { host, port } = env.redisAddress;
-    const answers = await redisAuthPing(host, port, password);
+    const where = `${stack.placement.hosts.redis}:${stack.placement.ports.redis}`;
+    const answers = await env.withRedis((host, port) => redisAuthPing(host, port, password));
     return answers[0] === '+OK' && answers[1] === '+PONG'
-      ? [pass(name, `Redis at ${host}:${port} accepts the stack's password and answers PING.`)]
-      : [fail(name, `Redis at ${host}:${port} answered ${answers.join(' / ')} to AUTH and PING.`, `read its log (${env.logsHint('redis')}); the Synapse processes cannot replicate without it.`)];
+      ? [pass(name, `Redis at ${where} accepts the stack's password and answers PING.`)]
+      : [fail(name, `Redis at ${where} answered ${answers.join(' / ')} to AUTH and PING.`, `read its log (${env.logsHint('redis')}); the Synapse processes cannot replicate without it.`)];
   } catch (error) {
     return [fail(name, errorSentence(error), `read its log (${env.logsHint('redis')}).`)];
   }
@@ -93,46 +93,54 @@ function syncHolds(body: Record<string, unknown>, roomId: string, eventId: strin
 }
 
 /**
- * A room of its own (created, then deleted with the admin API): an event sent through the router must show
- * up in an incremental sync of every sync worker, asked directly, within replicationTimeoutMs.
+ * A room of its own (created, then deleted with the admin API): an event sent through the router (inside
+ * the deployment when the environment reaches it there, else where clients do) must show up in an
+ * incremental sync of every process of the sync pool, asked directly, within `timeoutMs`.
  */
-export async function checkReplication(env: DoctorEnvironment): Promise<DoctorCheck[]> {
+export async function checkReplication(env: DoctorEnvironment, timeoutMs = replicationTimeoutMs): Promise<DoctorCheck[]> {
   const { stack } = env.target;
-  if (!workersEnabled(stack.values) || !env.syncWorkerUrls) return [];
+  if (!workersEnabled(stack.values) || !env.withSyncWorkers) return [];
   const name = 'replication';
   const fix = `read the logs of Redis and the workers (${env.logsHint('redis')}); every Synapse process must reach Redis and the main process's replication listener.`;
   let roomId: string | undefined;
-  let token = '';
   try {
-    const syncWorkers = env.syncWorkerUrls();
-    if (syncWorkers.length === 0) return [pass(name, 'no sync worker: the main process serves syncs (nothing to replicate to).')];
-    token = await env.adminAccessToken();
-    const base = env.clientBaseUrl;
-    const room = await must(matrix(base, token, 'POST', '_matrix/client/v3/createRoom', { preset: 'private_chat', name: 'mxstack doctor replication check' }), 'createRoom');
-    roomId = String(room.room_id);
-    const since = new Map<string, string>();
-    for (const url of syncWorkers) {
-      const first = await must(matrix(url, token, 'GET', '_matrix/client/v3/sync?timeout=0&filter={"room":{"timeline":{"limit":1}}}'), `sync on ${url}`);
-      since.set(url, String(first.next_batch));
-    }
-    const txn = randomBytes(8).toString('hex');
-    const sent = await must(
-      matrix(base, token, 'PUT', `_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, { msgtype: 'm.notice', body: 'mxstack doctor' }),
-      'sending an event',
-    );
-    const eventId = String(sent.event_id);
-    const started = Date.now();
-    for (const url of syncWorkers) {
-      let seen = false;
-      let batch = since.get(url)!;
-      while (!seen && Date.now() - started < replicationTimeoutMs) {
-        const answer = await must(matrix(url, token, 'GET', `_matrix/client/v3/sync?timeout=5000&since=${encodeURIComponent(batch)}`, undefined, 20_000), `sync on ${url}`);
-        seen = syncHolds(answer, roomId, eventId);
-        batch = String(answer.next_batch);
+    const withRouter = env.throughCluster?.withRouter ?? (<T>(use: (baseUrl: string) => Promise<T>) => use(env.clientBaseUrl));
+    return await env.withSyncWorkers(async (syncWorkers) => {
+      if (syncWorkers.length === 0) {
+        return poolMaxProcesses(stack.values.synapse.workers, 'sync') > 0
+          ? [fail(name, 'the sync pool has no live process to ask.', `read the sync workers' logs (${env.logsHint(`synapse-${kebabCase('sync')}`)}).`)]
+          : [pass(name, 'no sync worker: the main process serves syncs (nothing to replicate to).')];
       }
-      if (!seen) return [fail(name, `an event sent through the router was not seen by the sync worker at ${url} within ${replicationTimeoutMs / 1000} s.`, fix)];
-    }
-    return [pass(name, `an event sent through the router reached ${syncWorkers.length} sync worker(s) in ${Date.now() - started} ms.`)];
+      const token = await env.adminAccessToken();
+      return withRouter(async (base) => {
+        const room = await must(matrix(base, token, 'POST', '_matrix/client/v3/createRoom', { preset: 'private_chat', name: 'mxstack doctor replication check' }), 'createRoom');
+        roomId = String(room.room_id);
+        const since = new Map<string, string>();
+        for (const worker of syncWorkers) {
+          const first = await must(matrix(worker.baseUrl, token, 'GET', '_matrix/client/v3/sync?timeout=0&filter={"room":{"timeline":{"limit":1}}}'), `sync on ${worker.name}`);
+          since.set(worker.name, String(first.next_batch));
+        }
+        const txn = randomBytes(8).toString('hex');
+        const sent = await must(
+          matrix(base, token, 'PUT', `_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, { msgtype: 'm.notice', body: 'mxstack doctor' }),
+          'sending an event',
+        );
+        const eventId = String(sent.event_id);
+        const started = Date.now();
+        for (const worker of syncWorkers) {
+          let seen = false;
+          let batch = since.get(worker.name)!;
+          while (!seen && Date.now() - started < timeoutMs) {
+            const answer = await must(matrix(worker.baseUrl, token, 'GET', `_matrix/client/v3/sync?timeout=5000&since=${encodeURIComponent(batch)}`, undefined, 20_000), `sync on ${worker.name}`);
+            seen = syncHolds(answer, roomId, eventId);
+            batch = String(answer.next_batch);
+          }
+          if (!seen) return [fail(name, `an event sent through the router was not seen by the sync worker ${worker.name} within ${timeoutMs / 1000} s.`, fix)];
+        }
+        const names = syncWorkers.map((worker) => worker.name).join(', ');
+        return [pass(name, `an event sent through the router reached ${syncWorkers.length} sync worker(s) (${names}) in ${Date.now() - started} ms.`)];
+      });
+    });
   } catch (error) {
     return [fail(name, errorSentence(error), fix)];
   } finally {

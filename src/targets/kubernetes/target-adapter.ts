@@ -21,6 +21,8 @@ import {
   spawnKubectlStreaming,
   type KubectlConnection,
 } from './kubectl.js';
+// The worker pools from the values alone: this module loads with every command (no Kubernetes models here).
+import { kebabCase, poolMaxProcesses, poolReplicas, workerPoolNames, workerPools, type WorkerPoolName } from '../../values/worker-pools.js';
 import { assembleSecretConfigData, decodeSecrets, mergePatchForKeys, releaseSecretNames, secretConfigUpToDate, secretManifest } from './secrets-store.js';
 
 /** Where CloudNativePG instances keep PostgreSQL's socket. */
@@ -61,6 +63,19 @@ function parseSecretObjects(output: string): SecretObject[] {
   return parsed.kind?.endsWith('List') ? parsed.items ?? [] : [parsed];
 }
 
+interface PodListObject {
+  items?: { metadata: { name: string; deletionTimestamp?: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+}
+
+/** The Ready pods of a `kubectl get pods -o json` answer, not being deleted, sorted by name. */
+export function readyPodNames(output: string): string[] {
+  const list = JSON.parse(output.trim() || '{}') as PodListObject;
+  return (list.items ?? [])
+    .filter((pod) => !pod.metadata.deletionTimestamp && (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'))
+    .map((pod) => pod.metadata.name)
+    .sort();
+}
+
 export class KubernetesTarget implements Target {
   readonly kind = 'kubernetes' as const;
   readonly description: string;
@@ -92,6 +107,24 @@ export class KubernetesTarget implements Target {
     } finally {
       forward.close();
     }
+  }
+
+  /** Runs `use` with a local port forwarded to one port of a pod, closed after. */
+  async withPodPort<T>(pod: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    const forward = await openPortForward(this.connection, `pod/${pod}`, port);
+    try {
+      return await use(forward.localPort);
+    } finally {
+      forward.close();
+    }
+  }
+
+  /** The names of the Ready pods carrying these labels, sorted (terminating pods are not Ready for this). */
+  async readyPods(labels: Record<string, string>): Promise<string[]> {
+    const selector = Object.entries(labels)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(',');
+    return readyPodNames((await runKubectl(getArgs(this.connection, ['pods'], { selector }))).stdout);
   }
 
   async withSynapse<T>(use: (baseUrl: string) => Promise<T>): Promise<T> {
@@ -173,9 +206,27 @@ export class KubernetesTarget implements Target {
     return 1;
   }
 
-  /** Scales to 0 and waits until no pod of the component is left (terminating ones included). */
-  async stop(component: ComponentName): Promise<void> {
-    await runKubectl(scaleArgs(this.connection, this.workload(component), 0));
+  /**
+   * The workloads of Synapse's worker pools (docs/workers.md): a StatefulSet for a pool named in the shared
+   * configuration, else a Deployment; what they run now (an autoscaler may have scaled it) or, when that
+   * cannot be read, the pool's replicas or autoscaling floor.
+   */
+  private synapseWorkerWorkloads(): { pool: WorkerPoolName; workload: string; component: string }[] {
+    const workers = this.stack.values.synapse.workers;
+    return workerPoolNames
+      .filter((pool) => poolMaxProcesses(workers, pool) > 0)
+      .map((pool) => {
+        // As src/components/synapse/worker-kubernetes.ts names them (workerPoolComponent).
+        const component = `synapse-${kebabCase(pool)}`;
+        return { pool, component, workload: `${workerPools[pool].named ? 'statefulset.apps' : 'deployment.apps'}/${this.stack.objectName(component)}` };
+      });
+  }
+
+  /** Replica counts of the worker workloads when `stop('synapse')` scaled them to 0, for `start('synapse')`. */
+  private readonly stoppedWorkerReplicas = new Map<string, number>();
+
+  /** Waits until no pod with the component's labels is left (terminating ones included). */
+  private async waitNoPods(component: string, workload: string): Promise<void> {
     const selector = Object.entries(this.stack.selectorLabels(component))
       .map(([key, value]) => `${key}=${value}`)
       .join(',');
@@ -185,12 +236,44 @@ export class KubernetesTarget implements Target {
       if ((pods.items ?? []).length === 0) return;
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
-    throw new Error(`${component} pods were still running 300 s after scaling ${this.workload(component)} to 0.`);
+    throw new Error(`${component} pods were still running 300 s after scaling ${workload} to 0.`);
   }
 
+  /**
+   * Scales to 0 and waits until no pod of the component is left (terminating ones included). Synapse is the
+   * main process and every worker pool (a restore must not leave a worker serving from its caches of the
+   * data it replaces, nor connected to the database being swapped): the worker pools first, then the main.
+   */
+  async stop(component: ComponentName): Promise<void> {
+    if (component === 'synapse') {
+      await Promise.all(
+        this.synapseWorkerWorkloads().map(async ({ component: pool, workload }) => {
+          const current = await runKubectl(getNamedArgs(this.connection, [workload], { output: 'jsonpath={.spec.replicas}' }));
+          const replicas = Number(current.stdout.trim());
+          if (Number.isInteger(replicas) && replicas > 0) this.stoppedWorkerReplicas.set(workload, replicas);
+          await runKubectl(scaleArgs(this.connection, workload, 0));
+          await this.waitNoPods(pool, workload);
+        }),
+      );
+    }
+    await runKubectl(scaleArgs(this.connection, this.workload(component), 0));
+    await this.waitNoPods(component, this.workload(component));
+  }
+
+  /** Scales back and waits for the rollout; Synapse: the main process first, then its worker pools (they need its replication listener). */
   async start(component: ComponentName): Promise<void> {
     await runKubectl(scaleArgs(this.connection, this.workload(component), this.desiredReplicas(component)));
     await runKubectl(rolloutStatusArgs(this.connection, this.workload(component), 600), { timeoutMs: 660_000 });
+    if (component !== 'synapse') return;
+    const workers = this.synapseWorkerWorkloads();
+    for (const { pool, workload } of workers) {
+      const replicas = this.stoppedWorkerReplicas.get(workload) ?? poolReplicas(this.stack.values.synapse.workers, pool);
+      await runKubectl(scaleArgs(this.connection, workload, replicas));
+    }
+    for (const { workload } of workers) {
+      await runKubectl(rolloutStatusArgs(this.connection, workload, 600), { timeoutMs: 660_000 });
+      this.stoppedWorkerReplicas.delete(workload);
+    }
   }
 
   /**
