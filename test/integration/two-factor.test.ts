@@ -603,14 +603,16 @@ test('with workers, the routing table\'s processes answered the sign-in: SSO ste
   skip: skip ?? (withWorkers ? undefined : 'the single-process stack has no workers'),
   timeout: 60_000,
 }, () => {
-  const clientReaders = (names: string[]) => names.length > 0 && names.every((name) => name.startsWith('synapse-client-reader-'));
   const ssoRedirect = answeredBy(/"GET \/_matrix\/client\/v3\/login\/sso\/redirect\/oidc-mxstack\?/);
   assert.deepEqual(ssoRedirect, ['synapse'], 'the SSO redirect');
   assert.deepEqual(answeredBy(/"(GET|POST) \/_synapse\/client\/oidc\/callback/), ['synapse'], 'the OpenID Connect callback');
-  const tokenLogins = answeredBy(/"POST \/_matrix\/client\/v3\/login HTTP/);
-  assert.ok(clientReaders(tokenLogins), `POST /login (m.login.token) answered by ${tokenLogins.join(', ') || 'no process'}`);
-  const whoami = answeredBy(/"GET \/_matrix\/client\/v3\/account\/whoami HTTP/);
-  assert.ok(clientReaders(whoami), `whoami answered by ${whoami.join(', ') || 'no process'}`);
+  // The CLI (users create) logs in on the main process's own listener, past the router: only the client
+  // readers' share is counted. The cases above exchanged three login tokens through the router, and asked
+  // whoami with each access token.
+  const clientReaders = Object.keys(stack!.status.components).filter((name) => name.startsWith('synapse-client-reader-'));
+  const answeredByClientReaders = (request: RegExp) => clientReaders.reduce((sum, name) => sum + requestLines(name, request).length, 0);
+  assert.ok(answeredByClientReaders(/"POST \/_matrix\/client\/v3\/login HTTP/) >= 3, 'the client readers answered the m.login.token logins');
+  assert.ok(answeredByClientReaders(/"GET \/_matrix\/client\/v3\/account\/whoami HTTP/) >= 3, 'the client readers answered whoami');
   assert.deepEqual(answeredBy(/"POST \/_matrix\/client\/v3\/delete_devices HTTP/), ['synapse-stream-writer-1'], 'delete_devices');
 });
 
