@@ -4,6 +4,12 @@
  * byte-identical, A's signing key served. Damaged, truncated and foreign archives are refused with the
  * stack untouched; restores killed at three points leave the previous data served after `down` + `up`;
  * the secrets part opens only with the right passphrase.
+ *
+ * MXSTACK_TEST_WORKERS_PRESET=small|large (the workers stage of scripts/test.sh): both stacks run that
+ * synapse.workers preset, and the happy path runs (seed, backup, restore on a fresh stack, everything served
+ * through the router's pools), and the restore must have stopped and restarted every worker process, not only
+ * the main one. The damaged-archive, passphrase and killed-restore cases run with the single process only
+ * (default, none): they test the archive and the swap, which workers do not change.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,12 +20,16 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliEntry, projectRoot } from '../support/cli.js';
-import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { runCliAsync, startLocalStack, testWorkersPreset, workersPresetSets, type LocalStackHandle, type LocalStackStatus } from '../support/local-stack.js';
 import { createPrivateRoom, loginWithPassword, matrixRequest, readAllMessageBodies, sendText, SynapseAdmin, type MatrixSession } from '../support/matrix-client.js';
 import { TarReader, TarWriter } from '../../src/ops/archive/tar.js';
 import { createHash } from 'node:crypto';
 
 const serverName = 'backup.test';
+const withWorkers = testWorkersPreset !== 'none';
+/** Cases that do not depend on the Synapse processes: run with the single process only. */
+const singleProcessOnly = withWorkers ? `runs with the single process only (this run: synapse.workers.preset=${testWorkersPreset})` : false;
+const stackSets = [`synapse.server.name=${serverName}`, ...workersPresetSets()];
 const work = mkdtempSync(join(tmpdir(), 'mxstack-backup-test-'));
 // The stacks' state directories live below it: their own users must be able to enter it.
 chmodSync(work, 0o755);
@@ -107,6 +117,23 @@ async function assertServesSeed(stack: LocalStackHandle, seeded: Seeded, extraMe
 
 const cli = (args: string[], env?: NodeJS.ProcessEnv) => runCliAsync(args, { timeoutMs: 900_000, ...(env ? { env } : {}) });
 
+/**
+ * With workers: the restore stopped and started the main process and every worker (a new pid each, healthy),
+ * and the supervisor counted no crash (a stop held by the restore is not a restart).
+ */
+function assertEverySynapseProcessRestarted(before: LocalStackStatus, after: LocalStackStatus): void {
+  const synapseProcesses = Object.keys(before.components).filter((name) => name === 'synapse' || name.startsWith('synapse-'));
+  assert.ok(synapseProcesses.length > 2, `the preset's workers run: ${synapseProcesses.join(', ')}`);
+  for (const name of synapseProcesses) {
+    const was = before.components[name]!;
+    const now = after.components[name];
+    assert.ok(was.pid !== undefined && now?.pid !== undefined, `${name}: pid before ${was.pid}, after ${now?.pid}`);
+    assert.notEqual(now.pid, was.pid, `${name} was not restarted by the restore (still pid ${was.pid})`);
+    assert.equal(now.healthy, true, `${name} is not healthy after the restore: ${JSON.stringify(now)}`);
+    assert.equal(now.restarts, was.restarts, `${name}: the supervisor counted a crash during the restore`);
+  }
+}
+
 /** Byte offsets of each entry's content in a ustar file. */
 function entryOffsets(data: Buffer): { name: string; start: number; size: number }[] {
   const entries = [];
@@ -183,7 +210,7 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
   t.after(() => rmSync(work, { recursive: true, force: true }));
 
   let seeded: Seeded | undefined;
-  const stackA = await startLocalStack({ sets: [`synapse.server.name=${serverName}`], stateDir: join(work, 'stack-a') });
+  const stackA = await startLocalStack({ sets: stackSets, stateDir: join(work, 'stack-a'), timeoutMs: 1_200_000 });
   try {
     await t.test('seed stack A and back it up (with encrypted secrets)', async () => {
       seeded = await seed(stackA);
@@ -197,7 +224,7 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
       assert.match(verify.stdout, new RegExp(`server: ${serverName.replace('.', '\\.')}`));
     });
 
-    await t.test('the secrets open only with the right passphrase', async () => {
+    await t.test('the secrets open only with the right passphrase', { skip: singleProcessOnly }, async () => {
       const wrong = await cli(['backup', 'verify', archive, '--passphrase-file', wrongPassphraseFile]);
       assert.equal(wrong.status, 1);
       assert.match(wrong.stderr, /passphrase does not open/);
@@ -216,7 +243,7 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
       if (password) assert.equal(raw.indexOf(Buffer.from(password.value)), -1);
     });
 
-    await t.test('every part damaged (one byte flipped), a truncated archive and a foreign archive are refused; A still serves', async () => {
+    await t.test('every part damaged (one byte flipped), a truncated archive and a foreign archive are refused; A still serves', { skip: singleProcessOnly }, async () => {
       const original = readFileSync(archive);
       const damaged = join(work, 'damaged.tar');
       const entries = entryOffsets(original);
@@ -249,22 +276,26 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
     await stackA.dispose();
   }
 
-  const stackB = await startLocalStack({ sets: [`synapse.server.name=${serverName}`], stateDir: join(work, 'stack-b') });
+  const stackB = await startLocalStack({ sets: stackSets, stateDir: join(work, 'stack-b'), timeoutMs: 1_200_000 });
   try {
     await t.test('a fresh stack B restores the archive: users, 200 messages, media byte-identical, A\'s signing key', async () => {
       assert.notDeepEqual((await serverKeys(stackB)).verify_keys, seeded!.serverKey.verify_keys, 'B starts with its own key');
+      const before = await stackB.readStatus();
       const result = await cli(['restore', archive, '--yes', '--state-dir', stackB.stateDir]);
       assert.equal(result.status, 0, result.stderr);
+      if (withWorkers) assertEverySynapseProcessRestarted(before, await stackB.readStatus());
       await assertServesSeed(stackB, seeded!);
     });
 
     // Data written after the restore: what a later, interrupted restore must not lose.
-    const alice = await loginWithPassword(endpointsOf(stackB).client, seeded!.users[0]!.userId, seeded!.users[0]!.password);
     const marker = `written after the restore ${randomBytes(4).toString('hex')}`;
-    await sendText(alice, seeded!.roomId, marker, 'marker');
+    if (!withWorkers) {
+      const alice = await loginWithPassword(endpointsOf(stackB).client, seeded!.users[0]!.userId, seeded!.users[0]!.password);
+      await sendText(alice, seeded!.roomId, marker, 'marker');
+    }
 
     for (const point of ['database-load', 'media-staged', 'synapse-stopped']) {
-      await t.test(`a restore killed at ${point} leaves the previous data served after down + up`, async () => {
+      await t.test(`a restore killed at ${point} leaves the previous data served after down + up`, { skip: singleProcessOnly }, async () => {
         await killRestoreAt(stackB, point);
         await stackB.down();
         await stackB.up();
@@ -272,7 +303,7 @@ test('backup, damaged archives refused, restore on a fresh stack, killed restore
       });
     }
 
-    await t.test('after the interrupted attempts a restore still succeeds', async () => {
+    await t.test('after the interrupted attempts a restore still succeeds', { skip: singleProcessOnly }, async () => {
       const result = await cli(['restore', archive, '--yes', '--state-dir', stackB.stateDir]);
       assert.equal(result.status, 0, result.stderr);
       await assertServesSeed(stackB, seeded!);

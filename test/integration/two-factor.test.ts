@@ -14,6 +14,15 @@
  * cases (a lockout of one address must not be what refuses another account).
  *
  * MXSTACK_SCREENSHOTS=<dir> also saves the screenshots docs/2fa.md shows (light, one dark).
+ *
+ * MXSTACK_TEST_WORKERS_PRESET=small|large (the workers stage of scripts/test.sh) runs the stack with that
+ * synapse.workers preset, started once with 2FA on (no stack before 2FA: no stop and start), and only the
+ * cases that take the router's paths through the pools: the login flows, TOTP enrolment at the first
+ * sign-in through Synapse's SSO redirect (which the router sends to the main process), a sign-in with a code,
+ * `m.login.token` and a request with the access token through the router (a client reader), the
+ * user-interactive confirmation through Synapse's SSO fallback (delete_devices on the stream writer), and a
+ * check of the worker logs that the routing table's processes answered those steps. The other cases test the
+ * auth component, which workers do not change: they run with the single process only (default, none).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { stringify } from 'yaml';
-import { runCliAsync, startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { runCliAsync, startLocalStack, testWorkersPreset, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
 import { loginWithPassword, matrixRequest, MatrixHttpError } from '../support/matrix-client.js';
 import {
   addVirtualAuthenticator,
@@ -57,9 +66,14 @@ import {
   type StackUrls,
 } from '../support/sso-login.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
+import { readFileSync } from 'node:fs';
+import { stateLayout } from '../../src/targets/local/state.js';
 
 const skip = browserSkipReason() ?? (process.getuid?.() !== 0 ? 'the local stack needs root' : undefined);
 const screenshotDir = process.env.MXSTACK_SCREENSHOTS;
+const withWorkers = testWorkersPreset !== 'none';
+/** Cases of the auth component itself (or of the stack before 2FA): with the single process only. */
+const singleOnly = skip ?? (withWorkers ? `runs with the single process only (this run: synapse.workers.preset=${testWorkersPreset})` : undefined);
 
 let browser: TestBrowser;
 let stack: LocalStackHandle | undefined;
@@ -210,6 +224,12 @@ before(async () => {
   });
   const stateDir = join(workDir, 'state');
 
+  if (withWorkers) {
+    // The workers' paths only: one stack, started with 2FA on (pat's case, the stack before 2FA, is not run).
+    stack = await startLocalStack({ stateDir, valuesFiles: [withTwoFactor], sets: workersPresetSets(), timeoutMs: 1_200_000 });
+    browser = await launchBrowser();
+    return;
+  }
   // 1. The stack as it was before 2FA: Pat gets an account (and a Synapse bcrypt password) the old way.
   const before2fa = await startLocalStack({ stateDir, valuesFiles: [withoutTwoFactor] });
   stack = before2fa;
@@ -243,7 +263,19 @@ test('while 2FA is on Synapse offers only SSO through oidc-mxstack: m.login.pass
   );
 });
 
-test('a user created before 2FA signs in with the old password, is made to enrol, and users info then shows the factor', { skip, timeout: 180_000 }, async () => {
+/** The access log lines of one process (Synapse logs each request it answered at INFO). */
+function requestLines(component: string, request: RegExp): string[] {
+  const log = readFileSync(stateLayout(stack!.stateDir).logFile(component), 'utf8');
+  return log.split('\n').filter((line) => line.includes('synapse.access.') && request.test(line));
+}
+
+/** Which Synapse processes answered a request: `synapse` (main) or `synapse-<worker>`. */
+function answeredBy(request: RegExp): string[] {
+  const processes = Object.keys(stack!.status.components).filter((name) => name === 'synapse' || name.startsWith('synapse-'));
+  return processes.filter((name) => requestLines(name, request).length > 0);
+}
+
+test('a user created before 2FA signs in with the old password, is made to enrol, and users info then shows the factor', { skip: singleOnly, timeout: 180_000 }, async () => {
   const before = await secondFactorsOrNull('pat');
   assert.equal(before?.authenticator_app.enrolled ?? false, false);
   const { context, page } = await newContext();
@@ -324,7 +356,7 @@ async function aliceSignsIn(page: Page): Promise<MatrixLogin> {
   return signedIn(page);
 }
 
-test('after a completed sign-in, a second Matrix login in the same browser asks for the password and the code again', { skip, timeout: 240_000 }, async () => {
+test('after a completed sign-in, a second Matrix login in the same browser asks for the password and the code again', { skip: singleOnly, timeout: 240_000 }, async () => {
   const { context, page } = await newContext();
   const first = await aliceSignsIn(page);
   // The same browser, as after "Sign out" in Element: Element's sign-out cannot end the provider's session.
@@ -368,11 +400,18 @@ test('a user-interactive confirmation (delete_devices through Synapse\'s SSO fal
   await page.getByRole('heading', { name: 'Thank you' }).waitFor({ state: 'visible' });
   assert.equal(await page.title(), `Authentication successful · ${brand}`);
   await deleteDevices({ session: challenge.session });
-  await assert.rejects(matrixRequest(urls.apiBase, 'GET', '/_matrix/client/v3/account/whoami', { accessToken: login.access_token }), (error: unknown) => error instanceof MatrixHttpError && error.status === 401, 'the device is gone');
+  const whoami = () => matrixRequest(urls.apiBase, 'GET', '/_matrix/client/v3/account/whoami', { accessToken: login.access_token });
+  if (withWorkers) {
+    // delete_devices ran on the stream writer; whoami goes to a client reader, which forgets the cached
+    // token when the invalidation reaches it over replication (Redis): on a loaded machine, not at once.
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && (await whoami().then(() => true, () => false))) await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  await assert.rejects(whoami(), (error: unknown) => error instanceof MatrixHttpError && error.status === 401, 'the device is gone');
   await context.close();
 });
 
-test('the code just used and a wrong code are refused; then a fresh code works', { skip, timeout: 240_000 }, async () => {
+test('the code just used and a wrong code are refused; then a fresh code works', { skip: singleOnly, timeout: 240_000 }, async () => {
   assert.ok(alice.enrolment && alice.lastStep !== undefined, 'alice signed in with a code in the previous test');
   const enrolment = alice.enrolment;
   const { context, page } = await newContext({ sourceAddress: '127.0.0.2' });
@@ -400,7 +439,7 @@ test('the code just used and a wrong code are refused; then a fresh code works',
   await context.close();
 });
 
-test('a recovery code signs in once, then never again', { skip, timeout: 180_000 }, async () => {
+test('a recovery code signs in once, then never again', { skip: singleOnly, timeout: 180_000 }, async () => {
   assert.ok(alice.recoveryCodes?.length, 'alice has recovery codes');
   const code = alice.recoveryCodes[0]!;
   for (const attempt of ['first', 'second'] as const) {
@@ -424,7 +463,7 @@ test('a recovery code signs in once, then never again', { skip, timeout: 180_000
   assert.equal((await secondFactors('alice')).recovery_codes_left, 9);
 });
 
-test('add a security key on the account page, then sign in with it (virtual authenticator)', { skip, timeout: 240_000 }, async () => {
+test('add a security key on the account page, then sign in with it (virtual authenticator)', { skip: singleOnly, timeout: 240_000 }, async () => {
   assert.ok(alice.recoveryCodes, 'alice is enrolled');
   const { context, page } = await newContext();
   const authenticator = await addVirtualAuthenticator(page, { transport: 'usb' });
@@ -464,7 +503,7 @@ test('add a security key on the account page, then sign in with it (virtual auth
   await other.context.close();
 });
 
-test('users reset-2fa: the user enrols afresh at the next sign-in', { skip, timeout: 240_000 }, async () => {
+test('users reset-2fa: the user enrols afresh at the next sign-in', { skip: singleOnly, timeout: 240_000 }, async () => {
   await createUser('carol');
   const first = await newContext({ sourceAddress: '127.0.0.3' });
   await openSignIn(first.page, urls);
@@ -499,7 +538,7 @@ test('users reset-2fa: the user enrols afresh at the next sign-in', { skip, time
   await again.context.close();
 });
 
-test('10 wrong passwords lock the account for the configured time; the right password is refused meanwhile; another account still signs in', { skip, timeout: 240_000 }, async () => {
+test('10 wrong passwords lock the account for the configured time; the right password is refused meanwhile; another account still signs in', { skip: singleOnly, timeout: 240_000 }, async () => {
   await createUser('erin');
   const attacker = await newContext({ sourceAddress: '127.0.0.4' });
   const startedMs = Date.now();
@@ -534,7 +573,7 @@ test('10 wrong passwords lock the account for the configured time; the right pas
   await other.context.close();
 });
 
-test('a code from the previous-but-one step is refused (not a replay: the account last used an older step); a current code works', { skip, timeout: 240_000 }, async () => {
+test('a code from the previous-but-one step is refused (not a replay: the account last used an older step); a current code works', { skip: singleOnly, timeout: 240_000 }, async () => {
   assert.ok(pat.enrolment && pat.lastStep !== undefined, 'pat enrolled earlier');
   const enrolment = pat.enrolment;
   // The previous-but-one step must be after pat's last used one, or the refusal would only prove replay
@@ -555,7 +594,7 @@ test('a code from the previous-but-one step is refused (not a replay: the accoun
   await context.close();
 });
 
-test('once the lockout ends the right password works again', { skip, timeout: 180_000 }, async () => {
+test('once the lockout ends the right password works again', { skip: singleOnly, timeout: 180_000 }, async () => {
   assert.ok(erinLockedUntilMs, 'erin was locked in the previous test');
   const waitMs = erinLockedUntilMs - Date.now() + 1_000;
   if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 90_000)));
@@ -567,7 +606,24 @@ test('once the lockout ends the right password works again', { skip, timeout: 18
   await context.close();
 });
 
-test('dark theme: the sign-in page follows the system colour scheme', { skip, timeout: 60_000 }, async () => {
+test('with workers, the routing table\'s processes answered the sign-in: SSO steps on the main process, the token login and whoami on a client reader, delete_devices on the stream writer', {
+  skip: skip ?? (withWorkers ? undefined : 'the single-process stack has no workers'),
+  timeout: 60_000,
+}, () => {
+  const ssoRedirect = answeredBy(/"GET \/_matrix\/client\/v3\/login\/sso\/redirect\/oidc-mxstack\?/);
+  assert.deepEqual(ssoRedirect, ['synapse'], 'the SSO redirect');
+  assert.deepEqual(answeredBy(/"(GET|POST) \/_synapse\/client\/oidc\/callback/), ['synapse'], 'the OpenID Connect callback');
+  // The CLI (users create) logs in on the main process's own listener, past the router: only the client
+  // readers' share is counted. The cases above exchanged three login tokens through the router, and asked
+  // whoami with each access token.
+  const clientReaders = Object.keys(stack!.status.components).filter((name) => name.startsWith('synapse-client-reader-'));
+  const answeredByClientReaders = (request: RegExp) => clientReaders.reduce((sum, name) => sum + requestLines(name, request).length, 0);
+  assert.ok(answeredByClientReaders(/"POST \/_matrix\/client\/v3\/login HTTP/) >= 3, 'the client readers answered the m.login.token logins');
+  assert.ok(answeredByClientReaders(/"GET \/_matrix\/client\/v3\/account\/whoami HTTP/) >= 3, 'the client readers answered whoami');
+  assert.deepEqual(answeredBy(/"POST \/_matrix\/client\/v3\/delete_devices HTTP/), ['synapse-stream-writer-1'], 'delete_devices');
+});
+
+test('dark theme: the sign-in page follows the system colour scheme', { skip: singleOnly, timeout: 60_000 }, async () => {
   const { context, page } = await newContext({ colorScheme: 'dark' });
   await openSignIn(page, urls);
   const background = await page.evaluate('getComputedStyle(document.body).backgroundColor');

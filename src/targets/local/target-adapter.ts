@@ -250,36 +250,60 @@ export class LocalTarget implements Target {
     return [`${postgresql.binDir}/${tool}`, '-h', '/run/postgresql', '-p', String(postgresql.port)];
   }
 
+  /** The worker processes of Synapse (synapse-<worker>, docs/workers.md) in this stack's plan; none without workers. */
+  private synapseWorkers(): ComponentPlan[] {
+    return this.plan.components.filter((c) => c.name.startsWith('synapse-'));
+  }
+
   /**
    * Stops one component and holds it stopped: a hold file tells the supervisor not to restart it
-   * (src/targets/local/supervisor.ts); a new supervisor (the next `up`) clears every hold.
+   * (src/targets/local/supervisor.ts); a new supervisor (the next `up`) clears every hold. Synapse is the
+   * main process and every worker (a restore must not leave a worker serving from its caches of the data
+   * it replaces): the workers stop first, together, then the main process.
    */
   async stop(component: ComponentName): Promise<void> {
     const plan = this.componentPlan(component);
-    mkdirSync(this.layout.holdDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(this.layout.holdDir, component), `${process.pid}\n`);
-    const pid = this.status()?.components[component]?.pid;
-    if (pid !== undefined && processIsAlive(pid)) process.kill(pid, plan.stopSignal);
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const now = this.status()?.components[component];
-      if (now?.state === 'stopped' && (now.pid === undefined || !processIsAlive(now.pid))) return;
-      await sleep(250);
-    }
-    throw new Error(`${component} did not stop within 60 s; see ${this.layout.logFile(component)}.`);
+    if (component === 'synapse') await Promise.all(this.synapseWorkers().map((worker) => this.stopProcess(worker)));
+    await this.stopProcess(plan);
   }
 
-  /** Releases a hold and waits until the supervisor reports the component running and healthy. */
+  private async stopProcess(plan: ComponentPlan): Promise<void> {
+    mkdirSync(this.layout.holdDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.layout.holdDir, plan.name), `${process.pid}\n`);
+    const deadline = Date.now() + 60_000;
+    let signalled: number | undefined;
+    while (Date.now() < deadline) {
+      const now = this.status()?.components[plan.name];
+      if (now?.state === 'stopped' && (now.pid === undefined || !processIsAlive(now.pid))) return;
+      // A process the supervisor (re)started after the hold was written (a scheduled restart) is stopped too.
+      if (now?.pid !== undefined && now.pid !== signalled && processIsAlive(now.pid)) {
+        process.kill(now.pid, plan.stopSignal);
+        signalled = now.pid;
+      }
+      await sleep(250);
+    }
+    throw new Error(`${plan.name} did not stop within 60 s; see ${this.layout.logFile(plan.name)}.`);
+  }
+
+  /**
+   * Releases a hold and waits until the supervisor reports the component running and healthy. Synapse:
+   * the main process first, then its workers (they need its replication listener), all healthy.
+   */
   async start(component: ComponentName): Promise<void> {
-    this.componentPlan(component);
-    rmSync(join(this.layout.holdDir, component), { force: true });
+    const plan = this.componentPlan(component);
+    await this.startProcess(plan);
+    if (component === 'synapse') await Promise.all(this.synapseWorkers().map((worker) => this.startProcess(worker)));
+  }
+
+  private async startProcess(plan: ComponentPlan): Promise<void> {
+    rmSync(join(this.layout.holdDir, plan.name), { force: true });
     const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
-      const now = this.status()?.components[component];
+      const now = this.status()?.components[plan.name];
       if (now?.state === 'running' && now.healthy && now.pid !== undefined && processIsAlive(now.pid)) return;
       await sleep(500);
     }
-    throw new Error(`${component} did not become healthy within 300 s; see ${this.layout.logFile(component)}.`);
+    throw new Error(`${plan.name} did not become healthy within 300 s; see ${this.layout.logFile(plan.name)}.`);
   }
 
   /** Rewrites every file built from secrets, then restarts the components (the supervisor restarts what exits). */
