@@ -179,6 +179,14 @@ test('the plan starts PostgreSQL, Synapse, coturn, then the router, each with it
   assert.deepEqual(plan.postgresql?.initdbArgs.filter((arg) => /encoding|locale|auth-local/.test(arg)), ['--encoding=UTF8', '--locale=C', '--auth-local=peer']);
 });
 
+test('synapse.jemalloc false: every Synapse process gets an empty LD_PRELOAD (the start step then preloads nothing); by default none', () => {
+  const synapseProcesses = (sets: string[]) => planFor(sets).plan.components.filter((component) => component.name.startsWith('synapse'));
+  const off = synapseProcesses(['synapse.jemalloc=false', 'synapse.workers.preset=small']);
+  assert.ok(off.length > 2);
+  for (const component of off) assert.equal(component.environment?.LD_PRELOAD, '');
+  for (const component of synapseProcesses(['synapse.workers.preset=small'])) assert.equal(component.environment?.LD_PRELOAD, undefined);
+});
+
 test('the endpoints: client and well-known through the router, metrics of what has an exporter, TURN URIs', () => {
   const { plan, ports } = planFor([]);
   const router = `http://127.0.0.1:${ports.router}/`;

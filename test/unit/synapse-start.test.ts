@@ -14,7 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { synapseConfigFiles } from '../../src/components/synapse/config.js';
 import { synapseJoinedConfigFile, synapseStartScript, synapseStartScriptFile } from '../../src/components/synapse/start.js';
 import { databaseFieldFiles, synapseSecretFiles } from '../../src/stack/model.js';
-import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { resolveValues } from '../../src/values/load.js';
 
 const databasePassword = 'db-Pass 12:30';
@@ -147,4 +147,45 @@ test('a port file that is not a number stops the start with the file named and i
       },
     );
   });
+});
+
+/** The start script's environment() run by python3 on the script itself, as `python3 -c`, with `env` as its environment. */
+function scriptEnvironment(jemallocPath: string, env: Record<string, string>): Record<string, string> {
+  return withScratch((dir) => {
+    const script = join(dir, synapseStartScriptFile);
+    writeFileSync(script, synapseStartScript);
+    const code = [
+      'import importlib.util, json, sys',
+      `spec = importlib.util.spec_from_file_location("start", ${JSON.stringify(script)})`,
+      'module = importlib.util.module_from_spec(spec)',
+      'spec.loader.exec_module(module)',
+      'print(json.dumps(module.environment(sys.argv[1])))',
+    ].join('\n');
+    return JSON.parse(execFileSync('python3', ['-c', code, jemallocPath], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } })) as Record<string, string>;
+  });
+}
+
+test('jemalloc: preloaded when the library is there and LD_PRELOAD is not set; a given LD_PRELOAD, even empty, is left as it is', () => {
+  withScratch((dir) => {
+    const library = join(dir, 'libjemalloc.so.2');
+    writeFileSync(library, '');
+    assert.equal(scriptEnvironment(library, {}).LD_PRELOAD, library);
+    assert.equal(scriptEnvironment(library, { LD_PRELOAD: '' }).LD_PRELOAD, '');
+    assert.equal(scriptEnvironment(library, { LD_PRELOAD: '/opt/other.so' }).LD_PRELOAD, '/opt/other.so');
+    assert.equal(scriptEnvironment(join(dir, 'missing.so'), {}).LD_PRELOAD, undefined);
+  });
+  // The path the script looks at by default is where Debian (the runtime and Synapse's image) puts it.
+  assert.match(synapseStartScript, /JEMALLOC = "\/usr\/lib\/%s-linux-gnu\/libjemalloc\.so\.2" % platform\.machine\(\)/);
+});
+
+test('synapse.jemalloc false: every Synapse container, main and workers, gets an empty LD_PRELOAD; by default none is set', () => {
+  const containers = (sets: Record<string, unknown>) =>
+    renderKubernetesObjects(compileKubernetesStack(resolveValues({ synapse: { server: { name: 'example.org' }, workers: { preset: 'small' }, ...sets } })))
+      .filter((object) => object.kind === 'Deployment' || object.kind === 'StatefulSet')
+      .flatMap((object) => ((object as unknown as { spec: { template: { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } } }).spec.template.spec.containers))
+      .filter((container) => container.name === 'synapse');
+  const off = containers({ jemalloc: false });
+  assert.ok(off.length > 2);
+  for (const container of off) assert.deepEqual(container.env?.filter((env) => env.name === 'LD_PRELOAD'), [{ name: 'LD_PRELOAD', value: '' }]);
+  for (const container of containers({})) assert.equal(container.env?.find((env) => env.name === 'LD_PRELOAD'), undefined);
 });
