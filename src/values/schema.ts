@@ -235,7 +235,7 @@ export const valuesSchema = Type.Object(
       logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
       jemalloc: bool(
-        'Preload jemalloc into every Synapse process when the image (Synapse\'s own has it) or the local runtime has it, as the image\'s own entrypoint does (mxstack\'s start step replaces that entrypoint). Measured in bench/README.md: less CPU per message than Python\'s allocator on glibc. false: the processes get an empty LD_PRELOAD.',
+        'Preload jemalloc into every Synapse process when the image (Synapse\'s own has it) or the local runtime has it, as the image\'s own entrypoint does (mxstack\'s start step replaces that entrypoint). bench/README.md measured a few percent less CPU per message with it. false: the processes get an empty LD_PRELOAD.',
         true,
       ),
       workers: workersSchema(),
