@@ -235,8 +235,8 @@ export const valuesSchema = Type.Object(
       logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
       jemalloc: bool(
-        'Preload jemalloc into every Synapse process when the image (Synapse\'s own has it) or the local runtime has it, as the image\'s own entrypoint does (mxstack\'s start step replaces that entrypoint). bench/README.md measured a few percent less CPU per message with it. false: the processes get an empty LD_PRELOAD.',
-        true,
+        'Preload jemalloc into every Synapse process when the image (Synapse\'s own has it) or the local runtime has it, as the image\'s own entrypoint does for memory (mxstack\'s start step replaces that entrypoint, so without this it is not preloaded). Off by default: bench/README.md measured no CPU difference beyond the noise.',
+        false,
       ),
       workers: workersSchema(),
       mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),

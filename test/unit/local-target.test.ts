@@ -179,12 +179,12 @@ test('the plan starts PostgreSQL, Synapse, coturn, then the router, each with it
   assert.deepEqual(plan.postgresql?.initdbArgs.filter((arg) => /encoding|locale|auth-local/.test(arg)), ['--encoding=UTF8', '--locale=C', '--auth-local=peer']);
 });
 
-test('synapse.jemalloc false: every Synapse process gets an empty LD_PRELOAD (the start step then preloads nothing); by default none', () => {
+test('synapse.jemalloc: every Synapse process asks the start step for jemalloc; by default none does', () => {
   const synapseProcesses = (sets: string[]) => planFor(sets).plan.components.filter((component) => component.name.startsWith('synapse'));
-  const off = synapseProcesses(['synapse.jemalloc=false', 'synapse.workers.preset=small']);
-  assert.ok(off.length > 2);
-  for (const component of off) assert.equal(component.environment?.LD_PRELOAD, '');
-  for (const component of synapseProcesses(['synapse.workers.preset=small'])) assert.equal(component.environment?.LD_PRELOAD, undefined);
+  const on = synapseProcesses(['synapse.jemalloc=true', 'synapse.workers.preset=small']);
+  assert.ok(on.length > 2);
+  for (const component of on) assert.equal(component.environment?.MXSTACK_SYNAPSE_JEMALLOC, '1');
+  for (const component of synapseProcesses(['synapse.workers.preset=small'])) assert.equal(component.environment?.MXSTACK_SYNAPSE_JEMALLOC, undefined);
 });
 
 test('the endpoints: client and well-known through the router, metrics of what has an exporter, TURN URIs', () => {

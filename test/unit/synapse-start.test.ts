@@ -165,27 +165,30 @@ function scriptEnvironment(jemallocPath: string, env: Record<string, string>): R
   });
 }
 
-test('jemalloc: preloaded when the library is there and LD_PRELOAD is not set; a given LD_PRELOAD, even empty, is left as it is', () => {
+test('jemalloc: preloaded when asked for, the library is there and LD_PRELOAD is not set; a given LD_PRELOAD is left as it is', () => {
   withScratch((dir) => {
     const library = join(dir, 'libjemalloc.so.2');
     writeFileSync(library, '');
-    assert.equal(scriptEnvironment(library, {}).LD_PRELOAD, library);
-    assert.equal(scriptEnvironment(library, { LD_PRELOAD: '' }).LD_PRELOAD, '');
-    assert.equal(scriptEnvironment(library, { LD_PRELOAD: '/opt/other.so' }).LD_PRELOAD, '/opt/other.so');
-    assert.equal(scriptEnvironment(join(dir, 'missing.so'), {}).LD_PRELOAD, undefined);
+    const asked = { MXSTACK_SYNAPSE_JEMALLOC: '1' };
+    const preloaded = scriptEnvironment(library, asked);
+    assert.equal(preloaded.LD_PRELOAD, library);
+    assert.equal(preloaded.MXSTACK_SYNAPSE_JEMALLOC, undefined, 'Synapse does not see the signal');
+    assert.equal(scriptEnvironment(library, {}).LD_PRELOAD, undefined);
+    assert.equal(scriptEnvironment(library, { ...asked, LD_PRELOAD: '/opt/other.so' }).LD_PRELOAD, '/opt/other.so');
+    assert.equal(scriptEnvironment(join(dir, 'missing.so'), asked).LD_PRELOAD, undefined);
   });
   // The path the script looks at by default is where Debian (the runtime and Synapse's image) puts it.
   assert.match(synapseStartScript, /JEMALLOC = "\/usr\/lib\/%s-linux-gnu\/libjemalloc\.so\.2" % platform\.machine\(\)/);
 });
 
-test('synapse.jemalloc false: every Synapse container, main and workers, gets an empty LD_PRELOAD; by default none is set', () => {
+test('synapse.jemalloc: every Synapse container, main and workers, asks the start step for jemalloc; by default none does', () => {
   const containers = (sets: Record<string, unknown>) =>
     renderKubernetesObjects(compileKubernetesStack(resolveValues({ synapse: { server: { name: 'example.org' }, workers: { preset: 'small' }, ...sets } })))
       .filter((object) => object.kind === 'Deployment' || object.kind === 'StatefulSet')
       .flatMap((object) => ((object as unknown as { spec: { template: { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } } }).spec.template.spec.containers))
       .filter((container) => container.name === 'synapse');
-  const off = containers({ jemalloc: false });
-  assert.ok(off.length > 2);
-  for (const container of off) assert.deepEqual(container.env?.filter((env) => env.name === 'LD_PRELOAD'), [{ name: 'LD_PRELOAD', value: '' }]);
-  for (const container of containers({})) assert.equal(container.env?.find((env) => env.name === 'LD_PRELOAD'), undefined);
+  const on = containers({ jemalloc: true });
+  assert.ok(on.length > 2);
+  for (const container of on) assert.deepEqual(container.env?.filter((env) => env.name === 'MXSTACK_SYNAPSE_JEMALLOC'), [{ name: 'MXSTACK_SYNAPSE_JEMALLOC', value: '1' }]);
+  for (const container of containers({})) assert.equal(container.env?.find((env) => env.name === 'MXSTACK_SYNAPSE_JEMALLOC'), undefined);
 });

@@ -13,7 +13,7 @@ function synapseArgv(stack: Stack, app: string, ownConfigFiles: string[] = []): 
   return synapseStartArgv(stack, 'python3', app, [homeserverConfigPath(stack), ...ownConfigFiles]);
 }
 
-/** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it); synapse.jemalloc false empties LD_PRELOAD. */
+/** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it); synapse.jemalloc asks the start step for jemalloc. */
 function synapseEnvironment(stack: Stack, dirs: LocalProcessDirs): { environment?: Record<string, string> } {
   const environment: Record<string, string> = { ...(workerProcesses(stack.values).length > 0 ? { PYTHONPATH: dirs.pythonDir } : {}), ...synapseProcessEnvironment(stack) };
   return Object.keys(environment).length > 0 ? { environment } : {};

@@ -50,9 +50,9 @@ password and each such field from its file in SECRETS_DIR, writes the joined blo
 Synapse, given JOINED_FILE as its last --config-path (Synapse replaces top-level keys file by file).
 The passwords never appear in a command line or the environment.
 
-Like the entrypoint of Synapse's own image (which this step replaces), it preloads jemalloc when the image or
-runtime has it and LD_PRELOAD is not already set (upstream does it for Synapse's memory; mxstack's
-benchmark measured a few percent less CPU per message with it). An LD_PRELOAD given to the process, even an empty one (synapse.jemalloc false), is left as it is.
+With MXSTACK_SYNAPSE_JEMALLOC=1 in its environment (synapse.jemalloc true), it preloads jemalloc as the
+entrypoint of Synapse's own image (which this step replaces) does: when the image or runtime has it and
+LD_PRELOAD is not already set. An LD_PRELOAD given to the process is left as it is.
 
 usage: python3 synapse-start.py SECRETS_DIR JOINED_FILE -m synapse.app.<app> --config-path FILE ...
 """
@@ -135,9 +135,10 @@ def write_private(path, text):
 
 
 def environment(jemalloc=JEMALLOC):
-    """The process environment, with jemalloc preloaded when it is there and LD_PRELOAD is not set."""
+    """The process environment, with jemalloc preloaded when asked for, there, and LD_PRELOAD is not set."""
     env = dict(os.environ)
-    if "LD_PRELOAD" not in env and os.path.isfile(jemalloc):
+    wanted = env.pop("MXSTACK_SYNAPSE_JEMALLOC", "") == "1"
+    if wanted and "LD_PRELOAD" not in env and os.path.isfile(jemalloc):
         env["LD_PRELOAD"] = jemalloc
     return env
 
@@ -158,11 +159,11 @@ if __name__ == "__main__":
 `;
 
 /**
- * The environment every Synapse process gets from its target: with synapse.jemalloc false, an empty
- * LD_PRELOAD, which the start step leaves alone (it preloads jemalloc only when LD_PRELOAD is not set).
+ * The environment every Synapse process gets from its target: with synapse.jemalloc, the start step's
+ * signal to preload jemalloc (it takes the variable out before starting Synapse).
  */
 export function synapseProcessEnvironment(stack: Stack): Record<string, string> {
-  return stack.values.synapse.jemalloc ? {} : { LD_PRELOAD: '' };
+  return stack.values.synapse.jemalloc ? { MXSTACK_SYNAPSE_JEMALLOC: '1' } : {};
 }
 
 /** The same as a Kubernetes container's env (nothing by default). */
