@@ -19,11 +19,13 @@ import { runMultiRoom, runOneRoom, type MultiRoomOptions, type OneRoomOptions, t
 import { cpuSecondsBetween, treeCpuSeconds } from './process-usage.js';
 import { countersBetween, readPostgresqlCounters, type PostgresqlCounters } from './postgresql-stats.js';
 import { startStockSynapse } from './stock-synapse.js';
-import { counterGrowth, goalChecks, parsePrometheusText, sumByLabel, type MetricSample } from './statistics.js';
+import { counterGrowth, cpuPerDeliveredMessage, goalChecks, parsePrometheusText, sumByLabel, type MetricSample } from './statistics.js';
 
-const presetConfigurations = { monolith: 'none', small: 'small', large: 'large' } as const;
+const presetConfigurations = { monolith: 'none', small: 'small', large: 'large', variant: 'none' } as const;
 const configurationNames = ['monolith', 'small', 'large', 'stock'] as const;
-type ConfigurationName = (typeof configurationNames)[number];
+/** `variant`: the monolith with the --variant-set values on top, to compare a setting within one run (never a default). */
+const selectableNames = [...configurationNames, 'variant'] as const;
+type ConfigurationName = (typeof selectableNames)[number];
 const scenarioNames = ['one-room', 'multi-room'] as const;
 type ScenarioName = (typeof scenarioNames)[number];
 
@@ -46,6 +48,8 @@ interface TimeSpent {
   servletCpu: Array<[string, number]>;
   /** Synapse's main-thread CPU seconds in background processes (notifier, event persistence, ...), by name. */
   backgroundCpu: Array<[string, number]>;
+  /** Seconds in Python's garbage collector by generation, over every Synapse process (Synapse runs it itself: gc_thresholds, gc_min_interval). */
+  garbageCollection: Array<[string, number]>;
 }
 
 interface Measurement {
@@ -106,11 +110,12 @@ function timeSpent(cpuBefore: Record<string, number>, cpuAfter: Record<string, n
     ...(wait ? { databaseConnectionWaitSeconds: wait[1] } : {}),
     servletCpu: cpuGrowth('synapse_http_server_response', 'servlet'),
     backgroundCpu: cpuGrowth('synapse_background_process', 'name'),
+    garbageCollection: growth('python_gc_time_sum', 'gen'),
   };
 }
 
 async function startMxstack(configuration: Exclude<ConfigurationName, 'stock'>, extraSets: string[]): Promise<RunningConfiguration> {
-  progress(`[${configuration}] mxstack up (synapse.workers.preset=${presetConfigurations[configuration]})`);
+  progress(`[${configuration}] mxstack up (synapse.workers.preset=${presetConfigurations[configuration]}${extraSets.length > 0 ? ` ${extraSets.join(' ')}` : ''})`);
   const started = performance.now();
   const stack = await startLocalStack({ sets: [`synapse.workers.preset=${presetConfigurations[configuration]}`, ...extraSets], timeoutMs: 900_000 });
   const upSeconds = (performance.now() - started) / 1000;
@@ -157,8 +162,8 @@ async function startStock(): Promise<RunningConfiguration> {
   }
 }
 
-async function measureConfiguration(configuration: ConfigurationName, scenarios: ScenarioName[], sizes: Sizes, extraSets: string[]): Promise<{ measurements: Measurement[]; upSeconds: number }> {
-  const running = configuration === 'stock' ? await startStock() : await startMxstack(configuration, extraSets);
+async function measureConfiguration(configuration: ConfigurationName, scenarios: ScenarioName[], sizes: Sizes, extraSets: string[], variantSets: string[]): Promise<{ measurements: Measurement[]; upSeconds: number }> {
+  const running = configuration === 'stock' ? await startStock() : await startMxstack(configuration, configuration === 'variant' ? [...extraSets, ...variantSets] : extraSets);
   const measurements: Measurement[] = [];
   try {
     for (const scenario of scenarios) {
@@ -240,6 +245,8 @@ function timeSpentReport(measurements: Measurement[]): string {
       .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
       .join(', ');
     lines.push(`  ${configuration} / ${scenario} (wall ${result.wallSeconds.toFixed(1)} s, benchmark client ${result.clientCpuSeconds.toFixed(1)} s): ${cpu}`);
+    const perMessage = cpuPerDeliveredMessage(spent.cpuSeconds, result.delivered);
+    if (perMessage) lines.push(`    CPU per delivered message: Synapse + PostgreSQL ${perMessage.serverMs.toFixed(1)} ms, every process tree ${perMessage.allMs.toFixed(1)} ms`);
     if (spent.databaseTransactions.length > 0) {
       lines.push(`    time in database transactions (s): ${spent.databaseTransactions.map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ')}`);
     }
@@ -252,6 +259,9 @@ function timeSpentReport(measurements: Measurement[]): string {
     const named = (entries: Array<[string, number]>) => entries.map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ');
     if (spent.servletCpu.length > 0) lines.push(`    Synapse CPU by servlet (s): ${named(spent.servletCpu)}`);
     if (spent.backgroundCpu.length > 0) lines.push(`    Synapse CPU in background processes (s): ${named(spent.backgroundCpu)}`);
+    if (spent.garbageCollection.length > 0) {
+      lines.push(`    Python garbage collection by generation (s): ${spent.garbageCollection.map(([generation, seconds]) => `gen ${generation} ${seconds.toFixed(2)}`).join(', ')}`);
+    }
   }
   return lines.join('\n');
 }
@@ -264,11 +274,13 @@ function listOption<T extends string>(name: string, text: string, allowed: reado
 }
 
 const usage = `npm run bench -- [options]
-  --configs LIST        of ${configurationNames.join(',')} (default: all, in that order)
+  --configs LIST        of ${selectableNames.join(',')} (default: ${configurationNames.join(',')}, in that order)
   --scenarios LIST      of ${scenarioNames.join(',')} (default: both)
   --quick               small sizes for a quick check (one room: 5 users, 60 messages;
                         multi-room: 20 users, 10 rooms of 5, 200 messages); size options still win
   --set KEY=VALUE       extra values for the mxstack configurations (repeatable), e.g. to compare a setting
+  --variant-set KEY=VALUE  values (repeatable) of the configuration \`variant\`: the monolith with these on
+                        top, to compare a setting within one run (--configs monolith,variant,stock)
   one room:   --users 10 --messages 300 --concurrency 10
   multi-room: --mr-users 100 --rooms 50 --members 10 --mr-messages 1000 --mr-concurrency 20
   --budget-seconds 120  no new sends after this long, per scenario`;
@@ -280,6 +292,7 @@ async function main(): Promise<void> {
       scenarios: { type: 'string', default: scenarioNames.join(',') },
       quick: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
+      'variant-set': { type: 'string', multiple: true, default: [] },
       users: { type: 'string' },
       messages: { type: 'string' },
       concurrency: { type: 'string' },
@@ -317,7 +330,8 @@ async function main(): Promise<void> {
   if (sizes.multiRoom.membersPerRoom < 2 || sizes.multiRoom.membersPerRoom > sizes.multiRoom.users) {
     throw new Error('--members must be at least 2 and at most --mr-users');
   }
-  const configurations = listOption('configs', values.configs, configurationNames);
+  const configurations = listOption('configs', values.configs, selectableNames);
+  if (configurations.includes('variant') !== values['variant-set'].length > 0) throw new Error('--configs variant and --variant-set go together: the variant is the monolith with the --variant-set values');
   const scenarios = listOption('scenarios', values.scenarios, scenarioNames);
 
   const startedAt = new Date();
@@ -325,13 +339,14 @@ async function main(): Promise<void> {
   const measurements: Measurement[] = [];
   const upSeconds: Array<[ConfigurationName, number]> = [];
   for (const configuration of configurations) {
-    const measured = await measureConfiguration(configuration, scenarios, sizes, values.set);
+    const measured = await measureConfiguration(configuration, scenarios, sizes, values.set, values['variant-set']);
     measurements.push(...measured.measurements);
     upSeconds.push([configuration, measured.upSeconds]);
   }
 
   console.log(`\nmessaging benchmark, ${startedAt.toISOString()} -> ${new Date().toISOString()}, load ${loads(loadAtStart)} -> ${loads(loadavg())}`);
   if (values.set.length > 0) console.log(`extra values on the mxstack configurations: ${values.set.join(' ')}`);
+  if (values['variant-set'].length > 0) console.log(`variant = monolith with ${values['variant-set'].join(' ')}`);
   console.log('mxstack through its router; stock Synapse directly (it has no router). Configurations ran one after the other.\n');
   for (const scenario of scenarios) {
     console.log(scenarioReport(scenario, measurements.filter((measurement) => measurement.scenario === scenario), sizes));

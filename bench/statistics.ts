@@ -170,3 +170,19 @@ export function sumByLabel(samples: readonly MetricSample[], name: string, label
 export function counterGrowth(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): Array<[string, number]> {
   return [...after.entries()].map(([key, value]): [string, number] => [key, value - (before.get(key) ?? 0)]).sort((a, b) => b[1] - a[1]);
 }
+
+/** Milliseconds of CPU per delivered message: Synapse's processes (main and every worker) with PostgreSQL, and every process tree measured. */
+export interface CpuPerMessage {
+  /** synapse* and postgresql: the server's work per message, the number the configurations are compared on. */
+  serverMs: number;
+  /** Every measured process tree (the router and Redis too). */
+  allMs: number;
+}
+
+export function cpuPerDeliveredMessage(cpuSeconds: Readonly<Record<string, number>>, delivered: number): CpuPerMessage | undefined {
+  if (delivered <= 0) return undefined;
+  const sum = (entries: Array<[string, number]>) => entries.reduce((total, [, seconds]) => total + seconds, 0);
+  const entries = Object.entries(cpuSeconds);
+  const server = entries.filter(([name]) => name === 'postgresql' || name === 'synapse' || name.startsWith('synapse-'));
+  return { serverMs: (sum(server) / delivered) * 1000, allMs: (sum(entries) / delivered) * 1000 };
+}

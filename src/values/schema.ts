@@ -234,6 +234,10 @@ export const valuesSchema = Type.Object(
       }),
       logLevel: strEnum('Root log level.', ['DEBUG', 'INFO', 'WARNING', 'ERROR'], 'INFO'),
       logFormat: strEnum('Log line format: text, or one JSON object per line.', ['text', 'json'], 'text'),
+      jemalloc: bool(
+        'Preload jemalloc into every Synapse process when the image (Synapse\'s own has it) or the local runtime has it, as the image\'s own entrypoint does for memory (mxstack\'s start step replaces that entrypoint, so without this it is not preloaded). Off by default: bench/README.md measured no CPU difference beyond the noise.',
+        false,
+      ),
       workers: workersSchema(),
       mas: freeform('The old chart\'s synapse.mas: refused when set (Matrix Authentication Service is not supported).'),
       additionalConfig: freeform(

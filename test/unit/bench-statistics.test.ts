@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   counterGrowth,
+  cpuPerDeliveredMessage,
   goalChecks,
   messagePlan,
   parsePrometheusText,
@@ -151,4 +152,12 @@ test('/proc/<pid>/stat: parent and CPU ticks, with a command name holding spaces
   assert.deepEqual(stat, { pid: 4242, parent: 17, ticks: 310 });
   assert.equal(parseProcStat('garbage'), undefined);
   assert.deepEqual(cpuSecondsBetween({ synapse: 1, postgresql: 2 }, { synapse: 4, postgresql: 2.5, router: 1 }), { synapse: 3, postgresql: 0.5, router: 1 });
+});
+
+test('CPU per delivered message: Synapse (main and workers) with PostgreSQL apart from every process tree', () => {
+  const spent = { synapse: 2, 'synapse-sync': 1, 'synapse-event-persister': 0.5, postgresql: 1.5, router: 0.4, redis: 0.1 };
+  assert.deepEqual(cpuPerDeliveredMessage(spent, 50), { serverMs: 100, allMs: 110 });
+  assert.equal(cpuPerDeliveredMessage(spent, 0), undefined);
+  // The stock Synapse measures only its two programs.
+  assert.deepEqual(cpuPerDeliveredMessage({ synapse: 3, postgresql: 1 }, 40), { serverMs: 100, allMs: 100 });
 });

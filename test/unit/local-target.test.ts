@@ -179,6 +179,14 @@ test('the plan starts PostgreSQL, Synapse, coturn, then the router, each with it
   assert.deepEqual(plan.postgresql?.initdbArgs.filter((arg) => /encoding|locale|auth-local/.test(arg)), ['--encoding=UTF8', '--locale=C', '--auth-local=peer']);
 });
 
+test('synapse.jemalloc: every Synapse process asks the start step for jemalloc; by default none does', () => {
+  const synapseProcesses = (sets: string[]) => planFor(sets).plan.components.filter((component) => component.name.startsWith('synapse'));
+  const on = synapseProcesses(['synapse.jemalloc=true', 'synapse.workers.preset=small']);
+  assert.ok(on.length > 2);
+  for (const component of on) assert.equal(component.environment?.MXSTACK_SYNAPSE_JEMALLOC, '1');
+  for (const component of synapseProcesses(['synapse.workers.preset=small'])) assert.equal(component.environment?.MXSTACK_SYNAPSE_JEMALLOC, undefined);
+});
+
 test('the endpoints: client and well-known through the router, metrics of what has an exporter, TURN URIs', () => {
   const { plan, ports } = planFor([]);
   const router = `http://127.0.0.1:${ports.router}/`;

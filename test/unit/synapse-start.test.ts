@@ -14,7 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { synapseConfigFiles } from '../../src/components/synapse/config.js';
 import { synapseJoinedConfigFile, synapseStartScript, synapseStartScriptFile } from '../../src/components/synapse/start.js';
 import { databaseFieldFiles, synapseSecretFiles } from '../../src/stack/model.js';
-import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
+import { compileKubernetesStack, renderKubernetesObjects } from '../../src/targets/kubernetes/render.js';
 import { resolveValues } from '../../src/values/load.js';
 
 const databasePassword = 'db-Pass 12:30';
@@ -147,4 +147,48 @@ test('a port file that is not a number stops the start with the file named and i
       },
     );
   });
+});
+
+/** The start script's environment() run by python3 on the script itself, as `python3 -c`, with `env` as its environment. */
+function scriptEnvironment(jemallocPath: string, env: Record<string, string>): Record<string, string> {
+  return withScratch((dir) => {
+    const script = join(dir, synapseStartScriptFile);
+    writeFileSync(script, synapseStartScript);
+    const code = [
+      'import importlib.util, json, sys',
+      `spec = importlib.util.spec_from_file_location("start", ${JSON.stringify(script)})`,
+      'module = importlib.util.module_from_spec(spec)',
+      'spec.loader.exec_module(module)',
+      'print(json.dumps(module.environment(sys.argv[1])))',
+    ].join('\n');
+    return JSON.parse(execFileSync('python3', ['-c', code, jemallocPath], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } })) as Record<string, string>;
+  });
+}
+
+test('jemalloc: preloaded when asked for, the library is there and LD_PRELOAD is not set; a given LD_PRELOAD is left as it is', () => {
+  withScratch((dir) => {
+    const library = join(dir, 'libjemalloc.so.2');
+    writeFileSync(library, '');
+    const asked = { MXSTACK_SYNAPSE_JEMALLOC: '1' };
+    const preloaded = scriptEnvironment(library, asked);
+    assert.equal(preloaded.LD_PRELOAD, library);
+    assert.equal(preloaded.MXSTACK_SYNAPSE_JEMALLOC, undefined, 'Synapse does not see the signal');
+    assert.equal(scriptEnvironment(library, {}).LD_PRELOAD, undefined);
+    assert.equal(scriptEnvironment(library, { ...asked, LD_PRELOAD: '/opt/other.so' }).LD_PRELOAD, '/opt/other.so');
+    assert.equal(scriptEnvironment(join(dir, 'missing.so'), asked).LD_PRELOAD, undefined);
+  });
+  // The path the script looks at by default is where Debian (the runtime and Synapse's image) puts it.
+  assert.match(synapseStartScript, /JEMALLOC = "\/usr\/lib\/%s-linux-gnu\/libjemalloc\.so\.2" % platform\.machine\(\)/);
+});
+
+test('synapse.jemalloc: every Synapse container, main and workers, asks the start step for jemalloc; by default none does', () => {
+  const containers = (sets: Record<string, unknown>) =>
+    renderKubernetesObjects(compileKubernetesStack(resolveValues({ synapse: { server: { name: 'example.org' }, workers: { preset: 'small' }, ...sets } })))
+      .filter((object) => object.kind === 'Deployment' || object.kind === 'StatefulSet')
+      .flatMap((object) => ((object as unknown as { spec: { template: { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } } }).spec.template.spec.containers))
+      .filter((container) => container.name === 'synapse');
+  const on = containers({ jemalloc: true });
+  assert.ok(on.length > 2);
+  for (const container of on) assert.deepEqual(container.env?.filter((env) => env.name === 'MXSTACK_SYNAPSE_JEMALLOC'), [{ name: 'MXSTACK_SYNAPSE_JEMALLOC', value: '1' }]);
+  for (const container of containers({})) assert.equal(container.env?.find((env) => env.name === 'MXSTACK_SYNAPSE_JEMALLOC'), undefined);
 });

@@ -18,7 +18,7 @@ import { objectMeta } from '../../kit/meta.js';
 import { emptyDirVolume, httpGetProbe, resourceRequirements, serviceType, standardProbes } from '../../kit/pod-security.js';
 import { configMapVolume, configuredDeployment, serviceAccountNameOf, serviceAccountObjects, workloadImage } from '../../kit/workload.js';
 import { synapseConfigFiles, synapseSendsSmtpPassword } from './config.js';
-import { databaseConnectionFields, homeserverConfigPath, synapseDatabaseFieldFiles, synapseStartArgv } from './start.js';
+import { databaseConnectionFields, homeserverConfigPath, synapseContainerEnvironment, synapseDatabaseFieldFiles, synapseStartArgv } from './start.js';
 import { synapseWorkerObjects } from './worker-kubernetes.js';
 import { workersEnabled } from '../../values/worker-pools.js';
 import { renderOidcProvider } from './oidc.js';
@@ -139,6 +139,7 @@ function synapseContainer(stack: Stack): IContainer {
     name: 'synapse',
     ...workloadImage(stack.values, 'synapse'),
     command: synapseStartArgv(stack, 'python', 'synapse.app.homeserver', [homeserverConfigPath(stack)]),
+    ...synapseContainerEnvironment(stack),
     ports: [
       { name: 'http', containerPort: ports.synapseHttp, protocol: 'TCP' as const },
       ...(synapse.metrics.enabled ? [{ name: 'metrics', containerPort: ports.synapseMetrics, protocol: 'TCP' as const }] : []),

@@ -6,16 +6,17 @@ import { loopback, type LocalProcessContext, type LocalProcessDirs, type NamedLo
 import type { Stack } from '../../stack/model.js';
 import { workerProcesses, type WorkerProcess } from '../../values/worker-pools.js';
 import { renderWorkerConfig, workerAddress, workerConfigFile } from './workers.js';
-import { homeserverConfigPath, synapseStartArgv } from './start.js';
+import { homeserverConfigPath, synapseProcessEnvironment, synapseStartArgv } from './start.js';
 
 /** Every Synapse process (main or worker) starts through the start step, which joins the passwords in. */
 function synapseArgv(stack: Stack, app: string, ownConfigFiles: string[] = []): string[] {
   return synapseStartArgv(stack, 'python3', app, [homeserverConfigPath(stack), ...ownConfigFiles]);
 }
 
-/** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it). */
+/** With workers, Synapse imports txredisapi from the state directory (the runtime's Debian packages lack it); synapse.jemalloc asks the start step for jemalloc. */
 function synapseEnvironment(stack: Stack, dirs: LocalProcessDirs): { environment?: Record<string, string> } {
-  return workerProcesses(stack.values).length > 0 ? { environment: { PYTHONPATH: dirs.pythonDir } } : {};
+  const environment: Record<string, string> = { ...(workerProcesses(stack.values).length > 0 ? { PYTHONPATH: dirs.pythonDir } : {}), ...synapseProcessEnvironment(stack) };
+  return Object.keys(environment).length > 0 ? { environment } : {};
 }
 
 /** One Synapse worker: the shared files and its own, started with the other workers after the main process. */

@@ -50,9 +50,14 @@ password and each such field from its file in SECRETS_DIR, writes the joined blo
 Synapse, given JOINED_FILE as its last --config-path (Synapse replaces top-level keys file by file).
 The passwords never appear in a command line or the environment.
 
+With MXSTACK_SYNAPSE_JEMALLOC=1 in its environment (synapse.jemalloc true), it preloads jemalloc as the
+entrypoint of Synapse's own image (which this step replaces) does: when the image or runtime has it and
+LD_PRELOAD is not already set. An LD_PRELOAD given to the process is left as it is.
+
 usage: python3 synapse-start.py SECRETS_DIR JOINED_FILE -m synapse.app.<app> --config-path FILE ...
 """
 import os
+import platform
 import sys
 
 import yaml
@@ -61,6 +66,7 @@ DATABASE_PASSWORD_FILE = "${synapseSecretFiles.databasePassword}"
 SMTP_PASSWORD_FILE = "${synapseSecretFiles.smtpPassword}"
 # file name -> [key in the database block's args, 1 when an integer]
 DATABASE_FIELD_FILES = ${scriptDatabaseFields}
+JEMALLOC = "/usr/lib/%s-linux-gnu/libjemalloc.so.2" % platform.machine()
 
 
 def config_paths(command):
@@ -128,6 +134,15 @@ def write_private(path, text):
     os.replace(temporary, path)
 
 
+def environment(jemalloc=JEMALLOC):
+    """The process environment, with jemalloc preloaded when asked for, there, and LD_PRELOAD is not set."""
+    env = dict(os.environ)
+    wanted = env.pop("MXSTACK_SYNAPSE_JEMALLOC", "") == "1"
+    if wanted and "LD_PRELOAD" not in env and os.path.isfile(jemalloc):
+        env["LD_PRELOAD"] = jemalloc
+    return env
+
+
 def main(argv):
     if len(argv) < 4:
         sys.exit("usage: synapse-start.py SECRETS_DIR JOINED_FILE -m synapse.app.<app> --config-path FILE ...")
@@ -136,12 +151,26 @@ def main(argv):
     joined = joined_blocks(read_blocks(config_paths(command)), secrets_dir)
     write_private(joined_file, yaml.safe_dump(joined, default_flow_style=False))
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, *command, "--config-path", joined_file])
+    os.execve(sys.executable, [sys.executable, *command, "--config-path", joined_file], environment())
 
 
 if __name__ == "__main__":
     main(sys.argv)
 `;
+
+/**
+ * The environment every Synapse process gets from its target: with synapse.jemalloc, the start step's
+ * signal to preload jemalloc (it takes the variable out before starting Synapse).
+ */
+export function synapseProcessEnvironment(stack: Stack): Record<string, string> {
+  return stack.values.synapse.jemalloc ? { MXSTACK_SYNAPSE_JEMALLOC: '1' } : {};
+}
+
+/** The same as a Kubernetes container's env (nothing by default). */
+export function synapseContainerEnvironment(stack: Stack): { env?: Array<{ name: string; value: string }> } {
+  const environment = Object.entries(synapseProcessEnvironment(stack));
+  return environment.length > 0 ? { env: environment.map(([name, value]) => ({ name, value })) } : {};
+}
 
 /**
  * The argv of a Synapse process started through the script: `python` is the target's interpreter,

@@ -15,7 +15,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { Stack } from '../../stack/model.js';
-import { homeserverConfigPath, synapseStartArgv } from './start.js';
+import { homeserverConfigPath, synapseContainerEnvironment, synapseStartArgv } from './start.js';
 import type { KubeObject } from '../../kit/objects.js';
 import { objectMeta } from '../../kit/meta.js';
 import { podDisruptionBudgets } from '../../kit/availability.js';
@@ -76,6 +76,7 @@ function workerContainer(stack: Stack, pool: WorkerPoolName): IContainer {
     name: 'synapse',
     ...workloadImage(stack.values, 'synapse'),
     command: workerCommand(stack, pool),
+    ...synapseContainerEnvironment(stack),
     ports: [
       { name: 'http', containerPort: ports.http, protocol: 'TCP' as const },
       ...(workerPools[pool].replication ? [{ name: 'replication', containerPort: ports.replication, protocol: 'TCP' as const }] : []),
