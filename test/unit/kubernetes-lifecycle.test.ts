@@ -81,8 +81,8 @@ import {
   type SecretGenerators,
 } from '../../src/targets/kubernetes/secrets-store.js';
 import { runCli } from '../support/cli.js';
+import { fakeKubectlDir } from '../support/fake-kubectl.js';
 
-const fakeKubectlDir = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
 const minimalValues = fileURLToPath(new URL('../fixtures/values/minimal.yaml', import.meta.url));
 
 function stackOf(sets: string[] = [], files: string[] = [minimalValues]) {

@@ -12,10 +12,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes/target-adapter.js';
+import { installFakeKubectl } from '../support/fake-kubectl.js';
 
 const stack = compileKubernetesStack(loadValues({ sets: ['synapse.server.name=chat.example'] }), { release: 'mx', namespace: 'chat' });
 const target = new KubernetesTarget(stack, { namespace: 'chat' });
@@ -36,19 +36,9 @@ test('postgresqlTool runs the program with the password from POSTGRES_PASSWORD_F
 });
 
 test("exec returns the program's own stderr without kubectl's exit-code line", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mxstack-fake-kubectl-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const message = 'psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: fe_sendauth: no password supplied';
-  writeFileSync(join(dir, 'script.json'), JSON.stringify([{ match: ['exec', 'statefulset.apps/mx-postgresql'], stderr: `${message}\ncommand terminated with exit code 2\n`, exit: 2 }]));
-  const fakeKubectl = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
-  const saved = { PATH: process.env.PATH, FAKE_KUBECTL_DIR: process.env.FAKE_KUBECTL_DIR };
-  process.env.PATH = `${fakeKubectl}:${process.env.PATH}`;
-  process.env.FAKE_KUBECTL_DIR = dir;
-  t.after(() => {
-    process.env.PATH = saved.PATH;
-    if (saved.FAKE_KUBECTL_DIR === undefined) delete process.env.FAKE_KUBECTL_DIR;
-    else process.env.FAKE_KUBECTL_DIR = saved.FAKE_KUBECTL_DIR;
-  });
+  const fake = installFakeKubectl([{ match: ['exec', 'statefulset.apps/mx-postgresql'], stderr: `${message}\ncommand terminated with exit code 2\n`, exit: 2 }]);
+  t.after(() => fake.restore());
   const result = await target.exec('postgresql', [...target.postgresqlTool('psql'), '-c', 'SELECT 1']);
   assert.equal(result.exitCode, 2);
   assert.equal(result.stderr.trim().split('\n').pop(), message);

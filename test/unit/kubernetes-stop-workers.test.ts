@@ -7,13 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes/target-adapter.js';
+import { installFakeKubectl } from '../support/fake-kubectl.js';
 
 const stack = compileKubernetesStack(
   loadValues({ sets: ['synapse.server.name=chat.example', 'synapse.workers.pools.sync.autoscaling.enabled=true', 'synapse.workers.pools.streamWriter.replicas=1'] }),
@@ -21,37 +18,23 @@ const stack = compileKubernetesStack(
 );
 
 test('stop and start of synapse cover every worker pool, workers stopped first and started after the main process', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mxstack-fake-kubectl-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(
-    join(dir, 'script.json'),
-    JSON.stringify([
+  const fake = installFakeKubectl([
       // The autoscaler had scaled the sync pool to 2.
       { match: ['get', 'deployment.apps/mx-synapse-sync', 'jsonpath={.spec.replicas}'], stdout: '2' },
       { match: ['get', 'statefulset.apps/mx-synapse-stream-writer', 'jsonpath={.spec.replicas}'], stdout: '1' },
       { match: ['get', 'pods'], stdout: '{"items":[]}' },
       { match: ['scale'], stdout: '' },
       { match: ['rollout', 'status'], stdout: '' },
-    ]),
-  );
-  const fakeKubectl = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
-  const saved = { PATH: process.env.PATH, FAKE_KUBECTL_DIR: process.env.FAKE_KUBECTL_DIR };
-  process.env.PATH = `${fakeKubectl}:${process.env.PATH}`;
-  process.env.FAKE_KUBECTL_DIR = dir;
-  t.after(() => {
-    process.env.PATH = saved.PATH;
-    if (saved.FAKE_KUBECTL_DIR === undefined) delete process.env.FAKE_KUBECTL_DIR;
-    else process.env.FAKE_KUBECTL_DIR = saved.FAKE_KUBECTL_DIR;
-  });
+    ]);
+  t.after(() => fake.restore());
 
   const target = new KubernetesTarget(stack, { namespace: 'chat' });
   await target.stop('synapse');
   await target.start('synapse');
 
-  const calls = readFileSync(join(dir, 'calls.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => (JSON.parse(line) as { argv: string[] }).argv)
+  const calls = fake
+    .calls()
+    .map((call) => call.argv)
     .filter((argv) => argv.includes('scale') || argv.includes('rollout'))
     .map((argv) => argv.filter((arg) => /^(scale|rollout|status|(deployment|statefulset)\.apps\/.*|--replicas=\d+)$/.test(arg)).join(' '));
   const stopMain = calls.indexOf('scale --replicas=0 deployment.apps/mx-synapse');

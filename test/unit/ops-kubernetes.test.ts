@@ -11,14 +11,13 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 // Asynchronous: the stand-in Synapse answers from this process's event loop while the CLI runs.
 import { runCliAsync } from '../support/local-stack.js';
+import { fakeKubectlDir } from '../support/fake-kubectl.js';
 
 /** Everything this file writes (exported secrets among them) is under one directory, removed at the end. */
 const workDir = mkdtempSync(join(tmpdir(), 'mxstack-ops-kubernetes-'));
 after(() => rmSync(workDir, { recursive: true, force: true }));
-const fakeKubectlDir = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
 let synapse: Server;
 let synapsePort: number;
 const seen: string[] = [];

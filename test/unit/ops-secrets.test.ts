@@ -7,10 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadValues } from '../../src/values/load.js';
 import { compileKubernetesStack } from '../../src/targets/kubernetes/render.js';
 import type { ComponentName, Stack } from '../../src/stack/model.js';
@@ -23,6 +22,7 @@ import { databasePasswordOf, turnSecretOf, verifySecrets, consistent } from '../
 import { generateSigningKey, signingKeyInfo } from '../../src/stack/secrets/generate.js';
 import { parseSealingKeyring } from '../../src/stack/secrets/auth-keys.js';
 import { KubernetesTarget, lastWriteOf } from '../../src/targets/kubernetes/target-adapter.js';
+import { installFakeKubectl } from '../support/fake-kubectl.js';
 import { execArgs, parseForwardedPort, portForwardArgs } from '../../src/targets/kubernetes/kubectl.js';
 
 /** Everything this file writes (exported secrets among them) is under one directory, removed at the end. */
@@ -240,29 +240,11 @@ test('file parsers: coturn static-auth-secret (last wins), Synapse database pass
 
 // ---- the Kubernetes adapter through the recording fake kubectl -------------------------------------------
 
-const fakeKubectlDir = fileURLToPath(new URL('../support/fake-kubectl/', import.meta.url));
-
-function withFakeKubectl(rules: unknown[]): { calls: () => { argv: string[]; stdin: string; patchFile?: string }[]; restore: () => void } {
-  const dir = mkdtempSync(join(workDir, 'fake-kubectl-'));
-  writeFileSync(join(dir, 'script.json'), JSON.stringify(rules));
-  const saved = { PATH: process.env.PATH, FAKE_KUBECTL_DIR: process.env.FAKE_KUBECTL_DIR };
-  process.env.PATH = `${fakeKubectlDir}:${process.env.PATH}`;
-  process.env.FAKE_KUBECTL_DIR = dir;
-  return {
-    calls: () => readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; stdin: string; patchFile?: string }),
-    restore: () => {
-      process.env.PATH = saved.PATH;
-      if (saved.FAKE_KUBECTL_DIR === undefined) delete process.env.FAKE_KUBECTL_DIR;
-      else process.env.FAKE_KUBECTL_DIR = saved.FAKE_KUBECTL_DIR;
-    },
-  };
-}
-
 const secretJson = (name: string, data: Record<string, string>) =>
   JSON.stringify({ kind: 'Secret', metadata: { name, creationTimestamp: '2026-01-01T00:00:00Z', managedFields: [{ time: '2026-02-01T00:00:00Z' }] }, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) });
 
 test('Kubernetes target: secrets read and written through kubectl with values on stdin only', async () => {
-  const fake = withFakeKubectl([
+  const fake = installFakeKubectl([
     { match: ['get', 'secret/mx-turn-credentials'], stdout: secretJson('mx-turn-credentials', { 'shared-secret': 'existing-turn-value' }) },
     { match: ['get', 'secret/mx-synapse-keys'], stdout: '' },
     { match: ['patch', 'secret/mx-turn-credentials'], stdout: 'secret/mx-turn-credentials' },

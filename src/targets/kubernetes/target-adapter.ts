@@ -100,18 +100,17 @@ export class KubernetesTarget implements Target {
   }
 
   /** Runs `use` with a local port forwarded to one port of a component's Service, closed after. */
-  async withServicePort<T>(service: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
-    const forward = await openPortForward(this.connection, `service/${service}`, port);
-    try {
-      return await use(forward.localPort);
-    } finally {
-      forward.close();
-    }
+  withServicePort<T>(service: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    return this.withPortForward(`service/${service}`, port, use);
   }
 
   /** Runs `use` with a local port forwarded to one port of a pod, closed after. */
-  async withPodPort<T>(pod: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
-    const forward = await openPortForward(this.connection, `pod/${pod}`, port);
+  withPodPort<T>(pod: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    return this.withPortForward(`pod/${pod}`, port, use);
+  }
+
+  private async withPortForward<T>(resource: string, port: number, use: (localPort: number) => Promise<T>): Promise<T> {
+    const forward = await openPortForward(this.connection, resource, port);
     try {
       return await use(forward.localPort);
     } finally {
