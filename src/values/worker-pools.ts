@@ -49,6 +49,11 @@ export interface WorkerPoolKind {
    * synapse.app.media_repository loads the media repository (synapse/config/repository.py).
    */
   app?: 'synapse.app.media_repository';
+  /**
+   * The main process gives this work up while the pool runs (enable_media_repo: false), so it cannot stand
+   * in: the router holds the pool's requests for a process of the pool instead of falling back.
+   */
+  withoutFallback?: true;
 }
 
 export const workerPools: Record<WorkerPoolName, WorkerPoolKind> = {
@@ -68,6 +73,7 @@ export const workerPools: Record<WorkerPoolName, WorkerPoolKind> = {
     replication: false,
     resources: ['media'],
     app: 'synapse.app.media_repository',
+    withoutFallback: true,
   },
   streamWriter: {
     description: `Writes the single-writer streams (${singleWriterStreams.join(', ')}) and serves their endpoints.`,

@@ -39,12 +39,20 @@ test('without workers the router configuration has no pool backend and no worker
   assert.doesNotMatch(cfg, /backend synapse_|X-Mxstack-Balance/);
 });
 
-test('every rule of the table whose pool runs becomes a use_backend line, in order, each guarded by its backend being up', () => {
+test('every rule of the table whose pool runs becomes a use_backend line, in order, each guarded by its backend being up unless the main process cannot stand in', () => {
   const stack = localStack(workers('small'), '/tmp/router-workers', 30000);
   const frontend = sectionOf(renderRouterConfig(stack), 'frontend matrix');
   const rules = frontend.filter((line) => line.startsWith('use_backend synapse_'));
   assert.equal(rules.length, synapseRoutes.filter((route) => route.pool !== 'main').length);
-  for (const rule of rules) assert.match(rule, /\{ nbsrv\((synapse_[a-z_]+)\) gt 0 \}$/);
+  for (const rule of rules.filter((line) => !line.startsWith('use_backend synapse_media_repository_'))) assert.match(rule, /\{ nbsrv\((synapse_[a-z_]+)\) gt 0 \}$/);
+  // The main process has no media repository while the pool runs (enable_media_repo: false): media waits for the pool.
+  const mediaRules = rules.filter((line) => line.startsWith('use_backend synapse_media_repository_'));
+  assert.ok(mediaRules.length > 0);
+  for (const rule of mediaRules) assert.doesNotMatch(rule, /nbsrv/);
+  const media = sectionOf(renderRouterConfig(stack), 'backend synapse_media_repository_least_connections');
+  assert.ok(media.includes('retry-on conn-failure') && media.includes('option redispatch 1'), media.join('\n'));
+  assert.ok(media.some((line) => /^server media-repository-1 127\.0\.0\.1:\d+$/.test(line)), media.join('\n'));
+  assert.ok(!media.some((line) => line.includes('httpchk')), 'no health check can take the only media process out');
   const mainIndex = frontend.indexOf('use_backend synapse if synapse_api');
   assert.ok(frontend.findIndex((line) => line.startsWith('use_backend synapse_')) < mainIndex, 'worker rules come before the main process default');
   const sso = frontend.findIndex((line) => line.includes('/login/sso/redirect'));

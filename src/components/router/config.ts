@@ -214,7 +214,8 @@ function workerRoutingLines(stack: Stack): string[] {
       `{ path_reg ${haproxyLiteral(route.path)} }`,
       ...(route.methods ? ['METH_GET'] : []),
       ...(route.withoutQueryParameter ? [`!{ urlp(${route.withoutQueryParameter}) -m found }`] : []),
-      `{ nbsrv(${backendName}) gt 0 }`,
+      // A pool the main process cannot stand in for keeps its requests (they wait for a process of it).
+      ...(workerPools[route.pool].withoutFallback ? [] : [`{ nbsrv(${backendName}) gt 0 }`]),
     ];
     lines.push(`use_backend ${backendName} if ${conditions.join(' ')}`);
   }
@@ -248,9 +249,31 @@ function poolServerLines(stack: Stack, pool: WorkerPoolName): string[] {
   return processes.map((worker) => {
     const address = workerAddress(stack, worker);
     // One pod each (not a Service): checked, so that a pool without a live process falls back to the main one.
-    const options = stack.placement.target === 'kubernetes' ? 'check resolvers kubernetes init-addr last,libc,none' : 'check';
-    return `server ${worker.name} ${upstreamAddress(stack, address.host, address.http)} ${options}`;
+    const options = [
+      ...(workerPools[pool].withoutFallback ? [] : ['check']),
+      ...(stack.placement.target === 'kubernetes' ? ['resolvers kubernetes init-addr last,libc,none'] : []),
+    ];
+    return [`server ${worker.name}`, upstreamAddress(stack, address.host, address.http), ...options].join(' ');
   });
+}
+
+/** A pool with a fallback: a refused connection takes the process out at once (the next request falls back), a passing check brings it back. */
+function checkedPoolLines(maxConnectionsPerProcess: number): string[] {
+  return [
+    'option httpchk',
+    'http-check send meth GET uri /health',
+    'http-check expect status 200',
+    `default-server maxconn ${maxConnectionsPerProcess} inter 2s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down`,
+  ];
+}
+
+/**
+ * A pool without a fallback: no check that could leave it with no eligible process (a request would then
+ * get the main process's 404 or HAProxy's 503 while the process is up again); a refused connection, as
+ * while the process restarts, is retried on another process or once a second for `serviceRetries`.
+ */
+function heldPoolLines(maxConnectionsPerProcess: number): string[] {
+  return [`retries ${serviceRetries}`, 'retry-on conn-failure', 'option redispatch 1', `default-server maxconn ${maxConnectionsPerProcess}`];
 }
 
 function poolBackends(stack: Stack): Section[] {
@@ -267,11 +290,7 @@ function poolBackends(stack: Stack): Section[] {
         // A full queue is answered at once, in Matrix's words, rather than after the queue timeout.
         `http-request return status 429 content-type application/json string ${haproxyLiteral(queueFullBody)} hdr Retry-After 1 if { queue() ge ${maxQueuedPerPool} }`,
         ...balanceLines[route.balance],
-        'option httpchk',
-        'http-check send meth GET uri /health',
-        'http-check expect status 200',
-        // A refused connection takes the process out at once (the next request falls back), a passing check brings it back.
-        `default-server maxconn ${maxConnectionsPerProcess} inter 2s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down`,
+        ...(workerPools[route.pool].withoutFallback ? heldPoolLines(maxConnectionsPerProcess) : checkedPoolLines(maxConnectionsPerProcess)),
         ...poolServerLines(stack, route.pool),
       ],
     });
