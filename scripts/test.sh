@@ -84,10 +84,10 @@ fi
 if [ "$part" = all ] || [ "$part" = integration ]; then
   # The same journey, SSO sign-in, built-in 2FA sign-in in a browser, federation between two stacks and
   # backup/restore, with Synapse workers (docs/workers.md), once per preset of MXSTACK_TEST_WORKERS_PRESETS
-  # (default "small large"; MXSTACK_TEST_WORKERS_PRESETS=small runs one). Each file reads
+  # (default "sync small large"; MXSTACK_TEST_WORKERS_PRESETS=small runs one). Each file reads
   # MXSTACK_TEST_WORKERS_PRESET and runs the cases that go through the pools (see each file's header).
   workers_files=(test/integration/matrix-client.test.ts test/integration/sso.test.ts test/integration/two-factor.test.ts test/integration/federation.test.ts test/integration/backup-restore.test.ts)
-  for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-small large}; do
+  for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-sync small large}; do
     echo "== with synapse.workers.preset=$preset: the matrix-js-sdk journey, SSO and 2FA sign-in, federation, backup/restore"
     started=$SECONDS
     MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-concurrency=1 --test-reporter=spec "${workers_files[@]}" || status=$?

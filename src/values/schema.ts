@@ -105,7 +105,7 @@ const workerPoolSchema = (pool: (typeof workerPoolNames)[number]) =>
 const workersSchema = () =>
   group('Synapse workers: processes beside the main one, each pool taking part of the load (Synapse docs/workers.md). Any worker turns Redis on.', {
     preset: strEnum(
-      'none: one Synapse process (the default); small: one process of each pool; large: a larger split (2 sync, client readers, event creators, event persisters, federation readers and senders).',
+      'none: one Synapse process (the default); sync: the main process and one sync worker (the best on 2 cores, bench/README.md); small: one process of each pool; large: a larger split (2 sync, client readers, event creators, event persisters, federation readers and senders).',
       workerPresetNames,
       'none',
     ),

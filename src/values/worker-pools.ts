@@ -88,7 +88,7 @@ export const workerPools: Record<WorkerPoolName, WorkerPoolKind> = {
   appserviceNotifier: { description: 'Sends events to application services (notify_appservices_from_worker).', named: true, routed: false, replication: false, resources: [], maxReplicas: 1 },
 };
 
-export const workerPresetNames = ['none', 'small', 'large'] as const;
+export const workerPresetNames = ['none', 'sync', 'small', 'large'] as const;
 export type WorkerPresetName = (typeof workerPresetNames)[number];
 
 const oneOfEach = Object.fromEntries(workerPoolNames.map((pool) => [pool, 1])) as Record<WorkerPoolName, number>;
@@ -96,6 +96,8 @@ const oneOfEach = Object.fromEntries(workerPoolNames.map((pool) => [pool, 1])) a
 /** Processes per pool of each preset (pools left out run none). */
 export const workerPresets: Record<WorkerPresetName, Partial<Record<WorkerPoolName, number>>> = {
   none: {},
+  // The split that pays on few cores (bench/README.md): sync is most of Synapse's CPU, and sends keep no extra hop.
+  sync: { sync: 1 },
   small: oneOfEach,
   large: { ...oneOfEach, sync: 2, clientReader: 2, eventCreator: 2, eventPersister: 2, federationReader: 2, federationSender: 2 },
 };

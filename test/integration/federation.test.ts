@@ -29,14 +29,14 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startLocalStack, type LocalStackHandle } from '../support/local-stack.js';
+import { startLocalStack, testPresetRuns, testWorkersPreset, type LocalStackHandle } from '../support/local-stack.js';
 import { createTestCa, getOverTls, issueServerCertificate, type TestCa } from '../support/test-ca.js';
 import { freeLoopbackPort } from '../support/component-stacks.js';
 import { collectLiveMessages, matrixRequest, sendText, serverNameOf, startSyncedClient, SynapseAdmin, waitUntil, type MatrixSession, type SyncedClient } from '../support/matrix-client.js';
 import { stateLayout } from '../../src/targets/local/state.js';
 import { runtimeDir, runtimeUser } from '../../src/targets/local/runtime.js';
 
-const workersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'none';
+const workersPreset = testWorkersPreset;
 const loopbackAddress = '127.0.0.1';
 const listenerHost = 'localhost';
 
@@ -215,11 +215,11 @@ const synapseProcesses = (stack: LocalStackHandle): string[] =>
 /** Synapse counts each transaction it sent to another server (PDUs and EDUs in one PUT /send) in the process that sent it. */
 const sentTransactions = 'synapse_federation_client_sent_transactions_total';
 
-/** The processes that may send to other servers: the federation sender pool with workers, else the main process. */
+/** The processes that may send to other servers: the federation sender pool when the preset runs one, else the main process. */
 const federationSenders = (processes: string[]): string[] =>
-  workersPreset === 'none' ? processes.filter((name) => name === 'synapse') : processes.filter((name) => /^synapse-federation-sender-\d+$/.test(name));
+  testPresetRuns('federationSender') ? processes.filter((name) => /^synapse-federation-sender-\d+$/.test(name)) : processes.filter((name) => name === 'synapse');
 
-test('outgoing transactions were sent by the federation sender pool with workers, by the main process without', { timeout: 180_000 }, async (t) => {
+test('outgoing transactions were sent by the federation sender pool where the preset runs one, else by the main process', { timeout: 180_000 }, async (t) => {
   for (const stack of [one, two]) {
     const processes = synapseProcesses(stack);
     const senders = federationSenders(processes);
@@ -246,7 +246,7 @@ test('outgoing transactions were sent by the federation sender pool with workers
 
 test('with workers, the federation pools answered the other server\'s requests', {
   timeout: 60_000,
-  skip: workersPreset === 'none' ? 'the single-process stacks have no federation workers' : false,
+  skip: testPresetRuns('federationReader') && testPresetRuns('federationInbound') ? false : `the preset (${workersPreset}) runs no federation reader and inbound workers`,
 }, () => {
   // Bob's join asked one's federation reader for the join template (make_join) and sent the join (send_join).
   assert.ok(requestLines(one, 'synapse-federation-reader-1', /\/_matrix\/federation\/v1\/make_join\//).length > 0, 'one\'s federation reader answered make_join');

@@ -9,8 +9,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { runCliAsync, startLocalStack, testWorkersPreset, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
+import { runCliAsync, startLocalStack, testPresetRuns, testWorkersPreset, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
+import { kebabCase } from '../../src/values/worker-pools.js';
 import type { DoctorReport } from '../../src/ops/doctor/report.js';
 import {
   MatrixHttpError,
@@ -237,7 +238,9 @@ test('kill -9 of workers while a client sends: the router falls back, the superv
   skip: workersPreset === 'none' ? 'the single-process stack has no workers' : false,
 }, async () => {
   const before = (await stack.readStatus()).components;
-  const victims = ['synapse-event-creator-1', 'synapse-sync-1', 'synapse-event-persister-1'];
+  // One process of each pool on the message's path that the preset runs (the sync preset: only the sync worker).
+  const victims = (['eventCreator', 'sync', 'eventPersister'] as const).filter(testPresetRuns).map((pool) => `synapse-${kebabCase(pool)}-1`);
+  assert.ok(victims.length > 0, `the preset (${workersPreset}) runs a pool on the message path`);
   const kills = victims.map((component, i) => {
     const pid = before[component]?.pid;
     assert.ok(pid, `status reports the pid of ${component}`);

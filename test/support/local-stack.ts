@@ -11,6 +11,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalStackStatus } from '../../src/targets/local/status.js';
+import { workerPresets, type WorkerPoolName, type WorkerPresetName } from '../../src/values/worker-pools.js';
 import { elementReleaseUrlVariable } from '../../src/targets/local/element-release.js';
 import { cliEntry, projectRoot, type CliResult } from './cli.js';
 
@@ -75,6 +76,9 @@ export const testWorkersPreset = process.env.MXSTACK_TEST_WORKERS_PRESET ?? 'non
 
 /** The test's preset as `--set` assignments (none for the single process). */
 export const workersPresetSets = (): string[] => (testWorkersPreset === 'none' ? [] : [`synapse.workers.preset=${testWorkersPreset}`]);
+
+/** Whether the test's preset runs a process of this pool; where it runs none, the main process does the pool's work. */
+export const testPresetRuns = (pool: WorkerPoolName): boolean => (workerPresets[testWorkersPreset as WorkerPresetName]?.[pool] ?? 0) > 0;
 
 export interface StartOptions {
   /** `--set key=value` assignments. */

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { renderHomeserverConfig, synapseConfigFiles } from '../../src/components/synapse/config.js';
 import { renderWorkerConfig } from '../../src/components/synapse/workers.js';
 import { renderPostgresqlConf } from '../../src/components/postgresql/config.js';
+import { renderRouterConfig } from '../../src/components/router/config.js';
 import { loadValues } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
 import { workerProcesses } from '../../src/values/worker-pools.js';
@@ -30,6 +31,20 @@ test('preset none (the default) renders the monolith: no worker keys, no replica
   assert.equal((config.listeners as Tree[]).length, 2);
   assert.deepEqual(Object.keys(synapseConfigFiles(stack)).filter((name) => name.startsWith('worker-')), []);
   assert.equal(stack.secrets.workers, undefined);
+});
+
+test('preset sync: the main process keeps every duty but incremental sync; one sync worker, Redis, and no named pool', () => {
+  const stack = kubernetesStack(withWorkers({ preset: 'sync' }));
+  assert.deepEqual(workerProcesses(stack.values).map((w) => w.name), ['sync-1']);
+  const config = renderHomeserverConfig(stack);
+  assert.deepEqual(config.instance_map, { main: { host: 'mxstack-synapse', port: 9093 } });
+  assert.deepEqual(config.redis, { enabled: true, host: 'mxstack-redis', port: 6379, password_path: '/secrets/redis_password' });
+  for (const key of ['stream_writers', 'federation_sender_instances', 'pusher_instances', 'run_background_tasks_on', 'enable_media_repo', 'update_user_directory_from_worker']) {
+    assert.equal(key in config, false, `${key}: the main process keeps it`);
+  }
+  const router = renderRouterConfig(stack);
+  assert.match(router, /^backend synapse_sync_access_token$/m);
+  assert.doesNotMatch(router, /^backend synapse_(?!sync_)/m, 'no other pool backend');
 });
 
 test('preset small: one process of each pool, every shared key generated from the pools', () => {
@@ -112,7 +127,7 @@ test('a worker file: generic worker, its name, an HTTP listener with its resourc
 
 test('homeserver.yaml with workers and every worker file pass Synapse\'s JSON Schema', () => {
   const validate = validator();
-  for (const preset of ['small', 'large']) {
+  for (const preset of ['sync', 'small', 'large']) {
     const stack: Stack = kubernetesStack(withWorkers({ preset }));
     // As the start step joins it: the database block of homeserver.yaml with its password.
     const homeserver = renderHomeserverConfig(stack) as Tree & { database: Tree & { args: Tree } };
