@@ -615,7 +615,8 @@ test('with workers, the routing table\'s processes answered the sign-in: SSO ste
   assert.deepEqual(answeredBy(/"(GET|POST) \/_synapse\/client\/oidc\/callback/), ['synapse'], 'the OpenID Connect callback');
   // The CLI (users create) logs in on the main process's own listener, past the router: only the client
   // readers' share is counted. The cases above exchanged three login tokens through the router, and asked
-  // whoami with each access token.
+  // whoami with each access token. Without client readers (the sync preset) the main process answers them,
+  // and its count includes the CLI's logins.
   const clientReaders = testPresetRuns('clientReader')
     ? Object.keys(stack!.status.components).filter((name) => name.startsWith('synapse-client-reader-'))
     : ['synapse'];
