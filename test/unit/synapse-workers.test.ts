@@ -9,7 +9,7 @@ import { renderPostgresqlConf } from '../../src/components/postgresql/config.js'
 import { renderRouterConfig } from '../../src/components/router/config.js';
 import { loadValues } from '../../src/values/load.js';
 import { ValuesError } from '../../src/values/errors.js';
-import { workerProcesses } from '../../src/values/worker-pools.js';
+import { workerPresetNames, workerProcesses } from '../../src/values/worker-pools.js';
 import type { Stack } from '../../src/stack/model.js';
 import { kubernetesStack, localStack } from '../support/component-stacks.js';
 
@@ -127,7 +127,7 @@ test('a worker file: generic worker, its name, an HTTP listener with its resourc
 
 test('homeserver.yaml with workers and every worker file pass Synapse\'s JSON Schema', () => {
   const validate = validator();
-  for (const preset of ['sync', 'small', 'large']) {
+  for (const preset of workerPresetNames.filter((name) => name !== 'none')) {
     const stack: Stack = kubernetesStack(withWorkers({ preset }));
     // As the start step joins it: the database block of homeserver.yaml with its password.
     const homeserver = renderHomeserverConfig(stack) as Tree & { database: Tree & { args: Tree } };
