@@ -4,10 +4,10 @@
  * check generated files with the real programs of the runtime root filesystem when it exists.
  */
 import { runtimeDir } from '../../src/targets/local/runtime.js';
+import { createPortChooser } from '../../src/targets/local/ports.js';
+import { PortReservations } from '../../src/targets/local/port-reservations.js';
 import { spawn, spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadValues } from '../../src/values/load.js';
@@ -79,35 +79,18 @@ export function localStack(base: Tree = {}, dir = '/tmp/mxstack-local', firstPor
   return compileStack(values, webRoot === undefined ? placement : { ...placement, paths: { ...placement.paths, elementWebRoot: webRoot } });
 }
 
-const bindsUdp = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = createSocket('udp4');
-    socket.once('error', () => resolve(false));
-    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-  });
-
+/** Ports this test process handed out stay claimed until it exits, so stacks started meanwhile choose others. */
+const testPortClaims = new PortReservations();
+process.on('exit', () => testPortClaims.releaseAll());
 const handedOut = new Set<number>();
 
 /**
- * A loopback port free right now for TCP (and UDP when asked), never the same twice in one process, so
- * that parallel test files and several ports of one stack do not collide.
+ * A loopback port free right now for TCP (and UDP when asked), never the same twice on this machine while
+ * this process runs: chosen like a local stack's ports (below the kernel's ephemeral range, where outgoing
+ * connections would take it before the server binds it) and claimed against every other chooser.
  */
 export async function freeLoopbackPort(alsoUdp = false): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
-    if (port > 0 && !handedOut.has(port) && (!alsoUdp || (await bindsUdp(port)))) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free loopback port found in 20 attempts');
+  return createPortChooser(handedOut, testPortClaims).single(alsoUdp ? ['tcp', 'udp'] : ['tcp']);
 }
 
 /** The same stack with its files moved under `dir` (to check a Kubernetes config inside the rootfs). */

@@ -16,6 +16,7 @@ import { compileLocalStack, explicitPorts, localMaxWorkers, portProtocols, resol
 import { workerProcesses } from '../../values/worker-pools.js';
 import { renderWorkerConfig } from '../../components/synapse/workers.js';
 import { createPortChooser, describePortHolder, portInUse, type Protocol } from './ports.js';
+import { PortReservations } from './port-reservations.js';
 import { mxstackCacheDir, postgresqlBinDir, processIsAlive, runtimeDir, runtimeIsPresent, runtimeVersions } from './runtime.js';
 import { ElementReleaseError, elementWebRootOf, elementWebSource, placeElementRelease, type ElementWebSource } from './element-release.js';
 import { ensureLocalSecrets, localSecretFile } from './secrets.js';
@@ -274,10 +275,12 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
   }
   let supervisorPid: number | undefined;
   let checked = false;
+  // The ports chosen below stay claimed against other `up`s until the stack's processes have bound them.
+  const reservations = new PortReservations();
   try {
     checkIdentity(layout, values.synapse.server.name);
     const persisted = readJsonFile<LocalPorts>(layout.portsFile);
-    const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser());
+    const ports = resolveLocalPorts(explicitPorts(normalizeLegacyValues(raw)), persisted, createPortChooser(new Set(), reservations));
     const element = await chooseElementWebSource(values, options.progress);
     const stack = compileLocalStack(values, layout, ports, elementWebRootOf(element, layout));
     checkElementWebRoot(stack);
@@ -337,6 +340,8 @@ export async function upLocalStack(options: UpOptions): Promise<UpResult> {
     releaseLock(layout);
     if (createdStateDir && !checked) rmSync(layout.root, { recursive: true, force: true });
     throw error;
+  } finally {
+    reservations.releaseAll();
   }
 }
 

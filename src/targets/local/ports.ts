@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
+import type { PortReservations } from './port-reservations.js';
 
 export type Protocol = 'tcp' | 'udp';
 
@@ -111,18 +112,39 @@ export interface PortChooser {
   range(length: number): [number, number];
 }
 
-/** Picks free ports at random below the ephemeral range, never twice in one chooser. */
-export function createPortChooser(taken: Set<number> = new Set()): PortChooser {
+/**
+ * Picks free ports at random below the ephemeral range, never twice in one chooser. With reservations, a
+ * port is also claimed machine-wide (port-reservations.ts), so that choosers of other processes skip it
+ * until it is bound. `pick` draws a number in [low, high) (tests make it predictable).
+ */
+export function createPortChooser(
+  taken: Set<number> = new Set(),
+  reservations?: PortReservations,
+  pick: (low: number, high: number) => number = randomInt,
+): PortChooser {
   const [ephemeralLow] = ephemeralRange();
   const low = 10_000;
   const high = Math.max(low + 1000, ephemeralLow - 1);
   const sockets = { tcp: new Set(boundSockets('tcp').map((s) => s.port)), udp: new Set(boundSockets('udp').map((s) => s.port)) };
   const isFree = (port: number, protocols: Protocol[]) => !taken.has(port) && protocols.every((p) => !sockets[p].has(port));
+  /** Claims every port or none. */
+  const claim = (ports: number[]): boolean => {
+    if (!reservations) return true;
+    const claimed: number[] = [];
+    for (const port of ports) {
+      if (!reservations.tryReserve(port)) {
+        claimed.forEach((done) => reservations.release(done));
+        return false;
+      }
+      claimed.push(port);
+    }
+    return true;
+  };
   return {
     single(protocols) {
       for (let attempt = 0; attempt < 1000; attempt++) {
-        const port = randomInt(low, high);
-        if (isFree(port, protocols)) {
+        const port = pick(low, high);
+        if (isFree(port, protocols) && claim([port])) {
           taken.add(port);
           return port;
         }
@@ -131,9 +153,9 @@ export function createPortChooser(taken: Set<number> = new Set()): PortChooser {
     },
     range(length) {
       for (let attempt = 0; attempt < 1000; attempt++) {
-        const first = randomInt(low, high - length);
+        const first = pick(low, high - length);
         const ports = Array.from({ length }, (_, i) => first + i);
-        if (ports.every((port) => isFree(port, ['udp', 'tcp']))) {
+        if (ports.every((port) => isFree(port, ['udp', 'tcp'])) && claim(ports)) {
           ports.forEach((port) => taken.add(port));
           return [first, first + length - 1];
         }
