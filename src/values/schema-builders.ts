@@ -22,6 +22,10 @@ export const optInt = (description: string, extra: Record<string, unknown> = {})
 export const port = (description: string, defaultValue: number) =>
   Type.Integer({ description, default: defaultValue, minimum: 1, maximum: 65535 });
 
+/** A non-empty list of distinct ports. */
+export const portList = (description: string, defaultValue: number[]) =>
+  Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { description, default: defaultValue, minItems: 1, uniqueItems: true });
+
 export const optPort = (description: string) => Type.Optional(Type.Integer({ description, minimum: 1, maximum: 65535 }));
 
 export const strEnum = <T extends string>(description: string, values: readonly T[], defaultValue: T) =>

@@ -23,6 +23,7 @@ import {
   optPort,
   optStr,
   port,
+  portList,
   str,
   strEnum,
   stringMap,
@@ -353,7 +354,7 @@ export const valuesSchema = Type.Object(
             'CA certificates (PEM, one or more) that other servers\' federation certificates are verified against (Synapse\'s federation_custom_ca_list). They replace the system\'s trusted CAs for federation: for a private federation of servers with certificates from your own CA.',
           ),
           ipRangeWhitelist: formattedList(
-            'Addresses or CIDR ranges Synapse may reach even though ipRangeBlacklist covers them (Synapse\'s ip_range_whitelist): the private addresses of a private federation\'s servers. Like Synapse\'s option it applies to every outgoing request of Synapse\'s own HTTP clients: other servers, push gateways, identity servers. With networkPolicy.enabled the federation egress policy allows these ranges too (TCP 443 and 8448).',
+            'Addresses or CIDR ranges Synapse may reach even though ipRangeBlacklist covers them (Synapse\'s ip_range_whitelist): the private addresses of a private federation\'s servers. Like Synapse\'s option it applies to every outgoing request of Synapse\'s own HTTP clients: other servers, push gateways, identity servers. With networkPolicy.enabled the federation egress policy allows these ranges too (on the ports of networkPolicy.egress.federationPorts).',
             'addressOrCidr',
           ),
           ipRangeBlacklist: Type.Optional(
@@ -509,6 +510,10 @@ export const valuesSchema = Type.Object(
       egress: group('Outbound flows beyond the stack.', {
         sso: selectorPair('Identity providers inside the cluster; empty: HTTPS to any public address.'),
         smtpCidr: formatted('Where the SMTP server is (CIDR).', 'cidr', '0.0.0.0/0'),
+        federationPorts: portList(
+          'TCP ports the federation egress policy lets Synapse reach other homeservers on. With federation on, it opens them to public addresses and to synapse.server.federation.ipRangeWhitelist. The default covers delegation through /.well-known/matrix/server (443) and the default federation port (8448); add the port of a peer named like example.org:8449 or delegated to another port.',
+          [443, 8448],
+        ),
         dnsNamespace: str('Namespace of the cluster DNS.', 'kube-system'),
       }),
       prometheus: selectorPair('The Prometheus allowed to scrape metrics.'),

@@ -112,6 +112,14 @@ function describeError(error: ErrorObject): string {
       if (sentence) return `${path}: ${JSON.stringify(error.data)} is not valid${meaningOf(error)}; it ${sentence}.`;
       return `${path}: ${JSON.stringify(error.data)} is not valid${meaningOf(error)}; must match ${(error.params as { pattern: string }).pattern}.`;
     }
+    case 'minItems': {
+      const { limit } = error.params as { limit: number };
+      return `${path}: needs at least ${limit} ${limit === 1 ? 'item' : 'items'}${meaningOf(error)}, found ${(error.data as unknown[]).length}.`;
+    }
+    case 'uniqueItems': {
+      const { i } = error.params as { i: number };
+      return `${path}: ${JSON.stringify((error.data as unknown[])[i])} is listed twice${meaningOf(error)}; list each value once.`;
+    }
     case 'format':
       return `${path}: ${JSON.stringify(error.data)} is not a valid ${(error.params as { format: string }).format}.`;
     case 'required':

@@ -114,9 +114,9 @@ test('the ranges are refused in additionalConfig (the NetworkPolicies follow the
   );
 });
 
-test('Kubernetes: the federation egress policy of the main process and of every worker pool allows the whitelisted ranges on 443 and 8448', () => {
-  const policiesOf = (values: Record<string, unknown>) =>
-    renderKubernetesObjects(kubernetesStack({ ...values, networkPolicy: { enabled: true } })).filter(
+test('Kubernetes: the federation egress policy of the main process and of every worker pool allows the whitelisted ranges on 443 and 8448, or on networkPolicy.egress.federationPorts', () => {
+  const policiesOf = (values: Record<string, unknown>, egress: Record<string, unknown> = {}) =>
+    renderKubernetesObjects(kubernetesStack({ ...values, networkPolicy: { enabled: true, egress } })).filter(
       (o): o is typeof o & INetworkPolicy => o.kind === 'NetworkPolicy' && (o.metadata?.name ?? '').endsWith('-to-federation'),
     );
   const cidrsOf = (policy: INetworkPolicy) => (policy.spec?.egress ?? []).flatMap((rule) => (rule.to ?? []).map((peer) => peer.ipBlock?.cidr));
@@ -129,6 +129,10 @@ test('Kubernetes: the federation egress policy of the main process and of every 
     assert.deepEqual(cidrsOf(policy), ['0.0.0.0/0', '2000::/3', '10.20.0.0/16', '192.168.7.7/32', 'fd00:1::5/128'], policy.metadata?.name);
     assert.deepEqual(policy.spec?.egress?.[0]?.ports, [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 8448 }]);
   }
+  // networkPolicy.egress.federationPorts replaces 443 and 8448 in every one of them.
+  const otherPorts = policiesOf({ synapse: { server: { name: 'example.org' }, workers: { preset: 'small' } } }, { federationPorts: [443, 8449] });
+  assert.equal(otherPorts.length, 2);
+  for (const policy of otherPorts) assert.deepEqual(policy.spec?.egress?.[0]?.ports, [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 8449 }], policy.metadata?.name);
   // Federation off: no federation egress, whatever the whitelist says.
   assert.deepEqual(policiesOf({ synapse: { server: { name: 'example.org', federation: { enabled: false, ipRangeWhitelist: ['10.20.0.0/16'] } } } }), []);
 });

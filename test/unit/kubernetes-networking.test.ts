@@ -121,6 +121,15 @@ test('federation: HTTPS and 8448 to public addresses only, and only when federat
   assert.equal(allowed(closed.net, closed.net.pods.synapse!, external('v4', publicIpv4), 443), false);
 });
 
+test('federation: networkPolicy.egress.federationPorts replaces the ports', () => {
+  const { net } = networkOf({ ...base, networkPolicy: { egress: { federationPorts: [8449, 443] } } });
+  const synapse = net.pods.synapse!;
+  assert.equal(allowed(net, synapse, external('v4', publicIpv4), 8449), true);
+  assert.equal(allowed(net, synapse, external('v6', publicIpv6), 443), true);
+  assert.equal(allowed(net, synapse, external('v4', publicIpv4), 8448), false, '8448 is no longer listed');
+  assert.equal(allowed(net, synapse, external('private', privateAddress), 8449), false, 'not to private addresses');
+});
+
 test('URL previews: HTTP(S) to public addresses, plus the whitelisted private ranges', () => {
   const { net } = networkOf({ synapse: { server: { name: 'example.com', federation: { enabled: false }, urlPreviews: { ipRangeWhitelist: ['10.200.0.0/16', '192.168.7.7'] } } } });
   const synapse = net.pods.synapse!;

@@ -256,10 +256,10 @@ function smtpEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): Networ
   return f.egress(pods, 'smtp', [{ ipBlock: { cidr: stack.values.networkPolicy.egress.smtpCidr } }], [tcp(email.smtpPort)]);
 }
 
-/** Other servers on public addresses, plus the private ranges synapse.server.federation.ipRangeWhitelist lets Synapse reach. */
+/** Other servers on public addresses, plus the private ranges synapse.server.federation.ipRangeWhitelist lets Synapse reach, on networkPolicy.egress.federationPorts. */
 function federationEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): NetworkPolicy {
   const allowedPrivate: Peer[] = stack.values.synapse.server.federation.ipRangeWhitelist.map((range) => ({ ipBlock: { cidr: asCidr(range) } }));
-  return f.egress(pods, 'federation', [...publicInternet, ...allowedPrivate], [tcp(443), tcp(8448)]);
+  return f.egress(pods, 'federation', [...publicInternet, ...allowedPrivate], stack.values.networkPolicy.egress.federationPorts.map(tcp));
 }
 
 function urlPreviewEgress(stack: Stack, f: PolicyFactory, pods: string | Pods): NetworkPolicy {
