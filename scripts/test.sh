@@ -67,10 +67,33 @@ check_nothing_left() {
 }
 status=0
 
+# Every test run's output is also kept in one file (outside the tests' TMPDIR), so that the failures are
+# repeated at the very end, where a CI log read from its tail still shows them: each failing test with its
+# stage and the first lines of its error. `run_tests LABEL COMMAND...` runs one stage's tests.
+test_output="$(mktemp "$system_tmp/mxstack-test-output.XXXXXX")"
+run_tests() {
+  local label="$1"
+  shift
+  echo "== $label" >> "$test_output"
+  "$@" 2>&1 | tee -a "$test_output"
+}
+repeat_failures() {
+  awk '
+    /^== / { stage = substr($0, 4); failing = 0; next }
+    /failing tests:$/ { failing = 1; print "in " stage ":"; next }
+    !failing { next }
+    /^ℹ / { failing = 0; next }
+    /^test at / { where = substr($0, 9); next }
+    /^ *✖ / { sub(/^ */, ""); print "  " $0 " at " where; lines = 0; next }
+    /^ +at / || /^ *$/ { next }
+    lines < 3 { sub(/^ */, ""); print "      " $0; lines++ }
+  ' "$test_output" | head -n 80 || true
+}
+
 if [ "$part" = all ] || [ "$part" = unit ]; then
   mapfile -t unit < <(find test/unit -name '*.test.ts' | sort)
   echo "== unit tests (${#unit[@]} files)"
-  node --import tsx --test --test-reporter=spec "${unit[@]}" || status=$?
+  run_tests "unit tests" node --import tsx --test --test-reporter=spec "${unit[@]}" || status=$?
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
@@ -78,7 +101,7 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
   ensure_chromium
   mapfile -t integration < <(find test/integration -name '*.test.ts' | sort)
   echo "== integration tests (${#integration[@]} files)"
-  node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}" || status=$?
+  run_tests "integration tests" node --import tsx --test --test-concurrency=2 --test-reporter=spec "${integration[@]}" || status=$?
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
@@ -90,7 +113,7 @@ if [ "$part" = all ] || [ "$part" = integration ]; then
   for preset in ${MXSTACK_TEST_WORKERS_PRESETS:-sync small large}; do
     echo "== with synapse.workers.preset=$preset: the matrix-js-sdk journey, SSO and 2FA sign-in, federation, backup/restore"
     started=$SECONDS
-    MXSTACK_TEST_WORKERS_PRESET="$preset" node --import tsx --test --test-concurrency=1 --test-reporter=spec "${workers_files[@]}" || status=$?
+    MXSTACK_TEST_WORKERS_PRESET="$preset" run_tests "workers preset $preset" node --import tsx --test --test-concurrency=1 --test-reporter=spec "${workers_files[@]}" || status=$?
     echo "== workers preset $preset: $((SECONDS - started)) s (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
   done
 fi
@@ -107,8 +130,14 @@ if [ "$part" = all ] || [ "$part" = kubernetes ]; then
   echo "== Kubernetes end-to-end tests (${#kubernetes[@]} files)"
   # --test-force-exit: a stopped matrix-js-sdk client leaves the timer of its aborted long-poll /sync running
   # (poll timeout + 80 s); a suite whose last step syncs would otherwise linger about two minutes after it ended.
-  node --import tsx --test --test-force-exit --test-reporter=spec "${kubernetes[@]}" || status=$?
+  run_tests "Kubernetes end-to-end tests" node --import tsx --test --test-force-exit --test-reporter=spec "${kubernetes[@]}" || status=$?
 fi
 
 check_nothing_left || status=1
+failures="$(repeat_failures)"
+rm -f "$test_output"
+if [ -n "$failures" ]; then
+  echo "== the failing tests again (their whole output is above)"
+  echo "$failures"
+fi
 exit "$status"
