@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { runCliAsync, startLocalStack, testPresetRuns, testWorkersPreset, workersPresetSets, type LocalStackHandle } from '../support/local-stack.js';
 import { LocalTarget } from '../../src/targets/local/target-adapter.js';
-import { kebabCase } from '../../src/values/worker-pools.js';
+import { workerPoolComponent } from '../../src/components/synapse/worker-kubernetes.js';
 import type { DoctorReport } from '../../src/ops/doctor/report.js';
 import {
   MatrixHttpError,
@@ -239,7 +239,7 @@ test('kill -9 of workers while a client sends: the router falls back, the superv
 }, async () => {
   const before = (await stack.readStatus()).components;
   // One process of each pool on the message's path that the preset runs (the sync preset: only the sync worker).
-  const victims = (['eventCreator', 'sync', 'eventPersister'] as const).filter(testPresetRuns).map((pool) => `synapse-${kebabCase(pool)}-1`);
+  const victims = (['eventCreator', 'sync', 'eventPersister'] as const).filter(testPresetRuns).map((pool) => `${workerPoolComponent(pool)}-1`);
   assert.ok(victims.length > 0, `the preset (${workersPreset}) runs a pool on the message path`);
   const kills = victims.map((component, i) => {
     const pid = before[component]?.pid;

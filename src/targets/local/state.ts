@@ -2,9 +2,10 @@
  * The state directory of one local stack: generated files, secrets, data, logs, the ports chosen once,
  * the lock and the supervisor's status. Everything a stack owns lives under it.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { processIsAlive } from './runtime.js';
+import { createPidFile, pidInFile, removePidFile } from './pid-file.js';
 
 /**
  * /var/lib/mxstack/default: the local target runs as root, but its components run as their own users
@@ -123,41 +124,25 @@ export function writeJsonFileAtomic(path: string, value: unknown, mode = 0o644):
 
 export class StateLockedError extends Error {
   constructor(
-    readonly pid: number,
+    readonly pid: number | undefined,
     stateDir: string,
   ) {
-    super(`the stack in ${stateDir} is already running (process ${pid}); use \`mxstack status\` or \`mxstack down\` first.`);
+    super(
+      `the stack in ${stateDir} is already running (${pid === undefined ? 'another process is starting it now' : `process ${pid}`}); use \`mxstack status\` or \`mxstack down\` first.`,
+    );
   }
 }
 
 /** The pid holding the lock, when that process is alive. */
 export function lockHolder(layout: StateLayout): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(layout.lockFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 0 && processIsAlive(pid) ? pid : undefined;
+  const pid = pidInFile(layout.lockFile);
+  return pid !== undefined && processIsAlive(pid) ? pid : undefined;
 }
 
-/** Takes the state directory's lock for this process (stale locks of dead processes are replaced). */
+/** Takes the state directory's lock for this process (stale locks of exited processes are replaced). */
 export function acquireLock(layout: StateLayout): void {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(layout.lockFile, 'wx', 0o644);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = lockHolder(layout);
-      if (holder !== undefined) throw new StateLockedError(holder, layout.root);
-      rmSync(layout.lockFile, { force: true });
-    }
-  }
-  throw new Error(`could not take the lock ${layout.lockFile}`);
+  const result = createPidFile(layout.lockFile);
+  if (!result.created) throw new StateLockedError(result.holder, layout.root);
 }
 
 /** Hands the lock to another process (the supervisor), keeping it held throughout. */
@@ -167,13 +152,7 @@ export function transferLock(layout: StateLayout, pid: number): void {
 }
 
 export function releaseLock(layout: StateLayout, pid: number = process.pid): void {
-  let text = '';
-  try {
-    text = readFileSync(layout.lockFile, 'utf8');
-  } catch {
-    return;
-  }
-  if (Number(text.trim()) === pid) rmSync(layout.lockFile, { force: true });
+  removePidFile(layout.lockFile, pid);
 }
 
 export type ComponentState = 'waiting' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';

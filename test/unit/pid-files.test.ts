@@ -1,6 +1,7 @@
 /**
- * Machine-wide port claims (src/targets/local/port-reservations.ts): what keeps two `up`s started together
- * from choosing the same port before either has bound it. Claims live in a temporary directory here.
+ * Pid files (src/targets/local/pid-file.ts) and their two uses: machine-wide port claims
+ * (port-reservations.ts), what keeps two `up`s started together from choosing the same port before either
+ * has bound it, and the state directory's lock (state.ts). Everything lives in a temporary directory here.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PortReservations } from '../../src/targets/local/port-reservations.js';
 import { createPortChooser } from '../../src/targets/local/ports.js';
+import { acquireLock, lockHolder, releaseLock, StateLockedError, stateLayout } from '../../src/targets/local/state.js';
 
 const parent = mkdtempSync(join(tmpdir(), 'mxstack-port-claims-'));
 const children: ChildProcess[] = [];
@@ -129,4 +131,31 @@ test('two processes choosing from the same 300 ports at once never choose the sa
 test('without claims the same two processes do choose shared ports (what the claims prevent)', { timeout: 120_000 }, async () => {
   const [a, b] = await chooseTogether(undefined, 100);
   assert.ok(a.filter((port) => b.includes(port)).length > 0, `no shared port among ${a.length} and ${b.length}`);
+});
+
+const stateDir = () => stateLayout(mkdtempSync(join(parent, 'state-')));
+
+test('the state lock is taken once: a second taker is refused naming the live holder; only the holder releases it', () => {
+  const state = stateDir();
+  acquireLock(state);
+  assert.equal(lockHolder(state), process.pid);
+  const other = otherProcess();
+  releaseLock(state, other);
+  assert.equal(lockHolder(state), process.pid, 'another pid does not release this process\'s lock');
+  releaseLock(state);
+  assert.equal(lockHolder(state), undefined);
+
+  writeFileSync(state.lockFile, `${other}\n`);
+  assert.throws(() => acquireLock(state), (error: Error) => error instanceof StateLockedError && error.pid === other && error.message.includes(`process ${other}`));
+});
+
+test('a state lock of an exited process is replaced; a lock still being written is respected', async () => {
+  const state = stateDir();
+  writeFileSync(state.lockFile, `${await exitedProcess()}\n`);
+  acquireLock(state);
+  assert.equal(readFileSync(state.lockFile, 'utf8').trim(), String(process.pid));
+  releaseLock(state);
+
+  writeFileSync(state.lockFile, '');
+  assert.throws(() => acquireLock(state), /another process is starting it now/);
 });
